@@ -1,0 +1,385 @@
+"""Read HST-style CCD frames from FITS into electrons, with an ``ignore`` mask from DQ flags.
+
+`read_hst` returns one `HSTImage` per science extension (both WFC chips of an ACS
+``_flc``/``_flt`` file, or the primary image of a simple FITS file): the pixels in
+electrons as float32, a boolean ``ignore`` mask (DQ bits in ``dq_flags``, plus any
+non-finite pixel), the extension header, the primary header and the celestial WCS.
+
+`write_hdulist_atomic` writes an `~astropy.io.fits.HDUList` to a temporary file beside the
+target and renames it into place, so a crash never leaves a half-written product.
+
+DQ flag values (ACS Data Handbook; STScI "ACS Data Quality Flags" page)
+-----------------------------------------------------------------------
+====== ======================================================  ==========
+bit    meaning                                                 in default
+====== ======================================================  ==========
+1      Reed-Solomon decoding error (data lost)                 yes
+2      data replaced by fill value                             yes
+4      bad detector pixel, or beyond aperture / vignetted      yes
+8      masked by an aperture feature (HRC occulting finger)    yes
+16     hot pixel (dark current > 0.14 e-/s)                    yes
+32     unstable dark current (telegraph noise, fading hot)     yes
+64     warm pixel (0.06-0.14 e-/s)                             no
+128    bias structure (bad or unstable columns)                yes
+256    full-well saturated                                     yes
+512    bad pixel in a reference file (flat edges, dust motes)  no
+1024   charge trap / sink pixel                                yes
+2048   A-to-D saturated                                        yes
+4096   cosmic ray flagged by AstroDrizzle                      never
+8192   cosmic ray flagged by CALACS (ACSREJ)                   never
+====== ======================================================  ==========
+
+The default marks pixels whose value is not a measurement of the sky (lost, filled,
+defective, saturated, trapped) or whose dark correction is unreliable enough to mimic a
+cosmic ray (hot, unstable).  Warm pixels (64) are corrected well by the superdark and are
+numerous, and 512 flags large areas (dust motes, flat edges) whose pixels are still real
+data; both stay usable.  The cosmic-ray bits 4096 and 8192 are never in the default:
+they come from earlier CR rejection, and masking them would hide exactly the pixels a
+cosmic-ray detector is asked about.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS, FITSFixedWarning
+
+__all__ = [
+    "DEFAULT_DQ_FLAGS",
+    "CR_DQ_FLAGS",
+    "HSTImage",
+    "read_hst",
+    "write_hdulist_atomic",
+]
+
+#: DQ bits treated as bad pixels by default (see the module docstring's table).
+DEFAULT_DQ_FLAGS = 1 | 2 | 4 | 8 | 16 | 32 | 128 | 256 | 1024 | 2048  # = 3519
+
+#: DQ bits set by earlier cosmic-ray rejection (AstroDrizzle 4096, CALACS 8192).
+CR_DQ_FLAGS = 4096 | 8192
+
+# BUNIT spellings found in HST and ground-based CCD headers.  astropy.units does not parse
+# them reliably ("ELECTRONS" fails; "DN/S" parses as DN per siemens), hence this table.
+_ELECTRON_NAMES = {"ELECTRONS", "ELECTRON", "E-", "E"}
+_COUNT_NAMES = {"COUNTS", "COUNT", "CTS", "CT", "ADU", "ADUS", "DN"}
+_SECOND_NAMES = {"S", "SEC", "SECOND", "SECONDS"}
+_GAIN_KEYWORDS = ("CCDGAIN", "ATODGAIN", "GAIN")
+
+
+@dataclass
+class HSTImage:
+    """One science extension of a FITS file, in electrons.
+
+    Attributes
+    ----------
+    image : numpy.ndarray
+        ``(H, W)`` float32 pixel values in electrons.  Non-finite input pixels are replaced
+        by the median of the finite ones (and flagged in ``ignore``).
+    ignore : numpy.ndarray
+        ``(H, W)`` bool, True where ``DQ & dq_flags != 0`` or the input pixel was NaN/inf.
+    header : astropy.io.fits.Header
+        Copy of the science extension's header.
+    primary_header : astropy.io.fits.Header
+        Copy of the file's primary header (holds EXPTIME, CCDGAIN for HST).
+    wcs : astropy.wcs.WCS or None
+        Celestial WCS of the extension (with SIP / lookup-table distortions when present),
+        or None when the header has none.
+    extname, extver : str, int
+        Which extension this is (``"PRIMARY"``, 1 for a simple file).
+    bunit : str or None
+        BUNIT as found in the header (None when absent).
+    electrons_per_unit : float
+        Factor that converted the stored pixels to electrons: ``image = data * factor``.
+        Divide by it to write results back in the file's own units.
+    exptime_s : float or None
+        Exposure time used or found (seconds), None if the header has none.
+    path : str
+        The file read.
+    """
+
+    image: np.ndarray
+    ignore: np.ndarray
+    header: fits.Header
+    primary_header: fits.Header
+    wcs: WCS | None
+    extname: str
+    extver: int
+    bunit: str | None
+    electrons_per_unit: float
+    exptime_s: float | None
+    path: str = field(repr=False, default="")
+
+
+def read_hst(path, ext=None, dq_flags=DEFAULT_DQ_FLAGS, *, bunit=None, gain_e_per_adu=None,
+             exptime_s=None):
+    """Read every science extension of an HST-style FITS file, in electrons.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        FITS file (``_flc``/``_flt``/``_drc`` or any single-image FITS).
+    ext : int, str or (str, int), optional
+        Read only this extension (``1``, ``"SCI"``, ``("SCI", 2)``).  By default every
+        ``SCI`` extension is read; a file without ``SCI`` extensions yields its primary
+        image, or else its first image extension.
+    dq_flags : int, optional
+        DQ bits that mark a pixel as bad (default `DEFAULT_DQ_FLAGS`); 0 uses no DQ.  The
+        DQ extension is the one whose EXTVER matches the science extension.
+    bunit : str, optional
+        Unit to assume instead of the header's BUNIT (e.g. for files without one).
+    gain_e_per_adu : float, optional
+        Gain for count units, overriding CCDGAIN / ATODGAIN / GAIN from the headers.
+    exptime_s : float, optional
+        Exposure time for rate units, overriding EXPTIME from the headers.
+
+    Returns
+    -------
+    list of HSTImage
+        One entry per science extension, in file order.
+
+    Notes
+    -----
+    Units are converted to electrons as
+
+    .. math::
+
+        e^- = d \\cdot
+        \\begin{cases}
+        1 & \\text{ELECTRONS} \\\\
+        t_\\mathrm{exp} & \\text{ELECTRONS/S} \\\\
+        g & \\text{COUNTS (ADU, DN)} \\\\
+        g\\, t_\\mathrm{exp} & \\text{COUNTS/S}
+        \\end{cases}
+
+    with :math:`t_\\mathrm{exp}` from EXPTIME and :math:`g` (e-/ADU) from CCDGAIN,
+    ATODGAIN or GAIN (science header first, then primary).  A file without BUNIT is read
+    as electrons with a warning; any other unit is refused with a ValueError naming it.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is not FITS, has no 2-D image, the image is empty or not 2-D, the
+        unit cannot be converted, or the DQ array does not match the image.
+    """
+    path = os.fspath(path)
+    dq_flags = _check_dq_flags(dq_flags)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"FITS file {path!r} does not exist")
+    if os.path.isdir(path):
+        raise ValueError(f"{path!r} is a directory, expected a FITS file")
+    try:
+        hdul = fits.open(path, memmap=True)
+    except (OSError, TypeError, ValueError) as err:
+        raise ValueError(f"{path!r} is not a readable FITS file ({err})") from err
+    with hdul:
+        try:
+            indices = _science_indices(hdul, path, ext)
+        except OSError as err:
+            raise ValueError(f"{path!r} is not a readable FITS file ({err})") from err
+        primary = hdul[0].header
+        images = []
+        for i in indices:  # a plain loop keeps warnings' stacklevel pointing at the caller
+            images.append(_read_extension(hdul, i, path, primary, dq_flags, bunit,
+                                          gain_e_per_adu, exptime_s))
+        return images
+
+
+def write_hdulist_atomic(hdul, path, overwrite=False):
+    """Write ``hdul`` to ``path`` through a temporary file in the same directory.
+
+    The file appears under its final name only once it is complete (``os.link`` when
+    ``overwrite`` is False, so an existing file is never clobbered even by a race;
+    ``os.replace`` otherwise).  The temporary file is removed on any failure.
+
+    Parameters
+    ----------
+    hdul : astropy.io.fits.HDUList or HDU
+        What to write (a single HDU is wrapped in an HDUList).
+    path : str or os.PathLike
+        Destination file.
+    overwrite : bool, optional
+        Replace an existing ``path``.  Without it an existing file raises FileExistsError.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    if isinstance(hdul, fits.PrimaryHDU):
+        hdul = fits.HDUList([hdul])
+    elif isinstance(hdul, (fits.ImageHDU, fits.BinTableHDU, fits.TableHDU)):
+        hdul = fits.HDUList([fits.PrimaryHDU(), hdul])
+    if not isinstance(hdul, fits.HDUList):
+        raise TypeError(
+            f"hdul must be an astropy.io.fits HDUList or HDU, got {type(hdul).__name__}")
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"output path {str(path)!r} is a directory")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"output directory {str(path.parent)!r} does not exist")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        hdul.writeto(tmp, output_verify="exception")
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # atomic: fails if path appeared meanwhile
+            except FileExistsError:
+                raise FileExistsError(
+                    f"{str(path)!r} exists; pass overwrite=True to replace it") from None
+            except OSError:  # filesystem without hard links
+                if path.exists():
+                    raise FileExistsError(
+                        f"{str(path)!r} exists; pass overwrite=True to replace it") from None
+                os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_dq_flags(dq_flags):
+    if dq_flags is None:
+        return 0
+    if isinstance(dq_flags, (bool, np.bool_)) or not isinstance(dq_flags, (int, np.integer)):
+        raise TypeError(f"dq_flags must be a non-negative int bit mask, got {dq_flags!r}")
+    if dq_flags < 0:
+        raise ValueError(f"dq_flags must be a non-negative int bit mask, got {dq_flags}")
+    return int(dq_flags)
+
+
+def _has_image(hdu):
+    return isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)) and \
+        hdu.header.get("NAXIS", 0) > 0
+
+
+def _science_indices(hdul, path, ext):
+    """HDU indices to read: the requested one, every SCI, the primary, or the first image."""
+    if ext is not None:
+        try:
+            hdu = hdul[ext]
+        except (KeyError, IndexError) as err:
+            raise ValueError(f"{path!r} has no extension {ext!r}") from err
+        return [hdul.index(hdu)]
+    sci = [i for i, hdu in enumerate(hdul) if hdu.name == "SCI" and _has_image(hdu)]
+    if sci:
+        return sci
+    images = [i for i, hdu in enumerate(hdul) if _has_image(hdu)]
+    if not images:
+        raise ValueError(f"{path!r} has no image extension (no HDU with pixel data)")
+    return images[:1]
+
+
+def _keyword(headers, names):
+    """First value among ``names`` found in ``headers`` (searched in order)."""
+    for header in headers:
+        for name in names:
+            value = header.get(name)
+            if value is not None and not isinstance(value, str):
+                return float(value)
+    return None
+
+
+def _electrons_per_unit(bunit, headers, path, where, gain_e_per_adu, exptime_s):
+    """Factor from the file's unit to electrons (see `read_hst` Notes)."""
+    if bunit is None:
+        warnings.warn(f"{path!r} {where}: no BUNIT keyword; pixels are read as electrons "
+                      "(pass bunit= to state the unit)", UserWarning, stacklevel=4)
+        return 1.0
+    parts = str(bunit).strip().upper().replace(" ", "").split("/")
+    numerator = parts[0]
+    rate = len(parts) == 2 and parts[1] in _SECOND_NAMES
+    if len(parts) > 2 or (len(parts) == 2 and not rate) or \
+            numerator not in _ELECTRON_NAMES | _COUNT_NAMES:
+        raise ValueError(f"{path!r} {where}: BUNIT {bunit!r} cannot be converted to electrons "
+                         "(expected ELECTRONS, ELECTRONS/S, COUNTS or COUNTS/S)")
+    factor = 1.0
+    if rate:
+        t = exptime_s if exptime_s is not None else _keyword(headers, ("EXPTIME",))
+        if t is None or not np.isfinite(t) or t <= 0:
+            raise ValueError(f"{path!r} {where}: BUNIT {bunit!r} is a rate but EXPTIME is "
+                             f"{'missing' if t is None else t}; pass exptime_s=")
+        factor *= t
+    if numerator in _COUNT_NAMES:
+        g = gain_e_per_adu if gain_e_per_adu is not None else _keyword(headers, _GAIN_KEYWORDS)
+        if g is None or not np.isfinite(g) or g <= 0:
+            raise ValueError(f"{path!r} {where}: BUNIT {bunit!r} is in counts but no gain "
+                             f"({'/'.join(_GAIN_KEYWORDS)}) is in the header; pass gain_e_per_adu=")
+        factor *= g
+    return factor
+
+
+def _celestial_wcs(hdul, header, path, where):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        try:
+            wcs = WCS(header, fobj=hdul)
+        except Exception as err:  # astropy raises many types for malformed WCS keywords
+            warnings.warn(f"{path!r} {where}: WCS could not be read ({err}); wcs=None",
+                          UserWarning, stacklevel=4)
+            return None
+    return wcs if wcs.has_celestial else None
+
+
+def _read_extension(hdul, index, path, primary, dq_flags, bunit, gain_e_per_adu, exptime_s):
+    hdu = hdul[index]
+    extname = hdu.name or ("PRIMARY" if index == 0 else str(index))
+    extver = int(hdu.ver) if hdu.ver else 1
+    where = f"extension {extname},{extver}"
+    if not isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)):
+        raise ValueError(f"{path!r} {where} is a {type(hdu).__name__}, not an image")
+    data = hdu.data
+    if data is None or data.size == 0:
+        raise ValueError(f"{path!r} {where} is empty (no pixel data)")
+    if data.ndim != 2:
+        raise ValueError(f"{path!r} {where} has shape {data.shape}; expected a 2-D image "
+                         "(cubes are not supported: pass one plane)")
+    header = hdu.header.copy()
+    headers = (header, primary) if index != 0 else (header,)
+    found_bunit = header.get("BUNIT", primary.get("BUNIT") if index != 0 else None)
+    factor = _electrons_per_unit(bunit if bunit is not None else found_bunit, headers, path,
+                                 where, gain_e_per_adu, exptime_s)
+
+    image = np.array(data, dtype=np.float32)  # (H, W), native byte order, detached from file
+    if factor != 1.0:
+        image *= np.float32(factor)
+    ignore = ~np.isfinite(image)
+    if ignore.any():
+        finite = image[~ignore]
+        image[ignore] = np.median(finite) if finite.size else 0.0
+
+    if dq_flags and ("DQ", extver) in hdul:
+        dq = hdul["DQ", extver].data
+        if dq is not None:  # an all-zero DQ may be stored without pixels
+            if dq.shape != image.shape:
+                raise ValueError(f"{path!r} DQ,{extver} has shape {dq.shape} but {where} "
+                                 f"has shape {image.shape}")
+            ignore |= (dq.astype(np.int64) & dq_flags) != 0
+
+    t = exptime_s if exptime_s is not None else _keyword(headers, ("EXPTIME",))
+    return HSTImage(
+        image=image,
+        ignore=ignore,
+        header=header,
+        primary_header=primary.copy(),
+        wcs=_celestial_wcs(hdul, header, path, where),
+        extname=extname,
+        extver=extver,
+        bunit=found_bunit,
+        electrons_per_unit=float(factor),
+        exptime_s=t,
+        path=path,
+    )

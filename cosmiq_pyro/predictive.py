@@ -1,0 +1,222 @@
+"""Monte Carlo prediction: per-pixel CR probability and uncertainty maps.
+
+For posterior draws ``w_t ~ q(w)``, ``t = 1..T``, with per-draw probabilities
+``p_t = sigma(f_{w_t}(x))``:
+
+.. math::
+    \\bar p = \\frac{1}{T}\\sum_t p_t, \\qquad
+    H[\\bar p] = -\\bar p \\log \\bar p - (1-\\bar p)\\log(1-\\bar p)   \\;\\text{(entropy, nats)},
+
+    A = \\frac{1}{T}\\sum_t H[p_t] \\;\\text{(aleatoric)}, \\qquad
+    E = H[\\bar p] - A \\ge 0 \\;\\text{(epistemic: the mutual information between the label
+    and the weights, BALD)}.
+
+The ``T`` weight draws are made once per image with `pyro.infer.Predictive` (`bayes.draw_weights`),
+then every tile runs one forward pass per draw and keeps running sums of ``p_t`` and ``H[p_t]``,
+so memory does not grow with ``T`` and all tiles see the same draws.  Large images run in
+overlapping tiles: each tile is extended by a margin larger than the network's receptive field
+(radius 10 px) and the margin is discarded, so the tiled maps equal the untiled ones to float
+rounding (for batch norm or no norm; group norm's statistics span the whole input, so with it
+tiles change the result slightly).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .bayes import UNet2SigmoidVI, draw_weights, probs_given_weights
+from .checkpoint import FitResult
+from .devices import resolve_device
+from .nets import UNet2Sigmoid
+
+TILE_MARGIN = 16  # px; > the receptive-field radius (10 px) of UNet2Sigmoid, a multiple of 4
+_ALIGN = 4  # pad to a multiple of 4 and start tiles on multiples of 4 (two 2x2 pooling grids)
+
+
+@dataclass
+class Prediction:
+    """Per-pixel maps from `predict`, each float32 of shape (H, W).
+
+    Attributes
+    ----------
+    prob : MC mean of the CR probability.
+    entropy : binary entropy of ``prob`` (nats).
+    aleatoric : mean over draws of each draw's binary entropy (nats).
+    epistemic : ``entropy - aleatoric``, the mutual information (nats, >= 0).
+    T : number of posterior draws (1 for the deterministic twin).
+    """
+
+    prob: np.ndarray
+    entropy: np.ndarray
+    aleatoric: np.ndarray
+    epistemic: np.ndarray
+    T: int
+
+    def mask(self, threshold: float = 0.5) -> np.ndarray:
+        """Boolean CR mask ``prob > threshold``."""
+        return self.prob > threshold
+
+    def __repr__(self) -> str:
+        return (f"Prediction(shape={self.prob.shape}, T={self.T}, CR pixels (p>0.5)={int(self.mask().sum())}, "
+                f"mean entropy={float(self.entropy.mean()):.4g} nats, "
+                f"mean epistemic={float(self.epistemic.mean()):.4g} nats)")
+
+
+def binary_entropy(p: torch.Tensor) -> torch.Tensor:
+    """``H[p] = -p log p - (1-p) log(1-p)`` in nats, with ``0 log 0 = 0``."""
+    return -(torch.special.xlogy(p, p) + torch.special.xlogy(1 - p, 1 - p))
+
+
+def predict(model, image, *, guide=None, T: int = 16, ignore=None, seed: int = 0, tile: int = 1024,
+            device=None, progress: bool | None = None) -> Prediction:
+    """CR probability, entropy, aleatoric and epistemic maps of one image.
+
+    Parameters
+    ----------
+    model : UNet2SigmoidVI, UNet2Sigmoid or FitResult
+        A VI model needs its ``guide`` (given here or inside the `FitResult`); a plain net is
+        the deterministic twin (one pass, ``T = 1``, epistemic all zero).
+    image : array_like, shape (H, W)
+        In electrons (what the model was trained on).  Any size.
+    T : int
+        Posterior draws for the Bayesian model.
+    ignore : array_like of bool, shape (H, W), optional
+        Pixels to exclude (bad pixels, saturation).  Their maps are still computed; non-finite
+        pixels are allowed only here (they are replaced by the median of the finite pixels).
+    seed : int
+        Seed of the posterior draws: the same seed gives the same maps.
+    tile : int
+        Core tile side in px (a multiple of 4); larger images run in tiles with a
+        ``TILE_MARGIN`` px overlap.
+    device : str or torch.device, optional
+        Default: CUDA when available, else CPU.
+    progress : bool, optional
+        tqdm bar over tiles; default: shown when there is more than one tile.
+
+    Returns
+    -------
+    Prediction
+    """
+    net, guide = _resolve_model(model, guide)
+    if not (isinstance(T, int) and T >= 1):
+        raise ValueError(f"T must be a positive int, got {T!r}")
+    if not (isinstance(tile, int) and tile >= _ALIGN and tile % _ALIGN == 0):
+        raise ValueError(f"tile must be a positive multiple of {_ALIGN}, got {tile!r}")
+    x = _checked_image(image, ignore)
+    if guide is None:
+        T = 1
+    device = resolve_device(device)
+    net.to(device)
+    if guide is not None:
+        guide.to(device)
+
+    height, width = x.shape
+    padded = np.pad(x, ((0, -height % _ALIGN), (0, -width % _ALIGN)), mode="symmetric")
+    maps = np.zeros((3,) + padded.shape, dtype=np.float32)  # prob, entropy, aleatoric
+    tiles = list(_tiles(padded.shape, tile))
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            draws = None if guide is None else _draw(net, guide, T, seed, device)
+            for (r0, r1, c0, c1), (ir0, ir1, ic0, ic1) in tqdm(tiles, desc="tiles", unit="tile",
+                                                               disable=not (len(tiles) > 1 if progress is None else progress)):
+                block = torch.from_numpy(np.ascontiguousarray(padded[ir0:ir1, ic0:ic1]))
+                block = block.to(device)[None, None]  # (1, 1, h, w)
+                prob, alea = _mc_moments(net, draws, block)
+                core = (slice(r0 - ir0, r1 - ir0), slice(c0 - ic0, c1 - ic0))
+                maps[0, r0:r1, c0:c1] = prob[core].cpu().numpy()
+                maps[2, r0:r1, c0:c1] = alea[core].cpu().numpy()
+    finally:
+        net.train(was_training)
+    prob = maps[0, :height, :width]
+    aleatoric = maps[2, :height, :width]
+    entropy = binary_entropy(torch.from_numpy(prob).double()).numpy()
+    epistemic = np.maximum(entropy - aleatoric, 0.0).astype(np.float32)
+    if guide is None:
+        epistemic[:] = 0.0
+    aleatoric = (entropy - epistemic).astype(np.float32)  # exact split: entropy = aleatoric + epistemic
+    return Prediction(prob=prob.copy(), entropy=entropy.astype(np.float32), aleatoric=aleatoric,
+                      epistemic=epistemic, T=T)
+
+
+def _draw(net, guide, T: int, seed: int, device: torch.device) -> dict:
+    """``T`` posterior weight draws made with ``seed``, without touching the global RNG state."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        return draw_weights(net, guide, T)
+
+
+def _mc_moments(net, draws: dict | None, x: torch.Tensor):
+    """MC means of ``p_t`` and ``H[p_t]`` over the draws (running sums); each (h, w) float64.
+
+    ``draws`` is None for the deterministic twin (one pass).
+    """
+    if draws is None:
+        p = net(x)[0, 0].double()
+        return p, binary_entropy(p)
+    T = len(next(iter(draws.values())))
+    sum_p = torch.zeros(x.shape[-2:], dtype=torch.float64, device=x.device)
+    sum_h = torch.zeros_like(sum_p)
+    for t in range(T):
+        p = probs_given_weights(net, x, {site: w[t] for site, w in draws.items()})[0, 0].double()  # (h, w)
+        sum_p += p
+        sum_h += binary_entropy(p)
+    return sum_p / T, sum_h / T
+
+
+def _tiles(shape, tile: int):
+    """Core boxes ``(r0, r1, c0, c1)`` covering ``shape`` and their input boxes with margins."""
+    height, width = shape
+    for r0 in range(0, height, tile):
+        for c0 in range(0, width, tile):
+            r1, c1 = min(r0 + tile, height), min(c0 + tile, width)
+            yield (r0, r1, c0, c1), (max(r0 - TILE_MARGIN, 0), min(r1 + TILE_MARGIN, height),
+                                     max(c0 - TILE_MARGIN, 0), min(c1 + TILE_MARGIN, width))
+
+
+def _resolve_model(model, guide):
+    if isinstance(model, FitResult):
+        model, guide = model.model, guide if guide is not None else model.guide
+    if isinstance(model, UNet2SigmoidVI):
+        if guide is None:
+            raise ValueError("a UNet2SigmoidVI needs its guide: predict(model, image, guide=...) "
+                             "or pass the FitResult")
+        return model, guide
+    if isinstance(model, UNet2Sigmoid):
+        if guide is not None:
+            raise ValueError("guide was given for a deterministic UNet2Sigmoid; it has no weight posterior")
+        return model, None
+    raise TypeError(f"model must be a UNet2Sigmoid, UNet2SigmoidVI or FitResult, got {type(model).__name__}")
+
+
+def _checked_image(image, ignore) -> np.ndarray:
+    """``image`` as a finite float32 (H, W) array (non-finite ignored pixels -> median)."""
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().numpy()
+    x = np.asarray(image)
+    if x.ndim != 2:
+        raise ValueError(f"image must be 2-D (H, W), got shape {x.shape}")
+    if x.size == 0:
+        raise ValueError(f"image is empty (shape {x.shape})")
+    if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
+        raise TypeError(f"image must hold real numbers, got dtype {x.dtype}")
+    x = x.astype(np.float32)  # a copy
+    bad = ~np.isfinite(x)
+    if ignore is not None:
+        ignore = np.asarray(ignore, dtype=bool)
+        if ignore.shape != x.shape:
+            raise ValueError(f"ignore has shape {ignore.shape}, image has {x.shape}")
+        unexplained = bad & ~ignore
+    else:
+        unexplained = bad
+    if unexplained.any():
+        row, col = np.argwhere(unexplained)[0]
+        raise ValueError(f"image has {int(unexplained.sum())} non-finite pixel(s) not in ignore "
+                         f"(first at row {row}, column {col}); mark them in ignore")
+    if bad.any():
+        x[bad] = np.median(x[~bad]) if (~bad).any() else 0.0
+    return x
