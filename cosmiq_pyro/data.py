@@ -407,7 +407,7 @@ class SimulatedDataset(Dataset):
         if n < 1:
             raise ValueError(f"n must be a positive int, got {n}")
         self._augmenter = _Augmenter(seed)
-        self.size = simulate._check_size(size)  # the simulator's own limits, checked now
+        self.size = simulate.check_size(size)  # the simulator's own limits, checked now
         self._simulate = simulate
         self.n, self.seed = int(n), int(seed)
         self.fields, self.filters, self.exptime_s = tuple(fields), tuple(filters), exptime_s

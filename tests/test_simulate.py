@@ -12,7 +12,7 @@ from scipy import ndimage
 
 from cosmiq_pyro import simulate as sim
 
-# ---- figures from the sources the simulator cites (see cosmiq_pyro/simulate.py) ----
+# ---- figures from the sources the simulator cites (see cosmiq_pyro/simulate/__init__.py) ----
 CR_RATE_PER_CM2_S = 1.7 / (800 * 15e-4) ** 2  # WF/PC-1: 1.7 events/s per 800^2 CCD, 15 um px
 PIXEL_PITCH_CM = 15e-4  # ACS IHB Table 3.1
 CCD_THICKNESS_UM = (12.0, 17.0)  # ACS IHB 5.6.6

@@ -1,0 +1,77 @@
+"""HST ACS/WFC-like CCD frames with cosmic rays and exact truth masks.
+
+The simulator is what trains and tests the models, so every ingredient is physically
+parameterised and every number says where it comes from.  Handbook references:
+
+* **IHB** -- ACS Instrument Handbook (hst-docs.stsci.edu/acsihb; current edition unless a
+  cycle is named).  Table 3.1 (instrument characteristics), Sec. 4.3.1 (saturation and
+  bleeding), Ch. 5 imaging considerations (WFC CR flux comparable to WFPC2's), Sec. 5.6.1
+  (charge-diffusion kernels), Sec. 7.5 (~4-7 % of pixels hit by CRs in a one-orbit exposure).
+* **IHB-C14** -- ACS Instrument Handbook for Cycle 14 (2005): Sec. 4.3 on cosmic rays,
+  summarising ACS ISR 2002-07 (Riess 2002): 1.5-3 % of pixels affected in 1000 s, CR charge
+  cut-off at ~500 e- and median ~1000 e-, CR footprints peaked at 4-5 pixels; Sec. 5.6.6:
+  residual aberrations, focus variations, WFC CCD thickness 12-17 um.
+* **ACS-IDT** -- ACS IDT "Zeropoint & Sky Background" page (Sirianni, 2001): WFC sky rates
+  for low / average / high zodiacal light (Earth shine = shadow).
+* **S05** -- Sirianni et al. 2005, PASP 117, 1049: WFC AB zeropoints and pivot wavelengths.
+* **PDG** -- Review of Particle Physics, "Passage of particles through matter": Landau-
+  Vavilov-Bichsel most-probable energy loss in thin silicon.
+
+A frame is built as
+
+    noiseless = PSF * (stars + galaxies) + sky + dark            (expected electrons)
+    charge    = Poisson(noiseless + cr_image)                    (CR charge is Poisson too)
+    charge    = bleed(charge, full well)                         (vertical blooming)
+    image     = gain * round((charge + N(0, read_noise^2)) / gain)  (ADC, back in electrons)
+
+and the truth ``mask`` marks ``cr_image > mask_threshold_sigma * sqrt(noiseless + read_noise^2)``.
+
+Speed: PSFs (GalSim `OpticalPSF`) and a library of galaxy stamps (GalSim `Sersic`) are
+rendered once per process and cached; each frame is then assembled with numpy: point
+sources go through one FFT convolution per sub-pixel phase group, galaxies are placed
+as stamps and convolved with the PSF by one more FFT.
+
+Modules (one concern each; everything public is re-exported here):
+
+* `detector` -- ACS/WFC pixel constants, hot pixels and bad columns, full well and
+  bleeding, Poisson and read noise, the gain ADC;
+* `filters` -- per-filter pivot wavelength, zeropoint, sky, diffusion, colours (`FILTERS`);
+* `optics` -- per-filter GalSim PSFs (cached) and the FFT rendering of a scene;
+* `galaxies` -- the cached library of GalSim galaxy stamps and their placement;
+* `scenes` -- the EX / GC / GAL source fields (`FIELDS`);
+* `cosmic_rays` -- CR rate, tracks, Landau deposition, diffusion, worms and spots;
+* `validation` -- argument checks shared by the public functions (`check_size`);
+* `frames` -- `simulate_frame` and `SimulatedFrame`;
+* `datasets` -- `make_dataset`, `SimulatedSet`, `frame_seed`, `frame_spec`;
+* `pair_files` -- `write_pairs` (deepCR's 'pair' file layout).
+"""
+from __future__ import annotations
+
+# the constants are re-exported as attributes (tests and notebooks read them), not in __all__
+from .cosmic_rays import (  # noqa: F401
+    CCD_THICKNESS_UM, CR_COLLECTION_EFFICIENCY, CR_DIFFUSION_SIGMA_PX, CR_MAX_LENGTH_PX,
+    CR_RATE_PER_CM2_S, CR_SPOT_FRACTION, CR_WORM_FRACTION, LANDAU_SCALE, SCIPY_LANDAU_PEAK,
+    SI_PAIR_ENERGY_EV, cr_rate_per_cm2_s, expected_cr_count,
+)
+from .datasets import SimulatedSet, frame_seed, frame_spec, make_dataset
+from .detector import (  # noqa: F401
+    BAD_COLUMNS_PER_256, DARK_E_PER_S, GAIN_E_PER_ADU, HOT_PIXEL_FRACTION_RANGE,
+    HOT_PIXEL_RATE_E_PER_S, PIXEL_PITCH_UM, PIXEL_SCALE_ARCSEC, READ_NOISE_RANGE_E,
+    SATURATION_RANGE_E,
+)
+from .filters import FILTERS, FilterSpec  # noqa: F401
+from .frames import SimulatedFrame, simulate_frame
+from .galaxies import GALAXY_LIBRARY_SEED, GALAXY_LIBRARY_SIZE, SERSIC_INDICES  # noqa: F401
+from .optics import (  # noqa: F401
+    ABERRATION_RMS_WAVES_AT_550NM, DEFOCUS_RMS_WAVES_AT_550NM, HST_DIAMETER_M, HST_OBSCURATION,
+    HST_STRUT_THICKNESS, JITTER_SIGMA_ARCSEC, PSF_PHASES, PSF_STAMP,
+)
+from .pair_files import write_pairs
+from .scenes import FIELDS
+from .validation import check_size
+
+__all__ = [
+    "FIELDS", "FILTERS", "SimulatedFrame", "SimulatedSet", "simulate_frame", "make_dataset",
+    "frame_seed", "frame_spec", "write_pairs", "cr_rate_per_cm2_s", "expected_cr_count",
+    "check_size",
+]

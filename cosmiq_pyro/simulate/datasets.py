@@ -1,0 +1,127 @@
+"""Datasets of simulated frames: the per-frame draws (`frame_spec`, `frame_seed`) and the
+stacked `SimulatedSet` made by `make_dataset`."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .filters import FILTERS
+from .frames import simulate_frame
+from .scenes import FIELDS
+from .validation import (
+    _check_choices, _check_exptime_range, _check_field, _check_filter, _check_int, _check_seed,
+    check_size,
+)
+
+
+@dataclass
+class SimulatedSet:
+    """A stack of simulated frames, as deepCR's ``train(mode='pair')`` takes them.
+
+    Attributes
+    ----------
+    image : numpy.ndarray, float32, shape (n, size, size)
+    mask, ignore : numpy.ndarray, bool, shape (n, size, size)
+    sky : numpy.ndarray, float32, shape (n,)
+        Sky level of each frame in electrons (deepCR's ``sky`` for sky augmentation).
+    meta : pandas.DataFrame
+        One row per frame: the `SimulatedFrame.meta` entries plus ``index``.
+    """
+
+    image: np.ndarray
+    mask: np.ndarray
+    ignore: np.ndarray
+    sky: np.ndarray
+    meta: pd.DataFrame
+
+    def __len__(self):
+        return self.image.shape[0]
+
+
+def frame_seed(seed, i):
+    """Seed of frame ``i`` of a dataset with seed ``seed``.
+
+    ``numpy.random.SeedSequence([seed, i])`` hashed to one 32-bit word, so that frame ``i``
+    can be simulated alone and frames of nearby (seed, i) pairs are independent.
+
+    Parameters
+    ----------
+    seed, i : int
+        Non-negative dataset seed and frame index.
+
+    Returns
+    -------
+    int
+    """
+    seed = _check_seed(seed)
+    i = _check_seed(i, "i")
+    return int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
+
+
+def frame_spec(i, seed=0, fields=FIELDS, filters=tuple(FILTERS), exptime_s=(100, 1200)):
+    """Field, filter, exposure time and seed of frame ``i`` of a dataset, without simulating.
+
+    Field and filter are drawn uniformly from ``fields`` and ``filters``; the exposure time
+    is log-uniform on ``exptime_s = (min, max)`` (rounded to 0.1 s) or fixed if a number.
+    The draws depend only on ``(seed, i)``.
+
+    Returns
+    -------
+    dict
+        ``field``, ``filter``, ``exptime_s``, ``seed``: keyword arguments of
+        `simulate_frame`.
+    """
+    seed = _check_seed(seed)
+    i = _check_seed(i, "i")
+    fields = _check_choices(fields, _check_field, "fields")
+    filters = _check_choices(filters, _check_filter, "filters")
+    lo, hi = _check_exptime_range(exptime_s)
+    rng = np.random.default_rng([seed, i, 2])
+    field = fields[int(rng.integers(len(fields)))]
+    filter = filters[int(rng.integers(len(filters)))]
+    t = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+    t = min(max(round(t, 1), lo), hi)
+    return dict(field=field, filter=filter, exptime_s=float(t), seed=frame_seed(seed, i))
+
+
+def make_dataset(n, size=256, fields=FIELDS, filters=tuple(FILTERS), exptime_s=(100, 1200),
+                 seed=0, *, mask_threshold_sigma=1.0):
+    """Simulate ``n`` frames; frame ``i`` is ``simulate_frame(size, **frame_spec(i, ...))``.
+
+    Parameters
+    ----------
+    n : int
+        Number of frames (>= 1).
+    size : int
+        Frame width (>= 16).
+    fields, filters : sequence of str
+        Field types and filters drawn from (see `frame_spec`).
+    exptime_s : float or (float, float)
+        Exposure time, or the range it is drawn from (log-uniform), in seconds.
+    seed : int
+        Dataset seed.
+    mask_threshold_sigma : float
+        See `simulate_frame`.
+
+    Returns
+    -------
+    SimulatedSet
+        ``image`` (n, size, size) float32, ``mask`` and ``ignore`` bool, ``sky`` (n,)
+        float32 and ``meta`` (one row per frame, with its ``index``).
+    """
+    n = _check_int(n, "n", 1, "a positive int")
+    size = check_size(size)
+    image = np.empty((n, size, size), np.float32)
+    mask = np.empty((n, size, size), bool)
+    ignore = np.empty((n, size, size), bool)
+    sky = np.empty(n, np.float32)
+    rows = []
+    for i in range(n):
+        spec = frame_spec(i, seed, fields, filters, exptime_s)
+        frame = simulate_frame(size=size, mask_threshold_sigma=mask_threshold_sigma, **spec)
+        image[i], mask[i], ignore[i], sky[i] = frame.image, frame.mask, frame.ignore, frame.sky_e
+        rows.append(dict(index=i, **frame.meta))
+    return SimulatedSet(image=image, mask=mask, ignore=ignore, sky=sky, meta=pd.DataFrame(rows))

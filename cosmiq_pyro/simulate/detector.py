@@ -1,0 +1,115 @@
+"""The ACS/WFC CCD: pixel constants, dark current, hot pixels and bad columns, full well and
+vertical bleeding, Poisson and read noise, and the gain ADC.
+
+References (keys as in `cosmiq_pyro.simulate`): IHB Table 3.1 (pixel scale and pitch, gain,
+read noise, dark current), IHB 4.3.1 (saturation and bleeding), ACS ISR 2002-06 (Riess,
+Mutchler & Van Orsow: hot pixels).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+PIXEL_SCALE_ARCSEC = 0.05  # IHB Table 3.1: ~0.05 x 0.05 arcsec^2 per WFC pixel
+PIXEL_PITCH_UM = 15.0  # IHB Table 3.1: WFC pixels are 15 x 15 um^2
+GAIN_E_PER_ADU = 2.0  # IHB Table 3.1: gains 0.5, 1.0, 1.4, 2.0 e-/DN; GAIN=2 is the default
+READ_NOISE_RANGE_E = (3.75, 5.65)  # IHB Table 3.1: 3.75-5.65 e- over amplifiers
+DARK_E_PER_S = 0.0161  # IHB Table 3.1: WFC dark current, e-/s/pixel (Cycle 32)
+SATURATION_RANGE_E = (72_000.0, 82_000.0)  # IHB 4.3.1: ~77,400 e-, 72,000-82,000 e-
+# ACS ISR 2002-06 (Riess, Mutchler & Van Orsow): new WFC hot pixels accumulate toward ~2 %
+# of the detector; we draw 0.1-1 % per frame, dark rates log-uniform in HOT_PIXEL_RATE_E_PER_S.
+HOT_PIXEL_FRACTION_RANGE = (0.001, 0.01)
+HOT_PIXEL_RATE_E_PER_S = (0.05, 1.0)
+BAD_COLUMNS_PER_256 = 1.0  # mean number of bad-column segments per 256 columns (assumed)
+
+
+def _bleed(charge, full_well):
+    """Vertical blooming: charge above ``full_well`` spills up and down its column.
+
+    Each run of over-full pixels keeps ``full_well`` and hands its excess, half up and half
+    down the column, to the next pixels, filling each to ``full_well`` before moving on
+    (IHB 4.3.1: "excess charge will flow into adjacent pixels along the column").  Charge
+    that reaches the frame edge is lost.  Returns the new charge (float64) and a bool map of
+    saturated and bled pixels.
+    """
+    charge = charge.astype(float)
+    touched = charge > full_well
+    if not touched.any():
+        return charge, touched
+    for j in np.flatnonzero(touched.any(axis=0)):
+        col = charge[:, j]
+        rows = np.flatnonzero(col > full_well)
+        for run in np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1):
+            a, b = run[0], run[-1] + 1
+            excess = float((col[a:b] - full_well).sum())
+            col[a:b] = full_well
+            for seg, rows_seg in ((col[b:], np.arange(b, col.size)),
+                                  (col[:a][::-1], np.arange(a - 1, -1, -1))):
+                filled = _fill(seg, excess / 2.0, full_well)
+                touched[rows_seg[:filled], j] = True
+    return charge, touched
+
+
+def _fill(seg, amount, full_well):
+    """Pour ``amount`` into ``seg`` (a view) pixel by pixel up to ``full_well``; returns the
+    number of pixels that received charge."""
+    room = np.maximum(full_well - seg, 0.0)
+    cum = np.cumsum(room)
+    k = int(np.searchsorted(cum, amount))
+    if k >= seg.size:
+        seg[:] += room
+        return seg.size
+    seg[:k] += room[:k]
+    seg[k] += amount - (cum[k - 1] if k else 0.0)
+    return k + 1
+
+
+def _read_out(expected_e, full_well_e, read_noise_e, rng):
+    r"""What the CCD reports for ``expected_e`` electrons per pixel.
+
+    .. math:: \mathrm{image} = g\,\mathrm{round}\big((\mathrm{bleed}(\mathrm{Poisson}(\lambda))
+              + \mathcal{N}(0, \sigma_{read}^2)) / g\big)
+
+    with lambda = ``expected_e`` and gain g = `GAIN_E_PER_ADU` (the ADC step, IHB Table 3.1).
+    Returns the float32 image
+    in electrons and the bool map of saturated and bled pixels.
+    """
+    charge, saturated = _bleed(rng.poisson(expected_e), full_well_e)
+    read = charge + rng.normal(0.0, read_noise_e, charge.shape)
+    return (GAIN_E_PER_ADU * np.round(read / GAIN_E_PER_ADU)).astype(np.float32), saturated
+
+
+def _detector_defects(shape, exptime_s, rng):
+    """Hot pixels and bad columns.
+
+    Returns
+    -------
+    dark_extra : ndarray
+        Extra dark charge (e-) of hot pixels and hot columns.
+    response : ndarray
+        Multiplicative response to light (< 1 on low-response columns, 1 elsewhere).
+    defect : ndarray of bool
+        Pixels to ignore.
+    """
+    ny, nx = shape
+    dark_extra = np.zeros(shape)
+    response = np.ones(shape)
+    defect = np.zeros(shape, bool)
+    n_hot = rng.binomial(ny * nx, rng.uniform(*HOT_PIXEL_FRACTION_RANGE))
+    where = rng.choice(ny * nx, size=n_hot, replace=False)
+    lo, hi = np.log(HOT_PIXEL_RATE_E_PER_S)
+    dark_extra.ravel()[where] = np.exp(rng.uniform(lo, hi, n_hot)) * exptime_s
+    defect.ravel()[where] = True
+    for _ in range(rng.poisson(BAD_COLUMNS_PER_256 * nx / 256.0)):
+        j = int(rng.integers(0, nx))
+        if rng.random() < 0.5:
+            r0, r1 = 0, ny
+        elif rng.random() < 0.5:
+            r0, r1 = int(rng.integers(0, ny - 1)), ny
+        else:
+            r0, r1 = 0, int(rng.integers(1, ny))
+        if rng.random() < 0.5:  # hot column: elevated dark current
+            dark_extra[r0:r1, j] += rng.uniform(0.02, 0.3) * exptime_s
+        else:  # low-response column (charge trap)
+            response[r0:r1, j] *= rng.uniform(0.2, 0.8)
+        defect[r0:r1, j] = True
+    return dark_extra, response, defect

@@ -1,0 +1,99 @@
+"""Checks of the simulator's arguments: each returns the normalised value or raises
+TypeError / ValueError naming the argument and what was expected."""
+from __future__ import annotations
+
+import math
+import numbers
+
+from .filters import FILTERS
+from .scenes import FIELDS
+
+
+def check_size(size):
+    """Validate a frame width: an int >= 16 (the simulator's smallest frame).
+
+    Parameters
+    ----------
+    size : int
+        Frame width and height in pixels.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    TypeError
+        If ``size`` is not an int (bools are refused).
+    ValueError
+        If ``size < 16``.
+    """
+    return _check_int(size, "size", 16, "an int >= 16")
+
+
+def _check_int(value, name, minimum, expected):
+    """``int(value)`` for an int (not a bool) >= ``minimum``; otherwise TypeError (not an
+    int) or ValueError (too small), both saying "<name> must be <expected>"."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be {expected}, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be {expected}, got {value}")
+    return int(value)
+
+
+def _check_exptime(exptime_s):
+    if isinstance(exptime_s, bool) or not isinstance(exptime_s, numbers.Real):
+        raise TypeError(f"exptime_s must be a positive number of seconds, got {exptime_s!r}")
+    if not math.isfinite(exptime_s) or exptime_s <= 0:
+        raise ValueError(f"exptime_s must be a positive finite number of seconds, got {exptime_s}")
+    return float(exptime_s)
+
+
+def _check_seed(seed, name="seed"):
+    return _check_int(seed, name, 0, "a non-negative int")
+
+
+def _check_field(field, allow_mixed=True):
+    if isinstance(field, str):
+        if allow_mixed and field.lower() == "mixed":
+            return "mixed"
+        if field.upper() in FIELDS:
+            return field.upper()
+    allowed = FIELDS + (("mixed",) if allow_mixed else ())
+    raise ValueError(f"field must be one of {allowed}, got {field!r}")
+
+
+def _check_filter(filter):
+    if isinstance(filter, str) and filter.upper() in FILTERS:
+        return filter.upper()
+    raise ValueError(f"filter must be one of {tuple(FILTERS)}, got {filter!r}")
+
+
+def _check_choices(values, check, name):
+    if isinstance(values, str):
+        values = (values,)
+    try:
+        values = tuple(values)
+    except TypeError:
+        raise TypeError(f"{name} must be a sequence of names, got {values!r}") from None
+    if not values:
+        raise ValueError(f"{name} must name at least one choice, got an empty sequence")
+    try:
+        return tuple(check(v) for v in values)
+    except ValueError as err:
+        raise ValueError(f"{name}: {err}") from None
+
+
+def _check_exptime_range(exptime_s):
+    if isinstance(exptime_s, numbers.Real):
+        t = _check_exptime(exptime_s)
+        return t, t
+    try:
+        lo, hi = exptime_s
+    except (TypeError, ValueError):
+        raise ValueError(f"exptime_s must be a number or a (min, max) pair of seconds, "
+                         f"got {exptime_s!r}") from None
+    lo, hi = _check_exptime(lo), _check_exptime(hi)
+    if hi < lo:
+        raise ValueError(f"exptime_s range must have min <= max, got {exptime_s!r}")
+    return lo, hi
