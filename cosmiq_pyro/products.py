@@ -1,0 +1,293 @@
+"""FITS output products: what `cosmiq predict` writes, and previews of simulated frames.
+
+A product file mirrors its input.  For every science extension ``SCI,v`` of the input it holds
+
+=========  =======  ===================================================================
+EXTNAME    type     content
+=========  =======  ===================================================================
+PROB,v     float32  posterior-mean CR probability
+ENTROPY,v  float32  binary entropy of PROB, nats (total predictive uncertainty)
+EPISTEMIC  float32  mutual information between label and weights, nats (0 for the
+                    deterministic twin)
+MASK,v     uint8    1 where PROB > threshold, else 0
+=========  =======  ===================================================================
+
+Every extension carries the input extension's celestial WCS (``WCS.to_header(relax=True)``:
+the linear WCS and SIP distortion; HST's lookup-table distortions (D2IM, CPDIS) are left out
+because they live in extra extensions), the input's identifying keywords
+(`IDENTIFYING_KEYWORDS`, from the science header first, then the primary), and the provenance
+keywords of `Provenance`.  `predict_fits` runs a model on a FITS file and writes its product
+(what ``cosmiq predict`` does per input).  Files are written with `fitsio.write_hdulist_atomic`: complete or
+absent, and an existing file is replaced only with ``overwrite=True``.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import FITSFixedWarning
+
+from ._version import __version__
+from .checkpoint import FitResult
+from .fitsio import DEFAULT_DQ_FLAGS, HSTImage, read_hst, write_hdulist_atomic
+from .predictive import Prediction, predict
+
+__all__ = ["IDENTIFYING_KEYWORDS", "PRODUCT_EXTENSIONS", "Provenance", "file_sha256",
+           "product_hdulist", "write_products", "predict_fits", "simulated_hdulist"]
+
+#: Keywords copied from the input (science header first, then primary) into every product HDU.
+IDENTIFYING_KEYWORDS = ("TELESCOP", "INSTRUME", "DETECTOR", "FILTER", "FILTER1", "FILTER2",
+                        "ROOTNAME", "DATE-OBS", "TIME-OBS", "EXPSTART", "EXPTIME", "TARGNAME",
+                        "PROPOSID", "CCDCHIP", "CCDGAIN")
+#: Product extensions written per input science extension, in order.
+PRODUCT_EXTENSIONS = ("PROB", "ENTROPY", "EPISTEMIC", "MASK")
+_COMMENTS = {
+    "PROB": "posterior-mean cosmic-ray probability",
+    "ENTROPY": "binary entropy of PROB [nats]",
+    "EPISTEMIC": "mutual information label-weights [nats]",
+    "MASK": "1 where PROB > CQTHRESH (cosmic ray)",
+}
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """How a product was made; written as header keywords (name in brackets).
+
+    Attributes
+    ----------
+    model_file : str
+        The model file used [CQMODEL: its base name; the input file is CQSOURCE].
+    model_sha256 : str
+        SHA-256 of the model file, 64 hex digits [CQMSHA].
+    model_kind : str
+        ``"UNet2SigmoidVI"`` (Bayesian) or ``"UNet2Sigmoid"`` (deterministic) [CQKIND].
+    T : int
+        Posterior draws per pixel (1 for the deterministic twin) [CQT].
+    threshold : float
+        MASK threshold on PROB [CQTHRESH].
+    seed : int
+        Seed of the posterior draws [CQSEED].
+    package_version : str
+        cosmiq_pyro version [CQVERS].
+    date : str
+        UTC time the product was made, ISO 8601 [DATE].
+    """
+
+    model_file: str
+    model_sha256: str
+    model_kind: str
+    T: int
+    threshold: float
+    seed: int
+    package_version: str = __version__
+    date: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc)
+                      .strftime("%Y-%m-%dT%H:%M:%S"))
+
+    def cards(self) -> list[tuple]:
+        """(keyword, value, comment) header cards."""
+        return [
+            ("ORIGIN", "cosmiq_pyro", "software that made this file"),
+            ("CQVERS", self.package_version, "cosmiq_pyro version"),
+            ("CQMODEL", os.path.basename(self.model_file)[:60], ""),  # long values: no room for comments
+            ("CQMSHA", self.model_sha256, ""),
+            ("CQKIND", self.model_kind, "model class"),
+            ("CQT", int(self.T), "posterior draws per pixel"),
+            ("CQTHRESH", float(self.threshold), "MASK = PROB > CQTHRESH"),
+            ("CQSEED", int(self.seed), "seed of the posterior draws"),
+            ("DATE", self.date, "UTC date this file was written"),
+        ]
+
+
+def file_sha256(path, chunk_bytes: int = 1 << 20) -> str:
+    """Hex SHA-256 digest of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk_bytes), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def product_hdulist(images: Sequence[HSTImage], predictions: Sequence[Prediction],
+                    provenance: Provenance) -> fits.HDUList:
+    """The product HDUList for one input file (see the module docstring).
+
+    Parameters
+    ----------
+    images : sequence of HSTImage
+        The input's science extensions (from `fitsio.read_hst`).
+    predictions : sequence of Prediction
+        One per image, of the same shape.
+    provenance : Provenance
+
+    Returns
+    -------
+    astropy.io.fits.HDUList
+        A primary HDU without data, then PROB, ENTROPY, EPISTEMIC, MASK per image.
+    """
+    if not isinstance(provenance, Provenance):
+        raise TypeError(f"provenance must be a Provenance, got {type(provenance).__name__}")
+    images, predictions = list(images), list(predictions)
+    if not images or len(images) != len(predictions):
+        raise ValueError(f"need one prediction per image, got {len(images)} images and "
+                         f"{len(predictions)} predictions")
+    primary = fits.PrimaryHDU()
+    _copy_identifying(primary.header, (images[0].primary_header,))
+    _add_provenance(primary.header, provenance)
+    if images[0].path:
+        primary.header["CQSOURCE"] = (os.path.basename(images[0].path)[:60], "")
+    hdus = [primary]
+    for image, prediction in zip(images, predictions):
+        if not isinstance(prediction, Prediction):
+            raise TypeError(f"predictions must be Prediction objects, got {type(prediction).__name__}")
+        if prediction.prob.shape != image.image.shape:
+            raise ValueError(f"prediction of shape {prediction.prob.shape} does not match "
+                             f"extension {image.extname},{image.extver} of shape {image.image.shape}")
+        maps = {
+            "PROB": prediction.prob.astype(np.float32),
+            "ENTROPY": prediction.entropy.astype(np.float32),
+            "EPISTEMIC": prediction.epistemic.astype(np.float32),
+            "MASK": (prediction.prob > provenance.threshold).astype(np.uint8),
+        }
+        wcs_cards = _wcs_cards(image)
+        for name in PRODUCT_EXTENSIONS:
+            hdu = fits.ImageHDU(maps[name], name=name, ver=image.extver)
+            header = hdu.header
+            header["EXTNAME"] = (name, _COMMENTS[name])
+            header.extend(wcs_cards, update=True)
+            _copy_identifying(header, (image.header, image.primary_header))
+            header["CQSRCEXT"] = (f"{image.extname},{image.extver}", "input extension")
+            _add_provenance(header, provenance)
+            hdus.append(hdu)
+    return fits.HDUList(hdus)
+
+
+def write_products(path, images: Sequence[HSTImage], predictions: Sequence[Prediction],
+                   provenance: Provenance, *, overwrite: bool = False) -> Path:
+    """Write `product_hdulist` to ``path`` atomically; an existing file needs ``overwrite``.
+
+    Returns the path written.  Raises FileExistsError (without ``overwrite``) and
+    FileNotFoundError (missing directory) before anything is written.
+    """
+    return write_hdulist_atomic(product_hdulist(images, predictions, provenance), path,
+                                overwrite=overwrite)
+
+
+def predict_fits(model: FitResult, in_path, out_path, *, model_file, T: int = 16, threshold: float = 0.5,
+                 seed: int = 0, tile: int = 1024, dq_flags: int = DEFAULT_DQ_FLAGS, overwrite: bool = False,
+                 device=None, progress: bool | None = None) -> Path:
+    """Run ``model`` on every science extension of a FITS file and write its product file.
+
+    ``read_hst(in_path, dq_flags=dq_flags)`` -> `predictive.predict` per extension (the DQ-flagged
+    and non-finite pixels passed as ``ignore``) -> `write_products` to ``out_path``.
+
+    Parameters
+    ----------
+    model : FitResult
+        From `checkpoint.load` (or a deterministic net wrapped in one).
+    in_path, out_path : str or os.PathLike
+    model_file : str or os.PathLike
+        The file the model was read from; its SHA-256 goes into the provenance keywords.
+    T, threshold, seed, tile, dq_flags, device, progress
+        As for `predictive.predict` and `fitsio.read_hst`; ``threshold`` makes the MASK.
+    overwrite : bool
+        Replace an existing ``out_path`` (checked before any computation).
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    if not isinstance(model, FitResult):
+        raise TypeError(f"model must be a FitResult (checkpoint.load), got {type(model).__name__}")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be a probability in [0, 1], got {threshold!r}")
+    out_path = Path(out_path)
+    if out_path.exists() and not overwrite:
+        raise FileExistsError(f"{str(out_path)!r} exists; pass overwrite=True (--overwrite) to replace it")
+    if not out_path.parent.is_dir():
+        raise FileNotFoundError(f"output directory {str(out_path.parent)!r} does not exist")
+    images = read_hst(in_path, dq_flags=dq_flags)
+    predictions = [predict(model, im.image, T=T, ignore=im.ignore, seed=seed, tile=tile, device=device,
+                           progress=progress) for im in images]
+    provenance = Provenance(model_file=os.fspath(model_file), model_sha256=file_sha256(model_file),
+                            model_kind=type(model.model).__name__, T=predictions[0].T,
+                            threshold=float(threshold), seed=int(seed))
+    return write_products(out_path, images, predictions, provenance, overwrite=overwrite)
+
+
+def simulated_hdulist(image, mask, ignore, meta: dict | None = None) -> fits.HDUList:
+    """A simulated frame as FITS: SCI (electrons), CRMASK and IGNORE (uint8), meta in the header.
+
+    `fitsio.read_hst` reads the SCI extension back (``BUNIT = 'ELECTRONS'``), so a preview can be
+    fed to ``cosmiq predict``.
+
+    Parameters
+    ----------
+    image : array_like (H, W)
+        Electrons.
+    mask, ignore : array_like of bool (H, W)
+        CR truth and bad pixels.
+    meta : dict, optional
+        `simulate.SimulatedFrame.meta` (field, filter, exptime_s, seed, sky_e, ...).
+    """
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 2:
+        raise ValueError(f"image must be 2-D, got shape {image.shape}")
+    for name, a in (("mask", mask), ("ignore", ignore)):
+        if np.shape(a) != image.shape:
+            raise ValueError(f"{name} has shape {np.shape(a)}, image has {image.shape}")
+    meta = dict(meta or {})
+    primary = fits.PrimaryHDU()
+    header = primary.header
+    header["ORIGIN"] = ("cosmiq_pyro", "software that made this file")
+    header["CQVERS"] = (__version__, "cosmiq_pyro version")
+    header["SIMULATD"] = (True, "simulated by cosmiq_pyro.simulate")
+    header["INSTRUME"] = ("ACS", "simulated ACS/WFC-like frame")
+    header["DETECTOR"] = ("WFC", "simulated")
+    for key, meta_key, comment in (
+            ("FILTER", "filter", "ACS filter simulated"),
+            ("FIELD", "field", "field type: EX, GC or GAL"),
+            ("EXPTIME", "exptime_s", "exposure time [s]"),
+            ("SKY_E", "sky_e", "sky level per pixel [electrons]"),
+            ("RDNOISE", "read_noise_e", "read noise [electrons]"),
+            ("CCDGAIN", "gain_e_per_adu", "gain [e-/ADU]"),
+            ("NCRS", "n_crs", "cosmic rays hitting the frame"),
+            ("SIMSEED", "seed", "simulator seed of this frame")):
+        if meta.get(meta_key) is not None:
+            value = meta[meta_key]
+            header[key] = (value.item() if isinstance(value, np.generic) else value, comment)
+    sci = fits.ImageHDU(image, name="SCI", ver=1)
+    sci.header["BUNIT"] = ("ELECTRONS", "pixel unit")
+    crmask = fits.ImageHDU(np.asarray(mask, dtype=np.uint8), name="CRMASK", ver=1)
+    crmask.header["COMMENT"] = "1 = pixel whose CR charge exceeds the simulator's mask threshold"
+    bad = fits.ImageHDU(np.asarray(ignore, dtype=np.uint8), name="IGNORE", ver=1)
+    bad.header["COMMENT"] = "1 = hot pixel, bad column, saturated or bleed trail"
+    return fits.HDUList([primary, sci, crmask, bad])
+
+
+def _add_provenance(header: fits.Header, provenance: Provenance) -> None:
+    for key, value, comment in provenance.cards():
+        header[key] = (value, comment)
+    header["COMMENT"] = "CQMODEL: model file; CQMSHA: its SHA-256; CQSOURCE: input file"
+
+
+def _copy_identifying(header: fits.Header, sources) -> None:
+    for key in IDENTIFYING_KEYWORDS:
+        for source in sources:
+            if key in source:
+                header[key] = (source[key], source.comments[key])
+                break
+
+
+def _wcs_cards(image: HSTImage) -> fits.Header:
+    if image.wcs is None:
+        return fits.Header()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        return image.wcs.to_header(relax=True)

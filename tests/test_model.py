@@ -1,0 +1,194 @@
+"""The deepCR-style facade (`cosmiq_pyro.model.deepCR`) and median-mask inpainting."""
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, fit_svi, save
+from cosmiq_pyro.inpaint import median_inpaint
+from cosmiq_pyro.model import deepCR
+
+
+def sky_with_crs(shape=(64, 64), seed=0):
+    """Sky ~ 100 e- with noise, a few stars and bright CR streaks: no pixel is exactly 0."""
+    rng = np.random.default_rng(seed)
+    image = rng.normal(100.0, 6.0, shape).astype(np.float32)
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    for r, c in rng.integers(8, min(shape) - 8, (3, 2)):
+        image += (3000 * np.exp(-((yy - r) ** 2 + (xx - c) ** 2) / 2.0)).astype(np.float32)
+    for r, c in rng.integers(4, min(shape) - 12, (5, 2)):
+        image[r, c:c + 6] += 2500.0
+    return image
+
+
+def binary_entropy(p):
+    p = np.asarray(p, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = -(p * np.log(p) + (1 - p) * np.log(1 - p))
+    return np.nan_to_num(h)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """A Bayesian and a deterministic checkpoint with hidden=4 (untrained but deterministic)."""
+    folder = tmp_path_factory.mktemp("ckpt")
+    torch.manual_seed(0)
+    image = np.random.default_rng(1).normal(0, 1, (4, 16, 16)).astype(np.float32)
+    vi = fit_svi(UNet2SigmoidVI(hidden=4, norm="none"), (image, image > 1, None), epochs=0,
+                 init_scale=0.05, progress=False)
+    det = UNet2Sigmoid(hidden=4, norm="none").eval()
+    return {"vi": save(folder / "vi.pth", vi), "det": save(folder / "det.pth", det)}
+
+
+# ---------------------------------------------------------------- inpainting
+
+
+def test_inpaint_by_hand():
+    image = np.arange(25, dtype=np.float32).reshape(5, 5) + 1  # 1..25
+    mask = np.zeros((5, 5), bool)
+    mask[2, 2] = True  # value 13; its 5x5 box is the whole image minus itself
+    out = median_inpaint(image, mask)
+    assert out[2, 2] == pytest.approx(np.median(np.delete(image.ravel(), 12)))  # 13.0
+    mask[0, 0] = True  # corner: box rows 0-2, cols 0-2 minus the two masked pixels
+    out = median_inpaint(image, mask)
+    assert out[0, 0] == pytest.approx(np.median([2, 3, 6, 7, 8, 11, 12]))
+    np.testing.assert_array_equal(out[~mask], image[~mask])
+
+
+def test_inpaint_ignores_bad_neighbours_and_falls_back_to_clean_median():
+    image = np.full((9, 9), 10.0, np.float32)
+    image[4, 5] = 1000.0
+    mask = np.zeros((9, 9), bool)
+    mask[4, 4] = True
+    ignore = np.zeros((9, 9), bool)
+    ignore[4, 5] = True  # a hot pixel next to the CR must not leak into the fill
+    image[4, 4] = 5000.0
+    assert median_inpaint(image, mask, ignore=ignore)[4, 4] == 10.0
+    # a 3x3 box with every pixel masked: the median of the clean pixels of the image
+    mask[3:6, 3:6] = True
+    image[0, 0] = 7.0  # clean pixels: 70 of value 10, one of 7 -> median 10
+    out = median_inpaint(image, mask, size=3)
+    assert out[4, 4] == 10.0
+
+
+def test_inpaint_equals_deepcr_medmask():
+    util = pytest.importorskip("deepCR.util")
+    image = sky_with_crs((40, 52), seed=3)
+    mask = np.random.default_rng(4).random(image.shape) < 0.06
+    np.testing.assert_array_equal(median_inpaint(image, mask),
+                                  util.medmask(image, mask.astype(np.float32)).astype(np.float32))
+
+
+def test_inpaint_bad_input():
+    with pytest.raises(ValueError, match="mask has shape"):
+        median_inpaint(np.zeros((4, 4)), np.zeros((3, 4), bool))
+    with pytest.raises(ValueError, match="odd int"):
+        median_inpaint(np.zeros((4, 4)), np.zeros((4, 4), bool), size=4)
+    with pytest.raises(ValueError, match="nothing to inpaint"):
+        median_inpaint(np.zeros((4, 4)), np.ones((4, 4), bool))
+
+
+# ---------------------------------------------------------------- deepCR's published model
+
+
+def test_acs_wfc_clean_matches_deepcr_package():
+    """Our facade on deepCR's weights gives deepCR's own probabilities, masks and inpainting."""
+    pytest.importorskip("deepCR")
+    from deepCR import deepCR as TheirDeepCR
+
+    image = sky_with_crs((64, 64))  # a multiple of 4: neither implementation pads
+    ours, theirs = deepCR(mask="ACS-WFC", device="CPU"), TheirDeepCR(mask="ACS-WFC", device="CPU")
+    p_ours = ours.clean(image, binary=False)
+    p_theirs = theirs.clean(image, binary=False)
+    assert p_ours.dtype == np.float32 and p_ours.shape == image.shape
+    np.testing.assert_allclose(p_ours, p_theirs, atol=2e-5)
+    mask, inpainted = ours.clean(image, threshold=0.5, inpaint=True)
+    their_mask, their_inpainted = theirs.clean(image, threshold=0.5, inpaint=True)
+    assert mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 1}
+    assert mask.sum() > 0  # the streaks are found
+    np.testing.assert_array_equal(mask, their_mask)
+    np.testing.assert_allclose(inpainted, their_inpainted, rtol=1e-6)
+
+
+def test_segment_and_patch_do_not_change_the_mask():
+    pytest.importorskip("deepCR")
+    image = sky_with_crs((72, 60), seed=5)
+    model = deepCR("ACS-WFC")
+    whole = model.clean(image, binary=False, segment=False)
+    tiled = model.clean(image, binary=False, segment=True, patch=32)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+
+
+# ---------------------------------------------------------------- our checkpoints
+
+
+def test_clean_vi_outputs(checkpoints):
+    model = deepCR(mask=str(checkpoints["vi"]), device="CPU")
+    assert model.bayesian and model.result.model.hidden == 4
+    image = np.random.default_rng(2).normal(0, 1, (20, 28)).astype(np.float32)
+    prob = model.clean_vi(image, T=6, seed=3)
+    assert prob.dtype == np.float32 and prob.shape == image.shape
+    prob2, entropy, epistemic = model.clean_vi(image, T=6, seed=3, return_entropy=True, return_epistemic=True)
+    np.testing.assert_array_equal(prob, prob2)  # same seed, same draws
+    np.testing.assert_allclose(entropy, binary_entropy(prob), atol=1e-5)
+    assert np.all(epistemic >= 0) and np.all(epistemic <= entropy + 1e-6) and epistemic.max() > 0
+    other = model.clean_vi(image, T=6, seed=4)
+    assert not np.array_equal(prob, other)
+    binary = model.clean_vi(image, T=6, seed=3, threshold=0.4)
+    assert binary.dtype == np.uint8
+    np.testing.assert_array_equal(binary, (prob > 0.4).astype(np.uint8))
+    _, epi_only = model.clean_vi(image, T=6, seed=3, return_epistemic=True)
+    np.testing.assert_array_equal(epi_only, epistemic)
+
+
+def test_clean_on_a_bayesian_model_is_the_thresholded_posterior_mean(checkpoints):
+    model = deepCR(mask=checkpoints["vi"])
+    image = np.random.default_rng(6).normal(0, 1, (24, 24)).astype(np.float32)
+    prob = model.clean_vi(image, T=5, seed=1)
+    np.testing.assert_array_equal(model.clean(image, threshold=0.45, T=5, seed=1), prob > 0.45)
+
+
+def test_clean_vi_on_deterministic_model_warns_once(checkpoints):
+    model = deepCR(mask=checkpoints["det"])
+    assert not model.bayesian
+    image = np.random.default_rng(2).normal(0, 1, (16, 16)).astype(np.float32)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prob, entropy, epistemic = model.clean_vi(image, T=16, return_entropy=True, return_epistemic=True)
+        model.clean_vi(image, T=16)
+    messages = [str(w.message) for w in caught if "epistemic" in str(w.message)]
+    assert len(messages) == 1 and "deterministic" in messages[0]
+    np.testing.assert_array_equal(epistemic, 0.0)
+    np.testing.assert_allclose(entropy, binary_entropy(prob), atol=1e-5)
+    np.testing.assert_array_equal(prob, model.clean(image, binary=False))
+
+
+def test_gpu_falls_back_to_cpu_with_a_warning(checkpoints):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    with pytest.warns(RuntimeWarning, match="no CUDA device"):
+        model = deepCR(mask=checkpoints["det"], device="GPU")
+    assert model.device.type == "cpu"
+
+
+def test_bad_arguments(checkpoints, tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        deepCR(mask=str(tmp_path / "missing.pth"))
+    with pytest.raises(ValueError, match="unknown deepCR mask model"):
+        deepCR(mask="ACS-WFC-typo")
+    with pytest.raises(ValueError, match="hidden=32 but the model"):
+        deepCR(mask=checkpoints["det"], hidden=32)
+    with pytest.raises(ValueError, match="inpainting networks"):
+        deepCR(mask=checkpoints["det"], inpaint="ACS-WFC-F606W-2-32")
+    with pytest.raises(ValueError, match="device must be"):
+        deepCR(mask=checkpoints["det"], device="TPU")
+    not_a_checkpoint = tmp_path / "notes.pth"
+    not_a_checkpoint.write_text("hello")
+    with pytest.raises(ValueError, match="not a cosmiq_pyro checkpoint"):
+        deepCR(mask=not_a_checkpoint)
+    model = deepCR(mask=checkpoints["det"])
+    with pytest.raises(ValueError, match="threshold"):
+        model.clean(np.zeros((8, 8), np.float32), threshold=1.5)
+    with pytest.raises(ValueError, match="2-D"):
+        model.clean_vi(np.zeros((2, 8, 8), np.float32))
