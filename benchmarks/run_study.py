@@ -45,7 +45,8 @@ from cosmiq_pyro import compare, load
 from cosmiq_pyro import simulate
 from cosmiq_pyro.data import PairDataset
 from cosmiq_pyro.peers import DEFAULT_SIGCLIPS, DeepCRPeer, LACosmicPeer
-from cosmiq_pyro.study import ALL, _write_atomic
+from cosmiq_pyro.atomic import write_bytes_atomic
+from cosmiq_pyro.study import ALL
 
 HELDOUT_SEED_BASE = 2**32  # above every frame_seed() value: disjoint from all training frames
 FRAMES_PER_SEED = 10**6
@@ -209,9 +210,9 @@ def main(argv=None) -> int:
     result = compare(predictors, dataset, out_dir=out, T=args.T, seed=args.seed,
                      progress=not args.quiet, n_boot=args.n_boot)
     compared_s = time.perf_counter() - start - simulated_s
-    _write_atomic(out / "frames.csv", dataset.meta.to_csv(index=False).encode())
+    write_bytes_atomic(out / "frames.csv", dataset.meta.to_csv(index=False).encode())
     goals = goals_report(result)
-    _write_atomic(out / "goals.md", goals.encode())
+    write_bytes_atomic(out / "goals.md", goals.encode())
 
     print(result.markdown)
     if args.n_boot:

@@ -15,8 +15,6 @@ never leaves a half-written checkpoint.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import torch
 from torch import nn
 
 from ._version import __version__
+from .atomic import atomic_open
 from .bayes import UNet2SigmoidVI, make_guide
 from .nets import UNet2Sigmoid
 
@@ -82,17 +81,8 @@ def save(path, model, guide=None, history=None) -> Path:
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path) as fh:
+        torch.save(payload, fh)
     return path
 
 

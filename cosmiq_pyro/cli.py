@@ -29,6 +29,7 @@ import warnings
 from pathlib import Path
 
 from ._version import __version__
+from .atomic import write_bytes_atomic
 
 __all__ = ["main", "build_parser", "HELD_OUT_SEED"]
 
@@ -359,18 +360,6 @@ def _staged_directory(outdir: Path, *, overwrite: bool):
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _product_name(path: Path) -> str:
     name = path.name
     for suffix in sorted(_FITS_SUFFIXES, key=len, reverse=True):
@@ -481,7 +470,7 @@ def _run_evaluate(args) -> int:
     table = evaluate(model, dataset, T=args.T, seed=args.seed, progress=not args.quiet)
     print(table.to_string(index=False))
     if args.out is not None:
-        _write_text_atomic(args.out, table.to_csv(index=False))
+        write_bytes_atomic(args.out, table.to_csv(index=False).encode())
         print(f"wrote {args.out}")
     return 0
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Mapping, Optional
 
 import numpy as np
+import torch
 from scipy.special import entr
 
 from .predictive import _checked_image, _resolve_model, predict
@@ -261,9 +262,16 @@ class LACosmicPeer:
         inmask = None if ignore is None else np.asarray(ignore, dtype=bool)
         settings = self.detector_settings(meta)
         score = np.zeros(x.shape, dtype=np.float32)
-        for s in self.sigclips:  # ascending: a later (larger) sigclip overwrites
-            flagged, _ = self._detect(x, inmask=inmask, sigclip=s, **settings)
-            score[flagged] = s
+        # torch's idle OpenMP workers compete with astroscrappy's own OpenMP loops: with 2 torch
+        # threads a 64x64 call was measured ~100x slower (0.5 s vs 4 ms), so run it with one.
+        torch_threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            for s in self.sigclips:  # ascending: a later (larger) sigclip overwrites
+                flagged, _ = self._detect(x, inmask=inmask, sigclip=s, **settings)
+                score[flagged] = s
+        finally:
+            torch.set_num_threads(torch_threads)
         return score
 
     def predict(self, image, ignore=None, meta: Optional[Mapping] = None, seed: int = 0) -> PeerPrediction:

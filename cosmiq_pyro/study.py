@@ -40,8 +40,6 @@ from __future__ import annotations
 
 import io
 import numbers
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
@@ -54,6 +52,7 @@ from tqdm.auto import tqdm
 
 from . import metrics as M
 from . import plots
+from .atomic import write_bytes_atomic
 from .checkpoint import FitResult
 from .data import SimulatedDataset, as_dataset
 from .nets import UNet2Sigmoid
@@ -595,8 +594,8 @@ def _draw(kind: str, result, ax, name: str, colour: str) -> None:
 def _write_outputs(out: Path, table: pd.DataFrame, markdown: str, pooled: _Pooled,
                    outputs: dict, panels: list, overall_curves: dict) -> dict:
     out.mkdir(parents=True, exist_ok=True)
-    files = {"csv": _write_atomic(out / "table.csv", table.to_csv(index=False).encode()),
-             "markdown": _write_atomic(out / "table.md", markdown.encode())}
+    files = {"csv": write_bytes_atomic(out / "table.csv", table.to_csv(index=False).encode()),
+             "markdown": write_bytes_atomic(out / "table.md", markdown.encode())}
     colours = {name: f"C{k % 10}" for k, name in enumerate(outputs)}
     panel_curves = [overall_curves if label == ALL else _curves(pooled, outputs, frames)
                     for label, frames in panels]
@@ -617,23 +616,7 @@ def _write_outputs(out: Path, table: pd.DataFrame, markdown: str, pooled: _Poole
 def _save_figure(fig: Figure, path: Path) -> Path:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
-    return _write_atomic(path, buffer.getvalue())
-
-
-def _write_atomic(path: Path, payload: bytes) -> Path:
-    """Write ``payload`` to a temporary file beside ``path``, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; these are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_bytes_atomic(path, buffer.getvalue())
 
 
 def _prepare_dir(out_dir) -> Path:

@@ -1,6 +1,5 @@
 """evaluate / compare: known answers on tiny cases, grouping, ignore masks, files written."""
 import math
-import os
 from types import SimpleNamespace
 
 import numpy as np
@@ -9,7 +8,6 @@ import pytest
 import torch
 
 from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, compare, evaluate, fit_svi, predict
-from cosmiq_pyro import study
 from cosmiq_pyro.data import SimulatedDataset
 from cosmiq_pyro.peers import LACosmicPeer, PeerPrediction
 
@@ -214,19 +212,6 @@ def test_compare_writes_every_file_and_a_markdown_row_per_predictor(tmp_path):
     assert math.isnan(row["brier"]) and math.isnan(row["ece"]) and 0 <= row["roc_auc"] <= 1
     assert set(result.curves["roc"]) == {"det", "oracle", "score"}
     assert set(result.curves["reliability"]) == {"det", "oracle"}
-
-
-def test_failed_write_leaves_no_file_and_keeps_the_old_one(tmp_path):
-    target = tmp_path / "table.csv"
-    with pytest.raises(TypeError):
-        study._write_atomic(target, "not bytes")
-    assert list(tmp_path.iterdir()) == []
-    target.write_bytes(b"old")
-    with pytest.raises(TypeError):
-        study._write_atomic(target, None)
-    assert target.read_bytes() == b"old" and list(tmp_path.iterdir()) == [target]
-    study._write_atomic(target, b"new")
-    assert target.read_bytes() == b"new" and oct(os.stat(target).st_mode & 0o777) == "0o644"
 
 
 def test_simulated_dataset_with_lacosmic_reads_the_simulator_metadata():

@@ -1,25 +1,18 @@
 """Writing a `SimulatedSet` in deepCR's 'pair' file layout, atomically file by file."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_open
 from .datasets import SimulatedSet
 
 
 def _atomic_save(path, array):
     """``numpy.save`` to a temporary file in the same directory, then rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as fh:
+        np.save(fh, array)
 
 
 def write_pairs(directory, dataset):
