@@ -202,22 +202,32 @@ def svi_loss(model: UNet2SigmoidVI, guide: AutoNormal, weight_scale: float, num_
     return loss
 
 
-def draw_weights(model: UNet2SigmoidVI, guide: AutoNormal, num_samples: int) -> dict[str, torch.Tensor]:
+def draw_weights(model: UNet2SigmoidVI, guide, num_samples: int) -> dict[str, torch.Tensor]:
     """``num_samples`` posterior draws of every weight site: ``{site: (S, *weight_shape)}``.
 
-    Uses `pyro.infer.Predictive` (guide draw + model replay) on a 4x4 dummy input, because
-    each Predictive call also runs the model twice more for shape inference: on the image that
-    would cost two extra full forward passes per call.  The model is in eval mode during the call
-    (batch-norm statistics untouched).
+    Uses `pyro.infer.Predictive`.  For the package's mean-field `AutoNormal` guide, Predictive
+    runs the guide alone, vectorised (``parallel=True``: one guide call inside a plate of size
+    ``S`` draws all samples at once); the guide's sample sites carry the model's site names and
+    values, so these are the draws ``Predictive(model, guide=guide)`` would return, without one
+    model replay per draw.  (``parallel=True`` fails on the model itself: its convolutions do
+    not accept a batch of weights.)  Any other guide goes through
+    ``Predictive(model, guide=guide)``, one draw after another, on a 4x4 dummy input.
+    The model is in eval mode during the call (batch-norm statistics untouched).
     """
+    if not (isinstance(num_samples, int) and num_samples >= 1):
+        raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
     device = next(iter(model.buffers())).device
     dummy = torch.zeros(1, model.n_channels, 4, 4, device=device)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            draws = Predictive(model, guide=guide, num_samples=num_samples,
-                               return_sites=model.weight_sites)(dummy)
+            if isinstance(guide, AutoNormal):
+                draws = Predictive(guide, num_samples=num_samples, return_sites=model.weight_sites,
+                                   parallel=True)(dummy)
+            else:
+                draws = Predictive(model, guide=guide, num_samples=num_samples,
+                                   return_sites=model.weight_sites)(dummy)
     finally:
         model.train(was_training)
     return {site: draws[site] for site in model.weight_sites}
@@ -232,8 +242,10 @@ def probs_given_weights(model: UNet2SigmoidVI, x: torch.Tensor, weights: Mapping
 def sample_probs(model: UNet2SigmoidVI, guide: AutoNormal, x: torch.Tensor, num_samples: int) -> torch.Tensor:
     """``num_samples`` posterior-predictive probability maps, (S, B, n_classes, H, W).
 
-    One `draw_weights` call, then one forward pass per draw.  The caller chooses the model's
-    mode (eval for prediction) and the gradient context.
+    One `draw_weights` call, then one forward pass of the Pyro model per draw
+    (`probs_given_weights`).  This is the reference path; it also works in train mode
+    (`cosmiq_pyro.predict` uses the faster fused passes of `fastnet`).  The caller chooses the
+    model's mode (eval for prediction) and the gradient context.
     """
     draws = draw_weights(model, guide, num_samples)
     return torch.stack([probs_given_weights(model, x, {k: v[t] for k, v in draws.items()})

@@ -1,7 +1,7 @@
 """Monte Carlo prediction: per-pixel CR probability and uncertainty maps.
 
-For posterior draws ``w_t ~ q(w)``, ``t = 1..T``, with per-draw probabilities
-``p_t = sigma(f_{w_t}(x))``:
+For posterior draws ``w_t ~ q(w)``, ``t = 1..T``, with per-draw logits ``z_t = f_{w_t}(x)`` and
+probabilities ``p_t = sigma(z_t)``:
 
 .. math::
     \\bar p = \\frac{1}{T}\\sum_t p_t, \\qquad
@@ -9,15 +9,22 @@ For posterior draws ``w_t ~ q(w)``, ``t = 1..T``, with per-draw probabilities
 
     A = \\frac{1}{T}\\sum_t H[p_t] \\;\\text{(aleatoric)}, \\qquad
     E = H[\\bar p] - A \\ge 0 \\;\\text{(epistemic: the mutual information between the label
-    and the weights, BALD)}.
+    and the weights, BALD)},
 
-The ``T`` weight draws are made once per image with `pyro.infer.Predictive` (`bayes.draw_weights`),
-then every tile runs one forward pass per draw and keeps running sums of ``p_t`` and ``H[p_t]``,
-so memory does not grow with ``T`` and all tiles see the same draws.  Large images run in
-overlapping tiles: each tile is extended by a margin larger than the network's receptive field
-(radius 10 px) and the margin is discarded, so the tiled maps equal the untiled ones to float
-rounding (for batch norm or no norm; group norm's statistics span the whole input, so with it
-tiles change the result slightly).
+with each draw's entropy computed from its logit without forming ``log p``:
+``H[sigma(z)] = softplus(z) - z sigma(z)``.
+
+The ``T`` weight draws are made once per image with `pyro.infer.Predictive` (`bayes.draw_weights`).
+Their batch norms are then folded into the convolutions and every tile runs one fused forward
+pass per draw (`fastnet`), keeping running sums of ``p_t`` and ``H[p_t]``, so memory does not
+grow with ``T`` and all tiles see the same draws.  `bayes.probs_given_weights` (one pass of the
+Pyro model per draw) is the reference this fast path is tested against.
+
+Images run in overlapping tiles: each tile is extended by a margin at least the network's
+receptive-field radius (9 px) and the margin is discarded, so the tiled maps equal the untiled
+ones to float rounding (for batch norm or no norm; group norm's statistics span the whole input,
+so with it tiles change the result slightly and only the caller's ``tile`` is used).  On the CPU
+tiles are at most `CPU_TILE` px, which keeps a tile's activations in the processor's cache.
 """
 from __future__ import annotations
 
@@ -30,10 +37,21 @@ from tqdm.auto import tqdm
 from .bayes import UNet2SigmoidVI, draw_weights, probs_given_weights
 from .checkpoint import FitResult
 from .devices import resolve_device
+from .fastnet import FusedWeights, fuse_weights, fused_logits
 from .nets import UNet2Sigmoid
 
-TILE_MARGIN = 16  # px; > the receptive-field radius (10 px) of UNet2Sigmoid, a multiple of 4
-_ALIGN = 4  # pad to a multiple of 4 and start tiles on multiples of 4 (two 2x2 pooling grids)
+TILE_MARGIN = 10  # px; >= the receptive-field radius (9 px) of UNet2Sigmoid, even (pooling grid)
+_ALIGN = 4  # pad to a multiple of 4 and start tiles on multiples of 4 (even: the 2x2 pooling grid)
+#: Largest core tile side on the CPU (px).  Tiles are balanced (a 1024 px side runs as three
+#: 344 px tiles), so an input tile is at most 404 px and each 32-channel activation at most
+#: 21 MB: inside this machine's 32 MB L3 cache and below glibc's 32 MB mmap threshold (larger
+#: buffers are mapped afresh, and page-faulted in, at every allocation).  Whole 1024 px tiles
+#: ran 1.6x slower per pixel, 256 px tiles 1.07x (margins); see benchmarks/bench_predict.py.
+CPU_TILE = 384
+#: Draws evaluated together by one grouped-convolution pass on CUDA (memory budget per pass);
+#: on the CPU one draw per pass is faster (oneDNN's grouped kernels are slower per draw here,
+#: see benchmarks/bench_predict.py), so draws run one after another.
+CUDA_PASS_BYTES = 2 * 1024 ** 3
 
 
 @dataclass
@@ -89,12 +107,14 @@ def predict(model, image, *, guide=None, T: int = 16, ignore=None, seed: int = 0
     seed : int
         Seed of the posterior draws: the same seed gives the same maps.
     tile : int
-        Core tile side in px (a multiple of 4); larger images run in tiles with a
-        ``TILE_MARGIN`` px overlap.
+        Largest core tile side in px (a multiple of 4); larger images run in tiles with a
+        ``TILE_MARGIN`` px overlap.  On the CPU, tiles are at most `CPU_TILE` px (faster; the
+        maps are the same to float rounding), except for group-norm nets, whose maps depend on
+        the tiling.
     device : str or torch.device, optional
         Default: CUDA when available, else CPU.
     progress : bool, optional
-        tqdm bar over tiles; default: shown when there is more than one tile.
+        tqdm bar over tiles; default: shown when the image is larger than one ``tile``.
 
     Returns
     -------
@@ -115,25 +135,32 @@ def predict(model, image, *, guide=None, T: int = 16, ignore=None, seed: int = 0
 
     height, width = x.shape
     padded = np.pad(x, ((0, -height % _ALIGN), (0, -width % _ALIGN)), mode="symmetric")
-    maps = np.zeros((3,) + padded.shape, dtype=np.float32)  # prob, entropy, aleatoric
+    maps = np.zeros((2,) + padded.shape, dtype=np.float32)  # prob, aleatoric
+    if progress is None:
+        progress = max(padded.shape) > tile
+    if device.type == "cpu" and net.norm != "group":  # tiles do not change the result
+        tile = min(tile, CPU_TILE)
     tiles = list(_tiles(padded.shape, tile))
     was_training = net.training
     net.eval()
     try:
-        with torch.no_grad():
-            draws = None if guide is None else _draw(net, guide, T, seed, device)
+        with torch.inference_mode():
+            if guide is None:
+                passes = [fuse_weights(net)]
+            else:
+                draws = _draw(net, guide, T, seed, device)
+                passes = _fused_passes(net, draws, _draws_per_pass(device, tile, net.hidden))
             for (r0, r1, c0, c1), (ir0, ir1, ic0, ic1) in tqdm(tiles, desc="tiles", unit="tile",
-                                                               disable=not (len(tiles) > 1 if progress is None else progress)):
-                block = torch.from_numpy(np.ascontiguousarray(padded[ir0:ir1, ic0:ic1]))
-                block = block.to(device)[None, None]  # (1, 1, h, w)
-                prob, alea = _mc_moments(net, draws, block)
+                                                               disable=not progress):
+                block = torch.from_numpy(padded[ir0:ir1, ic0:ic1]).to(device)[None, None]  # (1, 1, h, w)
                 core = (slice(r0 - ir0, r1 - ir0), slice(c0 - ic0, c1 - ic0))
-                maps[0, r0:r1, c0:c1] = prob[core].cpu().numpy()
-                maps[2, r0:r1, c0:c1] = alea[core].cpu().numpy()
+                prob, alea = _mc_moments(passes, block, core, T)
+                maps[0, r0:r1, c0:c1] = prob.cpu().numpy()
+                maps[1, r0:r1, c0:c1] = alea.cpu().numpy()
     finally:
         net.train(was_training)
     prob = maps[0, :height, :width]
-    aleatoric = maps[2, :height, :width]
+    aleatoric = maps[1, :height, :width]
     entropy = binary_entropy(torch.from_numpy(prob).double()).numpy()
     epistemic = np.maximum(entropy - aleatoric, 0.0).astype(np.float32)
     if guide is None:
@@ -150,10 +177,43 @@ def _draw(net, guide, T: int, seed: int, device: torch.device) -> dict:
         return draw_weights(net, guide, T)
 
 
-def _mc_moments(net, draws: dict | None, x: torch.Tensor):
-    """MC means of ``p_t`` and ``H[p_t]`` over the draws (running sums); each (h, w) float64.
+def _draws_per_pass(device: torch.device, tile: int, hidden: int) -> int:
+    """How many draws one forward pass evaluates: 1 on the CPU, a memory budget's worth on CUDA.
 
-    ``draws`` is None for the deterministic twin (one pass).
+    A pass over ``k`` draws holds about six ``k * hidden``-channel float32 maps of the input tile.
+    """
+    if device.type != "cuda":
+        return 1
+    side = tile + 2 * TILE_MARGIN
+    return max(1, CUDA_PASS_BYTES // (6 * hidden * side * side * 4))
+
+
+def _fused_passes(net, draws: dict, k: int) -> list[FusedWeights]:
+    """The draws ``{site: (T, *shape)}`` folded with ``net``'s norms, in groups of ``k`` per pass."""
+    T = len(next(iter(draws.values())))
+    return [fuse_weights(net, {site: w[t:t + k] for site, w in draws.items()}) for t in range(0, T, k)]
+
+
+def _mc_moments(passes: list[FusedWeights], x: torch.Tensor, core: tuple[slice, slice], T: int):
+    """MC means of ``p_t`` and ``H[p_t]`` over the draws on the ``core`` of tile ``x``.
+
+    ``x``: (1, 1, h, w); returns two float64 maps of the core's shape.  Running sums over the
+    passes, with ``H[sigma(z)] = softplus(z) - z sigma(z)`` computed in float64.
+    """
+    sum_p = sum_h = 0.0
+    for fw in passes:
+        z = fused_logits(fw, x)[0, :, 0][(slice(None),) + core].double()  # (k, h_core, w_core)
+        p = torch.sigmoid(z)
+        sum_p = sum_p + p.sum(0)
+        sum_h = sum_h + (torch.nn.functional.softplus(z, threshold=50.0) - z * p).sum(0)
+    return sum_p / T, sum_h / T
+
+
+def _reference_moments(net, draws: dict | None, x: torch.Tensor):
+    """The reference for `_mc_moments`: one pass of the (Pyro) model per draw, unfused.
+
+    ``draws`` is None for the deterministic twin.  Returns the MC means of ``p_t`` and
+    ``H[p_t]`` over the whole tile ``x`` (1, 1, h, w), each (h, w) float64.
     """
     if draws is None:
         p = net(x)[0, 0].double()
@@ -168,12 +228,20 @@ def _mc_moments(net, draws: dict | None, x: torch.Tensor):
     return sum_p / T, sum_h / T
 
 
+def _balanced_step(length: int, tile: int) -> int:
+    """Tile step along an axis of ``length`` px: as few tiles of at most ``tile`` px as cover it,
+    of (nearly) equal size, a multiple of `_ALIGN` (no thin remainder tile to pay margins for)."""
+    n = -(-length // tile)
+    return -(-length // (n * _ALIGN)) * _ALIGN
+
+
 def _tiles(shape, tile: int):
     """Core boxes ``(r0, r1, c0, c1)`` covering ``shape`` and their input boxes with margins."""
     height, width = shape
-    for r0 in range(0, height, tile):
-        for c0 in range(0, width, tile):
-            r1, c1 = min(r0 + tile, height), min(c0 + tile, width)
+    row_step, col_step = _balanced_step(height, tile), _balanced_step(width, tile)
+    for r0 in range(0, height, row_step):
+        for c0 in range(0, width, col_step):
+            r1, c1 = min(r0 + row_step, height), min(c0 + col_step, width)
             yield (r0, r1, c0, c1), (max(r0 - TILE_MARGIN, 0), min(r1 + TILE_MARGIN, height),
                                      max(c0 - TILE_MARGIN, 0), min(c1 + TILE_MARGIN, width))
 

@@ -1,0 +1,361 @@
+"""What the weight posterior learned: an ArviZ bridge and a per-layer summary table.
+
+This is the only module of the package that imports ArviZ (0.23.x on Python 3.11).  ArviZ 1.x
+changed ``from_dict`` (one nested dict) and several plot names; every call sits here so the
+move is one file.
+
+* `to_inference_data` puts posterior and prior draws of chosen weight sites (and, optionally,
+  posterior-predictive CR probabilities at chosen pixels) into an `arviz.InferenceData`, ready
+  for ``az.summary``, ``az.plot_forest`` and ``az.plot_posterior``.
+* `posterior_table` summarises the mean-field posterior ``q(w) = prod_i N(mu_i, sigma_i^2)``
+  layer by layer, with the closed-form KL divergence to the prior ``N(0, sigma_p^2)``.
+
+Both take a `FitResult` from `fit_svi` / `load`, or an ``AutoNormal`` guide with its ``model=``.
+"""
+from __future__ import annotations
+
+import functools
+import numbers
+from collections.abc import Mapping, Sequence
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import torch
+from pyro.infer import Predictive
+from pyro.infer.autoguide import AutoNormal
+from torch import nn
+from torch.distributions import Normal, kl_divergence
+
+from ._version import __version__
+from .bayes import UNet2SigmoidVI, draw_weights, probs_given_weights
+from .checkpoint import FitResult
+from .predictive import TILE_MARGIN
+
+__all__ = ["DEFAULT_SITES", "to_inference_data", "posterior_table"]
+
+#: A readable default: the first layer's 3x3 kernels (what the net "looks at" first) and the
+#: 1x1 output convolution that turns the last features into the CR logit.
+DEFAULT_SITES = ("inc.conv1.weight", "head.weight", "head.bias")
+
+_ALIGN = 4  # predict pads images to a multiple of 4 and starts tiles on multiples of 4
+
+
+def _resolve(fit_or_guide, model) -> tuple[UNet2SigmoidVI, AutoNormal]:
+    """(model, guide) from a FitResult, or from an AutoNormal guide plus ``model``."""
+    if isinstance(fit_or_guide, FitResult):
+        if fit_or_guide.guide is None:
+            raise ValueError("fit_or_guide is a deterministic FitResult (guide=None): it has no weight "
+                             "posterior; pass the result of fit_svi or of load() on a VI checkpoint")
+        if model is not None and model is not fit_or_guide.model:
+            raise ValueError("model= was given with a FitResult that holds a different model; "
+                             "pass one or the other")
+        model, guide = fit_or_guide.model, fit_or_guide.guide
+    elif isinstance(fit_or_guide, AutoNormal):
+        if model is None:
+            raise ValueError("fit_or_guide is a guide: pass its model too, "
+                             "to_inference_data(guide, model=vi_model)")
+        guide = fit_or_guide
+    else:
+        raise TypeError(f"fit_or_guide must be a FitResult from fit_svi/load or a pyro AutoNormal guide, "
+                        f"got {type(fit_or_guide).__name__}")
+    if not isinstance(model, UNet2SigmoidVI):
+        raise TypeError(f"model must be a UNet2SigmoidVI, got {type(model).__name__}")
+    return model, guide
+
+
+def _layer_of(model: UNet2SigmoidVI, site: str) -> tuple[str, nn.Module]:
+    layer = site.rsplit(".", 1)[0]
+    return layer, model.get_submodule(layer)
+
+
+def _site_dims(model: UNet2SigmoidVI, site: str) -> list[str]:
+    """Dimension names of a weight site, prefixed by its layer so each has one size.
+
+    Conv2d weights are (out_channel, in_channel, ky, kx); torch stores ConvTranspose2d
+    weights as (in_channel, out_channel, ky, kx); biases are (out_channel,).
+    """
+    layer, module = _layer_of(model, site)
+    if site.endswith(".bias"):
+        names = ["out_channel"]
+    elif isinstance(module, nn.ConvTranspose2d):
+        names = ["in_channel", "out_channel", "ky", "kx"]
+    else:
+        names = ["out_channel", "in_channel", "ky", "kx"]
+    return [f"{layer}.{name}" for name in names]
+
+
+def _check_sites(model: UNet2SigmoidVI, sites) -> tuple[str, ...]:
+    if sites is None:
+        return DEFAULT_SITES
+    if isinstance(sites, str):
+        sites = (sites,)
+    if not isinstance(sites, Sequence) or not sites:
+        raise ValueError(f"sites must be a non-empty sequence of weight-site names, got {sites!r}")
+    unknown = [s for s in sites if s not in model.weight_sites]
+    if unknown:
+        raise ValueError(f"unknown weight site(s) {unknown}; the model has {list(model.weight_sites)}")
+    if len(set(sites)) != len(sites):
+        raise ValueError(f"sites lists a name twice: {list(sites)}")
+    return tuple(sites)
+
+
+def _check_int(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_pixels(pixels, shape) -> tuple[list[str], np.ndarray]:
+    """Labels and an (K, 2) int array of (row, col) from a mapping or a sequence of pairs."""
+    if isinstance(pixels, Mapping):
+        labels, coords = [str(k) for k in pixels], list(pixels.values())
+    elif isinstance(pixels, Sequence) and not isinstance(pixels, str):
+        coords = list(pixels)
+        labels = []
+        for rc in coords:
+            try:
+                labels.append(f"row {int(rc[0])}, col {int(rc[1])}")
+            except (TypeError, ValueError, IndexError):
+                labels.append(repr(rc))  # reported by the shape check below
+    else:
+        raise TypeError(f"pixels must be a mapping label -> (row, col) or a sequence of (row, col), "
+                        f"got {type(pixels).__name__}")
+    if not coords:
+        raise ValueError("pixels is empty; give at least one (row, col)")
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"pixels has repeated labels: {labels}")
+    rc = np.asarray(coords)
+    if rc.ndim != 2 or rc.shape[1] != 2 or not np.issubdtype(rc.dtype, np.integer):
+        raise ValueError(f"pixels must be integer (row, col) pairs, got {coords!r}")
+    outside = (rc[:, 0] < 0) | (rc[:, 0] >= shape[0]) | (rc[:, 1] < 0) | (rc[:, 1] >= shape[1])
+    if outside.any():
+        raise ValueError(f"pixel(s) {rc[outside].tolist()} lie outside the image of shape {shape}")
+    return labels, rc.astype(np.int64)
+
+
+def _check_image(image) -> np.ndarray:
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().numpy()
+    x = np.asarray(image)
+    if x.ndim != 2 or x.size == 0:
+        raise ValueError(f"image must be a non-empty 2-D (H, W) array in electrons, got shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
+        raise TypeError(f"image must hold real numbers, got dtype {x.dtype}")
+    if not np.isfinite(x).all():
+        raise ValueError("image has non-finite pixels; replace them first (predict() does this "
+                         "for pixels in its ignore mask)")
+    return x.astype(np.float32)
+
+
+def _pixel_probs(model: UNet2SigmoidVI, draws: Mapping[str, torch.Tensor], image: np.ndarray,
+                 rc: np.ndarray) -> np.ndarray:
+    """CR probability at pixels ``rc`` (K, 2) for every weight draw: (S, K) float64.
+
+    Each pixel is evaluated on a crop of the image (padded as `predict` pads it) that starts on an
+    even row and column, so the 2x2 pooling grid is the image's, and reaches at least
+    ``TILE_MARGIN`` px (the network's receptive-field radius or more) beyond the pixel's 4x4 cell:
+    the values equal `predict`'s per-draw maps to float rounding.  With group norm (statistics
+    over the whole input) the whole image is used instead.
+    """
+    height, width = image.shape
+    padded = np.pad(image, ((0, -height % _ALIGN), (0, -width % _ALIGN)), mode="symmetric")
+    full = (0, padded.shape[0], 0, padded.shape[1])
+    margin = TILE_MARGIN + TILE_MARGIN % 2  # even, so crops start and end on even rows and columns
+    groups: dict[tuple[int, int], list[tuple[int, tuple[int, int, int, int]]]] = {}
+    for k, (r, c) in enumerate(rc):
+        if model.norm == "group":
+            box = full
+        else:
+            r4, c4 = r // _ALIGN * _ALIGN, c // _ALIGN * _ALIGN
+            box = (max(r4 - margin, 0), min(r4 + _ALIGN + margin, padded.shape[0]),
+                   max(c4 - margin, 0), min(c4 + _ALIGN + margin, padded.shape[1]))
+        groups.setdefault((box[1] - box[0], box[3] - box[2]), []).append((k, box))
+    device = next(iter(model.buffers())).device
+    batches = []
+    for members in groups.values():
+        crops = np.stack([padded[r0:r1, c0:c1] for _, (r0, r1, c0, c1) in members])
+        batches.append((members, torch.from_numpy(crops)[:, None].to(device)))  # (B, 1, h, w)
+    n_draws = len(next(iter(draws.values())))
+    out = np.empty((n_draws, len(rc)), dtype=np.float64)
+    for t in range(n_draws):
+        weights = {site: w[t] for site, w in draws.items()}
+        for members, x in batches:
+            probs = probs_given_weights(model, x, weights)[:, 0]  # (B, h, w)
+            for b, (k, (r0, _, c0, _)) in enumerate(members):
+                out[t, k] = float(probs[b, rc[k, 0] - r0, rc[k, 1] - c0])
+    return out
+
+
+def _prior_seed(seed: int) -> int:
+    """A seed for the prior draws, independent of the posterior stream of ``seed``."""
+    return int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
+
+
+def _in_eval(model: nn.Module, fn):
+    """``fn()`` with ``model`` in eval mode (batch-norm statistics untouched) and no gradients."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return fn()
+    finally:
+        model.train(was_training)
+
+
+def to_inference_data(fit_or_guide, num_samples: int = 200, sites=None, seed: int = 0, model=None,
+                      pixels=None, image=None) -> az.InferenceData:
+    """Posterior and prior draws of weight sites as an `arviz.InferenceData`.
+
+    Parameters
+    ----------
+    fit_or_guide : FitResult or pyro.infer.autoguide.AutoNormal
+        A fitted VI model (`fit_svi`, `load`), or its guide (then ``model`` is required).
+    num_samples : int
+        Draws per group (one chain).
+    sites : sequence of str, optional
+        Weight sites to include (names as in ``model.weight_sites``, e.g.
+        ``"down.block.conv1.weight"``).  Default `DEFAULT_SITES`: the first layer's 3x3 kernels
+        and the 1x1 output convolution.
+    seed : int
+        Seed of the draws: the posterior draws are those `predict` makes with ``T=num_samples``
+        and the same seed (so the posterior-predictive values below average to its ``prob``).
+    model : UNet2SigmoidVI, optional
+        The model of ``fit_or_guide`` when a guide is given.
+    pixels : mapping of label -> (row, col), or sequence of (row, col), optional
+        Pixels of ``image`` at which to record the CR probability of every posterior draw.
+    image : array_like, (H, W), optional
+        Image in electrons, required with ``pixels``.
+
+    Returns
+    -------
+    arviz.InferenceData
+        * ``posterior``: one variable per site, shape (chain=1, draw, *weight_shape), drawn
+          from the guide ``q(w)`` with `pyro.infer.Predictive` (`bayes.draw_weights`);
+        * ``prior``: the same sites drawn from the model's prior ``N(0, prior_scale^2)``;
+        * with ``pixels``: ``posterior_predictive`` variable ``prob`` (chain, draw, pixel), the
+          per-draw CR probability ``sigma(f_w(x))`` at each pixel, and ``constant_data``
+          ``pixel_row``, ``pixel_col``.
+
+        Dimensions are named after the layer and the axis, e.g. ``inc.conv1.out_channel``,
+        ``inc.conv1.in_channel``, ``inc.conv1.ky``, ``inc.conv1.kx`` (ConvTranspose2d weights
+        are stored in_channel first, as torch stores them); a layer's weight and bias share
+        its ``out_channel`` dimension.
+
+    Examples
+    --------
+    >>> idata = to_inference_data(fit, num_samples=200)            # doctest: +SKIP
+    >>> az.summary(idata, var_names=["head.weight"], kind="stats")  # doctest: +SKIP
+    """
+    model, guide = _resolve(fit_or_guide, model)
+    num_samples = _check_int(num_samples, "num_samples", 1)
+    seed = _check_int(seed, "seed", 0)
+    sites = _check_sites(model, sites)
+    if (pixels is None) != (image is None):
+        raise ValueError("pixels and image go together: give both (the image in electrons and the "
+                         "(row, col) pixels to follow) or neither")
+    if image is not None:
+        image = _check_image(image)
+        labels, rc = _check_pixels(pixels, image.shape)
+
+    device = next(iter(model.buffers())).device
+    guide.to(device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        draws = draw_weights(model, guide, num_samples)  # {site: (S, *shape)}, every site
+        predictive = None if image is None else _in_eval(model, lambda: _pixel_probs(model, draws, image, rc))
+        torch.manual_seed(_prior_seed(seed))
+        dummy = torch.zeros(1, model.n_channels, 4, 4, device=device)
+        prior = _in_eval(model, lambda: Predictive(model, num_samples=num_samples, return_sites=sites)(dummy))
+
+    def group(samples):
+        return {s: samples[s].detach().cpu().numpy()[None] for s in sites}  # (1, S, *shape)
+
+    dims = {s: _site_dims(model, s) for s in sites}
+    coords = {}
+    for s in sites:
+        for name, size in zip(dims[s], draws[s].shape[1:]):
+            coords[name] = np.arange(size)
+    extra = {}
+    if predictive is not None:
+        dims["prob"] = ["pixel"]
+        dims["pixel_row"] = dims["pixel_col"] = ["pixel"]
+        coords["pixel"] = labels
+        extra = dict(posterior_predictive={"prob": predictive[None]},
+                     constant_data={"pixel_row": rc[:, 0], "pixel_col": rc[:, 1]})
+    attrs = {"created_by": f"cosmiq_pyro {__version__}", "guide": type(guide).__name__,
+             "prior_scale": float(model.prior_scale), "seed": seed}
+    return az.from_dict(posterior=group(draws), prior=group(prior), coords=coords, dims=dims,
+                        attrs=attrs, **extra)
+
+
+def _site_param(container: nn.Module, site: str) -> torch.Tensor:
+    """``guide.locs.<site>`` / ``guide.scales.<site>`` (constrained) for a dotted site name."""
+    return functools.reduce(getattr, site.split("."), container)
+
+
+def posterior_table(fit_or_guide, model=None) -> pd.DataFrame:
+    """Per-layer summary of the mean-field weight posterior ``q(w) = prod_i N(mu_i, sigma_i^2)``.
+
+    Parameters
+    ----------
+    fit_or_guide : FitResult or pyro.infer.autoguide.AutoNormal
+        A fitted VI model (`fit_svi`, `load`), or its guide (then ``model`` is required).
+    model : UNet2SigmoidVI, optional
+        The model of ``fit_or_guide`` when a guide is given.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per Bayesian layer (weight and bias together), in network order, indexed by the
+        layer's module path, with columns
+
+        * ``kind``: layer type and kernel size;
+        * ``n_weights``: number of weights (incl. biases);
+        * ``mean_abs_mu``: mean of ``|mu_i|``;
+        * ``median_sigma``: median of ``sigma_i``;
+        * ``prior_sd``: the prior's standard deviation ``sigma_p``;
+        * ``frac_switched_off``: fraction of weights with ``|mu_i| / sigma_i < 1``, i.e. whose
+          posterior does not exclude zero at one sigma ("switched off" by the posterior);
+        * ``kl_nats``: ``KL(q || p)`` of the layer, summed over its weights in closed form:
+
+          .. math:: \\mathrm{KL}\\left(\\mathcal N(\\mu, \\sigma^2) \\,\\|\\, \\mathcal N(0, \\sigma_p^2)\\right)
+                    = \\log\\frac{\\sigma_p}{\\sigma} + \\frac{\\sigma^2 + \\mu^2}{2 \\sigma_p^2}
+                    - \\frac12 .
+
+        The total KL of the network, ``table.kl_nats.sum()``, is the quantity ``fit_svi``
+        weights by ``kl_beta / N_train`` in its loss.
+    """
+    model, guide = _resolve(fit_or_guide, model)
+    rows = {}
+    with torch.no_grad():
+        for site in model.weight_sites:
+            layer, module = _layer_of(model, site)
+            mu = _site_param(guide.locs, site).detach().double().cpu().flatten()
+            sigma = _site_param(guide.scales, site).detach().double().cpu().flatten()
+            prior_sd = float(module.prior_sd)
+            kl = kl_divergence(Normal(mu, sigma), Normal(torch.zeros_like(mu), torch.full_like(mu, prior_sd)))
+            acc = rows.setdefault(layer, {"kind": _kind(module), "mu": [], "sigma": [], "kl": 0.0,
+                                          "prior_sd": prior_sd})
+            acc["mu"].append(mu)
+            acc["sigma"].append(sigma)
+            acc["kl"] += float(kl.sum())
+    records = []
+    for layer, acc in rows.items():
+        mu, sigma = torch.cat(acc["mu"]).numpy(), torch.cat(acc["sigma"]).numpy()
+        records.append({
+            "layer": layer,
+            "kind": acc["kind"],
+            "n_weights": int(mu.size),
+            "mean_abs_mu": float(np.mean(np.abs(mu))),
+            "median_sigma": float(np.median(sigma)),
+            "prior_sd": acc["prior_sd"],
+            "frac_switched_off": float(np.mean(np.abs(mu) < sigma)),
+            "kl_nats": acc["kl"],
+        })
+    return pd.DataFrame.from_records(records).set_index("layer")
+
+
+def _kind(module: nn.Module) -> str:
+    ky, kx = module.kernel_size
+    return f"{type(module).__name__.removeprefix('Pyro')} {ky}x{kx}"
