@@ -6,26 +6,17 @@ Run::
 
 The parent starts a fresh Python process (``--child``) that builds the Bayesian twin, makes the
 image, records its resident memory (RSS) before `predict`, runs `predict` once and prints the
-peak RSS of the whole process (``getrusage(RUSAGE_SELF).ru_maxrss``: torch, the model, the
+peak RSS of the whole process (``VmHWM`` of ``/proc/self/status``: torch, the model, the
 image and the maps included) as JSON.  Target: peak <= 2 GB.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def child(height: int, width: int, T: int, threads: int) -> dict:
@@ -33,17 +24,18 @@ def child(height: int, width: int, T: int, threads: int) -> dict:
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_predict import make_image, make_models
+    from timing import process_memory_mb
 
     from cosmiq_pyro import predict
 
     torch.set_num_threads(threads)
     _, fit = make_models()
     image = make_image(height, width)
-    before = _rss_mb()
+    before = process_memory_mb("VmRSS")
     start = time.perf_counter()
     pred = predict(fit, image, T=T, progress=False)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB -> MB on Linux
+    peak = process_memory_mb("VmHWM")  # not ru_maxrss, which exec carries over from the parent
     return {"height": height, "width": width, "T": T, "threads": threads, "rss_before_mb": before,
             "peak_rss_mb": peak, "seconds": seconds, "shape": list(pred.prob.shape)}
 

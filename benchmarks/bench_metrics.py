@@ -11,12 +11,12 @@ Prints seconds and millions of pixels per second for each call, and the peak res
 from __future__ import annotations
 
 import argparse
-import resource
 import time
 
 import numpy as np
 
 from cosmiq_pyro import metrics as M
+from timing import process_memory_mb
 
 
 def make_inputs(frames: int, size: int, ignore_frac: float, seed: int):
@@ -89,7 +89,7 @@ def main() -> None:
         else:
             summary = type(out).__name__
         print(f"{name:<36} {dt:8.2f} {n / dt / 1e6:8.1f}  {summary}", flush=True)
-    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+    peak_gb = process_memory_mb("VmHWM") / 1024
     print(f"peak resident memory: {peak_gb:.1f} GB")
 
 

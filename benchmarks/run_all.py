@@ -158,7 +158,8 @@ def main(argv=None) -> None:
         f"# Benchmarks{' (quick smoke run: not the benchmark figures)' if args.quick else ''}",
         "",
         f"Machine: {machine()}.",
-        f"Load average (1 min): {load_start:.2f} at start, {load_end:.2f} at end; "
+        f"Load average (1 min; the benchmark's own {THREADS} threads count, so about {THREADS} means "
+        f"an otherwise idle machine): {load_start:.2f} at start, {load_end:.2f} at end; "
         f"total {time.perf_counter() - started:.0f} s; at the start of each section: {', '.join(loads)}.  "
         "Times are this machine's; ratios are medians over interleaved repeats.",
         f"Command: `python benchmarks/run_all.py{' --quick' if args.quick else ''}`",

@@ -96,6 +96,20 @@ def wait_for_quiet(max_load: float = 1.5, timeout_s: float = 600.0, poll_s: floa
     return load
 
 
+def process_memory_mb(field: str = "VmHWM") -> float:
+    """A memory line of ``/proc/self/status`` in MB: ``VmRSS`` (resident now) or ``VmHWM`` (peak).
+
+    ``VmHWM`` belongs to this process image.  ``getrusage``'s ``ru_maxrss`` does not: Linux carries
+    it across ``exec``, so a script started by a large parent (run_all.py after the prediction
+    benchmarks) would report the parent's resident memory as its own peak.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def fit_exponent(x, y) -> float:
     """Least-squares slope ``b`` of ``log y = a + b log x``."""
     import numpy as np

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,3 +40,41 @@ def write_bytes_atomic(path, payload: bytes) -> Path:
     with atomic_open(path, "wb") as fh:
         fh.write(payload)
     return Path(path)
+
+
+@contextmanager
+def staged_directory(outdir, *, overwrite: bool):
+    """Fill a staging directory, then move its files into ``outdir`` on success.
+
+    Yields a new, empty directory beside ``outdir`` (same file system, so the final moves are
+    renames).  When the ``with`` block ends without an exception, every file in it is moved to
+    the same relative path under ``outdir`` (created if needed); on any exception nothing reaches
+    ``outdir``.  The staging directory is removed either way.
+
+    Raises
+    ------
+    NotADirectoryError
+        ``outdir`` exists and is not a directory.
+    FileExistsError
+        ``outdir`` holds files and ``overwrite`` is False (with ``overwrite`` its other files are
+        left alone and same-named ones replaced).
+    """
+    outdir = Path(outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise NotADirectoryError(f"{str(outdir)!r} exists and is not a directory")
+    if outdir.is_dir() and any(outdir.iterdir()) and not overwrite:
+        raise FileExistsError(f"{str(outdir)!r} is not empty; pass --overwrite to write into it")
+    parent = outdir.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", suffix=".tmp", dir=parent))
+    try:
+        yield staging
+        outdir.mkdir(exist_ok=True)
+        for source in sorted(staging.rglob("*")):
+            target = outdir / source.relative_to(staging)
+            if source.is_dir():
+                target.mkdir(exist_ok=True)
+            else:
+                os.replace(source, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -19,17 +19,14 @@ set simulated with a small seed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import re
-import shutil
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
 from ._version import __version__
-from .atomic import write_bytes_atomic
+from .atomic import staged_directory, write_bytes_atomic
 
 __all__ = ["main", "build_parser", "HELD_OUT_SEED"]
 
@@ -333,33 +330,6 @@ def _pair_meta(paths):
     return pd.DataFrame([{"field": m["field"], "filter": m["filter"]} for m in matches])
 
 
-@contextlib.contextmanager
-def _staged_directory(outdir: Path, *, overwrite: bool):
-    """Yield a staging directory; on success move its files into ``outdir``; on failure delete it.
-
-    A non-empty ``outdir`` is refused unless ``overwrite`` (its other files are left alone).
-    """
-    outdir = Path(outdir)
-    if outdir.exists() and not outdir.is_dir():
-        raise CommandError(f"{str(outdir)!r} exists and is not a directory")
-    if outdir.is_dir() and any(outdir.iterdir()) and not overwrite:
-        raise FileExistsError(f"{str(outdir)!r} is not empty; pass --overwrite to write into it")
-    parent = outdir.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", suffix=".tmp", dir=parent))
-    try:
-        yield staging
-        outdir.mkdir(exist_ok=True)
-        for source in sorted(staging.rglob("*")):
-            target = outdir / source.relative_to(staging)
-            if source.is_dir():
-                target.mkdir(exist_ok=True)
-            else:
-                os.replace(source, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def _product_name(path: Path) -> str:
     name = path.name
     for suffix in sorted(_FITS_SUFFIXES, key=len, reverse=True):
@@ -385,7 +355,7 @@ def _run_simulate(args) -> int:
     from .fitsio import write_hdulist_atomic
     from .simulate import make_dataset, write_pairs
 
-    with _staged_directory(args.outdir, overwrite=args.overwrite) as staging:
+    with staged_directory(args.outdir, overwrite=args.overwrite) as staging:
         dataset = make_dataset(args.n, size=args.size, fields=args.fields, filters=args.filters,
                                exptime_s=args.exptime, seed=args.seed)
         paths = write_pairs(staging, dataset)
@@ -497,7 +467,7 @@ def _run_compare(args) -> int:
         predictors["LACosmic"] = LACosmicPeer(readnoise_e=args.read_noise)
     if not predictors:
         raise CommandError("cosmiq compare: nothing to compare; give --models, --deepcr or --lacosmic")
-    with _staged_directory(args.out, overwrite=args.overwrite) as staging:
+    with staged_directory(args.out, overwrite=args.overwrite) as staging:
         result = compare(predictors, dataset, out_dir=staging, T=args.T, seed=args.seed, progress=not args.quiet)
     print(result.markdown)
     print(f"wrote {', '.join(sorted(p.name for p in result.files.values()))} to {args.out}")

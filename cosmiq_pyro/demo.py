@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-from .cli import HELD_OUT_SEED, _staged_directory
+from .atomic import staged_directory
+from .cli import HELD_OUT_SEED
 from .data import SimulatedDataset
 from .fitsio import write_hdulist_atomic
 from .peers import DEFAULT_SIGCLIPS, DeepCRPeer, LACosmicPeer
@@ -194,7 +195,7 @@ def run_demo(out_dir="demo_out", config: DemoConfig = DemoConfig(), *, progress:
 def _run(out_dir: Path, config: DemoConfig, progress: bool) -> DemoResult:
     timings, names = {}, {}
     start = time.perf_counter()
-    with _staged_directory(out_dir, overwrite=True) as stage:
+    with staged_directory(out_dir, overwrite=True) as stage:
         clock = time.perf_counter()
         train_set, test_set = demo_datasets(config)
         timings["simulate training set"] = time.perf_counter() - clock

@@ -22,7 +22,7 @@ import torch
 
 from .checkpoint import FitResult, load
 from .inpaint import median_inpaint
-from .nets import UNet2Sigmoid, _deepcr_mask_file
+from .nets import UNet2Sigmoid, deepcr_weights_file
 from .predictive import Prediction, predict
 
 __all__ = ["deepCR"]
@@ -81,7 +81,7 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
             self.weights_file = Path(self.source)
         else:
             self.result = FitResult(model=UNet2Sigmoid.from_deepcr(self.source).to(self.device))
-            self.weights_file = _deepcr_mask_file(self.source)
+            self.weights_file = deepcr_weights_file(self.source)
         model_hidden = self.result.model.hidden
         if hidden is not None and hidden != model_hidden:
             raise ValueError(f"hidden={hidden!r} but the model {self.source!r} has hidden={model_hidden}")

@@ -144,7 +144,7 @@ class UNet2Sigmoid(nn.Module):
         UNet2Sigmoid
             In eval mode, ``norm="batch"``, ``hidden`` read from the weights.
         """
-        weight_file = _deepcr_mask_file(name)
+        weight_file = deepcr_weights_file(name)
         state = torch.load(weight_file, map_location="cpu", weights_only=True)
         if not any(key.endswith("running_mean") for key in state):
             raise ValueError(
@@ -193,8 +193,16 @@ def _translate_deepcr_state(state: dict) -> "OrderedDict[str, torch.Tensor]":
     return ours
 
 
-def _deepcr_mask_file(name: str) -> Path:
-    """Path of deepCR's published mask weights ``name``, without importing deepCR."""
+def deepcr_weights_file(name: str) -> Path:
+    """Path of deepCR's published mask weights ``name`` (e.g. ``"ACS-WFC"``), without importing deepCR.
+
+    Raises
+    ------
+    ModuleNotFoundError
+        The ``deepCR`` package (which carries the weight files) is not installed.
+    ValueError
+        ``name`` is not one of the installed mask models (the message lists them).
+    """
     spec = importlib.util.find_spec("learned_models")
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(

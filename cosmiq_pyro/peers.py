@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from scipy.special import entr
 
-from .predictive import _checked_image, _resolve_model, predict
+from .predictive import validated_image, resolve_model, predict
 
 __all__ = ["PeerPrediction", "ModelPredictor", "DeepCRPeer", "LACosmicPeer", "DEFAULT_SIGCLIPS",
            "bernoulli_entropy"]
@@ -108,7 +108,7 @@ class ModelPredictor:
     is_probability = True
 
     def __init__(self, model, guide=None, *, T: int = 16, tile: int = 1024, device=None):
-        net, guide = _resolve_model(model, guide)  # raises TypeError/ValueError on bad input
+        net, guide = resolve_model(model, guide)  # raises TypeError/ValueError on bad input
         if not (isinstance(T, int) and not isinstance(T, bool) and T >= 1):
             raise ValueError(f"T must be a positive int, got {T!r}")
         self.model, self.guide, self.T, self.tile, self.device = net, guide, T, tile, device
@@ -174,7 +174,7 @@ class DeepCRPeer:
 
     def predict(self, image, ignore=None, meta: Optional[Mapping] = None, seed: int = 0) -> PeerPrediction:
         """deepCR's probability map of ``image`` (electrons); ``meta`` and ``seed`` are unused."""
-        x = _checked_image(image, ignore)
+        x = validated_image(image, ignore)
         prob = np.asarray(self._model.clean(x, binary=False, inpaint=False, segment=True,
                                             patch=self.patch), dtype=np.float32)
         return PeerPrediction(prob=prob, entropy=bernoulli_entropy(prob), epistemic=None, T=1,
@@ -258,7 +258,7 @@ class LACosmicPeer:
 
     def sigclip_map(self, image, ignore=None, meta: Optional[Mapping] = None) -> np.ndarray:
         """Largest sigclip of the sweep at which each pixel is flagged (0 if never), float32 (H, W)."""
-        x = _checked_image(image, ignore)
+        x = validated_image(image, ignore)
         inmask = None if ignore is None else np.asarray(ignore, dtype=bool)
         settings = self.detector_settings(meta)
         score = np.zeros(x.shape, dtype=np.float32)

@@ -349,11 +349,11 @@ def plot_maps(image, prediction, truth=None, ignore=None, *, axes=None, threshol
         raise ValueError(f"axes must hold at least {n_panels} axes for these panels, got {axes.size}")
     fig = axes[0].figure
 
-    def show(ax, data, title, cbar_label, cmap, **norm_kw):
+    def show(ax, data, title, cbar_label, cmap, cbar_format=None, **norm_kw):
         cm = plt.get_cmap(cmap).with_extremes(bad="#8c8c8c")
         im = ax.imshow(np.ma.masked_array(data, bad), origin="lower", cmap=cm,
                        interpolation="nearest", **norm_kw)
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label=cbar_label)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label=cbar_label, format=cbar_format)
         ax.set_title(title)
 
     good = img[~bad] if (~bad).any() else img.ravel()
@@ -363,8 +363,9 @@ def plot_maps(image, prediction, truth=None, ignore=None, *, axes=None, threshol
     show(axes[1], prob, "CR probability", "P(CR)", "viridis", vmin=0, vmax=1)
     show(axes[2], entropy, "Predictive entropy", "nats", "magma", vmin=0, vmax=np.log(2))
     epi_top = float(np.max(epistemic[~bad])) if (~bad).any() else 0.0
+    # tick labels carry their own exponent: a colour bar's offset text ("1e-3") would sit on the title
     show(axes[3], epistemic, f"Epistemic (mutual information), T={prediction.T}", "nats",
-         "magma", vmin=0, vmax=epi_top if epi_top > 0 else np.log(2))
+         "magma", cbar_format="%.2g", vmin=0, vmax=epi_top if epi_top > 0 else np.log(2))
     if truth is not None:
         t = _as_map(truth, "truth", shape).astype(bool)
         flagged = np.asarray(prob) > threshold

@@ -120,12 +120,12 @@ def predict(model, image, *, guide=None, T: int = 16, ignore=None, seed: int = 0
     -------
     Prediction
     """
-    net, guide = _resolve_model(model, guide)
+    net, guide = resolve_model(model, guide)
     if not (isinstance(T, int) and T >= 1):
         raise ValueError(f"T must be a positive int, got {T!r}")
     if not (isinstance(tile, int) and tile >= _ALIGN and tile % _ALIGN == 0):
         raise ValueError(f"tile must be a positive multiple of {_ALIGN}, got {tile!r}")
-    x = _checked_image(image, ignore)
+    x = validated_image(image, ignore)
     if guide is None:
         T = 1
     device = resolve_device(device)
@@ -246,7 +246,23 @@ def _tiles(shape, tile: int):
                                      max(c0 - TILE_MARGIN, 0), min(c1 + TILE_MARGIN, width))
 
 
-def _resolve_model(model, guide):
+def resolve_model(model, guide=None):
+    """The net and guide behind ``model``: ``(UNet2SigmoidVI, guide)`` or ``(UNet2Sigmoid, None)``.
+
+    Parameters
+    ----------
+    model : UNet2SigmoidVI, UNet2Sigmoid or FitResult
+        A `FitResult` supplies its own guide unless ``guide`` is given.
+    guide : callable, optional
+        The variational guide of a `UNet2SigmoidVI`.
+
+    Raises
+    ------
+    ValueError
+        A Bayesian model without a guide, or a guide given with a deterministic net.
+    TypeError
+        Anything else as ``model``.
+    """
     if isinstance(model, FitResult):
         model, guide = model.model, guide if guide is not None else model.guide
     if isinstance(model, UNet2SigmoidVI):
@@ -261,8 +277,24 @@ def _resolve_model(model, guide):
     raise TypeError(f"model must be a UNet2Sigmoid, UNet2SigmoidVI or FitResult, got {type(model).__name__}")
 
 
-def _checked_image(image, ignore) -> np.ndarray:
-    """``image`` as a finite float32 (H, W) array (non-finite ignored pixels -> median)."""
+def validated_image(image, ignore=None) -> np.ndarray:
+    """``image`` as a finite float32 (H, W) array, a copy.
+
+    Parameters
+    ----------
+    image : array_like or Tensor, shape (H, W)
+        Real numbers.
+    ignore : array_like of bool, shape (H, W), optional
+        Pixels allowed to be non-finite; they are replaced by the median of the finite pixels.
+
+    Raises
+    ------
+    ValueError
+        Not 2-D, empty, ``ignore`` of another shape, or non-finite pixels outside ``ignore``
+        (the message gives the first one's row and column).
+    TypeError
+        Non-real dtype.
+    """
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu().numpy()
     x = np.asarray(image)

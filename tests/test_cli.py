@@ -303,35 +303,11 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
 
 def test_predict_with_deepcr_published_weights(tmp_path, capsys):
     pytest.importorskip("deepCR")
-    from cosmiq_pyro.nets import _deepcr_mask_file
+    from cosmiq_pyro.nets import deepcr_weights_file
 
     source = hst_file(tmp_path / "c_flc.fits", n_chips=1)
     status, _, err = run(capsys, "predict", source, "--model", "ACS-WFC", "-o", tmp_path)
     assert status == 0 and not err
     header = fits.getheader(tmp_path / "c_flc_cosmiq.fits")
     assert header["CQKIND"] == "UNet2Sigmoid" and header["CQT"] == 1 and header["CQMODEL"] == "ACS-WFC.pth"
-    assert header["CQMSHA"] == hashlib.sha256(_deepcr_mask_file("ACS-WFC").read_bytes()).hexdigest()
-
-
-def test_staged_directory_moves_on_success_and_cleans_up_on_failure(tmp_path):
-    from cosmiq_pyro.cli import _staged_directory
-
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("theirs")
-    (out / "report.md").write_text("old")
-    with _staged_directory(out, overwrite=True) as stage:
-        (stage / "report.md").write_text("new")
-        (stage / "sub").mkdir()
-        (stage / "sub" / "a.png").write_bytes(b"png")
-    assert (out / "report.md").read_text() == "new" and (out / "keep.txt").read_text() == "theirs"
-    assert (out / "sub" / "a.png").read_bytes() == b"png"
-    with pytest.raises(RuntimeError):
-        with _staged_directory(out, overwrite=True) as stage:
-            (stage / "report.md").write_text("half")
-            raise RuntimeError("interrupted")
-    assert (out / "report.md").read_text() == "new"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging directory left
-    with pytest.raises(FileExistsError, match="not empty"):
-        with _staged_directory(out, overwrite=False):
-            pass
+    assert header["CQMSHA"] == hashlib.sha256(deepcr_weights_file("ACS-WFC").read_bytes()).hexdigest()

@@ -3,20 +3,13 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, fit_svi, predict
 from cosmiq_pyro.peers import DeepCRPeer, LACosmicPeer, ModelPredictor, bernoulli_entropy
 from cosmiq_pyro.simulate import simulate_frame
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These images are tiny: one thread is as fast, and immune to a loaded machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -193,3 +193,19 @@ def test_plot_maps_validates_prediction():
                                                      T=1))
     with pytest.raises(ValueError, match="prediction.prob has shape"):
         P.plot_maps(np.ones((4, 4)), _prediction(np.zeros((4, 5))))
+
+
+def test_plot_maps_small_epistemic_needs_no_offset_text():
+    """Epistemic values of ~1e-4 nats: the colour bar's tick labels carry the exponent, so no
+    offset text ("1e-4") is drawn above the bar, where it would collide with the panel title."""
+    prob = np.full((16, 16), 0.01)
+    pred = _prediction(prob)
+    pred.epistemic = np.linspace(0, 3e-4, 256).reshape(16, 16)
+    axes = P.plot_maps(np.ones((16, 16)), pred)
+    fig = axes[0].figure
+    fig.canvas.draw()
+    bar = next(a for a in fig.axes if a not in list(axes) and a.get_ylabel() == "nats"
+               and a.get_position().x0 > axes[3].get_position().x0)
+    assert bar.yaxis.get_offset_text().get_text() == ""
+    labels = [t.get_text() for t in bar.get_yticklabels() if t.get_text()]
+    assert labels and any("e-" in text for text in labels)

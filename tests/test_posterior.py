@@ -16,13 +16,7 @@ from cosmiq_pyro.checkpoint import FitResult
 from cosmiq_pyro.posterior import DEFAULT_SITES, posterior_table, to_inference_data
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These nets are tiny: a second intra-op thread only adds waiting on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def inv_softplus(s):

@@ -5,7 +5,6 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, compare, evaluate, fit_svi, predict
 from cosmiq_pyro.data import SimulatedDataset
@@ -16,13 +15,7 @@ FIELDS = ["EX", "GC", "GAL", "EX", "GC", "GAL"]
 FILTERS = ["F606W", "F606W", "F814W", "F814W", "F435W", "F606W"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These images are tiny: one thread is as fast, and immune to a loaded machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def labelled_set(n=6, size=24, seed=0, ignore_frac=0.1):
