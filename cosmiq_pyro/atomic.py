@@ -63,7 +63,8 @@ def staged_directory(outdir, *, overwrite: bool):
     if outdir.exists() and not outdir.is_dir():
         raise NotADirectoryError(f"{str(outdir)!r} exists and is not a directory")
     if outdir.is_dir() and any(outdir.iterdir()) and not overwrite:
-        raise FileExistsError(f"{str(outdir)!r} is not empty; pass --overwrite to write into it")
+        raise FileExistsError(f"{str(outdir)!r} is not empty; pass overwrite=True (--overwrite on the "
+                              "command line) to write into it")
     parent = outdir.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", suffix=".tmp", dir=parent))

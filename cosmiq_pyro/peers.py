@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from scipy.special import entr
 
-from .predictive import validated_image, resolve_model, predict
+from .predictive import predict, resolve_model, validated_image
 
 __all__ = ["PeerPrediction", "ModelPredictor", "DeepCRPeer", "LACosmicPeer", "DEFAULT_SIGCLIPS",
            "bernoulli_entropy"]
