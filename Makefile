@@ -28,7 +28,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
 notebooks: $(STAMP)
-	COSMIQ_NOTEBOOK_SCALE=full $(PY) -m cosmiq_pyro._notebooks notebooks/*.ipynb
+	COSMIQ_NOTEBOOK_SCALE=full $(PY) notebooks/run_notebooks.py notebooks/*.ipynb
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache demo_out

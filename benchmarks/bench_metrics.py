@@ -1,4 +1,4 @@
-"""Time every metric of `cosmiq_pyro.metrics` on 1e8 pixels (25 frames of 2000 x 2000).
+"""Time every metric of `cosmiq_pyro.evaluation.metrics` on 1e8 pixels (25 frames of 2000 x 2000).
 
 Usage::
 
@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from cosmiq_pyro import metrics as M
+from cosmiq_pyro.evaluation import metrics as M
 from timing import process_memory_mb
 
 

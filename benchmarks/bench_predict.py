@@ -28,9 +28,10 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import THREADS, Row, fit_exponent, interleaved  # noqa: E402
 
-from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, fit_svi, predict, simulate  # noqa: E402
-from cosmiq_pyro import predictive  # noqa: E402
-from cosmiq_pyro.bayes import draw_weights, probs_given_weights  # noqa: E402
+from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, fit_svi, predict  # noqa: E402
+from cosmiq_pyro.data import simulate  # noqa: E402
+from cosmiq_pyro.inference import predictive  # noqa: E402
+from cosmiq_pyro.models.bayesian import draw_weights, probs_given_weights  # noqa: E402
 
 
 def flops_per_pixel(hidden: int = 32, n_channels: int = 1, n_classes: int = 1) -> int:

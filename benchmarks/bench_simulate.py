@@ -1,4 +1,4 @@
-"""Throughput of `cosmiq_pyro.simulate`: simulated frames per second on one core.
+"""Throughput of `cosmiq_pyro.data.simulate`: simulated frames per second on one core.
 
 Run::
 
@@ -18,7 +18,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import time  # noqa: E402
 
-from cosmiq_pyro import simulate  # noqa: E402
+from cosmiq_pyro.data import simulate  # noqa: E402
 
 TARGET_FPS = 20.0
 

@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import THREADS, Row, interleaved  # noqa: E402
 
 from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, fit_deterministic, fit_svi  # noqa: E402
-from cosmiq_pyro.bayes import make_guide, svi_loss, weight_state  # noqa: E402
-from cosmiq_pyro.fit import masked_bce  # noqa: E402
+from cosmiq_pyro.models.bayesian import make_guide, svi_loss, weight_state  # noqa: E402
+from cosmiq_pyro.inference.fit import masked_bce  # noqa: E402
 
 
 def make_batch(n: int, side: int, seed: int = 0):

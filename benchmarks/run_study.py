@@ -42,11 +42,11 @@ import numpy as np
 import pandas as pd
 
 from cosmiq_pyro import compare, load
-from cosmiq_pyro import simulate
+from cosmiq_pyro.data import simulate
 from cosmiq_pyro.data import PairDataset
-from cosmiq_pyro.peers import DEFAULT_SIGCLIPS, DeepCRPeer, LACosmicPeer
-from cosmiq_pyro.atomic import write_bytes_atomic
-from cosmiq_pyro.study import ALL
+from cosmiq_pyro.evaluation.peers import DEFAULT_SIGCLIPS, DeepCRPeer, LACosmicPeer
+from cosmiq_pyro.io.atomic import write_bytes_atomic
+from cosmiq_pyro.evaluation.study import ALL
 
 HELDOUT_SEED_BASE = 2**32  # above every frame_seed() value: disjoint from all training frames
 FRAMES_PER_SEED = 10**6

@@ -4,8 +4,8 @@ A deepCR-style U-Net (`UNet2Sigmoid`) and its variational Bayesian twin written 
 (`UNet2SigmoidVI`), trained with `fit_deterministic` / `fit_svi`, sampled with `predict`
 into per-pixel probability, entropy, aleatoric and epistemic maps.
 
-Names are imported lazily so that ``import cosmiq_pyro.simulate`` or
-``import cosmiq_pyro.metrics`` does not pay for importing torch and Pyro.
+Names are imported lazily so that ``import cosmiq_pyro.data.simulate`` or
+``import cosmiq_pyro.evaluation.metrics`` does not pay for importing torch and Pyro.
 """
 from importlib import import_module
 
@@ -15,17 +15,17 @@ from ._version import __version__
 # (`predictive`, not `predict`; `study`, not `compare`): importing a submodule binds
 # its name on the package and would shadow the function.
 _EXPORTS = {
-    "UNet2Sigmoid": "nets",
-    "UNet2SigmoidVI": "bayes",
-    "fit_svi": "fit",
-    "fit_deterministic": "fit",
-    "FitResult": "checkpoint",
-    "predict": "predictive",
-    "Prediction": "predictive",
-    "save": "checkpoint",
-    "load": "checkpoint",
-    "evaluate": "study",
-    "compare": "study",
+    "UNet2Sigmoid": "models.unet",
+    "UNet2SigmoidVI": "models.bayesian",
+    "fit_svi": "inference.fit",
+    "fit_deterministic": "inference.fit",
+    "FitResult": "io.checkpoint",
+    "predict": "inference.predictive",
+    "Prediction": "inference.predictive",
+    "save": "io.checkpoint",
+    "load": "io.checkpoint",
+    "evaluate": "evaluation.study",
+    "compare": "evaluation.study",
 }
 
 __all__ = ["__version__", *_EXPORTS]

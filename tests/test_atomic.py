@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from cosmiq_pyro.atomic import atomic_open, staged_directory, write_bytes_atomic
+from cosmiq_pyro.io.atomic import atomic_open, staged_directory, write_bytes_atomic
 
 
 def test_failed_write_leaves_no_file_and_keeps_the_old_one(tmp_path):

@@ -11,7 +11,7 @@ from pyro.distributions import constraints
 from pyro.infer.autoguide import AutoNormal
 
 from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI
-from cosmiq_pyro.bayes import make_guide, svi_loss, weight_state
+from cosmiq_pyro.models.bayesian import make_guide, svi_loss, weight_state
 
 
 def test_every_conv_weight_and_bias_is_a_sample_site_named_by_module_path():

@@ -11,8 +11,8 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, __version__, fit_svi, load, save
-from cosmiq_pyro.cli import main
-from cosmiq_pyro.fitsio import read_hst
+from cosmiq_pyro.app.cli import main
+from cosmiq_pyro.io.fitsio import read_hst
 
 SUBCOMMANDS = ("simulate", "train", "predict", "evaluate", "compare", "demo")
 H, W = 40, 36
@@ -155,7 +155,7 @@ def test_train_resume_and_refusals(pairs, tmp_path, capsys):
 
 
 def test_ctrl_c_during_train_exits_130_and_keeps_the_best_epoch(pairs, tmp_path, capsys, monkeypatch):
-    import cosmiq_pyro.fit as fit
+    import cosmiq_pyro.inference.fit as fit
 
     calls = {"n": 0}
     real = fit.masked_bce
@@ -282,7 +282,7 @@ def test_evaluate_and_compare(models, pairs, tmp_path, capsys, one_torch_thread)
 
 
 def test_demo_quick_end_to_end(tmp_path, capsys):
-    from cosmiq_pyro.demo import DemoConfig
+    from cosmiq_pyro.app.demo import DemoConfig
 
     out = tmp_path / "demo_out"
     status, stdout, err = run(capsys, "demo", "--quick", "--out", out, "--quiet")
@@ -303,7 +303,7 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
 
 def test_predict_with_deepcr_published_weights(tmp_path, capsys):
     pytest.importorskip("deepCR")
-    from cosmiq_pyro.nets import deepcr_weights_file
+    from cosmiq_pyro.models.unet import deepcr_weights_file
 
     source = hst_file(tmp_path / "c_flc.fits", n_chips=1)
     status, _, err = run(capsys, "predict", source, "--model", "ACS-WFC", "-o", tmp_path)

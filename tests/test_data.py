@@ -353,8 +353,8 @@ def test_as_dataset_errors_name_the_input():
 
 
 def test_plugs_into_fit_deterministic():
-    from cosmiq_pyro.fit import fit_deterministic
-    from cosmiq_pyro.nets import UNet2Sigmoid
+    from cosmiq_pyro.inference.fit import fit_deterministic
+    from cosmiq_pyro.models.unet import UNet2Sigmoid
 
     image, mask, ignore = _arrays(6, w=16)
     train = PairDataset(image, mask, ignore, part="train", augment=True, sky=20.0,
@@ -372,7 +372,7 @@ SIZE = 64
 
 
 def test_simulated_items_are_the_simulator_frames():
-    from cosmiq_pyro import simulate
+    from cosmiq_pyro.data import simulate
 
     ds = SimulatedDataset(3, size=SIZE, fields=("EX", "GC"), filters=("F606W",),
                           exptime_s=(200, 800), seed=4)
@@ -401,7 +401,7 @@ def test_simulated_seed_changes_frames():
 
 
 def test_simulated_meta_needs_no_simulation(monkeypatch):
-    from cosmiq_pyro import simulate
+    from cosmiq_pyro.data import simulate
 
     def refuse(*args, **kwargs):
         raise AssertionError("simulate_frame called")
@@ -436,7 +436,7 @@ def test_simulated_bad_arguments(kwargs, error, match):
 
 
 def test_simulator_pairs_written_and_read_back(tmp_path):
-    from cosmiq_pyro import simulate
+    from cosmiq_pyro.data import simulate
 
     sim = simulate.make_dataset(2, size=32, seed=9)
     paths = simulate.write_pairs(tmp_path, sim)

@@ -8,9 +8,10 @@ from pyro.infer.autoguide.initialization import init_to_value
 from torch import nn
 
 from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, fit_svi, predict
-from cosmiq_pyro import fastnet, predictive
-from cosmiq_pyro.bayes import draw_weights, weight_state
-from cosmiq_pyro.predictive import TILE_MARGIN, binary_entropy
+from cosmiq_pyro.inference import predictive
+from cosmiq_pyro.models import fused as fastnet
+from cosmiq_pyro.models.bayesian import draw_weights, weight_state
+from cosmiq_pyro.inference.predictive import TILE_MARGIN, binary_entropy
 
 
 def randomise_norms(net, seed=0):

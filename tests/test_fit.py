@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, fit_deterministic, fit_svi, predict
-from cosmiq_pyro.fit import masked_bce
+from cosmiq_pyro.inference.fit import masked_bce
 
 
 def split(data, n_val=6):

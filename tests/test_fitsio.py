@@ -1,4 +1,4 @@
-"""cosmiq_pyro.fitsio: HST-style multi-extension reading, units, DQ, atomic writes."""
+"""cosmiq_pyro.io.fitsio: HST-style multi-extension reading, units, DQ, atomic writes."""
 import os
 import warnings
 from pathlib import Path
@@ -8,7 +8,7 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from cosmiq_pyro.fitsio import CR_DQ_FLAGS, DEFAULT_DQ_FLAGS, read_hst, write_hdulist_atomic
+from cosmiq_pyro.io.fitsio import CR_DQ_FLAGS, DEFAULT_DQ_FLAGS, read_hst, write_hdulist_atomic
 
 H, W = 20, 30
 

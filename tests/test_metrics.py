@@ -1,4 +1,4 @@
-"""Tests of cosmiq_pyro.metrics against hand-computed values, invariants and peer libraries."""
+"""Tests of cosmiq_pyro.evaluation.metrics against hand-computed values, invariants and peer libraries."""
 import itertools
 import math
 
@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from scipy import ndimage
 from scipy.stats import mannwhitneyu
 
-from cosmiq_pyro import metrics as M
+from cosmiq_pyro.evaluation import metrics as M
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, fit_svi, save
-from cosmiq_pyro.inpaint import median_inpaint
+from cosmiq_pyro.deepcr.inpaint import median_inpaint
 from cosmiq_pyro.model import deepCR
 
 

@@ -57,7 +57,7 @@ def test_config_rebuilds_the_same_architecture():
 def test_from_deepcr_equals_deepcr_clean():
     """Our twin with deepCR's published weights gives deepCR's own probabilities."""
     from deepCR import deepCR
-    from cosmiq_pyro.simulate import simulate_frame
+    from cosmiq_pyro.data.simulate import simulate_frame
 
     frame = simulate_frame(size=256, field="GC", filter="F606W", exptime_s=600.0, seed=3)
     image = frame.image

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, fit_svi, predict
-from cosmiq_pyro.peers import DeepCRPeer, LACosmicPeer, ModelPredictor, bernoulli_entropy
-from cosmiq_pyro.simulate import simulate_frame
+from cosmiq_pyro.evaluation.peers import DeepCRPeer, LACosmicPeer, ModelPredictor, bernoulli_entropy
+from cosmiq_pyro.data.simulate import simulate_frame
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

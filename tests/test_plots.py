@@ -1,4 +1,4 @@
-"""Tests of cosmiq_pyro.plots: what each figure draws, labels, overlays, and PNG rendering."""
+"""Tests of cosmiq_pyro.evaluation.plots: what each figure draws, labels, overlays, and PNG rendering."""
 import os
 
 os.environ["MPLBACKEND"] = "Agg"  # before pyplot is imported anywhere in this process
@@ -9,8 +9,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from cosmiq_pyro import metrics as M  # noqa: E402
-from cosmiq_pyro import plots as P  # noqa: E402
+from cosmiq_pyro.evaluation import metrics as M  # noqa: E402
+from cosmiq_pyro.evaluation import plots as P  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

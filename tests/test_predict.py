@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, fit_svi, predict
-from cosmiq_pyro.bayes import draw_weights
-from cosmiq_pyro.predictive import binary_entropy
+from cosmiq_pyro.models.bayesian import draw_weights
+from cosmiq_pyro.inference.predictive import binary_entropy
 
 
 @pytest.fixture(scope="module")

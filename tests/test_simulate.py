@@ -1,4 +1,4 @@
-"""cosmiq_pyro.simulate: noise model, CR statistics against the HST handbooks, truth masks,
+"""cosmiq_pyro.data.simulate: noise model, CR statistics against the HST handbooks, truth masks,
 field types, reproducibility, argument checks and deepCR's 'pair' file layout.
 
 Handbook figures are restated here rather than read from the module, so that a wrong
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from cosmiq_pyro import simulate as sim
+from cosmiq_pyro.data import simulate as sim
 
 # ---- figures from the sources the simulator cites (see cosmiq_pyro/simulate/__init__.py) ----
 CR_RATE_PER_CM2_S = 1.7 / (800 * 15e-4) ** 2  # WF/PC-1: 1.7 events/s per 800^2 CCD, 15 um px

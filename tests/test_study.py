@@ -8,7 +8,7 @@ import pytest
 
 from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, compare, evaluate, fit_svi, predict
 from cosmiq_pyro.data import SimulatedDataset
-from cosmiq_pyro.peers import LACosmicPeer, PeerPrediction
+from cosmiq_pyro.evaluation.peers import LACosmicPeer, PeerPrediction
 
 TPR_LO, TPR_HI = "tpr_pct_at_0.05pct_fpr", "tpr_pct_at_0.5pct_fpr"
 FIELDS = ["EX", "GC", "GAL", "EX", "GC", "GAL"]

@@ -27,10 +27,10 @@ from pyro.infer.autoguide import AutoNormal
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
-from ._version import __version__
-from .bayes import UNet2SigmoidVI, draw_weights, probs_given_weights
-from .checkpoint import FitResult
-from .predictive import TILE_MARGIN
+from .._version import __version__
+from ..models.bayesian import UNet2SigmoidVI, draw_weights, probs_given_weights
+from ..io.checkpoint import FitResult
+from ..inference.predictive import TILE_MARGIN
 
 __all__ = ["DEFAULT_SITES", "to_inference_data", "posterior_table"]
 

@@ -46,7 +46,7 @@ from pyro.nn.module import to_pyro_module_
 from pyro.poutine.messenger import Messenger
 from torch import nn
 
-from .nets import UNet2Sigmoid
+from .unet import UNet2Sigmoid
 
 pyro.settings.set(module_local_params=True)
 

@@ -1,12 +1,12 @@
 """Evaluate CR predictors on a dataset: `evaluate` (one model) and `compare` (several).
 
 Every frame of the dataset is read once and mapped by each predictor (the interface of
-`cosmiq_pyro.peers`: our models, deepCR, LACosmic).  Of each frame only the valid pixels
+`cosmiq_pyro.evaluation.peers`: our models, deepCR, LACosmic).  Of each frame only the valid pixels
 (``ignore`` False) are kept, in flat arrays laid frame after frame: the truth, the
 probability (or score), the predictive entropy and the epistemic term -- about 13 bytes per
 pixel per predictor, so 100 frames of 256 x 256 take ~85 MB each.  Groups of frames (a field,
 a filter, both, all) are slices of these arrays, and every number comes from
-`cosmiq_pyro.metrics` on them.
+`cosmiq_pyro.evaluation.metrics` on them.
 
 The table (`evaluate`; `compare` stacks one per predictor under a ``predictor`` column) has one
 row per group: ``field``/``filter`` name the group, ``"all"`` standing for every value, so
@@ -52,10 +52,10 @@ from tqdm.auto import tqdm
 
 from . import metrics as M
 from . import plots
-from .atomic import write_bytes_atomic
-from .checkpoint import FitResult
-from .data import SimulatedDataset, as_dataset
-from .nets import UNet2Sigmoid
+from ..io.atomic import write_bytes_atomic
+from ..io.checkpoint import FitResult
+from ..data.datasets import SimulatedDataset, as_dataset
+from ..models.unet import UNet2Sigmoid
 from .peers import ModelPredictor
 
 __all__ = ["evaluate", "compare", "Comparison", "FPR_TARGETS", "ALL"]
@@ -119,7 +119,7 @@ def evaluate(model, dataset, *, T: int = 16, guide=None, seed: int = 0, tile: in
     ----------
     model : FitResult, UNet2Sigmoid, UNet2SigmoidVI or predictor
         Our models go through `cosmiq_pyro.predict`; a VI model needs ``guide`` unless it is
-        inside a `FitResult`.  Any object with the `cosmiq_pyro.peers` interface
+        inside a `FitResult`.  Any object with the `cosmiq_pyro.evaluation.peers` interface
         (``predict``, ``is_probability``) is accepted too, e.g. `peers.LACosmicPeer()`.
     dataset : Dataset, tuple of arrays, simulated set or list of .npy paths
         Anything `data.as_dataset` takes; ``dataset.meta`` (field, filter per frame) gives
@@ -162,7 +162,7 @@ def compare(predictors: Mapping, dataset, *, out_dir=None, T: int = 16, seed: in
     ----------
     predictors : mapping of str to predictor
         Name -> a `FitResult`, a `UNet2Sigmoid`, a ``(UNet2SigmoidVI, guide)`` pair, or any
-        object with the `cosmiq_pyro.peers` interface (`peers.DeepCRPeer`,
+        object with the `cosmiq_pyro.evaluation.peers` interface (`peers.DeepCRPeer`,
         `peers.LACosmicPeer`, your own).
     dataset
         As for `evaluate`.
@@ -225,7 +225,7 @@ def _as_predictor(obj, *, guide=None, T: int, tile: int, what: str):
         return obj
     raise TypeError(f"{what} must be a FitResult, a UNet2Sigmoid, a (UNet2SigmoidVI, guide) pair or "
                     "a predictor with predict(image, ignore, meta, seed) and is_probability "
-                    f"(see cosmiq_pyro.peers); got {type(obj).__name__}")
+                    f"(see cosmiq_pyro.evaluation.peers); got {type(obj).__name__}")
 
 
 # --------------------------------------------------------------------------- collection

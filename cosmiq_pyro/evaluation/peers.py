@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from scipy.special import entr
 
-from .predictive import predict, resolve_model, validated_image
+from ..inference.predictive import predict, resolve_model, validated_image
 
 __all__ = ["PeerPrediction", "ModelPredictor", "DeepCRPeer", "LACosmicPeer", "DEFAULT_SIGCLIPS",
            "bernoulli_entropy"]

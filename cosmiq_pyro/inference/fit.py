@@ -26,11 +26,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .bayes import UNet2SigmoidVI, make_guide, sample_probs, svi_loss, weight_state
-from .checkpoint import FitResult, save
-from .data import as_dataset
-from .devices import resolve_device
-from .nets import UNet2Sigmoid
+from ..models.bayesian import UNet2SigmoidVI, make_guide, sample_probs, svi_loss, weight_state
+from ..io.checkpoint import FitResult, save
+from ..data.datasets import as_dataset
+from ..utils.torchtools import resolve_device
+from ..models.unet import UNet2Sigmoid
 
 PHASE1_LR_FACTOR = 1 / 2.5  # deepCR: phase-1 learning rate = lr / 2.5
 _NORM_LAYERS = (nn.BatchNorm2d, nn.GroupNorm)

@@ -1,6 +1,6 @@
 """Execute Jupyter notebooks top to bottom with nbclient, in place, and print their timings.
 
-``make notebooks`` runs ``COSMIQ_NOTEBOOK_SCALE=full python -m cosmiq_pyro._notebooks
+``make notebooks`` runs ``COSMIQ_NOTEBOOK_SCALE=full python notebooks/run_notebooks.py
 notebooks/*.ipynb``; the test suite calls `run_notebook` with ``scale="smoke"`` on copies.
 
 * The kernel is always this interpreter (``sys.executable`` running ``ipykernel``), whatever
@@ -30,7 +30,7 @@ from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from .atomic import atomic_open
+from cosmiq_pyro.io.atomic import atomic_open
 
 SCALES = ("smoke", "full")
 ENV_VAR = "COSMIQ_NOTEBOOK_SCALE"
@@ -111,7 +111,7 @@ def _write_atomic(nb, target: Path) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m cosmiq_pyro._notebooks",
+        prog="python notebooks/run_notebooks.py",
         description="Execute notebooks in place (outputs saved) and print how long each took.")
     parser.add_argument("notebooks", nargs="+", help=".ipynb files, run in the order given")
     parser.add_argument("--scale", choices=SCALES, default=None,

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .nets import UNet2Sigmoid
+from .unet import UNet2Sigmoid
 
 __all__ = ["fold_batch_norm", "FusedWeights", "fuse_weights", "fused_logits"]
 

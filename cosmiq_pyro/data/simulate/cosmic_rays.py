@@ -1,7 +1,7 @@
 """Cosmic rays: arrival rate, straight tracks with Landau energy loss and depth-dependent
 charge diffusion, curly worms, single-pixel spots, and their deposit on the pixel grid.
 
-References (keys as in `cosmiq_pyro.simulate`): HST Data Handbook (WF/PC-1) and WFPC2 IHB
+References (keys as in `cosmiq_pyro.data.simulate`): HST Data Handbook (WF/PC-1) and WFPC2 IHB
 (event rate), IHB Ch. 5 and 7.5, IHB-C14 4.3 and 5.6.6 (CR statistics, CCD thickness),
 IHB 5.6.1 (diffusion kernel), PDG (Landau-Vavilov-Bichsel energy loss).
 """

@@ -1,7 +1,7 @@
 """HST optics: per-filter GalSim PSFs (rendered once per process and cached) and the FFT
 rendering of a scene through them.
 
-References (keys as in `cosmiq_pyro.simulate`): IHB-C14 5.6.6 (residual aberrations and
+References (keys as in `cosmiq_pyro.data.simulate`): IHB-C14 5.6.6 (residual aberrations and
 focus variations), IHB 5.6.1 via `FilterSpec.diffusion_sigma_px` (charge diffusion).
 """
 from __future__ import annotations

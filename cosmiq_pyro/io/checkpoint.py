@@ -21,10 +21,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ._version import __version__
+from .._version import __version__
 from .atomic import atomic_open
-from .bayes import UNet2SigmoidVI, make_guide
-from .nets import UNet2Sigmoid
+from ..models.bayesian import UNet2SigmoidVI, make_guide
+from ..models.unet import UNet2Sigmoid
 
 FORMAT = "cosmiq_pyro"
 VERSION = 1

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_open
+from ...io.atomic import atomic_open
 from .datasets import SimulatedSet
 
 

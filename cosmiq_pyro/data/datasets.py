@@ -3,7 +3,7 @@
 * `PairDataset` reads deepCR's two 'pair' layouts -- arrays of shape (N, W, W), or a list of
   ``.npy`` files each of shape (2 or 3, W, W) = [image, CR mask, optional ignore] -- with
   deepCR 0.3.1's train/val split size and sky-background augmentation.
-* `SimulatedDataset` draws HST-like frames from `cosmiq_pyro.simulate` on the fly; item ``i``
+* `SimulatedDataset` draws HST-like frames from `cosmiq_pyro.data.simulate` on the fly; item ``i``
   is always the same frame, and nothing is stored.
 * `as_dataset` turns what a user hands to ``fit_*`` into a Dataset.
 
@@ -367,7 +367,7 @@ def _subset_meta(meta, n, indices):
 
 
 class SimulatedDataset(Dataset):
-    """HST-like frames simulated on the fly by `cosmiq_pyro.simulate`.
+    """HST-like frames simulated on the fly by `cosmiq_pyro.data.simulate`.
 
     Item ``i`` is ``simulate.simulate_frame(size=size, **simulate.frame_spec(i, ...))``: its
     field, filter, exposure time and seed depend only on ``(i, seed)``, so every epoch (and
@@ -380,7 +380,7 @@ class SimulatedDataset(Dataset):
     size : int
         Frame width W (frames are W x W).
     fields, filters : sequence of str
-        Field types and ACS filters drawn from (see `cosmiq_pyro.simulate`).
+        Field types and ACS filters drawn from (see `cosmiq_pyro.data.simulate`).
     exptime_s : float or (float, float)
         Exposure time, or the range it is drawn from, in seconds.
     seed : int

@@ -1,7 +1,7 @@
 """The ACS/WFC CCD: pixel constants, dark current, hot pixels and bad columns, full well and
 vertical bleeding, Poisson and read noise, and the gain ADC.
 
-References (keys as in `cosmiq_pyro.simulate`): IHB Table 3.1 (pixel scale and pitch, gain,
+References (keys as in `cosmiq_pyro.data.simulate`): IHB Table 3.1 (pixel scale and pitch, gain,
 read noise, dark current), IHB 4.3.1 (saturation and bleeding), ACS ISR 2002-06 (Riess,
 Mutchler & Van Orsow: hot pixels).
 """

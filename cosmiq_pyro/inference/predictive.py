@@ -34,11 +34,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .bayes import UNet2SigmoidVI, draw_weights, probs_given_weights
-from .checkpoint import FitResult
-from .devices import resolve_device
-from .fastnet import FusedWeights, fuse_weights, fused_logits
-from .nets import UNet2Sigmoid
+from ..models.bayesian import UNet2SigmoidVI, draw_weights, probs_given_weights
+from ..io.checkpoint import FitResult
+from ..utils.torchtools import resolve_device
+from ..models.fused import FusedWeights, fuse_weights, fused_logits
+from ..models.unet import UNet2Sigmoid
 
 TILE_MARGIN = 10  # px; >= the receptive-field radius (9 px) of UNet2Sigmoid, even (pooling grid)
 _ALIGN = 4  # pad to a multiple of 4 and start tiles on multiples of 4 (even: the 2x2 pooling grid)

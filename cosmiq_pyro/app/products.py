@@ -34,10 +34,10 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import FITSFixedWarning
 
-from ._version import __version__
-from .checkpoint import FitResult
-from .fitsio import DEFAULT_DQ_FLAGS, HSTImage, read_hst, write_hdulist_atomic
-from .predictive import Prediction, predict
+from .._version import __version__
+from ..io.checkpoint import FitResult
+from ..io.fitsio import DEFAULT_DQ_FLAGS, HSTImage, read_hst, write_hdulist_atomic
+from ..inference.predictive import Prediction, predict
 
 __all__ = ["IDENTIFYING_KEYWORDS", "PRODUCT_EXTENSIONS", "Provenance", "file_sha256",
            "product_hdulist", "write_products", "predict_fits", "simulated_hdulist"]
@@ -247,7 +247,7 @@ def simulated_hdulist(image, mask, ignore, meta: dict | None = None) -> fits.HDU
     header = primary.header
     header["ORIGIN"] = ("cosmiq_pyro", "software that made this file")
     header["CQVERS"] = (__version__, "cosmiq_pyro version")
-    header["SIMULATD"] = (True, "simulated by cosmiq_pyro.simulate")
+    header["SIMULATD"] = (True, "simulated by cosmiq_pyro.data.simulate")
     header["INSTRUME"] = ("ACS", "simulated ACS/WFC-like frame")
     header["DETECTOR"] = ("WFC", "simulated")
     for key, meta_key, comment in (

@@ -1,6 +1,6 @@
 """Figures for CR-mask evaluation: reliability, ROC, risk-coverage, error vs uncertainty, maps.
 
-Each curve function takes either a result from `cosmiq_pyro.metrics` or the arrays it would
+Each curve function takes either a result from `cosmiq_pyro.evaluation.metrics` or the arrays it would
 compute one from, draws on ``ax`` (a new figure when None) and returns the axes. Calling one
 repeatedly on the same axes with different ``label=`` overlays models for a comparison::
 
@@ -312,7 +312,7 @@ def plot_maps(image, prediction, truth=None, ignore=None, *, axes=None, threshol
         Image in electrons, shown with a z-scale stretch (astropy ``ZScaleInterval``).
     prediction : Prediction-like
         Any object with float (H, W) maps ``prob``, ``entropy`` (nats), ``epistemic`` (nats)
-        and the int ``T`` (posterior draws), e.g. `cosmiq_pyro.predictive.Prediction`.
+        and the int ``T`` (posterior draws), e.g. `cosmiq_pyro.inference.predictive.Prediction`.
     truth : array_like, (H, W), optional
         CR mask; adds a panel of the prediction ``prob > threshold`` against it: false
         positives red, false negatives blue, true positives white, true negatives black.

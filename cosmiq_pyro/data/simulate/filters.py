@@ -1,7 +1,7 @@
 """ACS/WFC filters: pivot wavelength, AB zeropoint, sky rate, charge diffusion and colours,
 and the photometry that turns magnitudes into electrons.
 
-References (keys as in `cosmiq_pyro.simulate`): S05 (zeropoints, pivot wavelengths),
+References (keys as in `cosmiq_pyro.data.simulate`): S05 (zeropoints, pivot wavelengths),
 ACS-IDT (sky rates), IHB 5.6.1 (charge-diffusion kernels).
 """
 from __future__ import annotations

@@ -25,8 +25,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from ._version import __version__
-from .atomic import staged_directory, write_bytes_atomic
+from .._version import __version__
+from ..io.atomic import staged_directory, write_bytes_atomic
 
 __all__ = ["main", "build_parser", "HELD_OUT_SEED"]
 
@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--outdir", required=True, type=Path, metavar="OUTDIR", help="output directory")
     p.add_argument("--tile", type=_tile, default=1024, help="tile side in px (default 1024)")
     p.add_argument("--dq-flags", type=_nonnegative_int, default=None,
-                   help="DQ bits treated as bad (default: cosmiq_pyro.fitsio.DEFAULT_DQ_FLAGS; 0: none)")
+                   help="DQ bits treated as bad (default: cosmiq_pyro.io.fitsio.DEFAULT_DQ_FLAGS; 0: none)")
     p.add_argument("--overwrite", action="store_true", help="replace existing product files")
     p.add_argument("--device", default=None, help="cpu, cuda (default: cuda when available)")
     p.set_defaults(run=_run_predict)
@@ -279,7 +279,7 @@ _range = _typed(_float_range, "MIN,MAX seconds (0 < MIN <= MAX) or one number")
 
 def _dataset(spec: str, *, size: int, seed: int):
     """DATA as a Dataset: ``simulate:N`` or a directory of pair files (with field/filter meta)."""
-    from .data import PairDataset, SimulatedDataset
+    from ..data.datasets import PairDataset, SimulatedDataset
 
     if spec.startswith("simulate:"):
         count = spec.partition(":")[2]
@@ -341,7 +341,7 @@ def _product_name(path: Path) -> str:
 
 def _load_model(spec: str, device=None):
     """(FitResult, weights file) for a checkpoint path or a deepCR model name, via the facade."""
-    from .model import deepCR
+    from ..deepcr.model import deepCR
 
     facade = deepCR(mask=spec, device="GPU" if device in ("cuda", "gpu", "GPU") else "CPU")
     return facade.result, facade.weights_file
@@ -352,8 +352,8 @@ def _load_model(spec: str, device=None):
 
 def _run_simulate(args) -> int:
     from .products import simulated_hdulist
-    from .fitsio import write_hdulist_atomic
-    from .simulate import make_dataset, write_pairs
+    from ..io.fitsio import write_hdulist_atomic
+    from ..data.simulate import make_dataset, write_pairs
 
     with staged_directory(args.outdir, overwrite=args.overwrite) as staging:
         dataset = make_dataset(args.n, size=args.size, fields=args.fields, filters=args.filters,
@@ -371,7 +371,7 @@ def _run_simulate(args) -> int:
 
 
 def _run_train(args) -> int:
-    from .training import train
+    from ..deepcr.training import train
 
     out = Path(args.out)
     if out.suffix != ".pth":
@@ -400,7 +400,7 @@ def _run_train(args) -> int:
 
 
 def _run_predict(args) -> int:
-    from .fitsio import DEFAULT_DQ_FLAGS, read_hst
+    from ..io.fitsio import DEFAULT_DQ_FLAGS, read_hst
     from .products import predict_fits
 
     inputs = [Path(p) for p in args.inputs]
@@ -428,7 +428,7 @@ def _run_predict(args) -> int:
 
 
 def _run_evaluate(args) -> int:
-    from .study import evaluate
+    from ..evaluation.study import evaluate
 
     if args.out is not None:
         if args.out.exists():
@@ -446,8 +446,8 @@ def _run_evaluate(args) -> int:
 
 
 def _run_compare(args) -> int:
-    from .peers import DeepCRPeer, LACosmicPeer
-    from .study import compare
+    from ..evaluation.peers import DeepCRPeer, LACosmicPeer
+    from ..evaluation.study import compare
 
     predictors = {}
     for path in args.models:

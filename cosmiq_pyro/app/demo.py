@@ -23,16 +23,16 @@ from pathlib import Path
 
 import torch
 
-from .atomic import staged_directory
+from ..io.atomic import staged_directory
 from .cli import HELD_OUT_SEED
-from .data import SimulatedDataset
-from .fitsio import write_hdulist_atomic
-from .peers import DEFAULT_SIGCLIPS, DeepCRPeer, LACosmicPeer
-from .predictive import predict
+from ..data.datasets import SimulatedDataset
+from ..io.fitsio import write_hdulist_atomic
+from ..evaluation.peers import DEFAULT_SIGCLIPS, DeepCRPeer, LACosmicPeer
+from ..inference.predictive import predict
 from .products import predict_fits, simulated_hdulist
-from .simulate import make_dataset
-from .study import compare
-from .training import train
+from ..data.simulate import make_dataset
+from ..evaluation.study import compare
+from ..deepcr.training import train
 
 __all__ = ["DemoConfig", "DemoResult", "run_demo", "demo_datasets"]
 
@@ -241,7 +241,7 @@ def _run(out_dir: Path, config: DemoConfig, progress: bool) -> DemoResult:
 
 def _frame_products(stage: Path, test_set: SimulatedDataset, config: DemoConfig, vi) -> dict:
     """FITS input + product maps of one held-out frame (as ``cosmiq predict`` writes them), and a PNG."""
-    from .plots import plot_maps
+    from ..evaluation.plots import plot_maps
 
     frame = test_set.frame(config.map_frame)
     fits_in = stage / "frame.fits"
@@ -334,13 +334,13 @@ def _report(config: DemoConfig, comparison, timings: dict, names: dict, det, vi,
         "|---|---:|",
         *[f"| {stage} | {seconds:.1f} |" for stage, seconds in timings.items()],
         "",
-        "Reproduce in Python: `from cosmiq_pyro.demo import DemoConfig, run_demo; run_demo('demo_out', DemoConfig())`.",
+        "Reproduce in Python: `from cosmiq_pyro.app.demo import DemoConfig, run_demo; run_demo('demo_out', DemoConfig())`.",
         "",
     ]
     return "\n".join(lines)
 
 
 def _version() -> str:
-    from ._version import __version__
+    from .._version import __version__
 
     return __version__

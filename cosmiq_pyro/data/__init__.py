@@ -1,0 +1,16 @@
+"""Inputs: deepCR pair files and simulated frames as torch datasets (`datasets`), and the
+HST ACS/WFC-like simulator (`simulate`, no torch).
+
+The dataset names are imported lazily so that ``import cosmiq_pyro.data.simulate`` does not
+import torch.
+"""
+from importlib import import_module
+
+_EXPORTS = {name: "datasets" for name in ("PairDataset", "SimulatedDataset", "as_dataset", "split_indices")}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

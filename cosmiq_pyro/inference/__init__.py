@@ -1,0 +1,2 @@
+"""Algorithms: fitting (`fit`: SVI and the deterministic loop) and Monte Carlo prediction
+(`predictive`: tiling, posterior draws, `Prediction`)."""

@@ -1,0 +1,1 @@
+"""Reading and writing: FITS frames (`fitsio`), checkpoints (`checkpoint`), atomic files (`atomic`)."""

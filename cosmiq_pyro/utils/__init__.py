@@ -1,0 +1,1 @@
+"""Small helpers every layer may use (the lowest floor): argument checks and torch utilities."""
