@@ -1,0 +1,168 @@
+"""Post-hoc temperature scaling of CR logits (Guo et al. 2017, "On calibration of modern neural
+networks", ICML, sec. 4.2).
+
+One scalar ``T > 0`` divides every logit before the sigmoid.  For a model with ``S`` posterior
+draws per pixel (the Bayesian twin; ``S = 1`` for the deterministic twin) the tempered
+predictive probability of pixel ``i`` is
+
+.. math:: \\bar p_i(T) = \\frac{1}{S} \\sum_{s=1}^{S} \\sigma(z_{si} / T),
+
+and ``T`` minimises the negative log-likelihood of the validation labels ``y_i``:
+
+.. math:: \\mathrm{NLL}(T) = -\\frac{1}{n} \\sum_i \\left[ y_i \\log \\bar p_i(T)
+          + (1 - y_i) \\log(1 - \\bar p_i(T)) \\right].
+
+``T > 1`` softens over-confident probabilities, ``T < 1`` sharpens under-confident ones; the
+ranking of pixels (ROC, TPR at fixed FPR) is unchanged for ``S = 1``.
+
+Why the per-draw logits (and not the logit of the MC-mean probability) for the Bayesian model:
+tempering each draw keeps every draw a Bernoulli predictive, so ``predict``'s split
+``entropy = aleatoric + epistemic`` stays the exact decomposition of the tempered predictive
+(the epistemic part is a mutual information, >= 0 by Jensen's inequality).  Tempering only the
+mean's logit would change the total entropy but not the per-draw (aleatoric) entropies, and
+their difference would no longer be a mutual information.  It also costs nothing at prediction
+time: `predict` divides each draw's logits by ``T`` before its running sums.  For ``S = 1``
+both choices are the same, standard temperature scaling.
+
+Everything here is plain numpy / scipy on arrays; collecting the validation logits from a
+model is the caller's job (`cosmiq_pyro.inference.fit` does it at the end of training).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.special import logsumexp
+
+#: Search interval of the fitted temperature.  A fit that ends on an edge is reported by
+#: `fit_temperature` (the model is far from calibrated, or the validation set is degenerate).
+T_BOUNDS = (1e-2, 1e2)
+
+
+def _as_arrays(logits, labels, ignore=None):
+    """``logits`` as float64 (S, n) and ``labels`` as float64 (n,) over the valid pixels."""
+    z = _numpy(logits, "logits").astype(np.float64)
+    y = _numpy(labels, "labels")
+    if z.shape == y.shape:
+        z = z[None]
+    elif z.shape[1:] != y.shape:
+        raise ValueError(f"logits must have the labels' shape {y.shape} or (S, *{y.shape}), "
+                         f"got {z.shape}")
+    if not np.isfinite(z).all():
+        raise ValueError("logits must be finite")
+    if y.dtype != bool and not np.isin(y, (0, 1)).all():
+        raise ValueError("labels must be 0/1 or bool")
+    keep = np.ones(y.shape, bool)
+    if ignore is not None:
+        ignore = _numpy(ignore, "ignore").astype(bool)
+        if ignore.shape != y.shape:
+            raise ValueError(f"ignore has shape {ignore.shape}, labels have {y.shape}")
+        keep = ~ignore
+    z = z[:, keep]  # (S, n)
+    y = y[keep].astype(np.float64)  # (n,)
+    if y.size == 0:
+        raise ValueError("no valid pixels to fit a temperature on")
+    return z, y
+
+
+def _numpy(x, name):
+    if hasattr(x, "detach"):  # a torch tensor
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x)
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
+    return x
+
+
+def _nll(z: np.ndarray, y: np.ndarray, temperature: float) -> float:
+    """NLL(T) for logits (S, n) and labels (n,), in float64 without forming ``log(1 - p)``.
+
+    ``log sigma(u) = -softplus(-u)`` and ``log(1 - sigma(u)) = -softplus(u)``; the mean over
+    draws is a log-sum-exp.
+    """
+    u = z / temperature
+    log_p = logsumexp(-np.logaddexp(0.0, -u), axis=0) - math.log(len(z))  # (n,)
+    log_q = logsumexp(-np.logaddexp(0.0, u), axis=0) - math.log(len(z))
+    return float(-(y * log_p + (1.0 - y) * log_q).mean())
+
+
+def tempered_nll(logits, labels, temperature: float = 1.0, *, ignore=None) -> float:
+    """Mean negative log-likelihood (nats per pixel) of ``labels`` under ``logits / temperature``.
+
+    Parameters
+    ----------
+    logits : array_like, shape (n...) or (S, n...)
+        Pre-sigmoid CR scores; a leading axis holds ``S`` posterior draws, whose tempered
+        probabilities are averaged (module docstring).
+    labels : array_like of bool or 0/1, shape (n...)
+    temperature : float
+        ``T > 0``.
+    ignore : array_like of bool, shape (n...), optional
+        Pixels left out.
+
+    Returns
+    -------
+    float
+        ``NLL(T)`` of the module docstring.
+    """
+    check_temperature(temperature)
+    z, y = _as_arrays(logits, labels, ignore)
+    return _nll(z, y, float(temperature))
+
+
+def fit_temperature(logits, labels, *, ignore=None, bounds=T_BOUNDS, xatol: float = 1e-4) -> float:
+    """The temperature ``T`` that minimises the validation NLL of ``sigmoid(logits / T)``.
+
+    .. math:: \\hat T = \\arg\\min_{T > 0} \\mathrm{NLL}(T)
+
+    (module docstring).  For one draw (``S = 1``) the NLL is convex in ``1 / T`` (a one-
+    parameter logistic regression without intercept), so the minimum is unique; the search is
+    Brent's bounded method on ``log T`` (`scipy.optimize.minimize_scalar`).
+
+    Parameters
+    ----------
+    logits : array_like, shape (n...) or (S, n...)
+        Validation logits, with ``S`` posterior draws on a leading axis for a Bayesian model.
+    labels : array_like of bool or 0/1, shape (n...)
+        Validation truth masks.
+    ignore : array_like of bool, shape (n...), optional
+        Pixels left out (bad pixels, saturation).
+    bounds : (float, float)
+        Search interval for ``T``.
+    xatol : float
+        Absolute tolerance on ``log T``.
+
+    Returns
+    -------
+    float
+        ``T``.
+
+    Raises
+    ------
+    ValueError
+        Labels of one class only (any ``T`` large or small fits them best), non-finite
+        logits, mismatched shapes, or a minimum on the edge of ``bounds``.
+    """
+    z, y = _as_arrays(logits, labels, ignore)
+    if y.min() == y.max():
+        raise ValueError("labels hold one class only; a temperature needs both CR and non-CR pixels")
+    lo, hi = (float(b) for b in bounds)
+    if not (0 < lo < 1 < hi):
+        raise ValueError(f"bounds must satisfy 0 < low < 1 < high, got {bounds!r}")
+    res = minimize_scalar(lambda log_t: _nll(z, y, math.exp(log_t)),
+                          bounds=(math.log(lo), math.log(hi)), method="bounded",
+                          options={"xatol": xatol})
+    temperature = math.exp(res.x)
+    if abs(res.x - math.log(lo)) < 10 * xatol or abs(res.x - math.log(hi)) < 10 * xatol:
+        raise ValueError(f"the fitted temperature {temperature:.4g} lies on the edge of bounds {bounds}; "
+                         "are the logits and labels from the same pixels?")
+    return temperature
+
+
+def check_temperature(temperature) -> float:
+    """``temperature`` as a float, or a ValueError unless it is a finite number > 0."""
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
+            math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    return float(temperature)
