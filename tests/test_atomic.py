@@ -55,3 +55,80 @@ def test_staged_directory_moves_on_success_and_cleans_up_on_failure(tmp_path):
     with pytest.raises(NotADirectoryError, match="not a directory"):
         with staged_directory(tmp_path / "file", overwrite=True):
             pass
+
+
+def _dead_pid():
+    """The id of a process that has exited (reaped)."""
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(done.stdout)
+
+
+@pytest.mark.parametrize("writer", ["bytes", "fits"])
+def test_stale_temporaries_of_killed_writers_are_removed(tmp_path, writer):
+    from astropy.io import fits
+    from cosmiq_pyro.io.atomic import _host
+    from cosmiq_pyro.io.fitsio import write_hdulist_atomic
+
+    target = tmp_path / "out.fits"
+    stale = tmp_path / f".out.fits.{_host()}-{_dead_pid()}.0123456789ab.tmp"
+    live = tmp_path / f".out.fits.{_host()}-{os.getpid()}.0123456789ab.tmp"  # a writer still running
+    foreign = [tmp_path / f".out.fits.otherhost-{_dead_pid()}.0123456789ab.tmp",  # another machine
+               tmp_path / ".out.fits.0123456789ab.tmp",  # not our naming
+               tmp_path / f".other.fits.{_host()}-{_dead_pid()}.0123456789ab.tmp"]  # another target
+    for p in [stale, live, *foreign]:
+        p.write_bytes(b"x" * 100)
+    if writer == "bytes":
+        write_bytes_atomic(target, b"new")
+    else:
+        write_hdulist_atomic(fits.PrimaryHDU(), target)
+    assert not stale.exists()
+    assert live.exists() and all(p.exists() for p in foreign)
+
+
+def test_stale_staging_directory_is_removed(tmp_path):
+    from cosmiq_pyro.io.atomic import _host
+
+    stale = tmp_path / f".out.{_host()}-{_dead_pid()}.0123456789ab.tmp"
+    (stale / "sub").mkdir(parents=True)
+    (stale / "sub" / "big.npy").write_bytes(b"x" * 100)
+    with staged_directory(tmp_path / "out", overwrite=False) as stage:
+        (stage / "a.txt").write_text("a")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_file_and_directory_are_fsynced(tmp_path, monkeypatch):
+    import stat
+    from astropy.io import fits
+    from cosmiq_pyro.io.fitsio import write_hdulist_atomic
+
+    synced = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd):
+        synced.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    write_hdulist_atomic(fits.PrimaryHDU(), tmp_path / "a.fits")
+    assert synced == ["file", "dir"]
+    synced.clear()
+    write_bytes_atomic(tmp_path / "b.bin", b"b")
+    assert synced == ["file", "dir"]
+
+
+def test_unwritable_destination_found_before_work(tmp_path, monkeypatch):
+    from cosmiq_pyro.io.atomic import check_writable_directory
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="file"):
+        check_writable_directory(tmp_path / "file" / "out")
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # as a non-root user on a read-only dir
+    with pytest.raises(PermissionError, match="not writable"):
+        check_writable_directory(tmp_path / "new" / "deeper")
+    with pytest.raises(PermissionError, match="not writable"):
+        with staged_directory(tmp_path / "out", overwrite=False):
+            raise AssertionError("the block must not run")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

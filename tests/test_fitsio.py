@@ -294,7 +294,7 @@ def test_atomic_write_roundtrip_and_refusal(tmp_path):
 
 def test_atomic_write_failure_leaves_nothing(tmp_path, monkeypatch):
     def half_write(self, fileobj, **kwargs):
-        Path(fileobj).write_bytes(b"SIMPLE  =                    T")
+        fileobj.write(b"SIMPLE  =                    T")
         raise OSError("disk full")
 
     monkeypatch.setattr(fits.HDUList, "writeto", half_write)

@@ -1,11 +1,111 @@
-"""Atomic file writes: a file is complete or absent, never half-written."""
+"""Atomic file writes: a file is complete or absent, never half-written.
+
+Every temporary file or staging directory is named ``.<name>.<host>-<pid>.<hex>.tmp`` beside its
+target.  A process killed while writing (SIGKILL, power loss) cannot remove its temporary, so
+the next write to the same target removes those of its name whose process is gone
+(`remove_stale_temporaries`): same host, process id no longer running.  Temporaries of live
+processes, of other hosts (a shared file system) and files of any other naming are never touched.
+
+Durability: the temporary file is flushed and ``fsync``-ed before it is renamed, and the
+directory is ``fsync``-ed after the rename, so after a crash the target is either the old file
+or the complete new one.
+"""
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import shutil
-import tempfile
+import socket
 from contextlib import contextmanager
 from pathlib import Path
+
+__all__ = ["atomic_open", "write_bytes_atomic", "staged_directory", "temporary_path",
+           "remove_stale_temporaries", "fsync_directory", "check_writable_directory"]
+
+
+def _host() -> str:
+    """This host's name, reduced to characters safe in a file name."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:32] or "host"
+
+
+def temporary_path(path) -> Path:
+    """A fresh temporary name beside ``path``: ``.<name>.<host>-<pid>.<hex>.tmp``."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{_host()}-{os.getpid()}.{secrets.token_hex(6)}.tmp")
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
+def remove_stale_temporaries(path) -> list[Path]:
+    """Remove temporaries of ``path`` left by dead processes of this host; returns those removed.
+
+    Only names matching ``.<name>.<host>-<pid>.<12 hex>.tmp`` (what `temporary_path` makes) with
+    this host's name and a process id that is not running are removed (files or staging
+    directories); a name that does not match exactly is never touched.
+    """
+    path = Path(path)
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.{re.escape(_host())}-(\d+)\.[0-9a-f]{{12}}\.tmp$")
+    removed = []
+    try:
+        candidates = list(path.parent.iterdir())
+    except OSError:  # missing or unreadable directory: nothing of ours to clean
+        return removed
+    for candidate in candidates:
+        match = pattern.match(candidate.name)
+        if not match or _pid_running(int(match.group(1))):
+            continue
+        try:
+            if candidate.is_dir() and not candidate.is_symlink():
+                shutil.rmtree(candidate)
+            else:
+                candidate.unlink()
+        except OSError:
+            continue
+        removed.append(candidate)
+    return removed
+
+
+def fsync_directory(directory) -> None:
+    """``fsync`` a directory so a rename inside it survives a crash (no-op where unsupported)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def check_writable_directory(directory, what: str = "output directory") -> None:
+    """Raise PermissionError / NotADirectoryError unless files can be created in ``directory``.
+
+    A directory that does not exist yet is judged by its nearest existing parent (where it
+    would be created).  Meant to be called before a long computation, so a read-only
+    destination is found at once rather than at the end.
+    """
+    directory = Path(directory)
+    probe = directory
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise NotADirectoryError(f"{what} {str(directory)!r}: {str(probe)!r} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise PermissionError(f"{what} {str(directory)!r} is not writable "
+                              f"({str(probe)!r} does not allow creating files)")
 
 
 def _default_mode() -> int:
@@ -19,19 +119,22 @@ def _default_mode() -> int:
 def atomic_open(path, mode: str = "wb"):
     """Open a temporary file beside ``path``; on success flush, fsync and rename it to ``path``.
 
-    On any exception the temporary file is removed and ``path`` is left as it was.
+    On any exception the temporary file is removed and ``path`` is left as it was.  Stale
+    temporaries of ``path`` from killed processes are removed first.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    tmp = temporary_path(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _default_mode())
     try:
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, _default_mode())  # mkstemp creates 0600 files
         os.replace(tmp, path)
+        fsync_directory(path.parent)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -49,7 +152,8 @@ def staged_directory(outdir, *, overwrite: bool):
     Yields a new, empty directory beside ``outdir`` (same file system, so the final moves are
     renames).  When the ``with`` block ends without an exception, every file in it is moved to
     the same relative path under ``outdir`` (created if needed); on any exception nothing reaches
-    ``outdir``.  The staging directory is removed either way.
+    ``outdir``.  The staging directory is removed either way; staging directories of ``outdir``
+    left by killed processes are removed first.
 
     Raises
     ------
@@ -58,6 +162,8 @@ def staged_directory(outdir, *, overwrite: bool):
     FileExistsError
         ``outdir`` holds files and ``overwrite`` is False (with ``overwrite`` its other files are
         left alone and same-named ones replaced).
+    PermissionError
+        The directory that would hold ``outdir`` does not allow creating files.
     """
     outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():
@@ -65,9 +171,14 @@ def staged_directory(outdir, *, overwrite: bool):
     if outdir.is_dir() and any(outdir.iterdir()) and not overwrite:
         raise FileExistsError(f"{str(outdir)!r} is not empty; pass overwrite=True (--overwrite on the "
                               "command line) to write into it")
-    parent = outdir.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", suffix=".tmp", dir=parent))
+    resolved = outdir.resolve()
+    check_writable_directory(resolved.parent, "parent of the output directory")
+    if outdir.is_dir():
+        check_writable_directory(outdir)
+    resolved.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(resolved)
+    staging = temporary_path(resolved)
+    staging.mkdir()
     try:
         yield staging
         outdir.mkdir(exist_ok=True)
@@ -77,5 +188,6 @@ def staged_directory(outdir, *, overwrite: bool):
                 target.mkdir(exist_ok=True)
             else:
                 os.replace(source, target)
+        fsync_directory(outdir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -39,19 +39,24 @@ cosmic-ray detector is asked about.
 """
 from __future__ import annotations
 
+import gzip
 import os
-import secrets
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
+from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS, FITSFixedWarning
+
+from .atomic import fsync_directory, remove_stale_temporaries, temporary_path
 
 __all__ = [
     "DEFAULT_DQ_FLAGS",
     "CR_DQ_FLAGS",
+    "MAX_ABS_ELECTRONS",
     "HSTImage",
     "read_hst",
     "write_hdulist_atomic",
@@ -62,6 +67,11 @@ DEFAULT_DQ_FLAGS = 1 | 2 | 4 | 8 | 16 | 32 | 128 | 256 | 1024 | 2048  # = 3519
 
 #: DQ bits set by earlier cosmic-ray rejection (AstroDrizzle 4096, CALACS 8192).
 CR_DQ_FLAGS = 4096 | 8192
+
+#: Pixels beyond this magnitude (electrons) are fill values (1e30, -1e31 ...), not charge: a CCD
+#: pixel holds ~1e5 e- (ACS/WFC full well 84 700 e-), a deep co-added frame ~1e7.  They are
+#: ignored like NaN pixels, with a warning.
+MAX_ABS_ELECTRONS = 1e9
 
 # BUNIT spellings found in HST and ground-based CCD headers.  astropy.units does not parse
 # them reliably ("ELECTRONS" fails; "DN/S" parses as DN per siemens), hence this table.
@@ -78,10 +88,11 @@ class HSTImage:
     Attributes
     ----------
     image : numpy.ndarray
-        ``(H, W)`` float32 pixel values in electrons.  Non-finite input pixels are replaced
-        by the median of the finite ones (and flagged in ``ignore``).
+        ``(H, W)`` float32 pixel values in electrons.  Non-finite input pixels and fill values
+        are replaced by the median of the other pixels (and flagged in ``ignore``).
     ignore : numpy.ndarray
-        ``(H, W)`` bool, True where ``DQ & dq_flags != 0`` or the input pixel was NaN/inf.
+        ``(H, W)`` bool, True where ``DQ & dq_flags != 0``, the input pixel was NaN/inf, or its
+        magnitude exceeds `MAX_ABS_ELECTRONS` (a fill value).
     header : astropy.io.fits.Header
         Copy of the science extension's header.
     primary_header : astropy.io.fits.Header
@@ -100,6 +111,11 @@ class HSTImage:
         Exposure time used or found (seconds), None if the header has none.
     path : str
         The file read.
+    bunit_used : str or None
+        The unit the pixels were read as: the ``bunit=`` override, else BUNIT; None when
+        neither exists (read as electrons, with a warning).
+    gain_e_per_adu : float or None
+        The gain applied (e-/ADU), None when the unit is not a count unit.
     """
 
     image: np.ndarray
@@ -113,6 +129,8 @@ class HSTImage:
     electrons_per_unit: float
     exptime_s: float | None
     path: str = field(repr=False, default="")
+    bunit_used: str | None = None
+    gain_e_per_adu: float | None = None
 
 
 def read_hst(path, ext=None, dq_flags=DEFAULT_DQ_FLAGS, *, bunit=None, gain_e_per_adu=None,
@@ -158,37 +176,67 @@ def read_hst(path, ext=None, dq_flags=DEFAULT_DQ_FLAGS, *, bunit=None, gain_e_pe
 
     with :math:`t_\\mathrm{exp}` from EXPTIME and :math:`g` (e-/ADU) from CCDGAIN,
     ATODGAIN or GAIN (science header first, then primary).  A file without BUNIT is read
-    as electrons with a warning; any other unit is refused with a ValueError naming it.
+    as electrons with one warning per file (naming the header's gain, if any); any other
+    unit is refused with a ValueError naming it.  Scaled integer images (BZERO / BSCALE /
+    BLANK: raw uint16 frames, scaled DQ) are unscaled by astropy; BLANK pixels become NaN
+    and are ignored.  Warnings also say when a file without SCI is read from another
+    extension, when an extension is all NaN, and when fill values (beyond
+    `MAX_ABS_ELECTRONS`) are ignored.
 
     Raises
     ------
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If the file is not FITS, has no 2-D image, the image is empty or not 2-D, the
-        unit cannot be converted, or the DQ array does not match the image.
+        If the file is not FITS, is truncated (plain or gzip), has no 2-D image, the image
+        is empty or not 2-D, the unit cannot be converted, or the DQ array does not match
+        the image.
+    TypeError
+        If ``bunit``, ``gain_e_per_adu``, ``exptime_s`` or ``dq_flags`` has the wrong type.
     """
     path = os.fspath(path)
     dq_flags = _check_dq_flags(dq_flags)
+    bunit = _check_optional_text(bunit, "bunit")
+    gain_e_per_adu = _check_optional_positive(gain_e_per_adu, "gain_e_per_adu")
+    exptime_s = _check_optional_positive(exptime_s, "exptime_s")
     if not os.path.exists(path):
         raise FileNotFoundError(f"FITS file {path!r} does not exist")
     if os.path.isdir(path):
         raise ValueError(f"{path!r} is a directory, expected a FITS file")
-    try:
-        hdul = fits.open(path, memmap=True)
-    except (OSError, TypeError, ValueError) as err:
-        raise ValueError(f"{path!r} is not a readable FITS file ({err})") from err
-    with hdul:
+    _check_gzip_complete(path)
+    with warnings.catch_warnings():
+        # astropy only warns about a short file, then fails later with a message naming no file
+        warnings.filterwarnings("error", message="File may have been truncated",
+                                category=AstropyUserWarning)
         try:
-            indices = _science_indices(hdul, path, ext)
-        except OSError as err:
+            # memmap=None (not True): memory-mapped where possible, and scaled integer images
+            # (BZERO/BSCALE/BLANK, e.g. raw uint16 frames) are read into memory instead of refused
+            hdul = fits.open(path)
+        except AstropyUserWarning as err:
+            raise ValueError(f"{path!r} is truncated ({err})") from None
+        except (OSError, TypeError, ValueError) as err:
             raise ValueError(f"{path!r} is not a readable FITS file ({err})") from err
-        primary = hdul[0].header
-        images = []
-        for i in indices:  # a plain loop keeps warnings' stacklevel pointing at the caller
-            images.append(_read_extension(hdul, i, path, primary, dq_flags, bunit,
-                                          gain_e_per_adu, exptime_s))
-        return images
+        with hdul:
+            try:
+                indices = _science_indices(hdul, path, ext)
+                primary = hdul[0].header
+                images = []
+                for i in indices:  # a plain loop keeps warnings' stacklevel pointing at the caller
+                    images.append(_read_extension(hdul, i, path, primary, dq_flags, bunit,
+                                                  gain_e_per_adu, exptime_s))
+            except AstropyUserWarning as err:
+                raise ValueError(f"{path!r} is truncated ({err})") from None
+            except (OSError, TypeError) as err:  # e.g. "buffer is too small for requested array"
+                raise ValueError(f"{path!r} is not a readable FITS file ({err})") from err
+    assumed = [f"{im.extname},{im.extver}" for im in images if im.bunit_used is None]
+    if assumed:
+        gain = _keyword((images[0].header, images[0].primary_header), _GAIN_KEYWORDS)
+        hint = (f"; the header gives a gain of {gain:g} e-/ADU: if the pixels are counts, pass "
+                "bunit='ADU' (--bunit ADU)" if gain is not None else "")
+        warnings.warn(f"{path!r}: no BUNIT keyword in extension(s) {', '.join(assumed)}; pixels "
+                      f"are read as electrons (pass bunit= to state the unit){hint}",
+                      UserWarning, stacklevel=2)
+    return images
 
 
 def write_hdulist_atomic(hdul, path, overwrite=False):
@@ -196,7 +244,9 @@ def write_hdulist_atomic(hdul, path, overwrite=False):
 
     The file appears under its final name only once it is complete (``os.link`` when
     ``overwrite`` is False, so an existing file is never clobbered even by a race;
-    ``os.replace`` otherwise).  The temporary file is removed on any failure.
+    ``os.replace`` otherwise).  The temporary file is fsync-ed before the rename and the
+    directory after it; it is removed on any failure, and temporaries of ``path`` left by
+    killed processes are removed first (`atomic.remove_stale_temporaries`).
 
     Parameters
     ----------
@@ -226,9 +276,13 @@ def write_hdulist_atomic(hdul, path, overwrite=False):
         raise FileNotFoundError(f"output directory {str(path.parent)!r} does not exist")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it")
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    remove_stale_temporaries(path)
+    tmp = temporary_path(path)
     try:
-        hdul.writeto(tmp, output_verify="exception")
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as fh:
+            hdul.writeto(fh, output_verify="exception")
+            fh.flush()
+            os.fsync(fh.fileno())
         if overwrite:
             os.replace(tmp, path)
         else:
@@ -242,9 +296,9 @@ def write_hdulist_atomic(hdul, path, overwrite=False):
                     raise FileExistsError(
                         f"{str(path)!r} exists; pass overwrite=True to replace it") from None
                 os.replace(tmp, path)
+        fsync_directory(path.parent)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -259,6 +313,37 @@ def _check_dq_flags(dq_flags):
     if dq_flags < 0:
         raise ValueError(f"dq_flags must be a non-negative int bit mask, got {dq_flags}")
     return int(dq_flags)
+
+
+def _check_optional_text(value, name):
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise TypeError(f"{name} must be a unit name such as 'ELECTRONS' or 'ADU', got {value!r}")
+    return value
+
+
+def _check_optional_positive(value, name):
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a positive number, got {value!r}")
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def _check_gzip_complete(path):
+    """Decompress a gzip file to its end; astropy reads a truncated one as if it had fewer HDUs."""
+    with open(path, "rb") as fh:
+        if fh.read(2) != b"\x1f\x8b":
+            return
+    try:
+        with gzip.open(path, "rb") as fh:
+            while fh.read(1 << 24):
+                pass
+    except (EOFError, OSError, zlib.error) as err:
+        raise ValueError(f"{path!r} is a truncated or corrupt gzip file ({err})") from None
 
 
 def _has_image(hdu):
@@ -280,6 +365,11 @@ def _science_indices(hdul, path, ext):
     images = [i for i, hdu in enumerate(hdul) if _has_image(hdu)]
     if not images:
         raise ValueError(f"{path!r} has no image extension (no HDU with pixel data)")
+    if images[0] != 0:
+        hdu = hdul[images[0]]
+        warnings.warn(f"{path!r} has no SCI extension; reading extension {images[0]} "
+                      f"({hdu.name or 'unnamed'},{hdu.ver or 1}), its first image, of {len(images)} "
+                      "(pass ext= / --ext to choose another)", UserWarning, stacklevel=4)
     return images[:1]
 
 
@@ -294,11 +384,9 @@ def _keyword(headers, names):
 
 
 def _electrons_per_unit(bunit, headers, path, where, gain_e_per_adu, exptime_s):
-    """Factor from the file's unit to electrons (see `read_hst` Notes)."""
-    if bunit is None:
-        warnings.warn(f"{path!r} {where}: no BUNIT keyword; pixels are read as electrons "
-                      "(pass bunit= to state the unit)", UserWarning, stacklevel=4)
-        return 1.0
+    """(factor from the file's unit to electrons, gain used or None); see `read_hst` Notes."""
+    if bunit is None:  # read_hst warns once per file
+        return 1.0, None
     parts = str(bunit).strip().upper().replace(" ", "").split("/")
     numerator = parts[0]
     rate = len(parts) == 2 and parts[1] in _SECOND_NAMES
@@ -306,7 +394,7 @@ def _electrons_per_unit(bunit, headers, path, where, gain_e_per_adu, exptime_s):
             numerator not in _ELECTRON_NAMES | _COUNT_NAMES:
         raise ValueError(f"{path!r} {where}: BUNIT {bunit!r} cannot be converted to electrons "
                          "(expected ELECTRONS, ELECTRONS/S, COUNTS or COUNTS/S)")
-    factor = 1.0
+    factor, g = 1.0, None
     if rate:
         t = exptime_s if exptime_s is not None else _keyword(headers, ("EXPTIME",))
         if t is None or not np.isfinite(t) or t <= 0:
@@ -317,9 +405,10 @@ def _electrons_per_unit(bunit, headers, path, where, gain_e_per_adu, exptime_s):
         g = gain_e_per_adu if gain_e_per_adu is not None else _keyword(headers, _GAIN_KEYWORDS)
         if g is None or not np.isfinite(g) or g <= 0:
             raise ValueError(f"{path!r} {where}: BUNIT {bunit!r} is in counts but no gain "
-                             f"({'/'.join(_GAIN_KEYWORDS)}) is in the header; pass gain_e_per_adu=")
+                             f"({'/'.join(_GAIN_KEYWORDS)}) is in the header; pass gain_e_per_adu= "
+                             "(--gain)")
         factor *= g
-    return factor
+    return factor, g
 
 
 def _celestial_wcs(hdul, header, path, where):
@@ -350,16 +439,31 @@ def _read_extension(hdul, index, path, primary, dq_flags, bunit, gain_e_per_adu,
     header = hdu.header.copy()
     headers = (header, primary) if index != 0 else (header,)
     found_bunit = header.get("BUNIT", primary.get("BUNIT") if index != 0 else None)
-    factor = _electrons_per_unit(bunit if bunit is not None else found_bunit, headers, path,
-                                 where, gain_e_per_adu, exptime_s)
+    if isinstance(found_bunit, str) and not found_bunit.strip():
+        found_bunit = None
+    bunit_used = bunit if bunit is not None else found_bunit
+    factor, gain_used = _electrons_per_unit(bunit_used, headers, path, where, gain_e_per_adu,
+                                            exptime_s)
 
-    image = np.array(data, dtype=np.float32)  # (H, W), native byte order, detached from file
-    if factor != 1.0:
-        image *= np.float32(factor)
-    ignore = ~np.isfinite(image)
+    image = np.array(data, dtype=np.float64)  # (H, W), native byte order, detached from file
+    image *= factor
+    nonfinite = ~np.isfinite(image)
+    with np.errstate(invalid="ignore"):
+        extreme = ~nonfinite & (np.abs(image) > MAX_ABS_ELECTRONS)
+    if nonfinite.all():
+        warnings.warn(f"{path!r} {where}: every pixel is NaN or infinite; all are ignored and "
+                      "its maps carry no information", UserWarning, stacklevel=4)
+    elif extreme.any():
+        row, col = np.argwhere(extreme)[0]
+        warnings.warn(f"{path!r} {where}: {int(extreme.sum())} pixel(s) beyond "
+                      f"{MAX_ABS_ELECTRONS:.0e} e- in magnitude (first at row {row}, column {col}: "
+                      f"{image[row, col]:.3g} e-) are fill values, not charge; they are ignored "
+                      "like NaN pixels", UserWarning, stacklevel=4)
+    ignore = nonfinite | extreme
     if ignore.any():
-        finite = image[~ignore]
-        image[ignore] = np.median(finite) if finite.size else 0.0
+        usable = image[~ignore]
+        image[ignore] = np.median(usable) if usable.size else 0.0
+    image = image.astype(np.float32)
 
     if dq_flags and ("DQ", extver) in hdul:
         dq = hdul["DQ", extver].data
@@ -380,6 +484,8 @@ def _read_extension(hdul, index, path, primary, dq_flags, bunit, gain_e_per_adu,
         extver=extver,
         bunit=found_bunit,
         electrons_per_unit=float(factor),
+        bunit_used=bunit_used,
+        gain_e_per_adu=gain_used,
         exptime_s=t,
         path=path,
     )
