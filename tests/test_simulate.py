@@ -112,6 +112,8 @@ def test_cr_pixel_fraction_matches_handbook():
     L + 1 pixels its track crosses and, with at most one pixel of charge-diffusion halo on
     each side, at most 3 (L + 3).  With N = R A t CRs (4-sigma Poisson range) this brackets
     the fraction; the handbook's 1.5-3 % must lie inside, and so must what we simulate.
+    Pixels "affected" are those whose CR charge is above their noise (the 1-sigma rule); the
+    default driz_cr labels are stricter and cover fewer (tests/test_labels.py).
     """
     npix = 256 * 256
     n_mean = CR_RATE_PER_CM2_S * (256 * PIXEL_PITCH_CM) ** 2 * 1000.0
@@ -120,8 +122,8 @@ def test_cr_pixel_fraction_matches_handbook():
     lo = n_lo * (mean_length + 1) / npix
     hi = n_hi * 3 * (mean_length + 3) / npix
     assert lo < IHB_CR_FRACTION_PER_1000S[0] < IHB_CR_FRACTION_PER_1000S[1] < hi
-    fractions = [frame(field="EX", filter="F606W", exptime_s=1000.0, seed=s).mask.mean()
-                 for s in range(20, 24)]
+    fractions = [frame(field="EX", filter="F606W", exptime_s=1000.0, seed=s,
+                       label_rule="sigma").mask.mean() for s in range(20, 24)]
     assert all(lo < x < hi for x in fractions)
     assert IHB_CR_FRACTION_PER_1000S[0] < np.mean(fractions) < IHB_CR_FRACTION_PER_1000S[1]
 
@@ -172,7 +174,8 @@ def test_cr_charge_does_not_go_through_the_telescope():
 
 @pytest.mark.parametrize("k", [1.0, 2.5])
 def test_mask_is_exactly_the_thresholded_cr_charge(k):
-    f = frame(field="GAL", filter="F435W", exptime_s=900.0, seed=11, mask_threshold_sigma=k)
+    f = frame(field="GAL", filter="F435W", exptime_s=900.0, seed=11, label_rule="sigma",
+              mask_threshold_sigma=k)
     threshold = k * sigma_e(f)
     above = f.cr_image.astype(float) > threshold
     np.testing.assert_array_equal(f.mask, above)
@@ -180,7 +183,8 @@ def test_mask_is_exactly_the_thresholded_cr_charge(k):
     # there is faint CR charge below the threshold, and it is left out
     faint = (f.cr_image > 0.05) & ~above
     assert faint.sum() > 100 and not f.mask[faint].any()
-    assert f.meta["mask_threshold_sigma"] == k
+    assert f.meta["mask_threshold_sigma"] == k and f.meta["label_rule"] == "sigma"
+    assert f.meta["n_cr_px"] == f.mask.sum()
 
 
 # --------------------------------------------------------------------------- fields
@@ -240,6 +244,7 @@ def test_same_seed_same_frame_and_different_seeds_differ():
     (dict(exptime_s=float("nan")), "exptime_s"),
     (dict(seed=-1), "seed"),
     (dict(mask_threshold_sigma=0.0), "mask_threshold_sigma"),
+    (dict(label_rule="acsrej"), "label_rule"),
 ])
 def test_bad_arguments_name_the_argument(kwargs, name):
     with pytest.raises(ValueError, match=name):

@@ -21,12 +21,14 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
 from .._version import __version__
-from ..io.atomic import staged_directory, write_bytes_atomic
+from ..io.atomic import check_writable_directory, staged_directory, write_bytes_atomic
 
 __all__ = ["main", "build_parser", "HELD_OUT_SEED"]
 
@@ -58,8 +60,8 @@ def main(argv=None) -> int:
     """Run ``cosmiq`` with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     parser = build_parser()
     command = "cosmiq"
-    with warnings.catch_warnings():
-        warnings.showwarning = _one_line_warning
+    with warnings.catch_warnings(), _sigterm_as_interrupt():
+        warnings.showwarning = _one_line_warnings()
         try:
             args = parser.parse_args(argv)
             if args.command is None:
@@ -91,8 +93,37 @@ def _error_line(text: str) -> None:
     print(" ".join(text.split()), file=sys.stderr)
 
 
-def _one_line_warning(message, category, filename, lineno, file=None, line=None):
-    print(f"cosmiq: warning: {' '.join(str(message).split())}", file=sys.stderr)
+def _one_line_warnings():
+    """A ``warnings.showwarning`` that prints each distinct message once, on one line."""
+    shown = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        if text not in shown:
+            shown.add(text)
+            print(f"cosmiq: warning: {text}", file=sys.stderr)
+    return show
+
+
+class _sigterm_as_interrupt:
+    """SIGTERM raises KeyboardInterrupt inside the block (as Ctrl-C does): ``train`` keeps its
+    best epoch, staged outputs and temporaries are removed.  The previous handler is restored on
+    exit; outside the main thread (where handlers cannot be set) nothing changes."""
+
+    def __enter__(self):
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._interrupt)
+        return self
+
+    @staticmethod
+    def _interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+        return False
 
 
 # --------------------------------------------------------------------------- parser
@@ -108,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="simulate HST-like frames with CR truth (deepCR 'pair' files)",
                        description="Simulate ACS/WFC-like frames with cosmic rays and write them in "
                        "deepCR's 'pair' layout (NNNNNN_<field>_<filter>.npy = [image, CR mask, ignore], "
-                       "sky.npy) plus a few FITS previews (SCI, CRMASK, IGNORE) that "
+                       "sky.npy), meta.csv (one row per frame, the pair file's name in column 'file'; frames "
+                       "are numbered from 000001) and a few FITS previews (SCI, CRMASK, IGNORE) that "
                        "'cosmiq predict' reads.")
     p.add_argument("outdir", metavar="OUTDIR", help="new (or empty) directory to create")
     p.add_argument("--n", type=_positive_int, default=512, help="number of frames (default 512)")
@@ -119,7 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated ACS filters (default F435W,F606W,F814W)")
     p.add_argument("--exptime", type=_range, default=(100.0, 1200.0), metavar="MIN,MAX",
                    help="exposure time range in s, log-uniform (default 100,1200; one number fixes it)")
-    p.add_argument("--seed", type=_nonnegative_int, default=0, help="dataset seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="dataset seed (default 0)")
+    p.add_argument("--labels", choices=("drizcr", "sigma"), default="drizcr",
+                   help="CR truth rule: drizcr = AstroDrizzle's driz_cr with its defaults, as real "
+                   "ACS/WFC masks (default); sigma = CR charge above 1 sigma of the pixel's noise")
     p.add_argument("--previews", type=_nonnegative_int, default=3, help="FITS previews of the first "
                    "frames (default 3)")
     p.add_argument("--overwrite", action="store_true", help="write into an existing non-empty OUTDIR")
@@ -150,11 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-scale", type=_positive_float, default=1e-3,
                    help="--bayesian: initial posterior sd of every weight (default 0.001)")
     p.add_argument("--size", type=_size, default=256, help="frame side for simulate:N (default 256)")
-    p.add_argument("--seed", type=_nonnegative_int, default=0,
+    p.add_argument("--seed", type=_seed, default=0,
                    help="seed of initialisation, split, shuffling and simulate:N frames (default 0)")
     p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out (else refused)")
-    p.add_argument("--device", default=None, help="cpu, cuda (default: cuda when available)")
+    p.add_argument("--device", type=_device, default=None, help="cpu, cuda (default: cuda when available)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or epoch table")
     p.set_defaults(run=_run_train)
 
@@ -166,15 +201,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="IN.fits", help="FITS files (HST _flc/_flt or any image)")
     p.add_argument("--model", required=True, metavar="MODEL.pth", help="cosmiq_pyro checkpoint, or ACS-WFC "
                    "for deepCR's published weights (needs the deepCR package)")
-    p.add_argument("-T", type=_positive_int, default=16, help="posterior draws per pixel (default 16)")
+    p.add_argument("-T", type=_positive_int, default=None, help="posterior draws per pixel of a Bayesian "
+                   "model (default 16); a deterministic model makes one pass and says that -T was not used")
     p.add_argument("--threshold", type=_probability, default=0.5, help="MASK = PROB > threshold (default 0.5)")
-    p.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the posterior draws (default 0)")
-    p.add_argument("-o", "--outdir", required=True, type=Path, metavar="OUTDIR", help="output directory")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the posterior draws (default 0)")
+    p.add_argument("-o", "--outdir", type=Path, default=Path("."), metavar="OUTDIR",
+                   help="output directory (default: the current directory)")
+    p.add_argument("--ext", type=_ext, default=None, metavar="EXT", help="read only this extension: "
+                   "an index (1), a name (SCI) or NAME,VER (SCI,2) (default: every SCI extension, else the "
+                   "primary or first image)")
+    p.add_argument("--bunit", default=None, metavar="UNIT", help="unit of the pixels when BUNIT is missing or "
+                   "wrong: ELECTRONS, ELECTRONS/S, ADU (COUNTS, DN) or ADU/S (default: the header's BUNIT; "
+                   "none: electrons, with a warning)")
+    p.add_argument("--gain", dest="gain_e_per_adu", type=_positive_float, default=None, metavar="E_PER_ADU",
+                   help="gain in e-/ADU for ADU frames (default: the GAIN, CCDGAIN or ATODGAIN keyword)")
     p.add_argument("--tile", type=_tile, default=1024, help="tile side in px (default 1024)")
     p.add_argument("--dq-flags", type=_nonnegative_int, default=None,
                    help="DQ bits treated as bad (default: cosmiq_pyro.io.fitsio.DEFAULT_DQ_FLAGS; 0: none)")
     p.add_argument("--overwrite", action="store_true", help="replace existing product files")
-    p.add_argument("--device", default=None, help="cpu, cuda (default: cuda when available)")
+    p.add_argument("--device", type=_device, default=None, help="cpu, cuda (default: cuda when available)")
     p.set_defaults(run=_run_predict)
 
     p = sub.add_parser("evaluate", help="metrics of one model on labelled frames",
@@ -215,9 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _evaluation_options(p) -> None:
     p.add_argument("-T", type=_positive_int, default=16, help="posterior draws per pixel (default 16)")
-    p.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the posterior draws (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the posterior draws (default 0)")
     p.add_argument("--size", type=_size, default=256, help="frame side for simulate:N (default 256)")
-    p.add_argument("--data-seed", type=_nonnegative_int, default=HELD_OUT_SEED,
+    p.add_argument("--data-seed", type=_seed, default=HELD_OUT_SEED,
                    help=f"seed of simulate:N frames (default {HELD_OUT_SEED}, held out from training)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -251,6 +296,42 @@ _positive_float = _check(lambda v: v > 0 and v != float("inf"), float, "a positi
 _probability = _check(lambda v: 0 <= v <= 1, float, "a probability in [0, 1]")
 _size = _check(lambda v: v >= 16 and v % 4 == 0, int, "a frame side >= 16, a multiple of 4")
 _tile = _check(lambda v: v >= 4 and v % 4 == 0, int, "a positive multiple of 4")
+#: Largest seed accepted: torch.manual_seed takes 64-bit seeds, numpy any non-negative int.
+MAX_SEED = 2**63 - 1
+_seed = _check(lambda v: 0 <= v <= MAX_SEED, int, "an integer seed in [0, 2**63 - 1]")
+
+
+def _parse_ext(text):
+    name, _, ver = text.partition(",")
+    if not name.strip():
+        raise ValueError(text)
+    if ver:
+        return (name.strip(), int(ver))
+    return int(name) if name.strip().isdigit() else name.strip()
+
+
+_ext = _typed(_parse_ext, "an extension index, NAME or NAME,VER")
+
+
+def _device(text):
+    """``--device``: cpu, cuda, cuda:N (or deepCR's GPU), checked against this machine now."""
+    import torch
+
+    spelled = text.strip().lower()
+    spelled = "cuda" if spelled == "gpu" else spelled
+    if spelled == "cpu":
+        return "cpu"
+    match = re.fullmatch(r"cuda(?::(\d+))?", spelled)
+    if not match:
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N, got {text!r}")
+    if not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r} asked for, but CUDA is not available here (torch "
+                                         f"{torch.__version__}, {torch.cuda.device_count()} GPUs); use --device cpu")
+    index = int(match.group(1) or 0)
+    if index >= torch.cuda.device_count():
+        raise argparse.ArgumentTypeError(f"{text!r} asked for, but this machine has "
+                                         f"{torch.cuda.device_count()} CUDA device(s)")
+    return spelled
 
 
 def _split_names(text):
@@ -307,8 +388,9 @@ def _pair_files(spec: str) -> list:
 def _pair_meta(paths):
     """Per-file metadata of pair files, or None.
 
-    ``meta.csv`` beside the files (written by ``cosmiq simulate``: field, filter, read noise, full
-    well... per frame, frame ``NNNNNN_*.npy`` being row ``index == NNNNNN - 1``) when present;
+    ``meta.csv`` beside the files (written by ``cosmiq simulate``: the pair file's name in column
+    ``file``, then field, filter, read noise, full well... per frame) when present; a meta.csv
+    without ``file`` (older versions) matches frame ``NNNNNN_*.npy`` to row ``index == NNNNNN - 1``;
     else field and filter parsed from ``cosmiq simulate`` file names; else None.
     """
     import pandas as pd
@@ -319,6 +401,12 @@ def _pair_meta(paths):
     table = paths[0].parent / "meta.csv"
     if table.is_file():
         meta = pd.read_csv(table)
+        if "file" in meta.columns:
+            rows = meta.set_index("file")
+            missing = [p.name for p in paths if p.name not in rows.index]
+            if missing:
+                raise CommandError(f"{str(table)!r} has no row for {', '.join(missing[:3])}")
+            return rows.loc[[p.name for p in paths]].reset_index()
         if "index" not in meta.columns:
             raise CommandError(f"{str(table)!r} has no 'index' column (expected the meta.csv of cosmiq simulate)")
         rows = meta.set_index("index")
@@ -340,11 +428,19 @@ def _product_name(path: Path) -> str:
 
 
 def _load_model(spec: str, device=None):
-    """(FitResult, weights file) for a checkpoint path or a deepCR model name, via the facade."""
-    from ..deepcr.model import deepCR
+    """(FitResult, weights file) for a checkpoint path or a published model name."""
+    from ..models.registry import load_model
 
-    facade = deepCR(mask=spec, device="GPU" if device in ("cuda", "gpu", "GPU") else "CPU")
-    return facade.result, facade.weights_file
+    result = load_model(spec, device=device)
+    return result, result.weights_file
+
+
+def _one_torch_thread() -> None:
+    """This CLI process runs torch with one intra-op thread: LACosmic's OpenMP loops and a busy
+    machine's other processes do not wait on torch's idle workers (see `peers.LACosmicPeer`)."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 # --------------------------------------------------------------------------- subcommands
@@ -357,7 +453,7 @@ def _run_simulate(args) -> int:
 
     with staged_directory(args.outdir, overwrite=args.overwrite) as staging:
         dataset = make_dataset(args.n, size=args.size, fields=args.fields, filters=args.filters,
-                               exptime_s=args.exptime, seed=args.seed)
+                               exptime_s=args.exptime, seed=args.seed, label_rule=args.labels)
         paths = write_pairs(staging, dataset)
         previews = []
         for i in range(min(args.previews, len(dataset))):
@@ -365,7 +461,9 @@ def _run_simulate(args) -> int:
             hdul = simulated_hdulist(dataset.image[i], dataset.mask[i], dataset.ignore[i],
                                      dataset.meta.iloc[i].to_dict())
             previews.append(write_hdulist_atomic(hdul, staging / name).name)
-        dataset.meta.to_csv(staging / "meta.csv", index=False)
+        meta = dataset.meta.copy()
+        meta.insert(0, "file", [Path(p).name for p in paths])  # row <-> file, whatever the numbering
+        meta.to_csv(staging / "meta.csv", index=False)
     print(f"wrote {len(paths)} pair files, sky.npy, meta.csv and {len(previews)} FITS previews to {args.outdir}")
     return 0
 
@@ -380,10 +478,14 @@ def _run_train(args) -> int:
         raise FileExistsError(f"{str(out)!r} exists; pass --resume to continue it or --overwrite to replace it")
     if args.init_from is not None and not args.bayesian:
         raise CommandError("cosmiq train: --init-from needs --bayesian")
+    check_writable_directory(out.parent, "directory of --out")
     if args.data.startswith("simulate:"):
         image = _dataset(args.data, size=args.size, seed=args.seed)
     else:
         image = [str(p) for p in _pair_files(args.data)]
+        if len(image) < 2:
+            raise CommandError(f"cosmiq train: DATA {args.data!r} holds {len(image)} pair file; training needs "
+                               "at least 2 (one frame or more is held out for validation)")
     trainer = train(image=image, mode="pair", name=out.stem, directory=str(out.parent) or ".",
                     hidden=args.hidden, epoch=args.epochs, epoch_phase0=args.epoch_phase0,
                     batch_size=args.batch_size, lr=args.lr, verbose=not args.quiet, use_tqdm=not args.quiet,
@@ -415,15 +517,23 @@ def _run_predict(args) -> int:
             if out.exists():
                 raise FileExistsError(f"{str(out)!r} exists; pass --overwrite to replace it")
     dq_flags = DEFAULT_DQ_FLAGS if args.dq_flags is None else args.dq_flags
+    reading = dict(dq_flags=dq_flags, ext=args.ext, bunit=args.bunit, gain_e_per_adu=args.gain_e_per_adu)
+    check_writable_directory(args.outdir)  # before any computation
     model, weights_file = _load_model(args.model, args.device)
     for path in inputs:  # every input is checked before anything is written
-        read_hst(path, dq_flags=dq_flags)
+        read_hst(path, **reading)
+    created = not args.outdir.exists()
     args.outdir.mkdir(parents=True, exist_ok=True)
-    for path, out in zip(inputs, outputs):
-        predict_fits(model, path, out, model_file=weights_file, T=args.T, threshold=args.threshold,
-                     seed=args.seed, tile=args.tile, dq_flags=dq_flags, overwrite=args.overwrite,
-                     device=args.device)
-        print(f"wrote {out}")
+    try:
+        for path, out in zip(inputs, outputs):
+            predict_fits(model, path, out, model_file=weights_file, T=args.T, threshold=args.threshold,
+                         seed=args.seed, tile=args.tile, overwrite=args.overwrite, device=args.device,
+                         **reading)
+            print(f"wrote {out}")
+    except BaseException:
+        if created and not any(args.outdir.iterdir()):
+            args.outdir.rmdir()  # no empty directory left behind
+        raise
     return 0
 
 
@@ -435,6 +545,7 @@ def _run_evaluate(args) -> int:
             raise FileExistsError(f"{str(args.out)!r} exists; remove it or choose another --out")
         if not args.out.parent.is_dir():
             raise FileNotFoundError(f"directory of --out {str(args.out.parent)!r} does not exist")
+        check_writable_directory(args.out.parent, "directory of --out")
     model, _ = _load_model(args.model)
     dataset = _dataset(args.data, size=args.size, seed=args.data_seed)
     table = evaluate(model, dataset, T=args.T, seed=args.seed, progress=not args.quiet)
@@ -449,6 +560,7 @@ def _run_compare(args) -> int:
     from ..evaluation.peers import DeepCRPeer, LACosmicPeer
     from ..evaluation.study import compare
 
+    _one_torch_thread()
     predictors = {}
     for path in args.models:
         name = Path(path).stem
@@ -477,6 +589,7 @@ def _run_compare(args) -> int:
 def _run_demo(args) -> int:
     from .demo import DemoConfig, run_demo
 
+    _one_torch_thread()
     config = DemoConfig.quick() if args.quick else DemoConfig()
     result = run_demo(args.out, config, progress=not args.quiet)
     print(result.summary())

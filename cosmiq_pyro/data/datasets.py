@@ -387,8 +387,10 @@ class SimulatedDataset(Dataset):
         Seed of the frame specifications and of the ``augment`` draws.
     augment : bool
         Apply a random flip / 90-degree rotation to image, mask and ignore alike.
+    label_rule : {"drizcr", "sigma"}
+        CR labelling rule passed to `simulate.simulate_frame` (default AstroDrizzle's driz_cr).
     mask_threshold_sigma : float
-        CR mask threshold passed to `simulate.simulate_frame`.
+        k of the ``"sigma"`` rule, passed to `simulate.simulate_frame`.
 
     Attributes
     ----------
@@ -398,7 +400,7 @@ class SimulatedDataset(Dataset):
 
     def __init__(self, n, size=256, fields=("EX", "GC", "GAL"),
                  filters=("F435W", "F606W", "F814W"), exptime_s=(100, 1200), seed=0,
-                 augment=False, *, mask_threshold_sigma=1.0):
+                 augment=False, *, label_rule="drizcr", mask_threshold_sigma=1.0):
         # imported here: galsim takes ~1 s to import and PairDataset users do not need it
         from . import simulate
 
@@ -412,6 +414,7 @@ class SimulatedDataset(Dataset):
         self.n, self.seed = int(n), int(seed)
         self.fields, self.filters, self.exptime_s = tuple(fields), tuple(filters), exptime_s
         self.augment = bool(augment)
+        self.label_rule = simulate.check_label_rule(label_rule)
         self.mask_threshold_sigma = mask_threshold_sigma
         # frame_spec validates fields, filters and exptime_s
         self._specs = [simulate.frame_spec(i, self.seed, self.fields, self.filters, exptime_s)
@@ -423,7 +426,7 @@ class SimulatedDataset(Dataset):
 
     def frame(self, i):
         """The full `SimulatedFrame` of item ``i`` (noiseless image, CR image, meta...)."""
-        return self._simulate.simulate_frame(size=self.size,
+        return self._simulate.simulate_frame(size=self.size, label_rule=self.label_rule,
                                              mask_threshold_sigma=self.mask_threshold_sigma,
                                              **self._specs[_index(i, self.n)])
 
@@ -437,7 +440,7 @@ class SimulatedDataset(Dataset):
     def __repr__(self):
         return (f"SimulatedDataset({self.n} frames of {self.size}x{self.size}, "
                 f"fields={self.fields}, filters={self.filters}, exptime_s={self.exptime_s}, "
-                f"seed={self.seed}, augment={self.augment})")
+                f"seed={self.seed}, augment={self.augment}, label_rule={self.label_rule!r})")
 
 
 # --------------------------------------------------------------------------- as_dataset

@@ -24,7 +24,10 @@ A frame is built as
     charge    = bleed(charge, full well)                         (vertical blooming)
     image     = gain * round((charge + N(0, read_noise^2)) / gain)  (ADC, back in electrons)
 
-and the truth ``mask`` marks ``cr_image > mask_threshold_sigma * sqrt(noiseless + read_noise^2)``.
+and the truth ``mask`` is made from ``cr_image`` and ``noiseless`` by AstroDrizzle's driz_cr
+rule with its default parameters (``label_rule="drizcr"``, `labels`), as real ACS/WFC CR
+masks and so deepCR's training labels are, or by ``label_rule="sigma"``:
+``cr_image > mask_threshold_sigma * sqrt(noiseless + read_noise^2)``.
 
 Speed: PSFs (GalSim `OpticalPSF`) and a library of galaxy stamps (GalSim `Sersic`) are
 rendered once per process and cached; each frame is then assembled with numpy: point
@@ -40,6 +43,7 @@ Modules (one concern each; everything public is re-exported here):
 * `galaxies` -- the cached library of GalSim galaxy stamps and their placement;
 * `scenes` -- the EX / GC / GAL source fields (`FIELDS`);
 * `cosmic_rays` -- CR rate, tracks, Landau deposition, diffusion, worms and spots;
+* `labels` -- the CR truth rules: driz_cr (`drizcr_mask`) and 1-sigma (`sigma_mask`);
 * `validation` -- argument checks shared by the public functions (`check_size`);
 * `frames` -- `simulate_frame` and `SimulatedFrame`;
 * `datasets` -- `make_dataset`, `SimulatedSet`, `frame_seed`, `frame_spec`;
@@ -61,6 +65,10 @@ from .detector import (  # noqa: F401
 )
 from .filters import FILTERS, FilterSpec  # noqa: F401
 from .frames import SimulatedFrame, simulate_frame
+from .labels import (  # noqa: F401
+    DRIZ_CR_GROW, DRIZ_CR_SCALE, DRIZ_CR_SNR, LABEL_RULES, check_label_rule, cr_labels, drizcr_mask,
+    drizcr_noise_e, model_derivative, sigma_mask,
+)
 from .galaxies import GALAXY_LIBRARY_SEED, GALAXY_LIBRARY_SIZE, SERSIC_INDICES  # noqa: F401
 from .optics import (  # noqa: F401
     ABERRATION_RMS_WAVES_AT_550NM, DEFOCUS_RMS_WAVES_AT_550NM, HST_DIAMETER_M, HST_OBSCURATION,
@@ -73,5 +81,6 @@ from .validation import check_size
 __all__ = [
     "FIELDS", "FILTERS", "SimulatedFrame", "SimulatedSet", "simulate_frame", "make_dataset",
     "frame_seed", "frame_spec", "write_pairs", "cr_rate_per_cm2_s", "expected_cr_count",
-    "check_size",
+    "check_size", "LABEL_RULES", "check_label_rule", "cr_labels", "drizcr_mask", "sigma_mask",
+    "drizcr_noise_e", "model_derivative",
 ]

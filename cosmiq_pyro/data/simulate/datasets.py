@@ -10,6 +10,7 @@ import pandas as pd
 
 from .filters import FILTERS
 from .frames import simulate_frame
+from .labels import check_label_rule
 from .scenes import FIELDS
 from .validation import (
     _check_choices, _check_exptime_range, _check_field, _check_filter, _check_int, _check_seed,
@@ -88,7 +89,7 @@ def frame_spec(i, seed=0, fields=FIELDS, filters=tuple(FILTERS), exptime_s=(100,
 
 
 def make_dataset(n, size=256, fields=FIELDS, filters=tuple(FILTERS), exptime_s=(100, 1200),
-                 seed=0, *, mask_threshold_sigma=1.0):
+                 seed=0, *, label_rule="drizcr", mask_threshold_sigma=1.0):
     """Simulate ``n`` frames; frame ``i`` is ``simulate_frame(size, **frame_spec(i, ...))``.
 
     Parameters
@@ -103,8 +104,10 @@ def make_dataset(n, size=256, fields=FIELDS, filters=tuple(FILTERS), exptime_s=(
         Exposure time, or the range it is drawn from (log-uniform), in seconds.
     seed : int
         Dataset seed.
+    label_rule : {"drizcr", "sigma"}
+        CR labelling rule, see `simulate_frame` (recorded in ``meta["label_rule"]``).
     mask_threshold_sigma : float
-        See `simulate_frame`.
+        k of the ``"sigma"`` rule, see `simulate_frame`.
 
     Returns
     -------
@@ -114,6 +117,7 @@ def make_dataset(n, size=256, fields=FIELDS, filters=tuple(FILTERS), exptime_s=(
     """
     n = _check_int(n, "n", 1, "a positive int")
     size = check_size(size)
+    label_rule = check_label_rule(label_rule)
     image = np.empty((n, size, size), np.float32)
     mask = np.empty((n, size, size), bool)
     ignore = np.empty((n, size, size), bool)
@@ -121,7 +125,8 @@ def make_dataset(n, size=256, fields=FIELDS, filters=tuple(FILTERS), exptime_s=(
     rows = []
     for i in range(n):
         spec = frame_spec(i, seed, fields, filters, exptime_s)
-        frame = simulate_frame(size=size, mask_threshold_sigma=mask_threshold_sigma, **spec)
+        frame = simulate_frame(size=size, label_rule=label_rule,
+                               mask_threshold_sigma=mask_threshold_sigma, **spec)
         image[i], mask[i], ignore[i], sky[i] = frame.image, frame.mask, frame.ignore, frame.sky_e
         rows.append(dict(index=i, **frame.meta))
     return SimulatedSet(image=image, mask=mask, ignore=ignore, sky=sky, meta=pd.DataFrame(rows))

@@ -14,6 +14,7 @@ from .detector import (
     _read_out,
 )
 from .filters import FILTERS
+from .labels import check_label_rule, cr_labels
 from .optics import PSF_STAMP, _render
 from .scenes import FIELDS, _count_inside, _Scene, _scene_ex, _scene_gal, _scene_gc
 from .validation import _check_exptime, _check_field, _check_filter, _check_seed, check_size
@@ -28,7 +29,8 @@ class SimulatedFrame:
     image : numpy.ndarray of float32
         What the detector reads (sources + sky + dark + CRs, noise, saturation, ADC).
     mask : numpy.ndarray of bool
-        CR truth: ``cr_image > mask_threshold_sigma * sqrt(noiseless + read_noise_e**2)``.
+        CR truth by ``meta["label_rule"]``: AstroDrizzle's driz_cr rule (`labels.drizcr_mask`)
+        or ``cr_image > mask_threshold_sigma * sqrt(noiseless + read_noise_e**2)``.
     ignore : numpy.ndarray of bool
         Hot pixels, bad columns, saturated pixels and their bleed trails.
     cr_image : numpy.ndarray of float32
@@ -39,7 +41,8 @@ class SimulatedFrame:
         Sky level per pixel, electrons.
     meta : dict
         field, filter, exptime_s, seed, n_stars, n_galaxies, n_crs, read_noise_e,
-        gain_e_per_adu, full_well_e, ccd_thickness_um, mask_threshold_sigma.
+        gain_e_per_adu, full_well_e, ccd_thickness_um, label_rule, mask_threshold_sigma
+        (used by the "sigma" rule only), n_cr_px (pixels in ``mask``).
     """
 
     image: np.ndarray
@@ -52,7 +55,7 @@ class SimulatedFrame:
 
 
 def simulate_frame(size=256, field="EX", filter="F606W", exptime_s=500.0, seed=0, *,
-                   mask_threshold_sigma=1.0):
+                   label_rule="drizcr", mask_threshold_sigma=1.0):
     r"""Simulate one ACS/WFC-like frame with cosmic rays.
 
     Parameters
@@ -68,13 +71,18 @@ def simulate_frame(size=256, field="EX", filter="F606W", exptime_s=500.0, seed=0
         Exposure time in seconds (> 0); scales sources, sky, dark and the number of CRs.
     seed : int
         Non-negative seed; the same seed gives identical arrays.
+    label_rule : {"drizcr", "sigma"}
+        How the CR ``mask`` is made from ``cr_image`` (c) and ``noiseless`` (n), both as
+        returned (float32).  ``"drizcr"`` (default): AstroDrizzle's driz_cr with its default
+        parameters, the rule behind real ACS/WFC CR masks and deepCR's training labels
+        (`cosmiq_pyro.data.simulate.labels.drizcr_mask`): roughly c > 3.5 sigma + 1.2 |grad n|
+        for cores and c > 3 sigma + 0.7 |grad n| for their 3 x 3 neighbours.  ``"sigma"``:
+        every pixel whose CR charge exceeds ``mask_threshold_sigma`` sigma of its own noise
+        without the CR,
+
+        .. math:: c_{ij} > k \sqrt{n_{ij} + \sigma_{read}^2}.
     mask_threshold_sigma : float
-        A pixel is in the CR ``mask`` when its CR charge exceeds this many sigma of its own
-        noise without the CR:
-
-        .. math:: c_{ij} > k \sqrt{n_{ij} + \sigma_{read}^2}
-
-        where c is ``cr_image`` and n is ``noiseless`` (both as returned, float32).
+        k of the ``"sigma"`` rule (ignored by ``"drizcr"``).
 
     Returns
     -------
@@ -85,8 +93,8 @@ def simulate_frame(size=256, field="EX", filter="F606W", exptime_s=500.0, seed=0
     Raises
     ------
     ValueError
-        On an unknown field or filter, size < 16, exptime_s <= 0, a negative seed or a
-        non-positive mask_threshold_sigma.
+        On an unknown field, filter or label_rule, size < 16, exptime_s <= 0, a negative
+        seed or a non-positive mask_threshold_sigma.
     TypeError
         On arguments of the wrong type.
     """
@@ -95,6 +103,7 @@ def simulate_frame(size=256, field="EX", filter="F606W", exptime_s=500.0, seed=0
     filter = _check_filter(filter)
     exptime_s = _check_exptime(exptime_s)
     seed = _check_seed(seed)
+    label_rule = check_label_rule(label_rule)
     if not isinstance(mask_threshold_sigma, numbers.Real) or not mask_threshold_sigma > 0:
         raise ValueError(f"mask_threshold_sigma must be a positive number, "
                          f"got {mask_threshold_sigma!r}")
@@ -133,13 +142,14 @@ def simulate_frame(size=256, field="EX", filter="F606W", exptime_s=500.0, seed=0
 
     image, saturated = _read_out(noiseless + cr_image, full_well_e, read_noise_e, rng)
 
-    threshold = mask_threshold_sigma * np.sqrt(noiseless32.astype(float) + read_noise_e**2)
-    mask = cr32.astype(float) > threshold
+    mask = cr_labels(cr32, noiseless32, sky_e, read_noise_e, label_rule,
+                     mask_threshold_sigma=mask_threshold_sigma)
     ignore = defect | saturated
     meta = dict(field=field, filter=filter, exptime_s=exptime_s, seed=seed,
                 n_stars=n_stars, n_galaxies=n_galaxies,
                 n_crs=int(n_crs), read_noise_e=read_noise_e, gain_e_per_adu=GAIN_E_PER_ADU,
                 sky_e=sky_e, full_well_e=full_well_e, ccd_thickness_um=thickness_um,
-                mask_threshold_sigma=float(mask_threshold_sigma))
+                label_rule=label_rule, mask_threshold_sigma=float(mask_threshold_sigma),
+                n_cr_px=int(mask.sum()))
     return SimulatedFrame(image=image, mask=mask, ignore=ignore, cr_image=cr32,
                           noiseless=noiseless32, sky_e=sky_e, meta=meta)
