@@ -7,10 +7,15 @@ EXTNAME    type     content
 =========  =======  ===================================================================
 PROB,v     float32  posterior-mean CR probability
 ENTROPY,v  float32  binary entropy of PROB, nats (total predictive uncertainty)
-EPISTEMIC  float32  mutual information between label and weights, nats (0 for the
-                    deterministic twin)
+EPISTEMIC  float32  mutual information between label and weights, nats; only when the
+                    maps come from T > 1 posterior draws (a deterministic model has no
+                    weight uncertainty: an all-zero map would read as "certain")
 MASK,v     uint8    1 where PROB > threshold, else 0
 =========  =======  ===================================================================
+
+Each extension also says how the input was read: CQBUNIT (the unit assumed, from BUNIT or
+the caller), CQGAIN (the gain applied, e-/ADU, when the unit is a count unit) and CQEPERU
+(the factor from stored values to electrons).
 
 Every extension carries the input extension's celestial WCS (``WCS.to_header(relax=True)``:
 the linear WCS and SIP distortion; HST's lookup-table distortions (D2IM, CPDIS) are left out
@@ -36,18 +41,21 @@ from astropy.wcs import FITSFixedWarning
 
 from .._version import __version__
 from ..io.checkpoint import FitResult
+from ..io.atomic import check_writable_directory
 from ..io.fitsio import DEFAULT_DQ_FLAGS, HSTImage, read_hst, write_hdulist_atomic
 from ..inference.predictive import Prediction, predict
 
-__all__ = ["IDENTIFYING_KEYWORDS", "PRODUCT_EXTENSIONS", "Provenance", "file_sha256",
-           "product_hdulist", "write_products", "predict_fits", "simulated_hdulist"]
+__all__ = ["IDENTIFYING_KEYWORDS", "PRODUCT_EXTENSIONS", "DEFAULT_T", "Provenance", "file_sha256",
+           "product_hdulist", "unit_cards", "write_products", "predict_fits", "simulated_hdulist"]
 
 #: Keywords copied from the input (science header first, then primary) into every product HDU.
 IDENTIFYING_KEYWORDS = ("TELESCOP", "INSTRUME", "DETECTOR", "FILTER", "FILTER1", "FILTER2",
                         "ROOTNAME", "DATE-OBS", "TIME-OBS", "EXPSTART", "EXPTIME", "TARGNAME",
                         "PROPOSID", "CCDCHIP", "CCDGAIN")
-#: Product extensions written per input science extension, in order.
+#: Product extensions written per input science extension, in order (EPISTEMIC only for T > 1).
 PRODUCT_EXTENSIONS = ("PROB", "ENTROPY", "EPISTEMIC", "MASK")
+#: Default posterior draws per pixel of a Bayesian model in `predict_fits`.
+DEFAULT_T = 16
 _COMMENTS = {
     "PROB": "posterior-mean cosmic-ray probability",
     "ENTROPY": "binary entropy of PROB [nats]",
@@ -90,6 +98,38 @@ class Provenance:
     date: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc)
                       .strftime("%Y-%m-%dT%H:%M:%S"))
 
+    #: Header keyword of each field.
+    KEYWORDS = {"package_version": "CQVERS", "model_file": "CQMODEL", "model_sha256": "CQMSHA",
+                "model_kind": "CQKIND", "T": "CQT", "threshold": "CQTHRESH", "seed": "CQSEED", "date": "DATE"}
+    #: The fields that decide a product's pixels: equal values give the same product (a later
+    #: run with them may skip the input; see `cosmiq_pyro.app.batch.predict_many`).
+    RUN_FIELDS = ("package_version", "model_sha256", "T", "seed", "threshold")
+
+    @classmethod
+    def from_header(cls, header) -> "Provenance":
+        """The provenance that `cards` wrote into ``header`` (a product's primary header).
+
+        Raises
+        ------
+        ValueError
+            A provenance keyword is missing (not a cosmiq_pyro product).
+        """
+        missing = [key for key in cls.KEYWORDS.values() if key not in header]
+        if missing:
+            raise ValueError(f"no provenance keyword {', '.join(missing)} (not a cosmiq_pyro product)")
+        return cls(**{name: header[key] for name, key in cls.KEYWORDS.items()})
+
+    def differences(self, other: "Provenance") -> list[str]:
+        """One ``"CQT 8, not 16"`` line per `RUN_FIELDS` value of ``self`` that differs from ``other``'s."""
+        lines = []
+        for name in self.RUN_FIELDS:
+            ours, theirs = getattr(self, name), getattr(other, name)
+            if ours != theirs:
+                if name == "model_sha256":  # a prefix is enough to tell two digests apart
+                    ours, theirs = f"{ours[:12]}...", f"{theirs[:12]}..."
+                lines.append(f"{self.KEYWORDS[name]} {ours!r}, not {theirs!r}")
+        return lines
+
     def cards(self) -> list[tuple]:
         """(keyword, value, comment) header cards."""
         return [
@@ -129,7 +169,8 @@ def product_hdulist(images: Sequence[HSTImage], predictions: Sequence[Prediction
     Returns
     -------
     astropy.io.fits.HDUList
-        A primary HDU without data, then PROB, ENTROPY, EPISTEMIC, MASK per image.
+        A primary HDU without data, then PROB, ENTROPY, EPISTEMIC (when ``provenance.T > 1``),
+        MASK per image.
     """
     if not isinstance(provenance, Provenance):
         raise TypeError(f"provenance must be a Provenance, got {type(provenance).__name__}")
@@ -157,15 +198,29 @@ def product_hdulist(images: Sequence[HSTImage], predictions: Sequence[Prediction
         }
         wcs_cards = _wcs_cards(image)
         for name in PRODUCT_EXTENSIONS:
+            if name == "EPISTEMIC" and provenance.T <= 1:
+                continue
             hdu = fits.ImageHDU(maps[name], name=name, ver=image.extver)
             header = hdu.header
             header["EXTNAME"] = (name, _COMMENTS[name])
             header.extend(wcs_cards, update=True)
             _copy_identifying(header, (image.header, image.primary_header))
             header["CQSRCEXT"] = (f"{image.extname},{image.extver}", "input extension")
+            for key, value, comment in unit_cards(image):
+                header[key] = (value, comment)
             _add_provenance(header, provenance)
             hdus.append(hdu)
     return fits.HDUList(hdus)
+
+
+def unit_cards(image: HSTImage) -> list[tuple]:
+    """(keyword, value, comment) cards saying how ``image`` was converted to electrons."""
+    unit = image.bunit_used if image.bunit_used is not None else "ELECTRONS (assumed: no BUNIT)"
+    cards = [("CQBUNIT", str(unit)[:60], ""),
+             ("CQEPERU", float(image.electrons_per_unit), "electrons per stored unit")]
+    if image.gain_e_per_adu is not None:
+        cards.append(("CQGAIN", float(image.gain_e_per_adu), "gain applied [e-/ADU]"))
+    return cards
 
 
 def write_products(path, images: Sequence[HSTImage], predictions: Sequence[Prediction],
@@ -179,13 +234,15 @@ def write_products(path, images: Sequence[HSTImage], predictions: Sequence[Predi
                                 overwrite=overwrite)
 
 
-def predict_fits(model: FitResult, in_path, out_path, *, model_file, T: int = 16, threshold: float = 0.5,
-                 seed: int = 0, tile: int = 1024, dq_flags: int = DEFAULT_DQ_FLAGS, overwrite: bool = False,
-                 device=None, progress: bool | None = None) -> Path:
+def predict_fits(model: FitResult, in_path, out_path, *, model_file, T: int | None = None,
+                 threshold: float = 0.5, seed: int = 0, tile: int = 1024,
+                 dq_flags: int = DEFAULT_DQ_FLAGS, ext=None, bunit: str | None = None,
+                 gain_e_per_adu: float | None = None, overwrite: bool = False, device=None,
+                 progress: bool | None = None) -> Path:
     """Run ``model`` on every science extension of a FITS file and write its product file.
 
-    ``read_hst(in_path, dq_flags=dq_flags)`` -> `predictive.predict` per extension (the DQ-flagged
-    and non-finite pixels passed as ``ignore``) -> `write_products` to ``out_path``.
+    ``read_hst(in_path, ...)`` -> `predictive.predict` per extension (the DQ-flagged and
+    non-finite pixels passed as ``ignore``) -> `write_products` to ``out_path``.
 
     Parameters
     ----------
@@ -194,10 +251,17 @@ def predict_fits(model: FitResult, in_path, out_path, *, model_file, T: int = 16
     in_path, out_path : str or os.PathLike
     model_file : str or os.PathLike
         The file the model was read from; its SHA-256 goes into the provenance keywords.
-    T, threshold, seed, tile, dq_flags, device, progress
-        As for `predictive.predict` and `fitsio.read_hst`; ``threshold`` makes the MASK.
+    T : int, optional
+        Posterior draws per pixel of a Bayesian model (default `DEFAULT_T`).  A deterministic
+        model makes one pass: a ``T`` other than 1 is not used and a warning says so.
+    threshold, seed, tile, device, progress
+        As for `predictive.predict`; ``threshold`` makes the MASK.
+    dq_flags, ext, bunit, gain_e_per_adu
+        As for `fitsio.read_hst`: the DQ bits ignored, one extension only, the unit to assume
+        instead of BUNIT, the gain (e-/ADU) instead of GAIN / CCDGAIN / ATODGAIN.
     overwrite : bool
-        Replace an existing ``out_path`` (checked before any computation).
+        Replace an existing ``out_path`` (checked before any computation, as is the output
+        directory's writability).
 
     Returns
     -------
@@ -205,15 +269,22 @@ def predict_fits(model: FitResult, in_path, out_path, *, model_file, T: int = 16
     """
     if not isinstance(model, FitResult):
         raise TypeError(f"model must be a FitResult (checkpoint.load), got {type(model).__name__}")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
+            or not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be a probability in [0, 1], got {threshold!r}")
     out_path = Path(out_path)
     if out_path.exists() and not overwrite:
         raise FileExistsError(f"{str(out_path)!r} exists; pass overwrite=True (--overwrite) to replace it")
     if not out_path.parent.is_dir():
         raise FileNotFoundError(f"output directory {str(out_path.parent)!r} does not exist")
-    images = read_hst(in_path, dq_flags=dq_flags)
-    predictions = [predict(model, im.image, T=T, ignore=im.ignore, seed=seed, tile=tile, device=device,
+    check_writable_directory(out_path.parent)
+    deterministic = getattr(model, "guide", None) is None
+    if deterministic and T is not None and T != 1:
+        warnings.warn(f"T={T} was not used: model {os.path.basename(os.fspath(model_file))!r} is "
+                      "deterministic (one pass, no EPISTEMIC map)", UserWarning, stacklevel=2)
+    draws = 1 if deterministic else (DEFAULT_T if T is None else T)
+    images = read_hst(in_path, ext=ext, dq_flags=dq_flags, bunit=bunit, gain_e_per_adu=gain_e_per_adu)
+    predictions = [predict(model, im.image, T=draws, ignore=im.ignore, seed=seed, tile=tile, device=device,
                            progress=progress) for im in images]
     provenance = Provenance(model_file=os.fspath(model_file), model_sha256=file_sha256(model_file),
                             model_kind=type(model.model).__name__, T=predictions[0].T,
