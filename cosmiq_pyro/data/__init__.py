@@ -1,4 +1,5 @@
-"""Inputs: deepCR pair files and simulated frames as torch datasets (`datasets`), and the
+"""Inputs: deepCR pair files and simulated frames as torch datasets (`datasets`), deepCR's
+dark-frame mixes (`dark_mix`), and the
 HST ACS/WFC-like simulator (`simulate`, no torch).
 
 The dataset names are imported lazily so that ``import cosmiq_pyro.data.simulate`` does not
@@ -7,6 +8,7 @@ import torch.
 from importlib import import_module
 
 _EXPORTS = {name: "datasets" for name in ("PairDataset", "SimulatedDataset", "as_dataset", "split_indices")}
+_EXPORTS["DarkMixDataset"] = "dark_mix"
 __all__ = list(_EXPORTS)
 
 
