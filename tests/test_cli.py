@@ -285,8 +285,11 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     from cosmiq_pyro.app.demo import DemoConfig
 
     out = tmp_path / "demo_out"
-    status, stdout, err = run(capsys, "demo", "--quick", "--out", out, "--quiet")
+    status, stdout, err = run(capsys, "demo", "--quick", "--out", out)
     assert status == 0, err
+    stages = [line.split("]")[0] for line in err if line.startswith("cosmiq demo [")]
+    assert stages == [f"cosmiq demo [{k}/5" for k in range(1, 6)]  # says which stage runs
+    assert any("training the VI model" in line for line in err)
     names = {p.name for p in out.iterdir()}
     assert {"report.md", "deterministic.pth", "vi.pth", "table.csv", "table.md", "roc.png", "maps.png",
             "training.png", "frame.fits", "frame_cosmiq.fits"} <= names

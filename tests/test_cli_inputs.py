@@ -221,3 +221,37 @@ def test_simulate_meta_rows_name_their_files(tmp_path, capsys):
     (out / files[0]).unlink()
     rows = cli._pair_meta(sorted(out.glob("0*.npy")))
     assert list(rows["file"]) == files[1:] and list(rows["seed"]) == list(meta["seed"][1:])
+
+
+# ---------------------------------------------------------------- demo figure
+
+
+def test_demo_maps_figure_is_readable():
+    import matplotlib
+    from matplotlib.colors import LogNorm
+
+    from cosmiq_pyro.app.demo import maps_figure
+    from cosmiq_pyro.data.simulate import simulate_frame
+    from cosmiq_pyro.inference.predictive import Prediction
+
+    frame = simulate_frame(size=32, seed=3)
+    frame.mask[:] = False
+    frame.mask[20, 5:12] = True
+    frame.ignore[:] = False
+    epistemic = np.full((32, 32), 1e-4, np.float32)
+    epistemic[frame.mask] = 0.1  # decades apart, as on a real frame
+    epistemic[0, 0] = 0.0
+    prob = frame.mask.astype(np.float32) * 0.9
+    prediction = Prediction(prob=prob, entropy=epistemic * 2, aleatoric=epistemic, epistemic=epistemic, T=8)
+    fig = maps_figure(frame, prediction)
+    try:
+        axes = fig.axes
+        panels = [ax for ax in axes if ax.images]
+        assert fig.get_size_inches()[0] >= 15 and len(panels) == 5
+        epi = panels[3].images[0]
+        assert isinstance(epi.norm, LogNorm) and epi.norm.vmax == pytest.approx(0.1)
+        assert epi.norm.vmin == pytest.approx(1e-4) and "log" in panels[3].get_title()  # smallest > 0
+        legend_axes = [ax for ax in axes if ax.get_legend() is not None]
+        assert len(legend_axes) == 1 and not legend_axes[0].images  # a cell of its own, clear of labels
+    finally:
+        matplotlib.pyplot.close(fig)

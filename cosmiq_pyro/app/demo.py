@@ -17,10 +17,12 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import platform
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..io.atomic import staged_directory
@@ -192,11 +194,19 @@ def run_demo(out_dir="demo_out", config: DemoConfig = DemoConfig(), *, progress:
         torch.set_num_threads(threads_before)
 
 
+def _stage(progress: bool, step: int, text: str) -> None:
+    """Say which of the five stages runs now (stderr, with the progress bars)."""
+    if progress:
+        print(f"cosmiq demo [{step}/5] {text}", file=sys.stderr, flush=True)
+
+
 def _run(out_dir: Path, config: DemoConfig, progress: bool) -> DemoResult:
     timings, names = {}, {}
     start = time.perf_counter()
     with staged_directory(out_dir, overwrite=True) as stage:
         clock = time.perf_counter()
+        _stage(progress, 1, f"simulating {config.n_train} training frames of {config.train_size}x{config.train_size} "
+               f"and {config.n_test} held-out frames of {config.test_size}x{config.test_size}")
         train_set, test_set = demo_datasets(config)
         timings["simulate training set"] = time.perf_counter() - clock
 
@@ -204,11 +214,13 @@ def _run(out_dir: Path, config: DemoConfig, progress: bool) -> DemoResult:
                       hidden=config.hidden, norm=config.norm, batch_size=config.batch_size, seed=config.seed,
                       verbose=False, use_tqdm=progress)
         clock = time.perf_counter()
+        _stage(progress, 2, f"training the deterministic twin (hidden={config.hidden}, {config.det_epochs} epochs)")
         det_trainer = train(name="deterministic", epoch=config.det_epochs, epoch_phase0=config.det_epoch_phase0,
                             lr=config.det_lr, **common)
         det = det_trainer.train()
         timings["train deterministic"] = time.perf_counter() - clock
         clock = time.perf_counter()
+        _stage(progress, 3, f"training the VI model from the twin ({config.vi_epochs} epochs, T_val={config.T_val})")
         vi_trainer = train(name="vi", epoch=config.vi_epochs, epoch_phase0=config.vi_epoch_phase0, lr=config.vi_lr,
                            bayesian=True, kl_beta=config.kl_weight, init_from=det, init_scale=config.init_scale,
                            prior_scale=config.prior_scale, T_val=config.T_val, **common)
@@ -222,12 +234,14 @@ def _run(out_dir: Path, config: DemoConfig, progress: bool) -> DemoResult:
         if config.lacosmic:
             predictors["LACosmic"] = LACosmicPeer(config.lacosmic_sigclips)
         clock = time.perf_counter()
+        _stage(progress, 4, f"comparing {', '.join(predictors)} on {config.n_test} held-out frames (T={config.T})")
         comparison = compare(predictors, test_set, out_dir=stage, T=config.T, seed=config.seed, progress=progress)
         timings["compare (held-out frames)"] = time.perf_counter() - clock
         names.update({f"table_{'csv' if k == 'csv' else 'md'}" if k in ("csv", "markdown") else k: p.name
                       for k, p in comparison.files.items()})
 
         clock = time.perf_counter()
+        _stage(progress, 5, f"FITS maps of held-out frame {config.map_frame} (VI model), figures and report.md")
         names.update(_frame_products(stage, test_set, config, vi))
         names["training_png"] = _training_figure(stage / "training.png", det_trainer, vi_trainer)
         timings["FITS maps and figures"] = time.perf_counter() - clock
@@ -241,21 +255,48 @@ def _run(out_dir: Path, config: DemoConfig, progress: bool) -> DemoResult:
 
 def _frame_products(stage: Path, test_set: SimulatedDataset, config: DemoConfig, vi) -> dict:
     """FITS input + product maps of one held-out frame (as ``cosmiq predict`` writes them), and a PNG."""
-    from ..evaluation.plots import plot_maps
-
     frame = test_set.frame(config.map_frame)
     fits_in = stage / "frame.fits"
     write_hdulist_atomic(simulated_hdulist(frame.image, frame.mask, frame.ignore, frame.meta), fits_in)
     predict_fits(vi, fits_in, stage / "frame_cosmiq.fits", model_file=stage / "vi.pth", T=config.T,
                  seed=config.seed, progress=False)
     prediction = predict(vi, frame.image, T=config.T, ignore=frame.ignore, seed=config.seed)
-    axes = plot_maps(frame.image, prediction, truth=frame.mask, ignore=frame.ignore)
-    fig = axes[0].figure
+    fig = maps_figure(frame, prediction)
     fig.suptitle(f"Held-out frame {config.map_frame}: {frame.meta['field']} {frame.meta['filter']}, "
                  f"{frame.meta['exptime_s']:.0f} s (VI model)")
-    fig.savefig(stage / "maps.png", dpi=90)
+    fig.savefig(stage / "maps.png", dpi=110)
     _close(fig)
     return {"fits_input": "frame.fits", "fits_maps": "frame_cosmiq.fits", "maps_png": "maps.png"}
+
+
+def maps_figure(frame, prediction):
+    """`plots.plot_maps` of a simulated frame on a 2 x 3 grid of 5-inch panels, the epistemic map
+    on a log scale (it spans decades: ~1e-4 nats on sky, ~0.1 on CR edges) and the error legend
+    below its panel, clear of the axis labels.  Returns the figure."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+    from matplotlib.ticker import LogFormatterSciNotation
+
+    from ..evaluation.plots import plot_maps
+
+    fig, grid = plt.subplots(2, 3, figsize=(15, 10.5), layout="constrained", sharex=True, sharey=True)
+    axes = plot_maps(frame.image, prediction, truth=frame.mask, ignore=frame.ignore, axes=grid.ravel()[:5])
+    grid[1, 2].set_axis_off()  # the sixth cell holds the error legend
+    epistemic = axes[3].images[0]
+    values = np.ma.masked_array(prediction.epistemic, np.ma.getmaskarray(epistemic.get_array()))
+    top = float(values.max()) if values.count() else 0.0
+    if top > 0:
+        floor = min(max(top * 1e-4, float(values[values > 0].min())), top / 10)  # <= 4 decades
+        epistemic.set_data(np.ma.masked_array(np.maximum(values.filled(floor), floor), values.mask))
+        epistemic.set_norm(LogNorm(vmin=floor, vmax=top))
+        epistemic.colorbar.formatter = LogFormatterSciNotation()
+        axes[3].set_title(f"Epistemic (log scale), T={prediction.T}")
+    legend = axes[4].get_legend()
+    if legend is not None:
+        handles = legend.legend_handles
+        legend.remove()
+        grid[1, 2].legend(handles=handles, loc="center", title="Pixels", frameon=False)
+    return fig
 
 
 def _training_figure(path: Path, det_trainer, vi_trainer) -> str:
