@@ -391,6 +391,9 @@ class SimulatedDataset(Dataset):
         CR labelling rule passed to `simulate.simulate_frame` (default AstroDrizzle's driz_cr).
     mask_threshold_sigma : float
         k of the ``"sigma"`` rule, passed to `simulate.simulate_frame`.
+    defects : sequence of str
+        Which of ``simulate.DEFECTS`` (warm/hot pixels, bad columns, CTE trails) the frames
+        have (default all), passed to `simulate.simulate_frame`.
 
     Attributes
     ----------
@@ -400,7 +403,8 @@ class SimulatedDataset(Dataset):
 
     def __init__(self, n, size=256, fields=("EX", "GC", "GAL"),
                  filters=("F435W", "F606W", "F814W"), exptime_s=(100, 1200), seed=0,
-                 augment=False, *, label_rule="drizcr", mask_threshold_sigma=1.0):
+                 augment=False, *, label_rule="drizcr", mask_threshold_sigma=1.0,
+                 defects=("hot_pixels", "bad_columns", "cte_trails")):
         # imported here: galsim takes ~1 s to import and PairDataset users do not need it
         from . import simulate
 
@@ -416,6 +420,7 @@ class SimulatedDataset(Dataset):
         self.augment = bool(augment)
         self.label_rule = simulate.check_label_rule(label_rule)
         self.mask_threshold_sigma = mask_threshold_sigma
+        self.defects = simulate.check_defects(defects)
         # frame_spec validates fields, filters and exptime_s
         self._specs = [simulate.frame_spec(i, self.seed, self.fields, self.filters, exptime_s)
                        for i in range(self.n)]
@@ -428,6 +433,7 @@ class SimulatedDataset(Dataset):
         """The full `SimulatedFrame` of item ``i`` (noiseless image, CR image, meta...)."""
         return self._simulate.simulate_frame(size=self.size, label_rule=self.label_rule,
                                              mask_threshold_sigma=self.mask_threshold_sigma,
+                                             defects=self.defects,
                                              **self._specs[_index(i, self.n)])
 
     def __getitem__(self, i):

@@ -36,8 +36,10 @@ as stamps and convolved with the PSF by one more FFT.
 
 Modules (one concern each; everything public is re-exported here):
 
-* `detector` -- ACS/WFC pixel constants, hot pixels and bad columns, full well and
-  bleeding, Poisson and read noise, the gain ADC;
+* `detector` -- ACS/WFC pixel constants, bad columns, full well and bleeding, Poisson and
+  read noise, the gain ADC;
+* `hot_pixels` -- warm and hot pixels, flagged (``ignore``) or not (label 0);
+* `cte` -- parallel CTE trails of the read-out (what an _flc keeps of them);
 * `filters` -- per-filter pivot wavelength, zeropoint, sky, diffusion, colours (`FILTERS`);
 * `optics` -- per-filter GalSim PSFs (cached) and the FFT rendering of a scene;
 * `galaxies` -- the cached library of GalSim galaxy stamps and their placement;
@@ -58,13 +60,20 @@ from .cosmic_rays import (  # noqa: F401
     SI_PAIR_ENERGY_EV, cr_rate_per_cm2_s, expected_cr_count,
 )
 from .datasets import SimulatedSet, frame_seed, frame_spec, make_dataset
+from .cte import (  # noqa: F401
+    FLC_TRAIL_RESIDUAL, TRAP_RELEASE_TRANSFERS, TRAP_SPECIES_SHARE, WELL_FILL_POWER, cte_trail,
+    trap_density,
+)
 from .detector import (  # noqa: F401
-    BAD_COLUMNS_PER_256, DARK_E_PER_S, GAIN_E_PER_ADU, HOT_PIXEL_FRACTION_RANGE,
-    HOT_PIXEL_RATE_E_PER_S, PIXEL_PITCH_UM, PIXEL_SCALE_ARCSEC, READ_NOISE_RANGE_E,
-    SATURATION_RANGE_E,
+    BAD_COLUMNS_PER_256, DARK_E_PER_S, GAIN_E_PER_ADU, PIXEL_PITCH_UM, PIXEL_SCALE_ARCSEC,
+    READ_NOISE_RANGE_E, SATURATION_RANGE_E,
 )
 from .filters import FILTERS, FilterSpec  # noqa: F401
-from .frames import SimulatedFrame, simulate_frame
+from .frames import DEFECTS, SimulatedFrame, check_defects, simulate_frame
+from .hot_pixels import (  # noqa: F401
+    DQ_WARM_THRESHOLD_E_PER_S, HOT_PIXEL_CREATION_PER_DAY, HOT_PIXEL_FRACTION_RANGE,
+    HOT_PIXEL_THRESHOLDS_E_PER_S, SUPERDARK_LAG_DAYS_MAX, hot_pixel_rate_quantile,
+)
 from .labels import (  # noqa: F401
     DRIZ_CR_GROW, DRIZ_CR_SCALE, DRIZ_CR_SNR, LABEL_RULES, check_label_rule, cr_labels, drizcr_mask,
     drizcr_noise_e, model_derivative, sigma_mask,
@@ -82,5 +91,6 @@ __all__ = [
     "FIELDS", "FILTERS", "SimulatedFrame", "SimulatedSet", "simulate_frame", "make_dataset",
     "frame_seed", "frame_spec", "write_pairs", "cr_rate_per_cm2_s", "expected_cr_count",
     "check_size", "LABEL_RULES", "check_label_rule", "cr_labels", "drizcr_mask", "sigma_mask",
-    "drizcr_noise_e", "model_derivative",
+    "drizcr_noise_e", "model_derivative", "DEFECTS", "check_defects", "cte_trail",
+    "hot_pixel_rate_quantile",
 ]

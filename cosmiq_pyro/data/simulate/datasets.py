@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .filters import FILTERS
-from .frames import simulate_frame
+from .frames import DEFECTS, check_defects, simulate_frame
 from .labels import check_label_rule
 from .scenes import FIELDS
 from .validation import (
@@ -89,7 +89,7 @@ def frame_spec(i, seed=0, fields=FIELDS, filters=tuple(FILTERS), exptime_s=(100,
 
 
 def make_dataset(n, size=256, fields=FIELDS, filters=tuple(FILTERS), exptime_s=(100, 1200),
-                 seed=0, *, label_rule="drizcr", mask_threshold_sigma=1.0):
+                 seed=0, *, label_rule="drizcr", mask_threshold_sigma=1.0, defects=DEFECTS):
     """Simulate ``n`` frames; frame ``i`` is ``simulate_frame(size, **frame_spec(i, ...))``.
 
     Parameters
@@ -108,6 +108,8 @@ def make_dataset(n, size=256, fields=FIELDS, filters=tuple(FILTERS), exptime_s=(
         CR labelling rule, see `simulate_frame` (recorded in ``meta["label_rule"]``).
     mask_threshold_sigma : float
         k of the ``"sigma"`` rule, see `simulate_frame`.
+    defects : sequence of str
+        Which of `DEFECTS` (warm/hot pixels, bad columns, CTE trails) the frames have.
 
     Returns
     -------
@@ -118,6 +120,7 @@ def make_dataset(n, size=256, fields=FIELDS, filters=tuple(FILTERS), exptime_s=(
     n = _check_int(n, "n", 1, "a positive int")
     size = check_size(size)
     label_rule = check_label_rule(label_rule)
+    defects = check_defects(defects)
     image = np.empty((n, size, size), np.float32)
     mask = np.empty((n, size, size), bool)
     ignore = np.empty((n, size, size), bool)
@@ -126,7 +129,7 @@ def make_dataset(n, size=256, fields=FIELDS, filters=tuple(FILTERS), exptime_s=(
     for i in range(n):
         spec = frame_spec(i, seed, fields, filters, exptime_s)
         frame = simulate_frame(size=size, label_rule=label_rule,
-                               mask_threshold_sigma=mask_threshold_sigma, **spec)
+                               mask_threshold_sigma=mask_threshold_sigma, defects=defects, **spec)
         image[i], mask[i], ignore[i], sky[i] = frame.image, frame.mask, frame.ignore, frame.sky_e
         rows.append(dict(index=i, **frame.meta))
     return SimulatedSet(image=image, mask=mask, ignore=ignore, sky=sky, meta=pd.DataFrame(rows))

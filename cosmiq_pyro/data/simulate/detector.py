@@ -1,9 +1,10 @@
-"""The ACS/WFC CCD: pixel constants, dark current, hot pixels and bad columns, full well and
-vertical bleeding, Poisson and read noise, and the gain ADC.
+"""The ACS/WFC CCD: pixel constants, dark current, bad columns, full well and vertical
+bleeding, Poisson and read noise, and the gain ADC.  Warm and hot pixels are in `hot_pixels`,
+CTE trails in `cte`.
 
 References (keys as in `cosmiq_pyro.data.simulate`): IHB Table 3.1 (pixel scale and pitch, gain,
-read noise, dark current), IHB 4.3.1 (saturation and bleeding), ACS ISR 2002-06 (Riess,
-Mutchler & Van Orsow: hot pixels).
+read noise, dark current), IHB 4.3.1 (saturation and bleeding), ACS-DQ (DQ 128: bad columns,
+flagged in the superbias, hence ``ignore``).
 """
 from __future__ import annotations
 
@@ -15,11 +16,9 @@ GAIN_E_PER_ADU = 2.0  # IHB Table 3.1: gains 0.5, 1.0, 1.4, 2.0 e-/DN; GAIN=2 is
 READ_NOISE_RANGE_E = (3.75, 5.65)  # IHB Table 3.1: 3.75-5.65 e- over amplifiers
 DARK_E_PER_S = 0.0161  # IHB Table 3.1: WFC dark current, e-/s/pixel (Cycle 32)
 SATURATION_RANGE_E = (72_000.0, 82_000.0)  # IHB 4.3.1: ~77,400 e-, 72,000-82,000 e-
-# ACS ISR 2002-06 (Riess, Mutchler & Van Orsow): new WFC hot pixels accumulate toward ~2 %
-# of the detector; we draw 0.1-1 % per frame, dark rates log-uniform in HOT_PIXEL_RATE_E_PER_S.
-HOT_PIXEL_FRACTION_RANGE = (0.001, 0.01)
-HOT_PIXEL_RATE_E_PER_S = (0.05, 1.0)
-BAD_COLUMNS_PER_256 = 1.0  # mean number of bad-column segments per 256 columns (assumed)
+# mean number of bad-column segments per 256 columns: assumed (no handbook count found; the
+# ACS anomalies page and ACS-DQ list bad columns without a rate)
+BAD_COLUMNS_PER_256 = 1.0
 
 
 def _bleed(charge, full_well):
@@ -63,43 +62,47 @@ def _fill(seg, amount, full_well):
     return k + 1
 
 
-def _read_out(expected_e, full_well_e, read_noise_e, rng):
-    r"""What the CCD reports for ``expected_e`` electrons per pixel.
+def _expose(expected_e, full_well_e, rng):
+    r"""Poisson charge of ``expected_e`` bled along columns (`_bleed`): the charge (float64)
+    and the bool map of saturated and bled pixels.
 
-    .. math:: \mathrm{image} = g\,\mathrm{round}\big((\mathrm{bleed}(\mathrm{Poisson}(\lambda))
+    With `_digitise` after the read-out transfer T (CTE trails, `cte`) the image is
+
+    .. math:: \mathrm{image} = g\,\mathrm{round}\big((T(\mathrm{bleed}(\mathrm{Poisson}(\lambda)))
               + \mathcal{N}(0, \sigma_{read}^2)) / g\big)
 
     with lambda = ``expected_e`` and gain g = `GAIN_E_PER_ADU` (the ADC step, IHB Table 3.1).
-    Returns the float32 image
-    in electrons and the bool map of saturated and bled pixels.
     """
-    charge, saturated = _bleed(rng.poisson(expected_e), full_well_e)
-    read = charge + rng.normal(0.0, read_noise_e, charge.shape)
-    return (GAIN_E_PER_ADU * np.round(read / GAIN_E_PER_ADU)).astype(np.float32), saturated
+    return _bleed(rng.poisson(expected_e), full_well_e)
 
 
-def _detector_defects(shape, exptime_s, rng):
-    """Hot pixels and bad columns.
+def _digitise(charge_e, read_noise_e, rng):
+    """Read noise and the gain ADC: ``g round((charge + N(0, rn^2)) / g)`` as float32 e-."""
+    read = charge_e + rng.normal(0.0, read_noise_e, np.shape(charge_e))
+    return (GAIN_E_PER_ADU * np.round(read / GAIN_E_PER_ADU)).astype(np.float32)
+
+
+def _bad_columns(shape, exptime_s, rng):
+    """Bad-column segments: Poisson(`BAD_COLUMNS_PER_256` per 256 columns), each a whole
+    column or a part from one end, either hot (extra dark current 0.02-0.3 e-/s) or of low
+    response (x 0.2-0.8, a charge trap).  All flagged (DQ 128), so ``ignore``.
 
     Returns
     -------
     dark_extra : ndarray
-        Extra dark charge (e-) of hot pixels and hot columns.
+        Extra dark charge (e-) of hot columns.
     response : ndarray
         Multiplicative response to light (< 1 on low-response columns, 1 elsewhere).
     defect : ndarray of bool
-        Pixels to ignore.
+        Pixels of bad columns.
+    n_segments : int
     """
     ny, nx = shape
     dark_extra = np.zeros(shape)
     response = np.ones(shape)
     defect = np.zeros(shape, bool)
-    n_hot = rng.binomial(ny * nx, rng.uniform(*HOT_PIXEL_FRACTION_RANGE))
-    where = rng.choice(ny * nx, size=n_hot, replace=False)
-    lo, hi = np.log(HOT_PIXEL_RATE_E_PER_S)
-    dark_extra.ravel()[where] = np.exp(rng.uniform(lo, hi, n_hot)) * exptime_s
-    defect.ravel()[where] = True
-    for _ in range(rng.poisson(BAD_COLUMNS_PER_256 * nx / 256.0)):
+    n_segments = int(rng.poisson(BAD_COLUMNS_PER_256 * nx / 256.0))
+    for _ in range(n_segments):
         j = int(rng.integers(0, nx))
         if rng.random() < 0.5:
             r0, r1 = 0, ny
@@ -112,4 +115,4 @@ def _detector_defects(shape, exptime_s, rng):
         else:  # low-response column (charge trap)
             response[r0:r1, j] *= rng.uniform(0.2, 0.8)
         defect[r0:r1, j] = True
-    return dark_extra, response, defect
+    return dark_extra, response, defect, n_segments

@@ -81,7 +81,8 @@ def drizcr_noise_e(model_e, sky_e, read_noise_e):
     -------
     numpy.ndarray of float64, same shape as ``model_e``
     """
-    return np.sqrt(np.abs(np.asarray(model_e, dtype=float) + float(sky_e)) + float(read_noise_e) ** 2)
+    b = np.asarray(model_e, dtype=float)
+    return np.sqrt(np.abs(b + float(sky_e)) + float(read_noise_e) ** 2)
 
 
 def drizcr_mask(cr_e, model_e, sky_e, read_noise_e, *, snr=DRIZ_CR_SNR, scale=DRIZ_CR_SCALE,
@@ -163,7 +164,8 @@ def _pair(values, name):
     try:
         first, second = (float(v) for v in values)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair of numbers (core, neighbours), got {values!r}") from None
+        raise ValueError(f"{name} must be a pair of numbers (core, neighbours), "
+                         f"got {values!r}") from None
     return first, second
 
 

@@ -97,3 +97,18 @@ def _check_exptime_range(exptime_s):
     if hi < lo:
         raise ValueError(f"exptime_s range must have min <= max, got {exptime_s!r}")
     return lo, hi
+
+
+def _check_defects(defects, allowed):
+    """``defects`` as a tuple of names from ``allowed`` (order of ``allowed``, no repeats)."""
+    if isinstance(defects, str):
+        defects = (defects,) if defects else ()
+    try:
+        names = tuple(defects)
+    except TypeError:
+        raise TypeError(f"defects must be a sequence of names among {allowed}, "
+                        f"got {defects!r}") from None
+    unknown = [d for d in names if d not in allowed]
+    if unknown:
+        raise ValueError(f"defects must be names among {allowed}, got unknown {unknown!r}")
+    return tuple(d for d in allowed if d in names)
