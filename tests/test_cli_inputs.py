@@ -76,6 +76,19 @@ def test_adu_times_gain_gives_the_maps_of_the_frame_in_electrons(models, tmp_pat
                     np.testing.assert_allclose(hdul[name].data, ref[name].data, atol=2e-5)
 
 
+def test_real_raw_uint16_frame_in_adu(models, tmp_path, capsys):
+    """ccdproc's raw SAAO frame (uint16 as int16 + BZERO 32768, GAIN 1.9): read, converted, written."""
+    ccdproc = pytest.importorskip("ccdproc")
+    source = os.path.join(os.path.dirname(ccdproc.__file__), "tests", "data", "a8280271.fits")
+    if not os.path.exists(source):
+        pytest.skip("ccdproc distribution without tests/data/a8280271.fits")
+    status, _, err = run(capsys, "predict", source, "--model", models["det"], "-o", tmp_path, "--bunit", "ADU")
+    assert status == 0 and err == []
+    with fits.open(tmp_path / "a8280271_cosmiq.fits") as hdul:
+        assert hdul["PROB"].data.shape == (520, 536)
+        assert hdul["PROB"].header["CQGAIN"] == 1.9 and hdul["PROB"].header["CQBUNIT"] == "ADU"
+
+
 def test_ext_option_reads_one_extension(models, tmp_path, capsys):
     hdus = [fits.PrimaryHDU()]
     for v in (1, 2):
