@@ -16,18 +16,30 @@ parameterised and every number says where it comes from.  Handbook references:
 * **S05** -- Sirianni et al. 2005, PASP 117, 1049: WFC AB zeropoints and pivot wavelengths.
 * **PDG** -- Review of Particle Physics, "Passage of particles through matter": Landau-
   Vavilov-Bichsel most-probable energy loss in thin silicon.
+* `labels`, `hot_pixels` and `cte` cite their own sources: drizzlepac's ``drizCR.py`` and
+  parameter files (**DRZ**), the ACS DQ-flag page (**ACS-DQ**), IHB-C14 Table 4.3, the ACS
+  Data Handbook (**DHB**), Massey et al. 2010/2014 via arCTIc (**M10**), IHB 2.6.
 
 A frame is built as
 
-    noiseless = PSF * (stars + galaxies) + sky + dark            (expected electrons)
-    charge    = Poisson(noiseless + cr_image)                    (CR charge is Poisson too)
-    charge    = bleed(charge, full well)                         (vertical blooming)
+    before    = PSF * (stars + galaxies) + sky + dark + warm/hot pixels   (expected electrons)
+    charge    = Poisson(before + cr_0)                       (CR charge is Poisson too)
+    charge    = bleed(charge, full well)                     (vertical blooming)
+    charge    = T(charge)                                    (read-out: CTE trails, as an _flc)
     image     = gain * round((charge + N(0, read_noise^2)) / gain)  (ADC, back in electrons)
 
-and the truth ``mask`` is made from ``cr_image`` and ``noiseless`` by AstroDrizzle's driz_cr
-rule with its default parameters (``label_rule="drizcr"``, `labels`), as real ACS/WFC CR
-masks and so deepCR's training labels are, or by ``label_rule="sigma"``:
-``cr_image > mask_threshold_sigma * sqrt(noiseless + read_noise^2)``.
+with ``noiseless = T(before)`` and ``cr_image = T(before + cr_0) - T(before)``, and the truth
+``mask`` is made from ``cr_image`` and ``noiseless`` by AstroDrizzle's driz_cr rule with its
+default parameters (``label_rule="drizcr"``, `labels`), as real ACS/WFC CR masks and so
+deepCR's training labels are, or by ``label_rule="sigma"``:
+``cr_image > mask_threshold_sigma * sqrt(noiseless + read_noise^2)``.  Warm/hot pixels,
+bad columns and CTE trails (`DEFECTS`) can each be switched off with ``defects=``.
+
+The two rules, measured by ``benchmarks/label_rules.py`` on 30 frames of 256 x 256 (10 per
+field, F435W/F606W/F814W, 100-1200 s): driz_cr labels 0.64 % of valid pixels, the 1-sigma
+rule 1.10 %; driz_cr drops 298 faint halo pixels per frame (42 % of the 1-sigma pixels,
+median CR charge 2.0 sigma), keeps 84 % of the CR charge (1-sigma: 96 %) and misses 8.6 %
+of the 1-sigma CR groups entirely (GC 15.9 %: the gradient term on stars).
 
 Speed: PSFs (GalSim `OpticalPSF`) and a library of galaxy stamps (GalSim `Sersic`) are
 rendered once per process and cached; each frame is then assembled with numpy: point
