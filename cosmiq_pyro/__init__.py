@@ -26,6 +26,8 @@ _EXPORTS = {
     "load": "io.checkpoint",
     "evaluate": "evaluation.study",
     "compare": "evaluation.study",
+    "predict_many": "app.batch",
+    "cosmicray_cosmiq": "app.ccd",
 }
 
 __all__ = ["__version__", *_EXPORTS]

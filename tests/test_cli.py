@@ -219,14 +219,16 @@ def test_predict_products(models, tmp_path, capsys):
         np.testing.assert_array_equal(fits.getdata(product, ("PROB", chip.extver)), expected)
 
 
-def test_predict_refuses_to_overwrite_and_leaves_nothing_on_errors(models, tmp_path, capsys):
+def test_predict_resumes_refuses_to_overwrite_and_goes_on_past_bad_inputs(models, tmp_path, capsys):
     source = hst_file(tmp_path / "a_flc.fits", n_chips=1)
     outdir = tmp_path / "out"
     assert run(capsys, "predict", source, "--model", models["det"], "-o", outdir)[0] == 0
     product = outdir / "a_flc_cosmiq.fits"
     before = product.read_bytes()
-    status, _, err = run(capsys, "predict", source, "--model", models["det"], "-o", outdir)
-    assert status == 2 and len(err) == 1 and "--overwrite" in err[0]
+    status, stdout, err = run(capsys, "predict", source, "--model", models["det"], "-o", outdir)
+    assert status == 0 and not err and f"skipped (same provenance) {product}" in stdout  # resumed
+    status, _, err = run(capsys, "predict", source, "--model", models["vi"], "-o", outdir)  # another model
+    assert status == 1 and len(err) == 1 and "--overwrite" in err[0] and "CQMSHA" in err[0]
     assert product.read_bytes() == before
     status, _, err = run(capsys, "predict", source, "--model", models["vi"], "-o", outdir, "--overwrite")
     assert status == 0 and fits.getheader(product)["CQKIND"] == "UNet2SigmoidVI"
@@ -238,14 +240,15 @@ def test_predict_refuses_to_overwrite_and_leaves_nothing_on_errors(models, tmp_p
     text_model.write_text("not a checkpoint")
     fresh = tmp_path / "fresh"
     for argv, fragment in [
-        ((source, not_fits), "not a readable FITS file"),  # the good file is not written either
+        ((source, not_fits), "not a readable FITS file"),  # the good file is written all the same
         ((tmp_path / "missing.fits",), "does not exist"),
     ]:
         status, _, err = run(capsys, "predict", *argv, "--model", models["vi"], "-o", fresh)
-        assert status == 2 and len(err) == 1 and fragment in err[0], err
-    status, _, err = run(capsys, "predict", source, "--model", text_model, "-o", fresh)
+        assert status == 1 and len(err) == 1 and fragment in err[0] and str(argv[-1]) in err[0], err
+    assert sorted(p.name for p in fresh.iterdir()) == ["a_flc_cosmiq.fits"]
+    status, _, err = run(capsys, "predict", source, "--model", text_model, "-o", tmp_path / "fresh2")
     assert status == 2 and len(err) == 1 and "not a cosmiq_pyro checkpoint" in err[0]
-    assert not fresh.exists()
+    assert not (tmp_path / "fresh2").exists()
 
 
 # ---------------------------------------------------------------- evaluate, compare, demo

@@ -104,7 +104,7 @@ def test_ext_option_reads_one_extension(models, tmp_path, capsys):
         assert hdul[1].header["CQSRCEXT"] == "SCI,2"
     status, _, err = run(capsys, "predict", tmp_path / "two.fits", "--model", models["det"], "-o",
                          tmp_path / "x", "--ext", "SCI,3")
-    assert status == 2 and len(err) == 1 and "two.fits" in err[0] and "('SCI', 3)" in err[0]
+    assert status == 1 and len(err) == 1 and "two.fits" in err[0] and "('SCI', 3)" in err[0]  # input failed
     assert not (tmp_path / "x").exists()
 
 
@@ -200,7 +200,7 @@ def test_failure_during_predict_leaves_no_empty_directory(models, tmp_path, caps
 
     monkeypatch.setattr(products, "predict_fits", fail)
     status, _, err = run(capsys, "predict", source, "--model", models["det"], "-o", tmp_path / "new" / "out")
-    assert status == 2 and len(err) == 1 and "disk full" in err[0]
+    assert status == 1 and len(err) == 1 and "disk full" in err[0]  # the input failed (exit 1), not the usage
     assert not (tmp_path / "new" / "out").exists()
 
 

@@ -37,9 +37,9 @@ __all__ = ["main", "build_parser", "HELD_OUT_SEED"]
 HELD_OUT_SEED = 1_000_003
 USER_ERRORS = (ValueError, TypeError, OSError)  # FileNotFoundError, FileExistsError are OSErrors
 EXIT_USAGE = 2
+EXIT_SOME_FAILED = 1  # cosmiq predict: some inputs failed, the others were done
 EXIT_INTERRUPTED = 130
 _PAIR_NAME = re.compile(r"^\d+_(?P<field>[A-Za-z]+)_(?P<filter>F\d+[A-Z]+)\.npy$")
-_FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
 
 
 class CommandError(Exception):
@@ -197,8 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="For each input FITS file write OUTDIR/<name>_cosmiq.fits with, per SCI "
                        "extension, PROB, ENTROPY, EPISTEMIC (float32) and MASK (uint8) extensions carrying "
                        "the input's WCS, identifying keywords and provenance (model SHA-256, T, threshold, "
-                       "seed). Pixels are read in electrons (BUNIT converted); DQ-flagged pixels are ignored.")
-    p.add_argument("inputs", nargs="+", metavar="IN.fits", help="FITS files (HST _flc/_flt or any image)")
+                       "seed). Pixels are read in electrons (BUNIT converted); DQ-flagged pixels are ignored. "
+                       "An input whose product exists with the same provenance is skipped; a bad input gets "
+                       "one error line and the others go on. Exit status: 0 when no input failed, 1 when "
+                       "some did, 2 for usage errors.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="FITS files (HST _flc/_flt or any image), "
+                   "directories (their FITS files; only the _flc/_flt exposures where there are some), glob "
+                   "patterns, or @LIST.txt (one input per line)")
     p.add_argument("--model", required=True, metavar="MODEL.pth", help="cosmiq_pyro checkpoint, or ACS-WFC "
                    "for deepCR's published weights (needs the deepCR package)")
     p.add_argument("-T", type=_positive_int, default=None, help="posterior draws per pixel of a Bayesian "
@@ -218,8 +223,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", type=_tile, default=1024, help="tile side in px (default 1024)")
     p.add_argument("--dq-flags", type=_nonnegative_int, default=None,
                    help="DQ bits treated as bad (default: cosmiq_pyro.io.fitsio.DEFAULT_DQ_FLAGS; 0: none)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing product files")
+    p.add_argument("--overwrite", action="store_true", help="make every product again (default: an input "
+                   "whose product exists with the same version, model, T, seed and threshold is skipped)")
     p.add_argument("--device", type=_device, default=None, help="cpu, cuda (default: cuda when available)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                       help="run on a local Dask cluster of N worker processes, one torch thread each "
+                       "(default: serially in this process)")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run on an existing Dask cluster (e.g. tcp://host:8786)")
     p.set_defaults(run=_run_predict)
 
     p = sub.add_parser("evaluate", help="metrics of one model on labelled frames",
@@ -420,15 +432,6 @@ def _pair_meta(paths):
     return pd.DataFrame([{"field": m["field"], "filter": m["filter"]} for m in matches])
 
 
-def _product_name(path: Path) -> str:
-    name = path.name
-    for suffix in sorted(_FITS_SUFFIXES, key=len, reverse=True):
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    return f"{name}_cosmiq.fits"
-
-
 def _load_model(spec: str, device=None):
     """(FitResult, weights file) for a checkpoint path or a published model name."""
     from ..models.registry import load_model
@@ -504,39 +507,37 @@ def _run_train(args) -> int:
 
 
 def _run_predict(args) -> int:
-    from ..io.fitsio import DEFAULT_DQ_FLAGS, read_hst
-    from .products import predict_fits
+    from contextlib import nullcontext
 
-    inputs = [Path(p) for p in args.inputs]
-    outputs = [args.outdir / _product_name(p) for p in inputs]
-    duplicates = sorted({o.name for o in outputs if outputs.count(o) > 1})
-    if duplicates:
-        raise CommandError(f"cosmiq predict: several inputs would write {duplicates[0]}; run them separately")
-    if args.outdir.exists() and not args.outdir.is_dir():
-        raise CommandError(f"cosmiq predict: {str(args.outdir)!r} exists and is not a directory")
-    if not args.overwrite:
-        for out in outputs:
-            if out.exists():
-                raise FileExistsError(f"{str(out)!r} exists; pass --overwrite to replace it")
-    dq_flags = DEFAULT_DQ_FLAGS if args.dq_flags is None else args.dq_flags
-    reading = dict(dq_flags=dq_flags, ext=args.ext, bunit=args.bunit, gain_e_per_adu=args.gain_e_per_adu)
-    check_writable_directory(args.outdir)  # before any computation
-    model, weights_file = _load_model(args.model, args.device)
-    for path in inputs:  # every input is checked before anything is written
-        read_hst(path, **reading)
-    created = not args.outdir.exists()
-    args.outdir.mkdir(parents=True, exist_ok=True)
-    try:
-        for path, out in zip(inputs, outputs):
-            predict_fits(model, path, out, model_file=weights_file, T=args.T, threshold=args.threshold,
-                         seed=args.seed, tile=args.tile, overwrite=args.overwrite, device=args.device,
-                         **reading)
-            print(f"wrote {out}")
-    except BaseException:
-        if created and not any(args.outdir.iterdir()):
-            args.outdir.rmdir()  # no empty directory left behind
-        raise
-    return 0
+    from ..io.fitsio import DEFAULT_DQ_FLAGS
+    from .batch import predict_many, summary
+
+    options = dict(threshold=args.threshold, seed=args.seed, tile=args.tile, device=args.device, ext=args.ext,
+                   dq_flags=DEFAULT_DQ_FLAGS if args.dq_flags is None else args.dq_flags, bunit=args.bunit,
+                   gain_e_per_adu=args.gain_e_per_adu)
+    if args.T is not None:
+        options["T"] = args.T
+    with _dask_client(args) if args.workers or args.scheduler else nullcontext() as client:
+        table = predict_many(args.inputs, model=args.model, outdir=args.outdir, client=client,
+                             overwrite=args.overwrite, **options)
+    for row in table.itertuples():
+        if row.status == "failed":
+            _error_line(f"cosmiq predict: error: {row.error}")
+        else:
+            print(f"{'wrote' if row.status == 'done' else 'skipped (same provenance)'} {row.output}")
+    print(f"cosmiq predict: {summary(table)}")
+    return EXIT_SOME_FAILED if (table["status"] == "failed").any() else 0
+
+
+def _dask_client(args):
+    """A Dask client: a new local cluster of ``--workers`` processes, or the ``--scheduler``'s."""
+    if args.workers:
+        from .workers import local_client
+
+        return local_client(args.workers)
+    from distributed import Client
+
+    return Client(args.scheduler, timeout="30s")
 
 
 def _run_evaluate(args) -> int:

@@ -1,0 +1,451 @@
+"""Many frames: `predict_many` over files, directories, globs and lists, serially or on Dask.
+
+Each input FITS file gets the product `products.predict_fits` writes (``<name>_cosmiq.fits``
+in ``outdir``), and one row of the returned table says what became of it:
+
+* ``done``: the product was written (atomically: complete or absent);
+* ``skipped``: a product with the same provenance already exists (package version, model
+  SHA-256, T, seed and threshold, read from its header: `products.Provenance.RUN_FIELDS`);
+  ``overwrite=True`` makes it again;
+* ``failed``: the input could not be read or predicted, or an existing product was made with
+  other settings; ``error`` says why, naming the input, and the batch goes on.
+
+Serial by default, in the calling process.  With ``client=`` (a `distributed.Client`) every
+frame is a task: the worker loads the model once (`modelcache.cached_model`), reads the frame,
+predicts and writes the product itself with numpy and astropy (astropy cannot write dask
+arrays from distributed workers, astropy issue 11159), and sends back only the row.  Every
+frame is predicted with the same ``seed``, whichever worker runs it and whenever: the same
+``T`` weight draws for every frame of a batch, so a product is reproduced from its header
+alone, and products are identical, bit for bit, to a serial run's (but for the DATE keyword,
+the time the file was written).  A task whose worker dies is retried once (`workers.local_client`
+sets the scheduler's ``allowed-failures`` to 1; an exception inside a task is retried once too,
+``retries=1``) and then reported as failed.
+"""
+from __future__ import annotations
+
+import glob
+import inspect
+import os
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from astropy.io import fits
+from astropy.io.fits.verify import VerifyError
+from tqdm.auto import tqdm
+
+from ..io.atomic import check_writable_directory
+from . import products
+from .modelcache import DEFAULT_MODEL, cached_model
+from .products import Provenance
+
+__all__ = ["predict_many", "expand_inputs", "product_name", "summary", "COLUMNS", "FITS_SUFFIXES"]
+
+#: Columns of the table `predict_many` returns.
+COLUMNS = ("input", "output", "status", "seconds", "cr_pixels", "novelty", "error")
+#: File name endings read as FITS when a directory or glob is expanded (any case).
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
+#: Appended to an input's name (less its FITS suffix) to name its product.
+PRODUCT_SUFFIX = "_cosmiq.fits"
+_HST_EXPOSURES = ("_flc", "_flt")  # calibrated single exposures, CTE-corrected first
+# errors that belong to one input (unreadable, not FITS, bad units, output clash): reported, not retried
+_INPUT_ERRORS = (ValueError, TypeError, OSError, EOFError, VerifyError)
+# options of predict_fits that predict_many sets itself
+_OWN_OPTIONS = {"model", "in_path", "out_path", "model_file", "overwrite", "progress"}
+# Pyro's handler stack is process-global: one prediction at a time per worker process
+_PREDICT_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One frame to predict: everything a worker needs, picklable."""
+
+    input: str
+    output: str
+    model: str
+    model_sha256: str
+    overwrite: bool
+    options: dict = field(default_factory=dict)
+
+
+def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwrite: bool = False,
+                 progress: bool | None = None, **predict_options) -> pd.DataFrame:
+    """Predict every input frame and write its FITS product; one bad input never stops the batch.
+
+    Parameters
+    ----------
+    inputs : str, os.PathLike or sequence of them
+        FITS files, directories (see `expand_inputs`), glob patterns (``"visit*/j*_flc.fits"``)
+        and ``"@list.txt"`` files naming one input per line.
+    model : str or os.PathLike
+        A cosmiq_pyro checkpoint or a published model name (default `DEFAULT_MODEL`).  The
+        file must be readable at the same path on every worker.
+    outdir : str or os.PathLike
+        Where the products go (created if needed; default the current directory).
+    client : distributed.Client, optional
+        Run the frames as tasks on this Dask cluster (`workers.local_client` makes a local one);
+        default: serially in this process.  Each worker is set to one torch thread
+        (`workers.TorchThreads`).
+    overwrite : bool
+        Make every product again, even where one with the same provenance exists.
+    progress : bool, optional
+        A tqdm bar over frames (default: shown when stderr is a terminal).
+    **predict_options
+        Passed to `products.predict_fits` for every frame: ``T``, ``threshold``, ``seed``,
+        ``tile``, ``dq_flags``, ``device``, and the reading options it takes (``ext``, ``bunit``,
+        ``gain_e_per_adu``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per input frame, in input order, with `COLUMNS`: ``input`` and ``output``
+        paths, ``status`` (``"done"``, ``"skipped"``, ``"failed"``), ``seconds`` (reading,
+        prediction and writing of a done frame; the first frame of each worker does not
+        include loading the model), ``cr_pixels`` (MASK pixels set, all extensions, done
+        frames), ``novelty`` (the largest CQNOVEL of the product's extensions when the model
+        gives a novelty score, else NaN) and ``error`` (empty unless failed).
+
+    Raises
+    ------
+    ValueError, TypeError, FileNotFoundError
+        Before any frame runs: an input pattern, directory or list that names no file, two
+        inputs that would write the same product, an unknown option, a bad ``T``, ``seed``
+        or ``threshold``, a model that cannot be loaded, an ``outdir`` that is not a
+        writable directory.
+
+    Examples
+    --------
+    >>> from cosmiq_pyro import predict_many                          # doctest: +SKIP
+    >>> table = predict_many("visit1/", outdir="products")            # doctest: +SKIP
+    >>> from cosmiq_pyro.app.workers import local_client              # doctest: +SKIP
+    >>> with local_client(4) as client:                               # doctest: +SKIP
+    ...     table = predict_many("@frames.txt", outdir="products", client=client)
+    """
+    options = _checked_options(predict_options)
+    frames = expand_inputs(inputs)
+    outdir = Path(outdir)
+    outputs = [outdir / product_name(path) for path in frames]
+    _refuse_clashes(frames, outputs)
+    check_writable_directory(outdir)  # before any work
+    loaded = cached_model(model, options.get("device"))
+    if not loaded.bayesian and options.get("T") not in (None, 1):
+        warnings.warn(f"T={options['T']} was not used: model {os.fspath(model)!r} is deterministic "
+                      "(one pass per frame, no EPISTEMIC map)", UserWarning, stacklevel=2)
+    if not loaded.bayesian:
+        options.pop("T", None)
+    expected = Provenance(model_file=os.fspath(loaded.weights_file), model_sha256=loaded.sha256,
+                          model_kind=type(loaded.result.model).__name__,
+                          T=(options.get("T") or _default_T()) if loaded.bayesian else 1,
+                          threshold=float(options.get("threshold", _default("threshold"))),
+                          seed=int(options.get("seed", _default("seed"))))
+    created = [folder for folder in (outdir, *outdir.parents) if not folder.exists()]  # deepest first
+    outdir.mkdir(parents=True, exist_ok=True)
+
+    rows: dict[int, dict] = {}
+    jobs: dict[int, _Job] = {}
+    for i, (source, out) in enumerate(zip(frames, outputs)):
+        job = _Job(input=str(source), output=str(out), model=os.fspath(model), model_sha256=loaded.sha256,
+                   overwrite=overwrite, options=options)
+        rows[i] = None if overwrite or not out.exists() else _existing(job, expected)
+        if rows[i] is None:
+            jobs[i] = job
+    bar = tqdm(total=len(frames), unit="frame", desc="frames", disable=None if progress is None else not progress)
+    try:
+        bar.update(len(frames) - len(jobs))
+        results = _run_serial(jobs) if client is None else _run_on(client, jobs)
+        for i, row in results:
+            rows[i] = row
+            bar.update(1)
+            bar.set_postfix(failed=sum(r is not None and r["status"] == "failed" for r in rows.values()))
+    finally:
+        bar.close()
+        for folder in created:  # nothing written there: leave no empty directory behind
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+    return pd.DataFrame([rows[i] for i in range(len(frames))], columns=list(COLUMNS))
+
+
+def expand_inputs(inputs) -> list[Path]:
+    """The FITS files that ``inputs`` name, in order, each once.
+
+    Parameters
+    ----------
+    inputs : str, os.PathLike or sequence of them
+        Each one of
+
+        * a file (kept even if it does not exist: `predict_many` then reports it as failed);
+        * a directory: its FITS files (`FITS_SUFFIXES`, not recursive, sorted by name), except
+          products (``*_cosmiq.fits``).  A directory holding HST calibrated exposures
+          (``*_flc``, ``*_flt``) yields only those, and for an exposure present as both only
+          the CTE-corrected ``_flc``: raw, drizzled, association and support files are not
+          single calibrated exposures;
+        * a glob pattern (``*``, ``?``, ``[...]``; ``**`` recurses): the FITS files and
+          directories it matches, products left out;
+        * ``@list.txt``: a text file naming one input (file, directory or pattern) per line;
+          blank lines and lines starting with ``#`` are skipped; relative paths are relative
+          to the list file's directory.
+
+    Returns
+    -------
+    list of pathlib.Path
+
+    Raises
+    ------
+    FileNotFoundError
+        A list file that does not exist.
+    ValueError
+        A directory without FITS files, a pattern matching none, a list naming nothing, or no
+        inputs at all.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    frames: dict[str, Path] = {}
+    for spec in inputs:
+        if not isinstance(spec, (str, os.PathLike)):
+            raise TypeError(f"inputs must be paths, patterns or @lists, got {type(spec).__name__}")
+        for path in _expand(os.fspath(spec), allow_list=True):
+            frames.setdefault(os.path.abspath(path), path)
+    if not frames:
+        raise ValueError("no input frames given")
+    return list(frames.values())
+
+
+def product_name(path) -> str:
+    """``<name>_cosmiq.fits`` for an input ``<name>.fits`` (or ``.fits.gz``, ``.fit``, ``.fts``)."""
+    name = Path(path).name
+    for suffix in sorted(FITS_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return f"{name}{PRODUCT_SUFFIX}"
+
+
+def summary(table: pd.DataFrame) -> str:
+    """One line: counts per status and the time per done frame (median, min, max)."""
+    counts = {status: int((table["status"] == status).sum()) for status in ("done", "skipped", "failed")}
+    text = ", ".join(f"{n} {status}" for status, n in counts.items())
+    seconds = table.loc[table["status"] == "done", "seconds"].to_numpy(dtype=float)
+    if seconds.size:
+        text += (f"; {np.median(seconds):.3g} s per frame (median; min {seconds.min():.3g}, "
+                 f"max {seconds.max():.3g})")
+    return text
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _expand(spec: str, *, allow_list: bool, base: str = "") -> list[Path]:
+    if allow_list and spec.startswith("@"):
+        return _read_list(spec[1:])
+    path = Path(base, spec) if base else Path(spec)
+    if path.is_dir():
+        found = _directory_frames(path)
+        if not found:
+            raise ValueError(f"directory {str(path)!r} holds no FITS files "
+                             f"({', '.join('*' + s for s in FITS_SUFFIXES[:2])}, ...)")
+        return found
+    if path.exists() or not glob.has_magic(spec):
+        return [path]
+    found = []
+    for match in sorted(glob.glob(str(path), recursive=True)):
+        match = Path(match)
+        if match.is_dir():
+            found += _directory_frames(match)
+        elif _is_fits(match.name) and not _is_product(match.name):
+            found.append(match)
+    if not found:
+        raise ValueError(f"pattern {spec!r} matches no FITS file")
+    return found
+
+
+def _read_list(name: str) -> list[Path]:
+    listing = Path(name)
+    if not listing.is_file():
+        raise FileNotFoundError(f"input list '@{name}' does not exist (expected a text file naming "
+                                "one FITS file, directory or pattern per line)")
+    try:
+        lines = listing.read_text().splitlines()
+    except UnicodeDecodeError as err:
+        raise ValueError(f"input list '@{name}' is not a text file ({err.reason})") from None
+    found = []
+    for line in (line.strip() for line in lines):
+        if line and not line.startswith("#"):
+            found += _expand(line, allow_list=False, base=str(listing.parent))
+    if not found:
+        raise ValueError(f"input list '@{name}' names no input")
+    return found
+
+
+def _directory_frames(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.iterdir() if p.is_file() and _is_fits(p.name) and not _is_product(p.name))
+    exposures = {}
+    for path in files:
+        stem = product_name(path)[: -len(PRODUCT_SUFFIX)]
+        for kind in _HST_EXPOSURES:
+            if stem.lower().endswith(kind):
+                exposures.setdefault(stem[: -len(kind)].lower(), []).append(path)
+    if not exposures:
+        return files
+    keep = set()
+    for same_exposure in exposures.values():
+        keep.add(min(same_exposure, key=lambda p: "_flc" not in p.name.lower()))  # _flc before _flt
+    return [p for p in files if p in keep]
+
+
+def _is_fits(name: str) -> bool:
+    return name.lower().endswith(FITS_SUFFIXES)
+
+
+def _is_product(name: str) -> bool:
+    return product_name(name)[: -len(PRODUCT_SUFFIX)].lower().endswith(PRODUCT_SUFFIX[:-5])
+
+
+def _refuse_clashes(frames, outputs) -> None:
+    seen = {}
+    for source, out in zip(frames, outputs):
+        if out.name in seen:
+            raise ValueError(f"inputs {str(seen[out.name])!r} and {str(source)!r} would both write "
+                             f"{out.name}; run them with different outdir")
+        seen[out.name] = source
+
+
+# --------------------------------------------------------------------------- options
+
+
+def _keyword_options(function) -> dict:
+    return {name: p.default for name, p in inspect.signature(function).parameters.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in _OWN_OPTIONS}
+
+
+_OPTIONS = _keyword_options(products.predict_fits)  # option -> default, read once
+
+
+def _default(name):
+    return _OPTIONS[name]
+
+
+def _default_T() -> int:
+    default = _default("T")
+    return getattr(products, "DEFAULT_T", 16) if default is None else default
+
+
+def _checked_options(options: dict) -> dict:
+    allowed = _OPTIONS
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise TypeError(f"predict_many() got unknown option(s) {', '.join(unknown)}; "
+                        f"expected some of {', '.join(sorted(allowed))}")
+    T, seed = options.get("T"), options.get("seed", 0)
+    if T is not None and (isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1):
+        raise ValueError(f"T must be a positive int, got {T!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    threshold = options.get("threshold", 0.5)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
+            or not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be a probability in [0, 1], got {threshold!r}")
+    return {name: (value.item() if isinstance(value, np.generic) else value) for name, value in options.items()}
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _existing(job: _Job, expected: Provenance) -> dict:
+    """The row of an input whose product exists: skipped when made the same way, else failed."""
+    try:
+        made = Provenance.from_header(fits.getheader(job.output, 0))
+    except (OSError, ValueError, VerifyError) as err:
+        return _row(job, "failed", error=f"{job.output!r} exists but is not a readable cosmiq_pyro product "
+                    f"({_describe(err)}); pass overwrite=True (--overwrite) to replace it")
+    differences = made.differences(expected)
+    if differences:
+        return _row(job, "failed", error=f"{job.output!r} exists, made with {'; '.join(differences)}; "
+                    "pass overwrite=True (--overwrite) to replace it")
+    return _row(job, "skipped", novelty=_novelty(job.output))
+
+
+def _run_serial(jobs: dict):
+    for i, job in jobs.items():
+        try:
+            yield i, _run_job(job)
+        except Exception as err:  # noqa: BLE001 -- an unforeseen error in one frame: report it, go on
+            yield i, _row(job, "failed", error=f"{type(err).__name__}: {_describe(err)}")
+
+
+def _run_on(client, jobs: dict):
+    from distributed import as_completed
+    from distributed.scheduler import KilledWorker
+
+    from .workers import TorchThreads
+
+    if not jobs:
+        return
+    client.register_plugin(TorchThreads(1))
+    order = list(jobs)
+    futures = client.map(_run_job, [jobs[i] for i in order], retries=1, pure=False)
+    index = {future.key: i for future, i in zip(futures, order)}
+    try:
+        for future in as_completed(futures):
+            i = index[future.key]
+            try:
+                row = future.result()
+            except Exception as err:  # noqa: BLE001 -- KilledWorker, or an error raised twice
+                what = "the workers running it died" if isinstance(err, KilledWorker) else type(err).__name__
+                row = _row(jobs[i], "failed", error=f"{what} (retried once): {_describe(err)}")
+            future.release()
+            yield i, row
+    finally:
+        client.cancel([f for f in futures if not f.done()])
+
+
+def _run_job(job: _Job) -> dict:
+    """Predict one frame and write its product (in a Dask worker, or serially); return its row."""
+    try:
+        loaded = cached_model(job.model, job.options.get("device"))
+        if loaded.sha256 != job.model_sha256:
+            raise ValueError(f"model {job.model!r} read here has SHA-256 {loaded.sha256[:12]}..., the batch "
+                             f"uses {job.model_sha256[:12]}... (a different file at the same path?)")
+        start = time.perf_counter()
+        with _PREDICT_LOCK:
+            products.predict_fits(loaded.result, job.input, job.output, model_file=loaded.weights_file,
+                         overwrite=job.overwrite, progress=False, **job.options)
+        cr_pixels = _cr_pixels(job.output)
+        return _row(job, "done", seconds=time.perf_counter() - start, cr_pixels=cr_pixels,
+                    novelty=_novelty(job.output))
+    except _INPUT_ERRORS as err:
+        return _row(job, "failed", error=_describe(err))
+
+
+def _cr_pixels(product: str) -> int:
+    with fits.open(product) as hdul:
+        return int(sum(np.count_nonzero(hdu.data) for hdu in hdul if hdu.name == "MASK"))
+
+
+def _novelty(product: str) -> float:
+    """Largest CQNOVEL among the product's extension headers (NaN when the model gives none)."""
+    with fits.open(product) as hdul:
+        scores = [float(hdu.header["CQNOVEL"]) for hdu in hdul if "CQNOVEL" in hdu.header]
+    return max(scores) if scores else float("nan")
+
+
+def _row(job: _Job, status: str, *, seconds: float = float("nan"), cr_pixels=None, novelty=float("nan"),
+         error: str = "") -> dict:
+    return {"input": job.input, "output": job.output, "status": status, "seconds": seconds,
+            "cr_pixels": cr_pixels, "novelty": novelty, "error": _name_input(job.input, error)}
+
+
+def _name_input(source: str, error: str) -> str:
+    if not error or source in error:
+        return error
+    return f"{source}: {error}"
+
+
+def _describe(err: BaseException) -> str:
+    text = str(err)
+    if isinstance(err, OSError) and err.filename and err.strerror:
+        text = f"{err.filename}: {err.strerror}"
+    return " ".join((text or type(err).__name__).split())

@@ -1,0 +1,143 @@
+"""The astropy ecosystem's entry point: `cosmicray_cosmiq` on `~astropy.nddata.CCDData`.
+
+Shaped like ccdproc's ``cosmicray_lacosmic(ccd, ...) -> CCDData``: the cosmic-ray mask is
+merged into the returned frame's ``mask``, the input is left untouched, and a pipeline that
+calls ccdproc's function can call this one instead.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from astropy import units as u
+from astropy.io import fits
+from astropy.nddata import CCDData
+
+from .._version import __version__
+from ..inference.predictive import predict
+from .modelcache import DEFAULT_MODEL, cached_model
+
+__all__ = ["cosmicray_cosmiq"]
+
+
+def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int = 16, threshold: float = 0.5, gain=None,
+                     seed: int = 0, tile: int = 1024, device=None) -> CCDData:
+    """Find cosmic rays in a `~astropy.nddata.CCDData` frame; return a copy with them masked.
+
+    Parameters
+    ----------
+    ccd : astropy.nddata.CCDData
+        A 2-D frame with a unit: ``electron`` (any multiple of it), or ``adu`` together with
+        ``gain``.  Pixels already in ``ccd.mask`` are treated as bad (the model's ``ignore``),
+        as are non-finite pixels.
+    model : str or os.PathLike
+        A cosmiq_pyro checkpoint or a published model name (default `DEFAULT_MODEL`); read
+        once per process (`modelcache.cached_model`).
+    T : int
+        Posterior draws per pixel for a Bayesian model (a deterministic one makes one pass).
+    threshold : float
+        A pixel is a cosmic ray when its probability exceeds this.
+    gain : astropy.units.Quantity, optional
+        Gain in ``electron / adu`` (e.g. ``1.9 * u.electron / u.adu``); required for an ``adu``
+        frame, refused for one already in electrons.
+    seed : int
+        Seed of the posterior draws: the same seed gives the same maps.
+    tile, device
+        As for `cosmiq_pyro.predict`.
+
+    Returns
+    -------
+    astropy.nddata.CCDData
+        A copy of ``ccd`` (same data, unit, uncertainty, WCS) whose ``mask`` is
+        ``ccd.mask | (prob > threshold)`` (just the CR mask when ``ccd.mask`` is None), with:
+
+        * ``.cr_prediction``: the `~cosmiq_pyro.Prediction` behind the mask, float32 maps of
+          the frame's shape: ``prob`` (CR probability), ``entropy`` (total uncertainty, nats),
+          ``aleatoric`` and ``epistemic`` (their split), and ``T``.  A plain attribute of the
+          returned object: `~astropy.nddata.CCDData` has no slot for extra per-pixel maps
+          (``uncertainty`` is the pixel values' own error, ``flags`` one array), so it does not
+          survive ``copy()``, arithmetic, slicing or ``write()``; ``cosmiq predict`` /
+          `predict_many` write the maps to FITS.
+        * ``meta`` (the FITS header ``write()`` saves) gains the keywords of the products'
+          provenance: CQVERS, CQMODEL, CQMSHA, CQKIND, CQT, CQTHRESH, CQSEED, plus CQNCRPIX
+          (pixels flagged as cosmic rays).
+
+    Raises
+    ------
+    TypeError
+        ``ccd`` is not a CCDData, or ``gain`` is not a Quantity.
+    ValueError
+        ``ccd`` is not 2-D, has no unit or one other than electron / adu, an ``adu`` frame has
+        no ``gain`` (or an electron frame has one), ``gain`` is not in electron / adu or not
+        positive, or a bad ``T``, ``threshold`` or ``seed``.
+
+    Notes
+    -----
+    The model sees the frame in electrons, :math:`e^- = d \\cdot g` for ``adu`` data :math:`d`
+    and gain :math:`g` (``electron / adu``), :math:`e^- = d \\cdot s` for data in a unit
+    :math:`s \\cdot` electron.  The pixel values are returned unchanged (not cleaned): replace
+    the masked pixels with `cosmiq_pyro.deepcr.inpaint.median_inpaint` if needed.
+
+    Examples
+    --------
+    >>> import astropy.units as u                                            # doctest: +SKIP
+    >>> from astropy.nddata import CCDData                                   # doctest: +SKIP
+    >>> from cosmiq_pyro import cosmicray_cosmiq                             # doctest: +SKIP
+    >>> raw = CCDData.read("frame.fits", unit="adu")                        # doctest: +SKIP
+    >>> clean = cosmicray_cosmiq(raw, gain=1.9 * u.electron / u.adu)         # doctest: +SKIP
+    >>> clean.mask.sum(), clean.cr_prediction.epistemic.max()                # doctest: +SKIP
+    """
+    if not isinstance(ccd, CCDData):
+        raise TypeError(f"ccd must be an astropy.nddata.CCDData, got {type(ccd).__name__}")
+    if np.ndim(ccd.data) != 2:
+        raise ValueError(f"ccd must be a 2-D frame, got data of shape {np.shape(ccd.data)}")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
+            or not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be a probability in [0, 1], got {threshold!r}")
+    electrons_per_unit = _electrons_per_unit(ccd.unit, gain)
+    loaded = cached_model(model, device)
+    image = np.asarray(ccd.data, dtype=np.float32) * np.float32(electrons_per_unit)  # (H, W) electrons
+    ignore = ~np.isfinite(image)
+    if ccd.mask is not None:
+        ignore |= np.asarray(ccd.mask, dtype=bool)
+    prediction = predict(loaded.result, image, T=T, ignore=ignore, seed=seed, tile=tile, device=device)
+    crs = prediction.prob > threshold  # (H, W) bool
+
+    result = ccd.copy()
+    result.mask = crs if ccd.mask is None else (np.asarray(ccd.mask, dtype=bool) | crs)
+    for key, value, comment in (
+            ("CQVERS", __version__, "cosmiq_pyro version"),
+            ("CQMODEL", os.path.basename(loaded.weights_file)[:60], "model file"),
+            ("CQMSHA", loaded.sha256, ""),
+            ("CQKIND", type(loaded.result.model).__name__, "model class"),
+            ("CQT", int(prediction.T), "posterior draws per pixel"),
+            ("CQTHRESH", float(threshold), "CR where probability > CQTHRESH"),
+            ("CQSEED", int(seed), "seed of the posterior draws"),
+            ("CQNCRPIX", int(crs.sum()), "pixels flagged as cosmic rays by cosmiq_pyro")):
+        result.meta[key] = (value, comment) if comment and isinstance(result.meta, fits.Header) else value
+    result.cr_prediction = prediction
+    return result
+
+
+def _electrons_per_unit(unit, gain) -> float:
+    """Factor from ``unit`` (with ``gain`` for adu) to electrons; errors for anything else."""
+    if unit is None:
+        raise ValueError("ccd has no unit; expected electron, or adu with gain= in electron / adu")
+    if unit.is_equivalent(u.electron):
+        if gain is not None:
+            raise ValueError(f"ccd is already in {unit}; gain={gain!r} would be applied twice (leave gain=None)")
+        return float(unit.to(u.electron))
+    if not unit.is_equivalent(u.adu):
+        raise ValueError(f"ccd has unit {unit}; expected electron, or adu with gain= in electron / adu")
+    if gain is None:
+        raise ValueError(f"ccd is in {unit}; pass gain= as a Quantity in electron / adu "
+                         "(e.g. gain=1.9 * u.electron / u.adu)")
+    if not isinstance(gain, u.Quantity):
+        raise TypeError(f"gain must be a Quantity in electron / adu (e.g. 1.9 * u.electron / u.adu), "
+                        f"got {type(gain).__name__} {gain!r}")
+    if not gain.unit.is_equivalent(u.electron / u.adu) or not gain.isscalar:
+        raise ValueError(f"gain must be one value in electron / adu, got {gain}")
+    factor = float((gain * unit).to(u.electron).value)
+    if not np.isfinite(factor) or factor <= 0:
+        raise ValueError(f"gain must be a positive finite number of electron / adu, got {gain}")
+    return factor

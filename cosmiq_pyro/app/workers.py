@@ -1,0 +1,65 @@
+"""Dask workers for `predict_many`: one torch thread per worker, and a local cluster to run on.
+
+`TorchThreads` is a worker plugin: it sets torch's intra-op thread count inside each worker
+process when the worker starts (and in every worker that joins or restarts later), never in
+the process that calls `predict_many`.  `local_client` starts a `~distributed.LocalCluster` of
+worker processes with one task thread each, whose scheduler retries a task once after the
+worker running it died (``distributed.scheduler.allowed-failures = 1``), and closes it on exit.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from distributed import Client, LocalCluster, WorkerPlugin
+
+__all__ = ["TorchThreads", "local_client"]
+
+
+class TorchThreads(WorkerPlugin):
+    """Worker plugin: ``torch.set_num_threads(threads)`` in each worker process.
+
+    Parameters
+    ----------
+    threads : int
+        Intra-op threads of torch in every worker (default 1: parallelism comes from the
+        worker processes, and N processes of one thread do not fight over N cores).
+    """
+
+    name = "cosmiq_pyro-torch-threads"
+
+    def __init__(self, threads: int = 1):
+        self.threads = int(threads)
+
+    def setup(self, worker):
+        import torch
+
+        torch.set_num_threads(self.threads)
+
+
+@contextmanager
+def local_client(n_workers: int, *, memory_limit="auto"):
+    """A `~distributed.Client` on a new local cluster of ``n_workers`` processes; closed on exit.
+
+    Parameters
+    ----------
+    n_workers : int
+        Worker processes, each with one task thread (and, once `predict_many` registers
+        `TorchThreads`, one torch thread).
+    memory_limit : str, float or int
+        Per worker, as `~distributed.LocalCluster` takes it (``"auto"``: the machine's memory
+        divided among the workers).  A worker above 95 % of it is restarted by its nanny.
+
+    Yields
+    ------
+    distributed.Client
+    """
+    import dask
+
+    if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
+        raise ValueError(f"n_workers must be a positive int, got {n_workers!r}")
+    # read when the scheduler starts: a task whose worker died is retried once, then reported
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                               memory_limit=memory_limit, dashboard_address=None)
+    with cluster, Client(cluster) as client:
+        yield client

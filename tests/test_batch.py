@@ -1,0 +1,199 @@
+"""`predict_many` and `cosmiq predict` over many frames: inputs, resume, failures, a Dask cluster."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from astropy.io import fits
+
+from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, fit_svi, load, predict, predict_many, save
+from cosmiq_pyro.app.batch import expand_inputs, summary
+from cosmiq_pyro.app.cli import main
+from cosmiq_pyro.io.fitsio import read_hst
+
+H, W = 36, 32
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    image = np.random.default_rng(1).normal(100, 10, (4, 16, 16)).astype(np.float32)
+    vi = fit_svi(UNet2SigmoidVI(hidden=4), (image, image > 115, None), epochs=1, batch_size=2,
+                 init_scale=0.05, progress=False)
+    return {"vi": save(folder / "vi.pth", vi), "det": save(folder / "det.pth", UNet2Sigmoid(hidden=4).eval())}
+
+
+def frame(path, seed=0, n_chips=1):
+    """An HST-like file in electrons: (SCI, DQ) per chip, a CR streak, a hot pixel."""
+    rng = np.random.default_rng(seed)
+    hdus = [fits.PrimaryHDU()]
+    for chip in range(1, n_chips + 1):
+        image = rng.normal(100.0, 8.0, (H, W)).astype(np.float32)
+        image[5 + seed, 4:11] += 3000.0
+        sci = fits.ImageHDU(image, name="SCI", ver=chip)
+        sci.header["BUNIT"] = "ELECTRONS"
+        dq = np.zeros((H, W), np.int16)
+        dq[0, 0] = 16
+        hdus += [sci, fits.ImageHDU(dq, name="DQ", ver=chip)]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fits.HDUList(hdus).writeto(path)
+    return Path(path)
+
+
+def touch(path):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(b"")
+    return Path(path)
+
+
+def hdus_equal(a, b):
+    """Every HDU's pixels equal bit for bit and every header card equal except DATE (write time)."""
+    with fits.open(a) as x, fits.open(b) as y:
+        assert [h.name for h in x] == [h.name for h in y]
+        for p, q in zip(x, y):
+            assert (p.data is None and q.data is None) or p.data.tobytes() == q.data.tobytes()
+            assert [(c.keyword, c.value, c.comment) for c in p.header.cards if c.keyword != "DATE"] == \
+                [(c.keyword, c.value, c.comment) for c in q.header.cards if c.keyword != "DATE"]
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def test_directories_prefer_hst_exposures_and_skip_products(tmp_path):
+    hst = tmp_path / "hst"
+    for name in ("j1_flc.fits", "j1_flt.fits", "j2_flt.fits", "j3_raw.fits", "j4_drz.fits", "j1_flc_cosmiq.fits",
+                 "notes.txt"):
+        touch(hst / name)
+    assert [p.name for p in expand_inputs(hst)] == ["j1_flc.fits", "j2_flt.fits"]
+    plain = tmp_path / "plain"
+    for name in ("b.fits.gz", "a.FITS", "c.fit", "a_cosmiq.fits", "d.txt"):
+        touch(plain / name)
+    assert [p.name for p in expand_inputs(str(plain))] == ["a.FITS", "b.fits.gz", "c.fit"]
+
+
+def test_globs_lists_and_files_each_once_in_order(tmp_path):
+    for name in ("x/a.fits", "x/b.fits", "x/b_cosmiq.fits", "y/c.fits"):
+        touch(tmp_path / name)
+    listing = tmp_path / "frames.txt"
+    listing.write_text("# frames of night 1\n\ny/c.fits\nx/a.fits\n  x/*.fits  \n")
+    found = expand_inputs([f"@{listing}", str(tmp_path / "x" / "a.fits"), tmp_path / "missing.fits"])
+    assert found == [tmp_path / "y/c.fits", tmp_path / "x/a.fits", tmp_path / "x/b.fits", tmp_path / "missing.fits"]
+    assert expand_inputs(str(tmp_path / "*" / "*.fits")) == [tmp_path / "x/a.fits", tmp_path / "x/b.fits",
+                                                             tmp_path / "y/c.fits"]
+
+
+@pytest.mark.parametrize("spec, error, fragment", [
+    ("empty", ValueError, "holds no FITS files"),
+    ("nothing*.fits", ValueError, "matches no FITS file"),
+    ("@nolist.txt", FileNotFoundError, "does not exist"),
+    ("@blank.txt", ValueError, "names no input"),
+])
+def test_inputs_that_name_nothing_are_refused(tmp_path, spec, error, fragment):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "blank.txt").write_text("# nothing\n\n")
+    spec = f"@{tmp_path / spec[1:]}" if spec.startswith("@") else str(tmp_path / spec)
+    with pytest.raises(error, match=fragment):
+        expand_inputs(spec)
+
+
+def test_refused_before_any_work(models, tmp_path):
+    frame(tmp_path / "a" / "f.fits")
+    frame(tmp_path / "b" / "f.fits", seed=1)
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="would both write f_cosmiq.fits"):
+        predict_many([tmp_path / "a" / "f.fits", tmp_path / "b" / "f.fits"], model=models["det"], outdir=out)
+    with pytest.raises(TypeError, match="unknown option.*tresh"):
+        predict_many(tmp_path / "a", model=models["det"], outdir=out, tresh=0.3)
+    with pytest.raises(ValueError, match="T must be a positive int"):
+        predict_many(tmp_path / "a", model=models["vi"], outdir=out, T=0)
+    with pytest.raises(ValueError, match="not a cosmiq_pyro checkpoint"):
+        predict_many(tmp_path / "a", model=tmp_path / "a" / "f.fits", outdir=out)
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------- serial: done, failed, skipped, overwrite
+
+
+def test_serial_batch_goes_on_past_bad_inputs_and_resumes(models, tmp_path):
+    data = tmp_path / "data"
+    good = [frame(data / f"j{k}_flc.fits", seed=k, n_chips=2 if k == 0 else 1) for k in range(3)]
+    (data / "j9_flc.fits").write_bytes(b"SIMPLE  = T" + b" " * 100)  # a corrupt file among them
+    out = tmp_path / "out"
+    table = predict_many([data, data / "missing.fits"], model=models["vi"], outdir=out, T=3, seed=7,
+                         threshold=0.4)
+    assert list(table.columns) == ["input", "output", "status", "seconds", "cr_pixels", "novelty", "error"]
+    assert list(table["status"]) == ["done", "done", "done", "failed", "failed"]
+    bad, missing = table.iloc[3], table.iloc[4]
+    assert "j9_flc.fits" in bad["error"] and "not a readable FITS file" in bad["error"]
+    assert "missing.fits" in missing["error"] and "does not exist" in missing["error"]
+    assert sorted(p.name for p in out.iterdir()) == [f"j{k}_flc_cosmiq.fits" for k in range(3)]  # nothing else
+    assert (table.loc[:2, "seconds"] > 0).all() and summary(table).startswith("3 done, 0 skipped, 2 failed")
+    # each product holds what predict gives on the frame, and cr_pixels counts its MASK over all chips
+    model = load(models["vi"])
+    for k, source in enumerate(good):
+        expected = [predict(model, chip.image, T=3, seed=7, ignore=chip.ignore).prob for chip in read_hst(source)]
+        with fits.open(out / f"j{k}_flc_cosmiq.fits") as hdul:
+            for v, prob in enumerate(expected, start=1):
+                np.testing.assert_array_equal(hdul["PROB", v].data, prob)
+        assert table.loc[k, "cr_pixels"] == sum(int((p > 0.4).sum()) for p in expected)
+
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    again = predict_many([data, data / "missing.fits"], model=models["vi"], outdir=out, T=3, seed=7, threshold=0.4)
+    assert list(again["status"]) == ["skipped"] * 3 + ["failed"] * 2
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    other = predict_many(good[0], model=models["vi"], outdir=out, T=3, seed=8, threshold=0.4)
+    assert other.loc[0, "status"] == "failed" and "made with CQSEED 7, not 8" in other.loc[0, "error"]
+    assert "overwrite" in other.loc[0, "error"] and (out / "j0_flc_cosmiq.fits").read_bytes() == before["j0_flc_cosmiq.fits"]
+    redo = predict_many(good[0], model=models["vi"], outdir=out, T=3, seed=8, threshold=0.4, overwrite=True)
+    assert redo.loc[0, "status"] == "done" and fits.getheader(out / "j0_flc_cosmiq.fits")["CQSEED"] == 8
+
+
+def test_cli_reports_each_failure_in_one_line_and_exits_1(models, tmp_path, capsys):
+    data = tmp_path / "data"
+    for k in range(2):
+        frame(data / f"f{k}.fits", seed=k)
+    (data / "broken.fits.gz").write_bytes(b"\x1f\x8b not really gzip")
+    listing = tmp_path / "list.txt"
+    listing.write_text("data\n")
+    out = tmp_path / "out"
+    argv = ["predict", f"@{listing}", "--model", str(models["det"]), "-o", str(out)]
+    status = main(argv)
+    stdout, stderr = capsys.readouterr()
+    errors = [line for line in stderr.splitlines() if line.strip()]
+    assert status == 1 and len(errors) == 1 and "broken.fits.gz" in errors[0]
+    assert "2 done, 0 skipped, 1 failed" in stdout and f"wrote {out / 'f0_cosmiq.fits'}" in stdout
+    (data / "broken.fits.gz").unlink()
+    assert main(argv) == 0 and "0 done, 2 skipped, 0 failed" in capsys.readouterr()[0]
+    assert main(argv + ["--workers", "2", "--scheduler", "tcp://127.0.0.1:1"]) == 2
+    assert "not allowed with" in capsys.readouterr()[1]
+
+
+# ---------------------------------------------------------------- a Dask cluster
+
+
+def test_local_cluster_products_equal_serial_ones(models, tmp_path):
+    psutil = pytest.importorskip("psutil")
+    from cosmiq_pyro.app.modelcache import cache_info
+    from cosmiq_pyro.app.workers import local_client
+
+    data = tmp_path / "data"
+    for k in range(5):
+        frame(data / f"j{k}_flc.fits", seed=k, n_chips=2 if k == 2 else 1)
+    (data / "j5_flc.fits").write_text("not FITS")
+    serial = predict_many(data, model=models["vi"], outdir=tmp_path / "serial", T=2, seed=3)
+    threads_here = torch.get_num_threads()
+    with local_client(2) as client:
+        table = predict_many(data, model=models["vi"], outdir=tmp_path / "dask", T=2, seed=3, client=client)
+        per_worker = client.run(cache_info)
+        threads = client.run(torch.get_num_threads)
+    left = [p.cmdline() for p in psutil.Process().children(recursive=True)]
+    assert [cmd for cmd in left if "resource_tracker" not in " ".join(cmd)] == []  # no worker left running
+    assert list(table["status"]) == list(serial["status"]) == ["done"] * 5 + ["failed"]
+    assert "j5_flc.fits" in table.loc[5, "error"]
+    for k in range(5):
+        hdus_equal(tmp_path / "serial" / f"j{k}_flc_cosmiq.fits", tmp_path / "dask" / f"j{k}_flc_cosmiq.fits")
+    assert list(table["cr_pixels"][:5]) == list(serial["cr_pixels"][:5])
+    assert len(per_worker) == 2 and all(info["loads"] <= 1 for info in per_worker.values())  # once per worker
+    assert sum(info["loads"] for info in per_worker.values()) >= 1 and set(threads.values()) == {1}
+    assert torch.get_num_threads() == threads_here  # set inside the workers, not here
