@@ -8,7 +8,7 @@ Two measurements, each interleaved (A B A B ...), ``torch.set_num_threads(2)``:
 
 * through the public API: ``fit_svi`` / ``fit_deterministic`` with ``epochs=1`` on
   ``steps * 16`` frames (setup included, divided by ``steps``);
-* the bare step, as `fit._train` runs it: loss (``bayes.svi_loss`` -- guide draw, Pyro model,
+* the bare step, as `fit._train` runs it: loss (``objective.svi_loss`` -- guide draw, Pyro model,
   scaled ELBO -- or ``fit.masked_bce``), ``backward``, ``Adam.step``.
 
 Target: SVI step / deterministic step <= 1.3.
@@ -26,7 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import THREADS, Row, interleaved  # noqa: E402
 
 from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, fit_deterministic, fit_svi  # noqa: E402
-from cosmiq_pyro.models.bayesian import make_guide, svi_loss, weight_state  # noqa: E402
+from cosmiq_pyro.inference.objective import svi_loss  # noqa: E402
+from cosmiq_pyro.models.bayesian import weight_state  # noqa: E402
+from cosmiq_pyro.models.guides import make_guide  # noqa: E402
 from cosmiq_pyro.inference.fit import masked_bce  # noqa: E402
 
 

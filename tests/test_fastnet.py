@@ -9,9 +9,29 @@ from torch import nn
 
 from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, fit_svi, predict
 from cosmiq_pyro.inference import predictive
+from cosmiq_pyro.inference.predictive import TILE_MARGIN
 from cosmiq_pyro.models import fused as fastnet
-from cosmiq_pyro.models.bayesian import draw_weights, weight_state
-from cosmiq_pyro.inference.predictive import TILE_MARGIN, binary_entropy
+from cosmiq_pyro.models.bayesian import draw_weights, probs_given_weights, weight_state
+from cosmiq_pyro.utils.torchtools import binary_entropy
+
+
+def reference_moments(net, draws, x):
+    """The reference for predict's fused moments: one pass of the (Pyro) model per draw, unfused.
+
+    ``draws`` is None for the deterministic twin.  Returns the MC means of ``p_t`` and
+    ``H[p_t]`` over the whole tile ``x`` (1, 1, h, w), each (h, w) float64.
+    """
+    if draws is None:
+        p = net(x)[0, 0].double()
+        return p, binary_entropy(p)
+    T = len(next(iter(draws.values())))
+    sum_p = torch.zeros(x.shape[-2:], dtype=torch.float64, device=x.device)
+    sum_h = torch.zeros_like(sum_p)
+    for t in range(T):
+        p = probs_given_weights(net, x, {site: w[t] for site, w in draws.items()})[0, 0].double()  # (h, w)
+        sum_p += p
+        sum_h += binary_entropy(p)
+    return sum_p / T, sum_h / T
 
 
 def randomise_norms(net, seed=0):
@@ -147,7 +167,7 @@ def test_predict_equals_the_sequential_pyro_reference_on_the_whole_image(bn_fit)
         torch.manual_seed(5)
         draws = draw_weights(model, bn_fit.guide, 4)
     with torch.no_grad():
-        prob, alea = predictive._reference_moments(model, draws, torch.from_numpy(image)[None, None])
+        prob, alea = reference_moments(model, draws, torch.from_numpy(image)[None, None])
     np.testing.assert_allclose(pred.prob, prob.numpy(), atol=1e-5)
     np.testing.assert_allclose(pred.aleatoric, alea.numpy(), atol=1e-5)
     np.testing.assert_allclose(pred.entropy, binary_entropy(prob).numpy(), atol=1e-5)
@@ -188,7 +208,7 @@ def test_group_norm_images_are_not_cut_into_cpu_tiles():
     torch.manual_seed(1)
     draws = draw_weights(fit.model, fit.guide, 2)
     with torch.no_grad():
-        prob, _ = predictive._reference_moments(fit.model.eval(), draws, torch.from_numpy(image)[None, None])
+        prob, _ = reference_moments(fit.model.eval(), draws, torch.from_numpy(image)[None, None])
     np.testing.assert_allclose(pred.prob, prob.numpy(), atol=1e-5)
 
 

@@ -11,8 +11,9 @@ import torch
 
 import cosmiq_pyro
 from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, fit_deterministic, fit_svi, predict
-from cosmiq_pyro.models.bayesian import make_guide, weight_state
-from cosmiq_pyro.io.checkpoint import FitResult
+from cosmiq_pyro.models.bayesian import weight_state
+from cosmiq_pyro.models.guides import make_guide
+from cosmiq_pyro.models.results import FitResult
 from cosmiq_pyro.evaluation.posterior import DEFAULT_SITES, posterior_table, to_inference_data
 
 
@@ -140,7 +141,7 @@ def test_idata_groups_dims_and_shapes(fit4):
     assert post["head.bias"].dims == ("chain", "draw", "head.out_channel")
     assert post["head.weight"].shape == (1, 30, 1, 4, 1, 1)
     assert idata.prior["head.weight"].dims == post["head.weight"].dims
-    assert idata.attrs["prior_scale"] == 0.5
+    assert idata.attrs["prior"] == "IIDNormalPrior(scale=0.5)"
 
 
 def test_idata_conv_transpose_dims_follow_torch_layout(fit4):

@@ -7,7 +7,7 @@ import torch
 
 from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, fit_svi, predict
 from cosmiq_pyro.models.bayesian import draw_weights
-from cosmiq_pyro.inference.predictive import binary_entropy
+from cosmiq_pyro.utils.torchtools import binary_entropy
 
 
 @pytest.fixture(scope="module")

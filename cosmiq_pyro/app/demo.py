@@ -74,11 +74,10 @@ class DemoConfig:
         sigclip values swept for LACosmic's ROC.
     map_frame : int
         Held-out frame shown as FITS maps and figure.
-    threads : int or None
-        torch intra-op threads during the demo (None: torch's default, one per core).  One by
-        default: on this project's shared 2-core machine a training batch took 0.25 s with one
-        thread and 1.9 s with two while other processes competed for the cores (OpenMP threads
-        wait for each other at every operation), so one thread is the robust choice.
+
+    Thread counts are the caller's: ``cosmiq demo`` runs torch with one intra-op thread (on this
+    project's shared 2-core machine a training batch took 0.25 s with one thread and 1.9 s with
+    two while other processes competed for the cores).
     """
 
     n_train: int = 256
@@ -109,7 +108,6 @@ class DemoConfig:
     lacosmic: bool = True
     lacosmic_sigclips: tuple = DEFAULT_SIGCLIPS[::2]
     map_frame: int = 0
-    threads: int | None = 1
 
     @classmethod
     def quick(cls) -> "DemoConfig":
@@ -185,13 +183,7 @@ def run_demo(out_dir="demo_out", config: DemoConfig = DemoConfig(), *, progress:
         raise TypeError(f"config must be a DemoConfig, got {type(config).__name__}")
     if not 0 <= config.map_frame < config.n_test:
         raise ValueError(f"map_frame must index a held-out frame (0..{config.n_test - 1}), got {config.map_frame}")
-    threads_before = torch.get_num_threads()
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
-    try:
-        return _run(Path(out_dir), config, progress)
-    finally:
-        torch.set_num_threads(threads_before)
+    return _run(Path(out_dir), config, progress)
 
 
 def _stage(progress: bool, step: int, text: str) -> None:

@@ -40,7 +40,7 @@ from astropy.io import fits
 from astropy.wcs import FITSFixedWarning
 
 from .._version import __version__
-from ..io.checkpoint import FitResult
+from ..models.results import FitResult
 from ..io.atomic import check_writable_directory
 from ..io.fitsio import DEFAULT_DQ_FLAGS, HSTImage, read_hst, write_hdulist_atomic
 from ..inference.predictive import Prediction, predict

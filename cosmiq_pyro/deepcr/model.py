@@ -1,6 +1,6 @@
 """deepCR's user-facing API on cosmiq_pyro models: ``deepCR(mask=...).clean(image)``.
 
-A thin facade: loading goes through `checkpoint.load` / `nets.UNet2Sigmoid.from_deepcr`,
+A thin facade: loading goes through `models.registry.load_model`,
 inference through `predictive.predict` (tiling, Monte Carlo draws), inpainting through
 `inpaint.median_inpaint`.  Code written for deepCR 0.3.1::
 
@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..io.checkpoint import FitResult, load
-from .inpaint import median_inpaint
-from ..models.unet import UNet2Sigmoid, deepcr_weights_file
 from ..inference.predictive import Prediction, predict
+from ..models.registry import load_model
+from ..models.results import FitResult
+from .inpaint import median_inpaint
 
 __all__ = ["deepCR"]
 
@@ -76,12 +76,8 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         if not isinstance(mask, (str, os.PathLike)):
             raise TypeError(f"mask must be a deepCR model name or a checkpoint path, got {type(mask).__name__}")
         self.source = os.fspath(mask)
-        if _looks_like_path(self.source):
-            self.result = load(self.source, device=self.device)
-            self.weights_file = Path(self.source)
-        else:
-            self.result = FitResult(model=UNet2Sigmoid.from_deepcr(self.source).to(self.device))
-            self.weights_file = deepcr_weights_file(self.source)
+        self.result: FitResult = load_model(mask, device=self.device)
+        self.weights_file: Path = self.result.weights_file
         model_hidden = self.result.model.hidden
         if hidden is not None and hidden != model_hidden:
             raise ValueError(f"hidden={hidden!r} but the model {self.source!r} has hidden={model_hidden}")
@@ -182,11 +178,6 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         first = pred.prob if threshold is None else (pred.prob > threshold).astype(np.uint8)
         extra = ([pred.entropy] if return_entropy else []) + ([pred.epistemic] if return_epistemic else [])
         return (first, *extra) if extra else first
-
-
-def _looks_like_path(mask: str) -> bool:
-    """A checkpoint path (has a directory part or a file suffix, or exists) vs a deepCR model name."""
-    return os.path.exists(mask) or os.sep in mask or bool(os.path.splitext(mask)[1])
 
 
 def _tile(patch) -> int:

@@ -52,10 +52,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
-from ..models.bayesian import UNet2SigmoidVI
-from ..io.checkpoint import FitResult, load, save
 from ..data.datasets import PairDataset, SimulatedDataset, split_indices
 from ..inference.fit import fit_deterministic, fit_svi
+from ..models.bayesian import UNet2SigmoidVI
+from ..models.registry import load_model as load, resolve, save
+from ..models.results import FitResult
 from ..models.unet import UNet2Sigmoid
 
 __all__ = ["train", "DEFAULT_LR"]
@@ -297,19 +298,21 @@ def _split(image, mask, ignore, sky, mode, aug_sky, seed):
 
 
 def _deterministic_net(init_from):
-    """``init_from`` as a UNet2Sigmoid (or None): a checkpoint path, a FitResult or a net."""
+    """``init_from`` (a checkpoint path, published name, FitResult or net) as a UNet2Sigmoid, or None."""
     if init_from is None:
         return None
     if isinstance(init_from, (str, os.PathLike)):
         init_from = load(init_from)
-    if isinstance(init_from, FitResult):
-        if init_from.bayesian:
-            raise ValueError("init_from must hold deterministic weights, got a Bayesian checkpoint")
-        init_from = init_from.model
-    if not isinstance(init_from, UNet2Sigmoid) or isinstance(init_from, UNet2SigmoidVI):
+    try:
+        net, guide = resolve(init_from)
+    except TypeError:
         raise TypeError(f"init_from must be a checkpoint path, FitResult or UNet2Sigmoid, "
-                        f"got {type(init_from).__name__}")
-    return init_from
+                        f"got {type(init_from).__name__}") from None
+    except ValueError as err:
+        raise ValueError(f"init_from must hold deterministic weights: {err}") from None
+    if guide is not None:
+        raise ValueError("init_from must hold deterministic weights, got a Bayesian checkpoint")
+    return net
 
 
 def _best_val(result: FitResult) -> float:

@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from typing import Mapping, Optional
 
 import numpy as np
-import torch
 from scipy.special import entr
 
-from ..inference.predictive import predict, resolve_model, validated_image
+from ..inference.predictive import predict, validated_image
+from ..models.registry import resolve
 
 __all__ = ["PeerPrediction", "ModelPredictor", "DeepCRPeer", "LACosmicPeer", "DEFAULT_SIGCLIPS",
            "bernoulli_entropy"]
@@ -108,7 +108,7 @@ class ModelPredictor:
     is_probability = True
 
     def __init__(self, model, guide=None, *, T: int = 16, tile: int = 1024, device=None):
-        net, guide = resolve_model(model, guide)  # raises TypeError/ValueError on bad input
+        net, guide = resolve(model, guide)  # raises TypeError/ValueError on bad input
         if not (isinstance(T, int) and not isinstance(T, bool) and T >= 1):
             raise ValueError(f"T must be a positive int, got {T!r}")
         self.model, self.guide, self.T, self.tile, self.device = net, guide, T, tile, device
@@ -215,6 +215,13 @@ class LACosmicPeer:
         Default: each frame's ``meta["full_well_e"]`` when present, else infinity (no
         saturation detection; saturated pixels should then be in ``ignore``, which is passed
         to astroscrappy as ``inmask``).
+
+    Notes
+    -----
+    Thread counts are the caller's: torch's idle OpenMP workers compete with astroscrappy's own
+    OpenMP loops, so in a process that also runs torch with several threads a small frame was
+    measured ~100x slower (0.5 s vs 4 ms for 64x64 with 2 torch threads).  Run studies with
+    ``torch.set_num_threads(1)`` (the ``cosmiq`` CLI and the test suite do).
     """
 
     is_probability = False
@@ -262,16 +269,9 @@ class LACosmicPeer:
         inmask = None if ignore is None else np.asarray(ignore, dtype=bool)
         settings = self.detector_settings(meta)
         score = np.zeros(x.shape, dtype=np.float32)
-        # torch's idle OpenMP workers compete with astroscrappy's own OpenMP loops: with 2 torch
-        # threads a 64x64 call was measured ~100x slower (0.5 s vs 4 ms), so run it with one.
-        torch_threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            for s in self.sigclips:  # ascending: a later (larger) sigclip overwrites
-                flagged, _ = self._detect(x, inmask=inmask, sigclip=s, **settings)
-                score[flagged] = s
-        finally:
-            torch.set_num_threads(torch_threads)
+        for s in self.sigclips:  # ascending: a later (larger) sigclip overwrites
+            flagged, _ = self._detect(x, inmask=inmask, sigclip=s, **settings)
+            score[flagged] = s
         return score
 
     def predict(self, image, ignore=None, meta: Optional[Mapping] = None, seed: int = 0) -> PeerPrediction:

@@ -8,13 +8,12 @@ move is one file.
   posterior-predictive CR probabilities at chosen pixels) into an `arviz.InferenceData`, ready
   for ``az.summary``, ``az.plot_forest`` and ``az.plot_posterior``.
 * `posterior_table` summarises the mean-field posterior ``q(w) = prod_i N(mu_i, sigma_i^2)``
-  layer by layer, with the closed-form KL divergence to the prior ``N(0, sigma_p^2)``.
+  layer by layer, with the closed-form KL divergence to the model's prior ``N(m, sigma_p^2)``.
 
 Both take a `FitResult` from `fit_svi` / `load`, or an ``AutoNormal`` guide with its ``model=``.
 """
 from __future__ import annotations
 
-import functools
 import numbers
 from collections.abc import Mapping, Sequence
 
@@ -28,9 +27,12 @@ from torch import nn
 from torch.distributions import Normal, kl_divergence
 
 from .._version import __version__
-from ..models.bayesian import UNet2SigmoidVI, draw_weights, probs_given_weights
-from ..io.checkpoint import FitResult
 from ..inference.predictive import TILE_MARGIN
+from ..models.bayesian import UNet2SigmoidVI, draw_weights, probs_given_weights
+from ..models.guides import guide_locs, guide_scales
+from ..models.registry import resolve
+from ..models.results import FitResult
+from ..utils.torchtools import eval_mode, module_device, seeded
 
 __all__ = ["DEFAULT_SITES", "to_inference_data", "posterior_table"]
 
@@ -50,18 +52,16 @@ def _resolve(fit_or_guide, model) -> tuple[UNet2SigmoidVI, AutoNormal]:
         if model is not None and model is not fit_or_guide.model:
             raise ValueError("model= was given with a FitResult that holds a different model; "
                              "pass one or the other")
-        model, guide = fit_or_guide.model, fit_or_guide.guide
-    elif isinstance(fit_or_guide, AutoNormal):
+        return resolve(fit_or_guide)
+    if isinstance(fit_or_guide, AutoNormal):
         if model is None:
             raise ValueError("fit_or_guide is a guide: pass its model too, "
                              "to_inference_data(guide, model=vi_model)")
-        guide = fit_or_guide
-    else:
-        raise TypeError(f"fit_or_guide must be a FitResult from fit_svi/load or a pyro AutoNormal guide, "
-                        f"got {type(fit_or_guide).__name__}")
-    if not isinstance(model, UNet2SigmoidVI):
-        raise TypeError(f"model must be a UNet2SigmoidVI, got {type(model).__name__}")
-    return model, guide
+        if not isinstance(model, UNet2SigmoidVI):
+            raise TypeError(f"model must be a UNet2SigmoidVI, got {type(model).__name__}")
+        return resolve(model, fit_or_guide)
+    raise TypeError(f"fit_or_guide must be a FitResult from fit_svi/load or a pyro AutoNormal guide, "
+                    f"got {type(fit_or_guide).__name__}")
 
 
 def _layer_of(model: UNet2SigmoidVI, site: str) -> tuple[str, nn.Module]:
@@ -171,7 +171,7 @@ def _pixel_probs(model: UNet2SigmoidVI, draws: Mapping[str, torch.Tensor], image
             box = (max(r4 - margin, 0), min(r4 + _ALIGN + margin, padded.shape[0]),
                    max(c4 - margin, 0), min(c4 + _ALIGN + margin, padded.shape[1]))
         groups.setdefault((box[1] - box[0], box[3] - box[2]), []).append((k, box))
-    device = next(iter(model.buffers())).device
+    device = module_device(model)
     batches = []
     for members in groups.values():
         crops = np.stack([padded[r0:r1, c0:c1] for _, (r0, r1, c0, c1) in members])
@@ -194,13 +194,8 @@ def _prior_seed(seed: int) -> int:
 
 def _in_eval(model: nn.Module, fn):
     """``fn()`` with ``model`` in eval mode (batch-norm statistics untouched) and no gradients."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return fn()
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        return fn()
 
 
 def to_inference_data(fit_or_guide, num_samples: int = 200, sites=None, seed: int = 0, model=None,
@@ -232,7 +227,7 @@ def to_inference_data(fit_or_guide, num_samples: int = 200, sites=None, seed: in
     arviz.InferenceData
         * ``posterior``: one variable per site, shape (chain=1, draw, *weight_shape), drawn
           from the guide ``q(w)`` with `pyro.infer.Predictive` (`bayes.draw_weights`);
-        * ``prior``: the same sites drawn from the model's prior ``N(0, prior_scale^2)``;
+        * ``prior``: the same sites drawn from the model's prior (`UNet2SigmoidVI.prior`);
         * with ``pixels``: ``posterior_predictive`` variable ``prob`` (chain, draw, pixel), the
           per-draw CR probability ``sigma(f_w(x))`` at each pixel, and ``constant_data``
           ``pixel_row``, ``pixel_col``.
@@ -258,10 +253,9 @@ def to_inference_data(fit_or_guide, num_samples: int = 200, sites=None, seed: in
         image = _check_image(image)
         labels, rc = _check_pixels(pixels, image.shape)
 
-    device = next(iter(model.buffers())).device
+    device = module_device(model)
     guide.to(device)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
+    with seeded(seed, device):
         draws = draw_weights(model, guide, num_samples)  # {site: (S, *shape)}, every site
         predictive = None if image is None else _in_eval(model, lambda: _pixel_probs(model, draws, image, rc))
         torch.manual_seed(_prior_seed(seed))
@@ -283,15 +277,11 @@ def to_inference_data(fit_or_guide, num_samples: int = 200, sites=None, seed: in
         coords["pixel"] = labels
         extra = dict(posterior_predictive={"prob": predictive[None]},
                      constant_data={"pixel_row": rc[:, 0], "pixel_col": rc[:, 1]})
-    attrs = {"created_by": f"cosmiq_pyro {__version__}", "guide": type(guide).__name__,
-             "prior_scale": float(model.prior_scale), "seed": seed}
+    attrs = {"created_by": f"cosmiq_pyro {__version__}",
+             "guide": "AutoNormal" if isinstance(guide, AutoNormal) else type(guide).__name__,
+             "prior": repr(model.prior), "seed": seed}
     return az.from_dict(posterior=group(draws), prior=group(prior), coords=coords, dims=dims,
                         attrs=attrs, **extra)
-
-
-def _site_param(container: nn.Module, site: str) -> torch.Tensor:
-    """``guide.locs.<site>`` / ``guide.scales.<site>`` (constrained) for a dotted site name."""
-    return functools.reduce(getattr, site.split("."), container)
 
 
 def posterior_table(fit_or_guide, model=None) -> pd.DataFrame:
@@ -314,27 +304,30 @@ def posterior_table(fit_or_guide, model=None) -> pd.DataFrame:
         * ``n_weights``: number of weights (incl. biases);
         * ``mean_abs_mu``: mean of ``|mu_i|``;
         * ``median_sigma``: median of ``sigma_i``;
-        * ``prior_sd``: the prior's standard deviation ``sigma_p``;
+        * ``prior_sd``: the prior's standard deviation ``sigma_p`` (its mean over the layer);
         * ``frac_switched_off``: fraction of weights with ``|mu_i| / sigma_i < 1``, i.e. whose
           posterior does not exclude zero at one sigma ("switched off" by the posterior);
         * ``kl_nats``: ``KL(q || p)`` of the layer, summed over its weights in closed form:
 
-          .. math:: \\mathrm{KL}\\left(\\mathcal N(\\mu, \\sigma^2) \\,\\|\\, \\mathcal N(0, \\sigma_p^2)\\right)
-                    = \\log\\frac{\\sigma_p}{\\sigma} + \\frac{\\sigma^2 + \\mu^2}{2 \\sigma_p^2}
+          .. math:: \\mathrm{KL}\\left(\\mathcal N(\\mu, \\sigma^2) \\,\\|\\, \\mathcal N(m, \\sigma_p^2)\\right)
+                    = \\log\\frac{\\sigma_p}{\\sigma} + \\frac{\\sigma^2 + (\\mu - m)^2}{2 \\sigma_p^2}
                     - \\frac12 .
 
         The total KL of the network, ``table.kl_nats.sum()``, is the quantity ``fit_svi``
         weights by ``kl_beta / N_train`` in its loss.
     """
     model, guide = _resolve(fit_or_guide, model)
+    locs, scales = guide_locs(guide, model.weight_sites), guide_scales(guide, model.weight_sites)
     rows = {}
     with torch.no_grad():
         for site in model.weight_sites:
             layer, module = _layer_of(model, site)
-            mu = _site_param(guide.locs, site).detach().double().cpu().flatten()
-            sigma = _site_param(guide.scales, site).detach().double().cpu().flatten()
-            prior_sd = float(module.prior_sd)
-            kl = kl_divergence(Normal(mu, sigma), Normal(torch.zeros_like(mu), torch.full_like(mu, prior_sd)))
+            mu = locs[site].double().cpu().flatten()
+            sigma = scales[site].double().cpu().flatten()
+            prior = model.prior_distribution(site)
+            prior_loc, prior_scale = prior.loc.double().cpu().flatten(), prior.scale.double().cpu().flatten()
+            prior_sd = float(prior_scale.mean())
+            kl = kl_divergence(Normal(mu, sigma), Normal(prior_loc, prior_scale))
             acc = rows.setdefault(layer, {"kind": _kind(module), "mu": [], "sigma": [], "kl": 0.0,
                                           "prior_sd": prior_sd})
             acc["mu"].append(mu)

@@ -4,7 +4,7 @@ Both run one data loop, `_train`, and differ only in the loss of a batch and in 
 validation batch is turned into probabilities:
 
 * deterministic: ``BCE_mean(logits, y)`` over the non-ignored pixels of the batch;
-* variational: the scaled negative ELBO of `bayes.svi_loss`,
+* variational: the scaled negative ELBO of `objective.svi_loss`,
   ``BCE_mean + kl_beta * (log q(w) - log p(w)) / N_train`` with ``w ~ q``.
 
 deepCR's two-phase batch-norm schedule is available to both (``phase0_epochs``): phase 0 trains
@@ -26,11 +26,14 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..models.bayesian import UNet2SigmoidVI, make_guide, sample_probs, svi_loss, weight_state
-from ..io.checkpoint import FitResult, save
 from ..data.datasets import as_dataset
-from ..utils.torchtools import resolve_device
+from ..models.bayesian import UNet2SigmoidVI, copy_point_estimates, sample_probs, weight_state
+from ..models.guides import DEFAULT_INIT_SCALE, make_guide
+from ..models.registry import save
+from ..models.results import FitResult
 from ..models.unet import UNet2Sigmoid
+from ..utils.torchtools import resolve_device, seeded
+from .objective import svi_loss
 
 PHASE1_LR_FACTOR = 1 / 2.5  # deepCR: phase-1 learning rate = lr / 2.5
 _NORM_LAYERS = (nn.BatchNorm2d, nn.GroupNorm)
@@ -105,7 +108,7 @@ def fit_deterministic(net: UNet2Sigmoid, train, val=None, *, epochs: int, batch_
 
 
 def fit_svi(model: UNet2SigmoidVI, train, val=None, *, epochs: int, batch_size: int = 16, lr: float = 1e-3,
-            kl_beta: float = 1e-6, num_particles: int = 1, init_scale: float = 1e-3, init_from=None,
+            kl_beta: float = 1e-6, num_particles: int = 1, init_scale: float = DEFAULT_INIT_SCALE, init_from=None,
             guide=None, seed: int = 0, progress: bool = True, checkpoint=None, val_samples: int = 4,
             phase0_epochs: int | None = None, lr_decay_factor: float | None = 0.1,
             lr_decay_patience: int = 4, device=None) -> FitResult:
@@ -177,28 +180,12 @@ def fit_svi(model: UNet2SigmoidVI, train, val=None, *, epochs: int, batch_size: 
 
 def _initial_guide(model: UNet2SigmoidVI, init_from, init_scale: float, seed: int):
     if init_from is None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             init_from = UNet2Sigmoid(**{k: v for k, v in model.config.items() if k in
                                         ("n_channels", "n_classes", "hidden", "norm")})
     else:
-        _copy_point_estimates(model, init_from)
+        copy_point_estimates(model, init_from)
     return make_guide(model, weight_state(init_from, model.weight_sites), init_scale)
-
-
-def _copy_point_estimates(model: UNet2SigmoidVI, source) -> None:
-    """Copy the norm layers' parameters and running statistics of ``source`` into ``model``."""
-    state = source.state_dict() if isinstance(source, nn.Module) else dict(source)
-    ours = model.state_dict()
-    wanted = [k for k in ours if not k.endswith("prior_sd")]
-    missing = [k for k in wanted if k not in state]
-    if missing:
-        raise ValueError(f"init_from lacks {missing[:4]} (is it the same architecture as {model.config}?)")
-    for key in wanted:
-        if state[key].shape != ours[key].shape:
-            raise ValueError(f"init_from[{key!r}] has shape {tuple(state[key].shape)}, "
-                             f"the model needs {tuple(ours[key].shape)}")
-    model.load_state_dict({**ours, **{k: state[k] for k in wanted}})
 
 
 def _set_phase(model: nn.Module, phase: int) -> None:
@@ -228,8 +215,7 @@ def _train(model, guide, params, loss_fn: Callable, val_probs: Callable, train, 
     phase_of = (lambda e: 0) if phase0_epochs is None else (lambda e: 0 if e < phase0_epochs else 1)
     best = {"val_loss": math.inf, "state": None}
 
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
+    with seeded(seed, device):
         loader = DataLoader(train_ds, batch_size=batch_size, shuffle=True,
                             generator=torch.Generator().manual_seed(seed))
         optimizer = scheduler = None

@@ -14,10 +14,10 @@ probabilities ``p_t = sigma(z_t)``:
 with each draw's entropy computed from its logit without forming ``log p``:
 ``H[sigma(z)] = softplus(z) - z sigma(z)``.
 
-The ``T`` weight draws are made once per image with `pyro.infer.Predictive` (`bayes.draw_weights`).
+The ``T`` weight draws are made once per image with `pyro.infer.Predictive` (`models.bayesian.draw_weights`).
 Their batch norms are then folded into the convolutions and every tile runs one fused forward
-pass per draw (`fastnet`), keeping running sums of ``p_t`` and ``H[p_t]``, so memory does not
-grow with ``T`` and all tiles see the same draws.  `bayes.probs_given_weights` (one pass of the
+pass per draw (`models.fused`), keeping running sums of ``p_t`` and ``H[p_t]``, so memory does not
+grow with ``T`` and all tiles see the same draws.  `models.bayesian.probs_given_weights` (one pass of the
 Pyro model per draw) is the reference this fast path is tested against.
 
 Images run in overlapping tiles: each tile is extended by a margin at least the network's
@@ -34,11 +34,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..models.bayesian import UNet2SigmoidVI, draw_weights, probs_given_weights
-from ..io.checkpoint import FitResult
-from ..utils.torchtools import resolve_device
+from ..models.bayesian import draw_weights
 from ..models.fused import FusedWeights, fuse_weights, fused_logits
-from ..models.unet import UNet2Sigmoid
+from ..models.registry import resolve
+from ..utils.torchtools import binary_entropy, eval_mode, resolve_device, seeded
 
 TILE_MARGIN = 10  # px; >= the receptive-field radius (9 px) of UNet2Sigmoid, even (pooling grid)
 _ALIGN = 4  # pad to a multiple of 4 and start tiles on multiples of 4 (even: the 2x2 pooling grid)
@@ -83,11 +82,6 @@ class Prediction:
                 f"mean epistemic={float(self.epistemic.mean()):.4g} nats)")
 
 
-def binary_entropy(p: torch.Tensor) -> torch.Tensor:
-    """``H[p] = -p log p - (1-p) log(1-p)`` in nats, with ``0 log 0 = 0``."""
-    return -(torch.special.xlogy(p, p) + torch.special.xlogy(1 - p, 1 - p))
-
-
 def predict(model, image, *, guide=None, T: int = 16, ignore=None, seed: int = 0, tile: int = 1024,
             device=None, progress: bool | None = None) -> Prediction:
     """CR probability, entropy, aleatoric and epistemic maps of one image.
@@ -120,7 +114,7 @@ def predict(model, image, *, guide=None, T: int = 16, ignore=None, seed: int = 0
     -------
     Prediction
     """
-    net, guide = resolve_model(model, guide)
+    net, guide = resolve(model, guide)
     if not (isinstance(T, int) and T >= 1):
         raise ValueError(f"T must be a positive int, got {T!r}")
     if not (isinstance(tile, int) and tile >= _ALIGN and tile % _ALIGN == 0):
@@ -141,24 +135,19 @@ def predict(model, image, *, guide=None, T: int = 16, ignore=None, seed: int = 0
     if device.type == "cpu" and net.norm != "group":  # tiles do not change the result
         tile = min(tile, CPU_TILE)
     tiles = list(_tiles(padded.shape, tile))
-    was_training = net.training
-    net.eval()
-    try:
-        with torch.inference_mode():
-            if guide is None:
-                passes = [fuse_weights(net)]
-            else:
-                draws = _draw(net, guide, T, seed, device)
-                passes = _fused_passes(net, draws, _draws_per_pass(device, tile, net.hidden))
-            for (r0, r1, c0, c1), (ir0, ir1, ic0, ic1) in tqdm(tiles, desc="tiles", unit="tile",
-                                                               disable=not progress):
-                block = torch.from_numpy(padded[ir0:ir1, ic0:ic1]).to(device)[None, None]  # (1, 1, h, w)
-                core = (slice(r0 - ir0, r1 - ir0), slice(c0 - ic0, c1 - ic0))
-                prob, alea = _mc_moments(passes, block, core, T)
-                maps[0, r0:r1, c0:c1] = prob.cpu().numpy()
-                maps[1, r0:r1, c0:c1] = alea.cpu().numpy()
-    finally:
-        net.train(was_training)
+    with eval_mode(net), torch.inference_mode():
+        if guide is None:
+            passes = [fuse_weights(net)]
+        else:
+            draws = _draw(net, guide, T, seed, device)
+            passes = _fused_passes(net, draws, _draws_per_pass(device, tile, net.hidden))
+        for (r0, r1, c0, c1), (ir0, ir1, ic0, ic1) in tqdm(tiles, desc="tiles", unit="tile",
+                                                           disable=not progress):
+            block = torch.from_numpy(padded[ir0:ir1, ic0:ic1]).to(device)[None, None]  # (1, 1, h, w)
+            core = (slice(r0 - ir0, r1 - ir0), slice(c0 - ic0, c1 - ic0))
+            prob, alea = _mc_moments(passes, block, core, T)
+            maps[0, r0:r1, c0:c1] = prob.cpu().numpy()
+            maps[1, r0:r1, c0:c1] = alea.cpu().numpy()
     prob = maps[0, :height, :width]
     aleatoric = maps[1, :height, :width]
     entropy = binary_entropy(torch.from_numpy(prob).double()).numpy()
@@ -172,8 +161,7 @@ def predict(model, image, *, guide=None, T: int = 16, ignore=None, seed: int = 0
 
 def _draw(net, guide, T: int, seed: int, device: torch.device) -> dict:
     """``T`` posterior weight draws made with ``seed``, without touching the global RNG state."""
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
+    with seeded(seed, device):
         return draw_weights(net, guide, T)
 
 
@@ -209,25 +197,6 @@ def _mc_moments(passes: list[FusedWeights], x: torch.Tensor, core: tuple[slice, 
     return sum_p / T, sum_h / T
 
 
-def _reference_moments(net, draws: dict | None, x: torch.Tensor):
-    """The reference for `_mc_moments`: one pass of the (Pyro) model per draw, unfused.
-
-    ``draws`` is None for the deterministic twin.  Returns the MC means of ``p_t`` and
-    ``H[p_t]`` over the whole tile ``x`` (1, 1, h, w), each (h, w) float64.
-    """
-    if draws is None:
-        p = net(x)[0, 0].double()
-        return p, binary_entropy(p)
-    T = len(next(iter(draws.values())))
-    sum_p = torch.zeros(x.shape[-2:], dtype=torch.float64, device=x.device)
-    sum_h = torch.zeros_like(sum_p)
-    for t in range(T):
-        p = probs_given_weights(net, x, {site: w[t] for site, w in draws.items()})[0, 0].double()  # (h, w)
-        sum_p += p
-        sum_h += binary_entropy(p)
-    return sum_p / T, sum_h / T
-
-
 def _balanced_step(length: int, tile: int) -> int:
     """Tile step along an axis of ``length`` px: as few tiles of at most ``tile`` px as cover it,
     of (nearly) equal size, a multiple of `_ALIGN` (no thin remainder tile to pay margins for)."""
@@ -244,37 +213,6 @@ def _tiles(shape, tile: int):
             r1, c1 = min(r0 + row_step, height), min(c0 + col_step, width)
             yield (r0, r1, c0, c1), (max(r0 - TILE_MARGIN, 0), min(r1 + TILE_MARGIN, height),
                                      max(c0 - TILE_MARGIN, 0), min(c1 + TILE_MARGIN, width))
-
-
-def resolve_model(model, guide=None):
-    """The net and guide behind ``model``: ``(UNet2SigmoidVI, guide)`` or ``(UNet2Sigmoid, None)``.
-
-    Parameters
-    ----------
-    model : UNet2SigmoidVI, UNet2Sigmoid or FitResult
-        A `FitResult` supplies its own guide unless ``guide`` is given.
-    guide : callable, optional
-        The variational guide of a `UNet2SigmoidVI`.
-
-    Raises
-    ------
-    ValueError
-        A Bayesian model without a guide, or a guide given with a deterministic net.
-    TypeError
-        Anything else as ``model``.
-    """
-    if isinstance(model, FitResult):
-        model, guide = model.model, guide if guide is not None else model.guide
-    if isinstance(model, UNet2SigmoidVI):
-        if guide is None:
-            raise ValueError("a UNet2SigmoidVI needs its guide: predict(model, image, guide=...) "
-                             "or pass the FitResult")
-        return model, guide
-    if isinstance(model, UNet2Sigmoid):
-        if guide is not None:
-            raise ValueError("guide was given for a deterministic UNet2Sigmoid; it has no weight posterior")
-        return model, None
-    raise TypeError(f"model must be a UNet2Sigmoid, UNet2SigmoidVI or FitResult, got {type(model).__name__}")
 
 
 def validated_image(image, ignore=None) -> np.ndarray:

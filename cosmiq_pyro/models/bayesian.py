@@ -1,112 +1,118 @@
-"""The Bayesian twin: `UNet2SigmoidVI`, its mean-field guide, and the scaled SVI objective.
+"""The Bayesian U-Net: a plain `UNet2Sigmoid` + a weight prior + a mask likelihood (a Pyro model).
 
-`UNet2SigmoidVI` *is* a `nets.UNet2Sigmoid` (it subclasses it, with Pyro's `PyroModule` mixed
-in), so both nets share one definition of the architecture and one forward graph.  Every
-Conv2d / ConvTranspose2d weight and bias is a `PyroSample` with the prior
+`UNet2SigmoidVI` is assembled from parts, in the manner of TyXe's
+``VariationalBNN(net, prior, likelihood, guide_builder)``:
 
-.. math:: w \\sim \\mathcal{N}(0, \\sigma_p^2 I), \\qquad \\sigma_p = \\text{prior\\_scale},
+* the architecture and forward graph of the plain `unet.UNet2Sigmoid` (the class is a subclass,
+  so the two cannot drift apart, and ``isinstance(vi, UNet2Sigmoid)`` holds);
+* a prior object (`priors`) that turns every Conv2d / ConvTranspose2d weight and bias into a
+  `PyroSample` site named by its dotted module path, which is also the plain net's state-dict
+  key (``"inc.conv1.weight"``, ...); normalisation layers stay point estimates;
+* a likelihood (`likelihood.BernoulliMaskLikelihood`) that observes the CR mask on the
+  non-ignored pixels, per valid pixel;
+* the guide is built separately (`guides.make_guide`, used by `fit_svi`).
 
-and the normalisation parameters stay point estimates.  Sample-site names are the dotted module
-paths, which are also the plain net's state-dict keys (``"inc.conv1.weight"``, ...).
+Changing the prior is one argument::
 
-The likelihood of a CR mask ``y`` given logits ``f_w(x)`` is Bernoulli on every non-ignored pixel,
-scaled by ``1 / n_valid`` so that its negative log is the mean binary cross-entropy:
+    UNet2SigmoidVI(hidden=32)                                   # iid N(0, 1)
+    UNet2SigmoidVI(hidden=32, prior_scale=0.5)                  # iid N(0, 0.5^2)
+    UNet2SigmoidVI(hidden=32, prior=KaimingNormalPrior())       # N(0, 2 / fan_in) per layer
+    UNet2SigmoidVI.from_net(deepcr_net, prior=CentredNormalPrior(deepcr_net, 0.05))
 
-.. math:: -\\log p(y \\mid x, w) \\cdot \\tfrac{1}{n_\\text{valid}}
-          = \\mathrm{BCE}_\\text{mean}(f_w(x), y).
-
-`svi_loss` scales the weight sites by ``kl_beta / N_train`` in model *and* guide, so one SVI step
-minimises
-
-.. math:: \\mathcal{L} = \\mathrm{BCE}_\\text{mean}
-          + \\frac{\\beta}{N_\\text{train}} \\left[\\log q(w) - \\log p(w)\\right],
-          \\quad w \\sim q,
-
-a one-sample estimate of ``BCE + beta * KL(q || p) / N_train``.  With ``beta = 1 / (pixels per
-image)`` this is exactly the negative ELBO per pixel (the minibatch ELBO divided by the number of
-valid pixels in the batch).
-
-Importing this module sets ``pyro.settings.set(module_local_params=True)``: parameters live in
-their modules (model, guide), not in Pyro's global param store, so several fitted models can live
-in one Jupyter kernel without sharing parameters by name.
+The model's parameters live in the module (Pyro's module-local params, switched on only inside
+the model's own construction and calls: `local`), so several fitted models can share a kernel
+and a user's own Pyro code keeps the global param store.
 """
 from __future__ import annotations
 
 from typing import Mapping
 
 import pyro
-import pyro.distributions as dist
 import torch
 from pyro import poutine
-from pyro.infer import Predictive, Trace_ELBO
+from pyro.infer import Predictive
 from pyro.infer.autoguide import AutoNormal
-from pyro.infer.autoguide.initialization import init_to_value
-from pyro.nn import PyroModule, PyroSample
-from pyro.nn.module import to_pyro_module_
-from pyro.poutine.messenger import Messenger
+from pyro.nn import PyroModule
 from torch import nn
 
+from ..utils.torchtools import eval_mode, module_device
+from .likelihood import BernoulliMaskLikelihood
+from .local import LocalParams, local_params
+from .priors import IIDNormalPrior, Prior, layer_distribution, prior_from_dict
 from .unet import UNet2Sigmoid
 
-pyro.settings.set(module_local_params=True)
-
-_BAYESIAN_LAYERS = (nn.Conv2d, nn.ConvTranspose2d)
+__all__ = ["UNet2SigmoidVI", "weight_state", "draw_weights", "probs_given_weights", "sample_probs"]
 
 
-class _NormalPrior:
-    """``Normal(0, module.prior_sd)`` over a whole weight tensor, on the module's device.
-
-    The scale is a buffer of the layer, so moving the model moves its priors.
-    """
-
-    def __init__(self, shape):
-        self.shape = tuple(shape)
-
-    def __call__(self, layer: nn.Module) -> dist.Distribution:
-        sd = layer.prior_sd
-        return dist.Normal(torch.zeros_like(sd), sd).expand(self.shape).to_event(len(self.shape))
-
-
-class UNet2SigmoidVI(UNet2Sigmoid, PyroModule):
+class UNet2SigmoidVI(LocalParams, UNet2Sigmoid, PyroModule):
     """Variational Bayesian twin of `UNet2Sigmoid` (a Pyro model).
 
     Parameters
     ----------
     n_channels, n_classes, hidden, norm
         As for `UNet2Sigmoid`.
-    prior_scale : float
-        Standard deviation of the zero-mean Normal prior on every conv weight and bias.
+    prior : Prior or dict, optional
+        The weight prior (`priors.IIDNormalPrior`, `priors.KaimingNormalPrior`,
+        `priors.CentredNormalPrior`, or its `to_dict`).  Default ``IIDNormalPrior(prior_scale)``.
+    prior_scale : float, optional
+        Shorthand for ``prior=IIDNormalPrior(prior_scale)`` (default 1); not with ``prior``.
+    likelihood : BernoulliMaskLikelihood, optional
+        The observation model (default: `likelihood.BernoulliMaskLikelihood`).
 
     Notes
     -----
     Calling the module, ``model(x, y=None, ignore=None)``, runs the Pyro model: it draws the
     weights from their sample sites, records ``pyro.deterministic("probs", sigmoid(logits))``
-    (shape ``(B, n_classes, H, W)``) and, when ``y`` is given, observes ``y`` through a Bernoulli
-    likelihood on the pixels where ``ignore`` is 0, scaled by one over their number.
+    (shape ``(B, n_classes, H, W)``) and, when ``y`` is given, observes it through the likelihood.
     Put the model in ``eval()`` mode before predicting (batch norm); `cosmiq_pyro.predict` does.
     """
 
     def __init__(self, n_channels: int = 1, n_classes: int = 1, hidden: int = 32, norm: str = "batch",
-                 prior_scale: float = 1.0):
-        if not isinstance(prior_scale, (int, float)) or not prior_scale > 0:
-            raise ValueError(f"prior_scale must be a positive number, got {prior_scale!r}")
-        super().__init__(n_channels=n_channels, n_classes=n_classes, hidden=hidden, norm=norm)
-        to_pyro_module_(self)
-        self.prior_scale = float(prior_scale)
-        self.weight_sites: tuple[str, ...] = ()
-        sites = []
-        for path, layer in self.named_modules():
-            if isinstance(layer, _BAYESIAN_LAYERS):
-                layer.register_buffer("prior_sd", torch.tensor(self.prior_scale))
-                for leaf in ("weight", "bias"):
-                    shape = getattr(layer, leaf).shape
-                    setattr(layer, leaf, PyroSample(_NormalPrior(shape)))
-                    sites.append(f"{path}.{leaf}")
-        self.weight_sites = tuple(sites)
+                 prior: Prior | Mapping | None = None, prior_scale: float | None = None,
+                 likelihood: BernoulliMaskLikelihood | None = None):
+        if prior is not None and prior_scale is not None:
+            raise ValueError("give prior= or prior_scale=, not both (prior_scale=s means prior=IIDNormalPrior(s))")
+        if prior is None:
+            prior = IIDNormalPrior(1.0 if prior_scale is None else prior_scale)
+        elif isinstance(prior, Mapping):
+            prior = prior_from_dict(prior)
+        if not isinstance(prior, Prior):
+            raise TypeError(f"prior must be a cosmiq_pyro.models.priors.Prior or its dict, got {type(prior).__name__}")
+        likelihood = BernoulliMaskLikelihood() if likelihood is None else likelihood
+        if not callable(likelihood):
+            raise TypeError(f"likelihood must be callable (logits, y, ignore), got {type(likelihood).__name__}")
+        with local_params():
+            super().__init__(n_channels=n_channels, n_classes=n_classes, hidden=hidden, norm=norm)
+            self.prior = prior
+            self.likelihood = likelihood
+            self.weight_sites: tuple[str, ...] = prior.apply_(self)
+
+    @classmethod
+    def from_net(cls, net: UNet2Sigmoid, prior: Prior | Mapping | None = None, **kwargs) -> "UNet2SigmoidVI":
+        """A Bayesian twin of the plain ``net``: same architecture, its normalisation layers
+        (parameters and running statistics) copied; ``prior`` as in the constructor."""
+        if not isinstance(net, UNet2Sigmoid) or isinstance(net, UNet2SigmoidVI):
+            raise TypeError(f"net must be a plain UNet2Sigmoid, got {type(net).__name__}")
+        model = cls(n_channels=net.n_channels, n_classes=net.n_classes, hidden=net.hidden, norm=net.norm,
+                    prior=prior, **kwargs)
+        copy_point_estimates(model, net)
+        return model.to(module_device(net))
+
+    @property
+    def prior_scale(self) -> float | None:
+        """The prior's ``scale`` (None for a prior without one, e.g. `KaimingNormalPrior`)."""
+        return getattr(self.prior, "scale", None)
 
     @property
     def config(self) -> dict:
-        return {**super().config, "prior_scale": self.prior_scale}
+        return {**super().config, "prior": self.prior.to_dict()}
+
+    def prior_distribution(self, site: str):
+        """The prior of one weight site as a Normal with the weight's batch shape."""
+        if site not in self.weight_sites:
+            raise ValueError(f"unknown weight site {site!r}")
+        layer, leaf = site.rsplit(".", 1)
+        return layer_distribution(self.get_submodule(layer), leaf)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None,
                 ignore: torch.Tensor | None = None) -> torch.Tensor:
@@ -114,21 +120,14 @@ class UNet2SigmoidVI(UNet2Sigmoid, PyroModule):
         logits = self.logits(x)  # one draw of every weight site
         probs = pyro.deterministic("probs", torch.sigmoid(logits))
         if y is not None:
-            valid = torch.ones_like(y, dtype=torch.bool) if ignore is None else ignore < 0.5
-            n_valid = int(valid.sum())
-            with poutine.scale(scale=1.0 / max(n_valid, 1)):
-                pyro.sample(
-                    "obs",
-                    dist.Bernoulli(logits=logits).mask(valid).to_event(logits.dim()),
-                    obs=(y > 0.5).to(logits.dtype),
-                )
+            self.likelihood(logits, y, ignore)
         return probs
 
 
 def weight_state(source: nn.Module | Mapping[str, torch.Tensor], sites) -> dict[str, torch.Tensor]:
     """Values for ``sites`` taken from a plain net or a state dict (keys = site names).
 
-    Raises a ValueError naming the missing sites or mismatched shapes.
+    Raises a ValueError naming the missing sites.
     """
     state = source.state_dict() if isinstance(source, nn.Module) else dict(source)
     missing = [s for s in sites if s not in state]
@@ -137,69 +136,20 @@ def weight_state(source: nn.Module | Mapping[str, torch.Tensor], sites) -> dict[
     return {s: state[s].detach().clone() for s in sites}
 
 
-def make_guide(model: UNet2SigmoidVI, init_values: Mapping[str, torch.Tensor],
-               init_scale: float = 1e-3) -> AutoNormal:
-    """Mean-field Normal guide over every weight site, initialised at ``init_values``.
-
-    ``q(w) = prod_i Normal(w_i; mu_i, sigma_i)`` with ``sigma_i = softplus(rho_i)``
-    (`AutoNormal.scale_constraint` is `constraints.softplus_positive`); ``mu`` starts at
-    ``init_values`` (a missing site is an error) and every ``sigma`` at ``init_scale``.
-    """
-    values = {}
-    device = next(iter(model.buffers())).device
-    for site in model.weight_sites:
-        if site not in init_values:
-            raise ValueError(f"no initial value for weight site {site!r}")
-        values[site] = init_values[site].to(device)
-    guide = AutoNormal(model, init_loc_fn=init_to_value(values=values, fallback=None),
-                       init_scale=float(init_scale))
-    setup_guide(guide, model)
-    return guide
-
-
-def setup_guide(guide: AutoNormal, model: UNet2SigmoidVI) -> None:
-    """Build the guide's parameters (a prototype trace on a tiny input) without touching
-    batch-norm running statistics."""
-    was_training = model.training
-    device = next(iter(model.buffers())).device
-    model.eval()
-    try:
-        with torch.no_grad():
-            guide(torch.zeros(1, model.n_channels, 4, 4, device=device))
-    finally:
-        model.train(was_training)
-
-
-class _ScaleSites(Messenger):
-    """Multiply the log-density of the named sample sites (and their ``_unconstrained``
-    auxiliaries in an autoguide) by ``scale``; other sites are untouched."""
-
-    def __init__(self, sites, scale: float):
-        super().__init__()
-        self.sites = frozenset(sites) | frozenset(f"{s}_unconstrained" for s in sites)
-        self.scale = scale
-
-    def _process_message(self, msg):
-        if msg["type"] == "sample" and msg["name"] in self.sites:
-            msg["scale"] = self.scale * msg["scale"]
-
-
-def svi_loss(model: UNet2SigmoidVI, guide: AutoNormal, weight_scale: float, num_particles: int = 1):
-    """The differentiable SVI loss ``(x, y, ignore) -> scalar`` described in the module docstring.
-
-    ``weight_scale = kl_beta / N_train`` multiplies ``log p(w)`` in the model and ``log q(w)``
-    in the guide.
-    """
-    if not weight_scale > 0:
-        raise ValueError(f"kl_beta / N_train must be > 0, got {weight_scale!r}")
-    elbo = Trace_ELBO(num_particles=num_particles, max_plate_nesting=0)
-    scaled_model = _ScaleSites(model.weight_sites, weight_scale)(model)
-    scaled_guide = _ScaleSites(model.weight_sites, weight_scale)(guide)
-
-    def loss(x, y, ignore=None):
-        return elbo.differentiable_loss(scaled_model, scaled_guide, x, y, ignore)
-
-    return loss
+def copy_point_estimates(model: UNet2SigmoidVI, source) -> None:
+    """Copy the normalisation layers' parameters and running statistics of ``source`` (a plain net
+    or its state dict) into ``model`` (the prior buffers are kept)."""
+    state = source.state_dict() if isinstance(source, nn.Module) else dict(source)
+    ours = model.state_dict()
+    wanted = [k for k in ours if ".prior_" not in k and k.rsplit(".", 1)[-1] != "prior_sd"]
+    missing = [k for k in wanted if k not in state]
+    if missing:
+        raise ValueError(f"init_from lacks {missing[:4]} (is it the same architecture as {model.config}?)")
+    for key in wanted:
+        if state[key].shape != ours[key].shape:
+            raise ValueError(f"init_from[{key!r}] has shape {tuple(state[key].shape)}, "
+                             f"the model needs {tuple(ours[key].shape)}")
+    model.load_state_dict({**ours, **{k: state[k] for k in wanted}})
 
 
 def draw_weights(model: UNet2SigmoidVI, guide, num_samples: int) -> dict[str, torch.Tensor]:
@@ -214,22 +164,16 @@ def draw_weights(model: UNet2SigmoidVI, guide, num_samples: int) -> dict[str, to
     ``Predictive(model, guide=guide)``, one draw after another, on a 4x4 dummy input.
     The model is in eval mode during the call (batch-norm statistics untouched).
     """
-    if not (isinstance(num_samples, int) and num_samples >= 1):
+    if isinstance(num_samples, bool) or not (isinstance(num_samples, int) and num_samples >= 1):
         raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
-    device = next(iter(model.buffers())).device
-    dummy = torch.zeros(1, model.n_channels, 4, 4, device=device)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            if isinstance(guide, AutoNormal):
-                draws = Predictive(guide, num_samples=num_samples, return_sites=model.weight_sites,
-                                   parallel=True)(dummy)
-            else:
-                draws = Predictive(model, guide=guide, num_samples=num_samples,
-                                   return_sites=model.weight_sites)(dummy)
-    finally:
-        model.train(was_training)
+    dummy = torch.zeros(1, model.n_channels, 4, 4, device=module_device(model))
+    with eval_mode(model), torch.no_grad():
+        if isinstance(guide, AutoNormal):
+            draws = Predictive(guide, num_samples=num_samples, return_sites=model.weight_sites,
+                               parallel=True)(dummy)
+        else:
+            draws = Predictive(model, guide=guide, num_samples=num_samples,
+                               return_sites=model.weight_sites)(dummy)
     return {site: draws[site] for site in model.weight_sites}
 
 
@@ -239,12 +183,12 @@ def probs_given_weights(model: UNet2SigmoidVI, x: torch.Tensor, weights: Mapping
     return poutine.condition(model, data=dict(weights))(x)
 
 
-def sample_probs(model: UNet2SigmoidVI, guide: AutoNormal, x: torch.Tensor, num_samples: int) -> torch.Tensor:
+def sample_probs(model: UNet2SigmoidVI, guide, x: torch.Tensor, num_samples: int) -> torch.Tensor:
     """``num_samples`` posterior-predictive probability maps, (S, B, n_classes, H, W).
 
     One `draw_weights` call, then one forward pass of the Pyro model per draw
     (`probs_given_weights`).  This is the reference path; it also works in train mode
-    (`cosmiq_pyro.predict` uses the faster fused passes of `fastnet`).  The caller chooses the
+    (`cosmiq_pyro.predict` uses the faster fused passes of `fused`).  The caller chooses the
     model's mode (eval for prediction) and the gradient context.
     """
     draws = draw_weights(model, guide, num_samples)

@@ -1,7 +1,12 @@
-"""Device choice shared by fitting and prediction."""
+"""Small torch helpers shared by every layer: device choice, eval mode, seeded RNG, entropy."""
 from __future__ import annotations
 
+import contextlib
+
 import torch
+from torch import nn
+
+__all__ = ["resolve_device", "module_device", "eval_mode", "seeded", "binary_entropy"]
 
 
 def resolve_device(device=None) -> torch.device:
@@ -17,3 +22,43 @@ def resolve_device(device=None) -> torch.device:
         return torch.device(device)
     except (RuntimeError, TypeError):
         raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or None, got {device!r}") from None
+
+
+def module_device(module: nn.Module) -> torch.device:
+    """Device of ``module``'s first buffer or parameter (CPU when it has neither)."""
+    for tensor in module.buffers():
+        return tensor.device
+    for tensor in module.parameters():
+        return tensor.device
+    return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module):
+    """``module`` in eval mode inside the block (batch-norm statistics untouched); its previous
+    train/eval mode is restored afterwards (on error too).  Submodules' own modes are restored
+    only as far as ``module.train(previous)`` does it."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device=None):
+    """Run the block with torch's RNG seeded by ``seed``; the global RNG state (CPU, and the CUDA
+    device when ``device`` is a CUDA device) is restored afterwards."""
+    device = None if device is None else torch.device(device)
+    with torch.random.fork_rng(devices=[device] if device is not None and device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
+
+
+def binary_entropy(p: torch.Tensor) -> torch.Tensor:
+    """Binary entropy in nats, elementwise, with ``0 log 0 = 0``:
+
+    .. math:: H[p] = -p \\log p - (1 - p) \\log(1 - p).
+    """
+    return -(torch.special.xlogy(p, p) + torch.special.xlogy(1 - p, 1 - p))

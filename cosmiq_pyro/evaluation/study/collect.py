@@ -13,7 +13,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ...data.datasets import SimulatedDataset
-from ...io.checkpoint import FitResult
+from ...models.results import FitResult
 from ...models.unet import UNet2Sigmoid
 from ..peers import ModelPredictor
 

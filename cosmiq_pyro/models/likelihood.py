@@ -1,0 +1,48 @@
+"""The likelihood of a CR mask given the network's logits (a Pyro observe statement)."""
+from __future__ import annotations
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro import poutine
+
+__all__ = ["BernoulliMaskLikelihood"]
+
+
+class BernoulliMaskLikelihood:
+    """Bernoulli likelihood of a binary CR mask on the non-ignored pixels, per valid pixel.
+
+    For logits ``z = f_w(x)`` of shape (B, 1, H, W), labels ``y`` in {0, 1} and an ignore mask
+    (1 = excluded: bad pixels, saturation, padding), the site ``"obs"`` records
+
+    .. math:: \\log p(y \\mid x, w) \\cdot \\frac{1}{n_\\text{valid}}
+              = \\frac{1}{n_\\text{valid}} \\sum_{i:\\,\\text{ignore}_i = 0}
+                \\left[y_i \\log \\sigma(z_i) + (1 - y_i) \\log(1 - \\sigma(z_i))\\right]
+              = -\\mathrm{BCE}_\\text{mean},
+
+    with ``n_valid`` the number of non-ignored pixels *of the minibatch* (at least 1).  So the
+    likelihood term of the SVI loss is the mean binary cross-entropy over the batch's valid
+    pixels, the deterministic twin's loss; together with weight sites scaled by
+    ``kl_beta / N_train`` (`cosmiq_pyro.inference.objective`) one step minimises
+    ``BCE_mean + kl_beta * KL(q || p) / N_train`` (one-sample estimate).  Ignored pixels are
+    masked out of the log-density (`Distribution.mask`), not dropped, so shapes stay fixed.
+    """
+
+    site = "obs"
+
+    def __call__(self, logits: torch.Tensor, y: torch.Tensor, ignore: torch.Tensor | None = None) -> None:
+        """Observe ``y`` (B, C, H, W) given ``logits`` (B, C, H, W); ``ignore`` like ``y`` or None."""
+        valid = torch.ones_like(y, dtype=torch.bool) if ignore is None else ignore < 0.5
+        n_valid = int(valid.sum())
+        with poutine.scale(scale=1.0 / max(n_valid, 1)):
+            pyro.sample(
+                self.site,
+                dist.Bernoulli(logits=logits).mask(valid).to_event(logits.dim()),
+                obs=(y > 0.5).to(logits.dtype),
+            )
+
+    def to_dict(self) -> dict:
+        return {"kind": "BernoulliMaskLikelihood"}
+
+    def __repr__(self) -> str:
+        return "BernoulliMaskLikelihood()"

@@ -1,0 +1,198 @@
+"""One owner for "which model is this": loading (`load_model`), saving (`save`) and `resolve`.
+
+* `load_model(spec)` reads a cosmiq_pyro checkpoint path, or a published name from `PUBLISHED`
+  (``"ACS-WFC"``: deepCR's published ACS/WFC mask weights in the deterministic twin), or any other
+  batch-norm mask model shipped with the ``deepCR`` package, into a `FitResult`.
+* `save(path, model, guide, history)` writes a checkpoint (`cosmiq_pyro.io.checkpoint`).
+* `resolve(model, guide)` turns whatever a caller passes (a `FitResult`, a plain net, a VI model
+  with its guide, a ``(model, guide)`` pair) into ``(net, guide)``: ``(UNet2SigmoidVI, guide)`` or ``(UNet2Sigmoid, None)``.  Prediction, the
+  study, the posterior summaries, the deepCR facade and the CLI all call it.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+from torch import nn
+
+from ..io.checkpoint import read_payload, write_payload
+from .bayesian import UNet2SigmoidVI
+from .guides import locs_from_state, make_guide
+from .results import FitResult
+from .unet import UNet2Sigmoid, deepcr_weights_file
+
+__all__ = ["load_model", "load", "save", "resolve", "build_model", "PUBLISHED", "PUBLISHED_DIR"]
+
+_KINDS = {"UNet2Sigmoid": UNet2Sigmoid, "UNet2SigmoidVI": UNet2SigmoidVI}
+
+#: Checkpoints shipped inside the package (referenced by name from `PUBLISHED`).
+PUBLISHED_DIR = Path(__file__).parent / "published"
+
+
+def _deepcr(name: str) -> Callable[[], FitResult]:
+    def loader() -> FitResult:
+        return FitResult(model=UNet2Sigmoid.from_deepcr(name), weights_file=deepcr_weights_file(name))
+
+    loader.__doc__ = f"deepCR's published {name!r} mask weights in the deterministic twin."
+    return loader
+
+
+#: Published models by name: a loader ``() -> FitResult``, or the file name of a checkpoint
+#: inside `PUBLISHED_DIR`.
+PUBLISHED: dict[str, Callable[[], FitResult] | str] = {
+    "ACS-WFC": _deepcr("ACS-WFC"),
+}
+
+
+def _looks_like_path(spec: str) -> bool:
+    """A checkpoint path (exists, has a directory part or a file suffix) vs a model name."""
+    return os.path.exists(spec) or os.sep in spec or bool(os.path.splitext(spec)[1])
+
+
+def load_model(spec, device=None, *, model: nn.Module | None = None) -> FitResult:
+    """A model by checkpoint path or published name, as a `FitResult` (model in eval mode).
+
+    Parameters
+    ----------
+    spec : str or os.PathLike
+        A cosmiq_pyro checkpoint (``.pth`` from `save`, ``fit_*(checkpoint=...)`` or the
+        ``train`` facade), a name in `PUBLISHED` (e.g. ``"ACS-WFC"``), or another batch-norm mask
+        model shipped with the ``deepCR`` package (e.g. ``"decam"``).
+    device : str or torch.device, optional
+        Where to put the model (default CPU).
+    model : UNet2Sigmoid or UNet2SigmoidVI, optional
+        Checkpoints only: load into this model; its architecture must equal the checkpoint's,
+        else a ValueError names every mismatching setting.
+
+    Returns
+    -------
+    FitResult
+        ``weights_file`` is the file the weights came from.
+    """
+    if not isinstance(spec, (str, os.PathLike)):
+        raise TypeError(f"model spec must be a checkpoint path or a published model name, got {type(spec).__name__}")
+    text = os.fspath(spec)
+    if not isinstance(spec, os.PathLike) and text in PUBLISHED:
+        entry = PUBLISHED[text]
+        if isinstance(entry, str):
+            result = _load_checkpoint(PUBLISHED_DIR / entry, model)
+        else:
+            if model is not None:
+                raise ValueError(f"model= applies to checkpoints, not to the published model {text!r}")
+            result = entry()
+    elif isinstance(spec, os.PathLike) or _looks_like_path(text):
+        result = _load_checkpoint(Path(text), model)
+    else:
+        if model is not None:
+            raise ValueError(f"model= applies to checkpoints, not to the deepCR model {text!r}")
+        try:
+            result = _deepcr(text)()
+        except ValueError as err:
+            raise ValueError(f"{err}; published: {', '.join(PUBLISHED)}; or give a checkpoint path") from None
+    if device is not None:
+        result.model.to(device)
+        if result.guide is not None:
+            result.guide.to(device)
+    return result
+
+
+#: ``cosmiq_pyro.load``: the same as `load_model`.
+load = load_model
+
+
+def build_model(config: dict) -> UNet2Sigmoid:
+    """A fresh model from a checkpoint ``config`` (``{"kind": ..., **constructor arguments}``)."""
+    config = dict(config)
+    kind = config.pop("kind", None)
+    if kind not in _KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; known: {sorted(_KINDS)}")
+    return _KINDS[kind](**config)
+
+
+def _load_checkpoint(path: Path, model) -> FitResult:
+    payload = read_payload(path)
+    config = payload["config"]
+    if model is None:
+        try:
+            model = build_model(config)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{str(path)!r}: {err}") from None
+    else:
+        _check_same_architecture(path, config, model)
+    try:
+        model.load_state_dict(payload["net_state"])
+    except RuntimeError as err:
+        raise ValueError(f"{str(path)!r} does not fit {type(model).__name__}({_describe(model.config)}): {err}") from None
+    guide = None
+    if payload["guide_state"] is not None:
+        if not isinstance(model, UNet2SigmoidVI):
+            raise ValueError(f"{str(path)!r} holds a guide but its model is {type(model).__name__}")
+        state = payload["guide_state"]
+        guide = make_guide(model, locs_from_state(state, model.weight_sites))
+        guide.load_state_dict(state)
+    return FitResult(model=model.eval(), guide=guide, history=payload.get("history", {}), weights_file=path)
+
+
+def save(path, model, guide=None, history=None) -> Path:
+    """Write ``model`` (a net, a VI model or a `FitResult`) with its guide and history to ``path``.
+
+    Returns the path.  The file is complete or absent (`cosmiq_pyro.io.checkpoint`).
+    """
+    if isinstance(model, FitResult):
+        model, guide, history = model.model, guide or model.guide, history or model.history
+    net, guide = resolve(model, guide)
+    return write_payload(path, net.config, net.state_dict(),
+                         None if guide is None else guide.state_dict(), history)
+
+
+def resolve(model, guide=None) -> tuple[UNet2Sigmoid, nn.Module | None]:
+    """The net and guide behind ``model``: ``(UNet2SigmoidVI, guide)`` or ``(UNet2Sigmoid, None)``.
+
+    Parameters
+    ----------
+    model : FitResult, UNet2SigmoidVI, UNet2Sigmoid or (UNet2SigmoidVI, guide)
+        A `FitResult` supplies its own guide unless ``guide`` is given.  (Paths and published
+        names are `load_model`'s: a string here is a TypeError.)
+    guide : callable, optional
+        The variational guide of a `UNet2SigmoidVI`.
+
+    Raises
+    ------
+    ValueError
+        A Bayesian model without a guide, or a guide given with a deterministic net.
+    TypeError
+        Anything else as ``model``.
+    """
+    if isinstance(model, tuple) and len(model) == 2 and guide is None:
+        model, guide = model
+    if isinstance(model, FitResult):
+        model, guide = model.model, guide if guide is not None else model.guide
+    if isinstance(model, UNet2SigmoidVI):
+        if guide is None:
+            raise ValueError("a UNet2SigmoidVI needs its guide (the weights live in the guide): "
+                             "pass guide=... or the FitResult")
+        return model, guide
+    if isinstance(model, UNet2Sigmoid):
+        if guide is not None:
+            raise ValueError("guide was given for a deterministic UNet2Sigmoid; it has no weight posterior")
+        return model, None
+    hint = " (load a checkpoint or published model with load_model first)" if isinstance(model, (str, os.PathLike)) else ""
+    raise TypeError(f"model must be a UNet2Sigmoid, UNet2SigmoidVI or FitResult, got {type(model).__name__}{hint}")
+
+
+def _describe(config: dict) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in config.items() if k != "kind")
+
+
+def _check_same_architecture(path, saved: dict, model) -> None:
+    if not isinstance(model, UNet2Sigmoid):
+        raise TypeError(f"model must be a UNet2Sigmoid or UNet2SigmoidVI, got {type(model).__name__}")
+    ours = model.config
+    saved = dict(saved)
+    if "prior_scale" in saved and "prior" in ours:  # checkpoints written before prior objects
+        saved["prior"] = {"kind": "IIDNormalPrior", "scale": float(saved.pop("prior_scale"))}
+    diffs = [f"{key}: checkpoint {saved.get(key)!r}, model {ours.get(key)!r}"
+             for key in sorted(set(saved) | set(ours)) if saved.get(key) != ours.get(key)]
+    if diffs:
+        raise ValueError(f"checkpoint {str(path)!r} does not match the model's architecture: " + "; ".join(diffs))

@@ -1,0 +1,39 @@
+"""`FitResult`: a fitted model bundle (what the fit functions return and `load_model` reads)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch import nn
+
+__all__ = ["FitResult"]
+
+
+@dataclass
+class FitResult:
+    """A fitted model: what `fit_svi` / `fit_deterministic` return and `load_model` reads back.
+
+    Attributes
+    ----------
+    model : UNet2Sigmoid or UNet2SigmoidVI
+    guide : pyro.infer.autoguide.AutoNormal or None
+        The variational posterior (None for the deterministic twin).
+    history : dict
+        ``"loss"``: per-step training loss; ``"epochs"``: one dict per epoch with
+        ``train_loss``, ``val_loss``, ``val_tpr``, ``val_fpr`` (threshold 0.5, in %),
+        ``lr``, ``seconds``; ``"best_epoch"`` when validation data were given.
+    interrupted : bool
+        True when training stopped on KeyboardInterrupt (the result holds the last good state).
+    weights_file : pathlib.Path or None
+        The file the weights were read from (`load_model`), None for a model fitted in memory.
+    """
+
+    model: nn.Module
+    guide: nn.Module | None = None
+    history: dict = field(default_factory=dict)
+    interrupted: bool = False
+    weights_file: Path | None = None
+
+    @property
+    def bayesian(self) -> bool:
+        return self.guide is not None

@@ -1,0 +1,114 @@
+"""Prior objects, the likelihood part, and no process-wide Pyro side effects."""
+import math
+
+import numpy as np
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+from pyro import poutine
+from pyro.nn import PyroModule, PyroParam
+
+from cosmiq_pyro import (CentredNormalPrior, KaimingNormalPrior, UNet2Sigmoid, UNet2SigmoidVI, fit_svi, load,
+                         predict, save)
+from cosmiq_pyro.models.priors import IIDNormalPrior, prior_from_dict
+
+
+def site_fn(model, site):
+    trace = poutine.trace(model).get_trace(torch.zeros(1, 1, 8, 8))
+    return trace.nodes[site]["fn"].base_dist
+
+
+def test_kaiming_prior_scale_is_gain_over_sqrt_fan_in_per_layer():
+    model = UNet2SigmoidVI(hidden=4, prior=KaimingNormalPrior())
+    # fan_in = in_channels * kernel area: inc.conv1 1*9, down.block.conv1 4*9, head 4*1;
+    # ConvTranspose2d (in 8, out 4, 2x2): torch's convention weight.size(1) * area = 4*4
+    expected = {"inc.conv1.weight": math.sqrt(2 / 9), "down.block.conv1.weight": math.sqrt(2 / 36),
+                "head.weight": math.sqrt(2 / 4), "head.bias": math.sqrt(2 / 4),
+                "up.upsample.weight": math.sqrt(2 / 16)}
+    for site, sd in expected.items():
+        fn = site_fn(model, site)
+        torch.testing.assert_close(fn.scale, torch.full(fn.batch_shape, sd))
+        torch.testing.assert_close(fn.loc, torch.zeros(fn.batch_shape))
+
+
+def test_centred_prior_is_centred_on_the_given_weights():
+    torch.manual_seed(1)
+    pretrained = UNet2Sigmoid(hidden=4)
+    model = UNet2SigmoidVI(hidden=4, prior=CentredNormalPrior(pretrained, scale=0.05, source="test"))
+    for site in ("inc.conv1.weight", "up.upsample.bias", "head.weight"):
+        fn = site_fn(model, site)
+        torch.testing.assert_close(fn.loc, pretrained.state_dict()[site])
+        torch.testing.assert_close(fn.scale, torch.full(fn.batch_shape, 0.05))
+    value = torch.randn(4, 1, 3, 3)
+    expected = torch.distributions.Normal(pretrained.inc.conv1.weight.detach(), 0.05).log_prob(value).sum()
+    torch.testing.assert_close(model.prior_distribution("inc.conv1.weight").log_prob(value).sum(), expected)
+    with pytest.raises(ValueError, match="lack 'head.bias'"):
+        state = pretrained.state_dict()
+        del state["head.bias"]
+        UNet2SigmoidVI(hidden=4, prior=CentredNormalPrior(state, scale=0.05))
+    with pytest.raises(ValueError, match="shape"):
+        UNet2SigmoidVI(hidden=8, prior=CentredNormalPrior(pretrained, scale=0.05))
+
+
+def test_priors_follow_the_module_dtype():
+    for prior in (KaimingNormalPrior(), CentredNormalPrior(UNet2Sigmoid(hidden=2), 0.1)):
+        model = UNet2SigmoidVI(hidden=2, prior=prior).double()
+        trace = poutine.trace(model).get_trace(torch.zeros(1, 1, 8, 8, dtype=torch.float64))
+        assert trace.nodes["inc.conv2.weight"]["value"].dtype == torch.float64
+
+
+def test_prior_dicts_round_trip_and_bad_specs():
+    for prior in (IIDNormalPrior(0.3), KaimingNormalPrior(gain=1.5)):
+        assert prior_from_dict(prior.to_dict()) == prior
+    assert UNet2SigmoidVI(hidden=2, prior_scale=0.3).prior == IIDNormalPrior(0.3)
+    assert UNet2SigmoidVI(hidden=2, prior={"kind": "KaimingNormalPrior", "gain": 2.0}).prior == KaimingNormalPrior(2.0)
+    with pytest.raises(ValueError, match="not both"):
+        UNet2SigmoidVI(hidden=2, prior=KaimingNormalPrior(), prior_scale=1.0)
+    with pytest.raises(ValueError, match="kind"):
+        prior_from_dict({"kind": "Laplace"})
+    with pytest.raises(ValueError, match="prior scale"):
+        IIDNormalPrior(-1.0)
+    with pytest.raises(ValueError, match="prior scale"):
+        IIDNormalPrior(True)
+
+
+def test_centred_prior_checkpoint_restores_its_means(tmp_path):
+    image = np.random.default_rng(0).normal(100, 10, (4, 16, 16)).astype(np.float32)
+    torch.manual_seed(3)
+    pretrained = UNet2Sigmoid(hidden=2)
+    fit = fit_svi(UNet2SigmoidVI(hidden=2, prior=CentredNormalPrior(pretrained, 0.02, source="unit test")),
+                  (image, image > 115, None), epochs=1, batch_size=2, init_from=pretrained, progress=False)
+    path = save(tmp_path / "centred.pth", fit)
+    assert torch.load(path, weights_only=True)["config"]["prior"] == {
+        "kind": "CentredNormalPrior", "scale": 0.02, "source": "unit test"}
+    loaded = load(path)
+    torch.testing.assert_close(loaded.model.prior_distribution("head.weight").loc,
+                               pretrained.state_dict()["head.weight"])
+    a, b = predict(fit, image[0], T=3, seed=1), predict(loaded, image[0], T=3, seed=1)
+    np.testing.assert_array_equal(a.prob, b.prob)
+
+
+class UserModel(PyroModule):
+    def __init__(self):
+        super().__init__()
+        self.loc = PyroParam(torch.tensor(0.5))
+
+    def forward(self):
+        return pyro.sample("z", dist.Normal(self.loc, 1.0))
+
+
+def test_users_pyro_params_stay_in_the_global_param_store():
+    """Our models run with module-local params only inside their own calls: a user's PyroModule
+    built and run around them still registers its parameters in Pyro's global store."""
+    pyro.clear_param_store()
+    assert pyro.settings.get("module_local_params") is False
+    image = np.random.default_rng(0).normal(100, 10, (4, 16, 16)).astype(np.float32)
+    fit = fit_svi(UNet2SigmoidVI(hidden=2), (image, image > 115, None), epochs=1, batch_size=2, progress=False)
+    predict(fit, image[0], T=2)
+    user = UserModel()
+    user()
+    assert pyro.settings.get("module_local_params") is False
+    assert "loc" in pyro.get_param_store().keys()
+    assert not any(k.startswith(("inc.", "AutoNormal")) for k in pyro.get_param_store().keys())
+    pyro.clear_param_store()
