@@ -179,8 +179,8 @@ def test_bad_arguments(checkpoints, tmp_path):
         deepCR(mask="ACS-WFC-typo")
     with pytest.raises(ValueError, match="hidden=32 but the model"):
         deepCR(mask=checkpoints["det"], hidden=32)
-    with pytest.raises(ValueError, match="inpainting networks"):
-        deepCR(mask=checkpoints["det"], inpaint="ACS-WFC-F606W-2-32")
+    with pytest.raises(ValueError, match="unknown deepCR inpainting model"):
+        deepCR(mask=checkpoints["det"], inpaint="ACS-WFC-typo")
     with pytest.raises(ValueError, match="device must be"):
         deepCR(mask=checkpoints["det"], device="TPU")
     not_a_checkpoint = tmp_path / "notes.pth"
@@ -192,3 +192,170 @@ def test_bad_arguments(checkpoints, tmp_path):
         model.clean(np.zeros((8, 8), np.float32), threshold=1.5)
     with pytest.raises(ValueError, match="2-D"):
         model.clean_vi(np.zeros((2, 8, 8), np.float32))
+    with pytest.raises(ValueError, match="n_jobs"):
+        model.clean(np.zeros((8, 8), np.float32), n_jobs=0)
+    with pytest.raises(ValueError, match="patch"):
+        model.clean(np.zeros((8, 8), np.float32), patch=0)
+    with pytest.raises(ValueError, match="mask of its shape"):
+        model.inpaint(np.zeros((8, 8), np.float32), np.zeros((8, 4)))
+
+
+# ---------------------------------------------------------------- deepCR's clean keywords, n_jobs, inpainting networks
+
+
+@pytest.fixture(scope="module")
+def deepcr_pair():
+    """Our facade and the deepCR package on deepCR's ACS-WFC mask and F606W 2-32 inpainting nets."""
+    pytest.importorskip("deepCR")
+    from deepCR import deepCR as TheirDeepCR
+
+    name = "ACS-WFC-F606W-2-32"
+    return (deepCR(mask="ACS-WFC", inpaint=name, device="CPU"),
+            TheirDeepCR(mask="ACS-WFC", inpaint=name, device="CPU"))
+
+
+def test_inpainting_network_matches_deepcr_package(deepcr_pair):
+    ours, theirs = deepcr_pair
+    image = sky_with_crs((64, 96), seed=7)  # multiples of 4: neither pads
+    mask, inpainted = ours.clean(image, threshold=0.5, inpaint=True)
+    their_mask, their_inpainted = theirs.clean(image, threshold=0.5, inpaint=True)
+    np.testing.assert_array_equal(mask, their_mask)
+    assert mask.sum() > 0
+    assert inpainted.dtype == np.float32 and inpainted.shape == image.shape
+    np.testing.assert_allclose(inpainted, their_inpainted, atol=1e-4, rtol=0)
+    np.testing.assert_array_equal(inpainted[mask == 0], image[mask == 0])  # only CR pixels change
+    # the network's fill is not the median fill: the loaded network is what runs
+    assert not np.allclose(inpainted, median_inpaint(image, mask.astype(bool)), atol=1e-2)
+    # deepCR's inpaint(img0, mask) with a given mask
+    given = np.zeros(image.shape, np.float32)
+    given[20:23, 30:40] = 1
+    np.testing.assert_allclose(ours.inpaint(image, given), theirs.inpaint(image, given), atol=1e-4, rtol=0)
+
+
+def test_deeper_inpainting_network_matches_deepcr_architecture():
+    """deepCR ships ACS-WFC-F606W-3-32 (a 3-level net) but cannot load it by name; we do, and it
+    equals deepCR's own UNet3BatchNorm with those weights."""
+    pytest.importorskip("deepCR")
+    from deepCR.unet_batchnorm import UNet3BatchNorm, WrappedModel
+
+    from cosmiq_pyro.deepcr.inpaint_net import InpaintUNet, deepcr_inpaint_file, inpaint_with_net
+
+    ours = InpaintUNet.from_deepcr("ACS-WFC-F606W-3-32")
+    assert ours.depth == 3 and ours.hidden == 32
+    theirs = WrappedModel(UNet3BatchNorm(2, 1, 32))
+    theirs.load_state_dict(torch.load(deepcr_inpaint_file("ACS-WFC-F606W-3-32"), map_location="cpu", weights_only=True))
+    theirs.eval()
+    image = sky_with_crs((64, 80), seed=8)  # multiples of 8
+    mask = np.zeros(image.shape, np.float32)
+    mask[10:14, 20:30] = mask[40, 5:60] = 1
+    x, m = torch.from_numpy(image)[None, None], torch.from_numpy(mask)[None, None]
+    with torch.no_grad():
+        expected = (theirs(torch.cat([x * (1 - m), m], 1)) * m + x * (1 - m))[0, 0].numpy()
+    np.testing.assert_allclose(inpaint_with_net(ours, image, mask), expected, atol=1e-4, rtol=0)
+    # tiles and threads do not change the fill (the margin covers the receptive field)
+    np.testing.assert_allclose(inpaint_with_net(ours, image, mask, tile=24, n_jobs=2), expected, atol=1e-4, rtol=0)
+
+
+def test_inpainting_weights_are_read_with_weights_only(monkeypatch):
+    pytest.importorskip("deepCR")
+    from cosmiq_pyro.deepcr.inpaint_net import InpaintUNet
+
+    calls = []
+    real_load = torch.load
+
+    def recording_load(*args, **kwargs):
+        calls.append(kwargs.get("weights_only"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", recording_load)
+    InpaintUNet.from_deepcr("ACS-WFC-F606W-2-32")
+    assert calls == [True]
+
+
+def test_clean_takes_deepcrs_positional_order_and_return_shapes(deepcr_pair):
+    """deepCR 0.3.1: clean(img0, threshold, inpaint, binary, segment, patch, n_jobs)."""
+    ours, theirs = deepcr_pair
+    image = sky_with_crs((36, 44), seed=9)
+    out = ours.clean(image, 0.5, True, False)  # threshold, inpaint, binary
+    their_out = theirs.clean(image, 0.5, True, False)
+    assert isinstance(out, tuple) and len(out) == len(their_out) == 2
+    assert out[0].shape == out[1].shape == their_out[0].shape == image.shape
+    assert out[0].dtype == np.float32  # binary=False: probabilities
+    mask = ours.clean(image, 0.5, False, True, True, 16, 2)
+    assert mask.shape == image.shape and mask.dtype == np.uint8
+
+
+def test_n_jobs_gives_the_same_maps_as_one_job(deepcr_pair, checkpoints):
+    ours, _ = deepcr_pair
+    image = sky_with_crs((72, 60), seed=5)
+    one = ours.clean(image, binary=False, patch=32, n_jobs=1)
+    for n_jobs in (2, -1):
+        np.testing.assert_array_equal(ours.clean(image, binary=False, patch=32, n_jobs=n_jobs), one)
+    np.testing.assert_allclose(one, ours.clean(image, binary=False, segment=False), atol=1e-5)
+    mask, filled = ours.clean(image, inpaint=True, patch=32, n_jobs=1)
+    mask2, filled2 = ours.clean(image, inpaint=True, patch=32, n_jobs=2)
+    np.testing.assert_array_equal(mask, mask2)
+    np.testing.assert_array_equal(filled, filled2)
+    # the Bayesian model: every block sees the same posterior draws
+    vi = deepCR(mask=checkpoints["vi"])
+    noise = np.random.default_rng(3).normal(0, 1, (40, 48)).astype(np.float32)
+    p1 = vi.clean(noise, binary=False, patch=16, n_jobs=1, T=4, seed=2)
+    np.testing.assert_array_equal(vi.clean(noise, binary=False, patch=16, n_jobs=2, T=4, seed=2), p1)
+    np.testing.assert_allclose(p1, vi.clean_vi(noise, T=4, seed=2), atol=1e-5)
+
+
+def test_deepcr_parallel_test_as_written(deepcr_pair):
+    """deepCR's own test_deepCR_parallel / test_seg shapes: a 299x299 and a 300x500 frame."""
+    ours, _ = deepcr_pair
+    out = ours.clean(np.ones((299, 299)), n_jobs=-1, inpaint=True)
+    assert (out[0].shape, out[1].shape) == ((299, 299), (299, 299))
+    out = ours.clean(np.ones((300, 500)), segment=True, inpaint=True, patch=256)
+    assert (out[0].shape, out[1].shape) == ((300, 500), (300, 500))
+
+
+def test_input_scale_of_example_model_matches_deepcr_package():
+    """deepCR's 'example_model' divides its input by 100 (mask_dict's scale) and multiplies back."""
+    pytest.importorskip("deepCR")
+    from deepCR import deepCR as TheirDeepCR
+
+    ours, theirs = deepCR(mask="example_model"), TheirDeepCR(mask="example_model")
+    assert ours.scale == 100.0
+    image = 30 * sky_with_crs((48, 48), seed=10)
+    np.testing.assert_allclose(ours.clean(image, binary=False), theirs.clean(image, binary=False, segment=False),
+                               atol=2e-5)
+    mask, filled = ours.clean(image, inpaint=True)
+    their_mask, their_filled = theirs.clean(image, inpaint=True)
+    np.testing.assert_array_equal(mask, their_mask)
+    np.testing.assert_allclose(filled, their_filled, rtol=1e-6)
+
+
+def test_clean_vi_inpaints(checkpoints):
+    model = deepCR(mask=checkpoints["vi"])
+    image = sky_with_crs((32, 32), seed=11) / 1000.0
+    prob = model.clean_vi(image, T=4, seed=1)
+    threshold = float(np.quantile(prob, 0.8))  # an untrained net: mask its top 20 % of pixels
+    mask, entropy, filled = model.clean_vi(image, T=4, seed=1, threshold=threshold, return_entropy=True,
+                                           inpaint=True)
+    np.testing.assert_array_equal(mask, prob > threshold)
+    assert 0 < mask.sum() < mask.size
+    np.testing.assert_array_equal(filled, median_inpaint(image, mask.astype(bool)))
+    np.testing.assert_array_equal(filled, model.inpaint(image, mask))
+
+
+def test_weight_normalised_wfc3_uvis_matches_deepcr_package():
+    """deepCR's WFC3-UVIS mask model: weight-norm convolutions folded into plain ones, and the
+    frame standardised (deepCR's norm) before the net; the inpainted image comes back in e-."""
+    pytest.importorskip("deepCR")
+    from deepCR import deepCR as TheirDeepCR
+
+    ours, theirs = deepCR(mask="WFC3-UVIS", inpaint="ACS-WFC-F606W-2-32"), \
+        TheirDeepCR(mask="WFC3-UVIS", inpaint="ACS-WFC-F606W-2-32")
+    assert ours.standardise and ours.result.model.norm == "none"
+    image = sky_with_crs((64, 96), seed=12)
+    np.testing.assert_allclose(ours.clean(image, binary=False), theirs.clean(image, binary=False, segment=False),
+                               atol=2e-5)
+    mask, filled = ours.clean(image, threshold=0.1, inpaint=True)  # deepCR's WFC3 threshold range
+    their_mask, their_filled = theirs.clean(image, threshold=0.1, inpaint=True)
+    np.testing.assert_array_equal(mask, their_mask)
+    assert mask.sum() > 0
+    np.testing.assert_allclose(filled, their_filled, atol=1e-3, rtol=1e-6)

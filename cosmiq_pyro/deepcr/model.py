@@ -1,71 +1,95 @@
-"""deepCR's user-facing API on cosmiq_pyro models: ``deepCR(mask=...).clean(image)``.
+"""deepCR's user-facing API on cosmiq_pyro models: ``deepCR(mask=..., inpaint=...).clean(image)``.
 
-A thin facade: loading goes through `models.registry.load_model`,
-inference through `predictive.predict` (tiling, Monte Carlo draws), inpainting through
-`inpaint.median_inpaint`.  Code written for deepCR 0.3.1::
+A thin facade: models load through `cosmiq_pyro.models.registry.load_model` (a checkpoint path or a
+published name), mask inference runs through `cosmiq_pyro.predict` (overlapping tiles, Monte Carlo
+draws), inpainting through deepCR's published inpainting networks (`inpaint_net.InpaintUNet`) or,
+without one, median-mask inpainting (`inpaint.median_inpaint`).  Code written for deepCR 0.3.1::
 
     from deepCR import deepCR
-    mdl = deepCR(mask="ACS-WFC", device="CPU")
-    mask = mdl.clean(image, threshold=0.5)
+    mdl = deepCR(mask="ACS-WFC", inpaint="ACS-WFC-F606W-2-32", device="CPU")
+    mask, cleaned = mdl.clean(image, threshold=0.5, n_jobs=-1)
 
 runs unchanged with ``from cosmiq_pyro.model import deepCR``, and a Bayesian checkpoint adds
 `deepCR.clean_vi` for probability, entropy and epistemic maps.
+
+Tiles: deepCR cuts the image into ``patch`` x ``patch`` blocks with no overlap (its blocks see
+zero padding at their edges, so its mask changes along block borders).  Here each block is
+widened by `TILE_MARGIN` px of real neighbours and the margin is dropped, so the maps do not
+depend on ``segment``, ``patch`` or ``n_jobs`` beyond float rounding; with ``n_jobs`` > 1 the
+same blocks run on threads (torch releases the GIL), so the maps equal ``n_jobs=1``'s.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import warnings
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
-from ..inference.predictive import Prediction, predict
+from .inpaint import median_inpaint
+from .inpaint_net import InpaintUNet, deepcr_inpaint_file, inpaint_with_net, resolve_n_jobs
+from ..inference.predictive import TILE_MARGIN, Prediction, predict
 from ..models.registry import load_model
 from ..models.results import FitResult
-from .inpaint import median_inpaint
+from .weight_norm import STANDARDISED, unet_from_weight_norm
 
-__all__ = ["deepCR"]
+__all__ = ["deepCR", "INPUT_SCALE"]
 
 _DEVICES = ("CPU", "GPU")
+_ALIGN = 4  # block origins on multiples of 4: the U-Net's 2x2 pooling grid stays the image's
+_MARGIN = -(-TILE_MARGIN // _ALIGN) * _ALIGN  # px of real neighbours around each block
+#: deepCR's input scale per published mask model (``learned_models.mask_dict``): the image is
+#: divided by it before the network and the inpainted image multiplied back.
+INPUT_SCALE = {"example_model": 100.0}
+#: Pyro's handler stack is global: posterior draws (inside `predict`) must not run on two threads.
+_PYRO_LOCK = threading.Lock()
 
 
 class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs unchanged
-    """A CR mask model with deepCR's interface.
+    """A CR mask model (and optionally an inpainting network) with deepCR 0.3.1's interface.
 
     Parameters
     ----------
     mask : str or os.PathLike
-        ``"ACS-WFC"`` (or another batch-norm mask model shipped with the ``deepCR`` package) for
-        deepCR's published weights in the deterministic twin, or the path of a cosmiq_pyro
-        checkpoint (``.pth`` written by `training.train`, `fit_svi` / `fit_deterministic` with
-        ``checkpoint=``, or `cosmiq_pyro.save`).
+        ``"ACS-WFC"`` (or another mask model shipped with the ``deepCR`` package: ``"decam"``,
+        ``"example_model"``, ``"WFC3-UVIS"``, ...) for deepCR's published weights in the
+        deterministic twin, or the path of a cosmiq_pyro checkpoint (``.pth`` written by `train`,
+        ``fit_svi`` / ``fit_deterministic`` with ``checkpoint=``, or ``cosmiq_pyro.save``).
+    inpaint : str, optional
+        Name of a deepCR inpainting network (``"ACS-WFC-F606W-2-32"``; also
+        ``"ACS-WFC-F606W-3-32"``, which deepCR ships but cannot load by name).  None (deepCR's
+        default): ``clean(..., inpaint=True)`` fills CR pixels with the median of their clean
+        5x5 neighbours.
     device : {"CPU", "GPU"}
         "GPU" runs on CUDA; without a CUDA device it falls back to the CPU with a warning
         (deepCR raises instead).
     hidden : int, optional
         deepCR needs it for custom models; cosmiq_pyro checkpoints record their architecture,
         so it is only checked: a value that differs from the model's raises ValueError.
-    inpaint : None
-        deepCR's inpainting *network* is not available; ``clean(..., inpaint=True)`` uses
-        deepCR's default median-mask inpainting.  Any other value raises ValueError.
 
     Attributes
     ----------
     result : FitResult
-        The loaded model (``.model``, ``.guide``); pass it to `cosmiq_pyro.predict` directly.
+        The loaded mask model (``.model``, ``.guide``); pass it to `cosmiq_pyro.predict` directly.
+    inpaintNet : InpaintUNet or None
+        The inpainting network (deepCR's attribute name).
     bayesian : bool
         True for a variational model (a guide is present).
+    scale : float
+        deepCR's input scale (100 for ``"example_model"``, else 1).
+    standardise : bool
+        deepCR's ``norm``: the model sees ``(x / scale - mean) / std`` of the whole frame
+        (``"WFC3-UVIS"``); the inpainted image is returned in the input's units.
     source : str
         ``mask`` as given.
     weights_file : pathlib.Path
-        The file the weights were read from (the checkpoint, or deepCR's ``.pth``).
+        The file the mask weights were read from.
     """
 
-    def __init__(self, mask="ACS-WFC", device: str = "CPU", hidden: int | None = None, inpaint=None):
-        if inpaint is not None:
-            raise ValueError(f"inpaint={inpaint!r}: deepCR's inpainting networks are not available in "
-                             "cosmiq_pyro; use clean(image, inpaint=True) for median-mask inpainting")
+    def __init__(self, mask="ACS-WFC", inpaint=None, device: str = "CPU", hidden: int | None = None):
         if not isinstance(device, str) or device.upper() not in _DEVICES:
             raise ValueError(f"device must be 'CPU' or 'GPU', got {device!r}")
         if device.upper() == "GPU" and not torch.cuda.is_available():
@@ -75,44 +99,94 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         self.device = torch.device("cuda" if device.upper() == "GPU" else "cpu")
         if not isinstance(mask, (str, os.PathLike)):
             raise TypeError(f"mask must be a deepCR model name or a checkpoint path, got {type(mask).__name__}")
+        if inpaint is not None and not isinstance(inpaint, str):
+            raise TypeError(f"inpaint must be a deepCR inpainting model name or None, got {type(inpaint).__name__}")
         self.source = os.fspath(mask)
-        self.result: FitResult = load_model(mask, device=self.device)
-        self.weights_file: Path = self.result.weights_file
+        #: deepCR's ``norm``: the model takes ``(x - mean(x)) / std(x)`` of the whole frame
+        self.standardise = isinstance(mask, str) and mask in STANDARDISED
+        if self.standardise:
+            net, path = unet_from_weight_norm(mask)
+            self.result = FitResult(model=net.to(self.device), weights_file=path)
+        else:
+            self.result = load_model(mask, device=self.device)
+        self.weights_file = self.result.weights_file
         model_hidden = self.result.model.hidden
         if hidden is not None and hidden != model_hidden:
             raise ValueError(f"hidden={hidden!r} but the model {self.source!r} has hidden={model_hidden}")
+        self.scale = INPUT_SCALE.get(self.source, 1.0) if isinstance(mask, str) else 1.0
+        self.inpaintNet = None if inpaint is None else InpaintUNet.from_deepcr(inpaint).to(self.device)
+        self.inpaint_file = None if inpaint is None else deepcr_inpaint_file(inpaint)
         self.bayesian = self.result.bayesian
         self._warned_deterministic = False
 
     def __repr__(self) -> str:
         kind = "Bayesian (VI)" if self.bayesian else "deterministic"
-        return f"deepCR(mask={self.source!r}, {kind}, hidden={self.result.model.hidden}, device={self.device.type})"
+        fill = "median 5x5" if self.inpaintNet is None else f"network {self.inpaint_file.stem!r}"
+        return (f"deepCR(mask={self.source!r}, {kind}, hidden={self.result.model.hidden}, inpaint: {fill}, "
+                f"device={self.device.type})")
+
+    # ------------------------------------------------------------------ maps
 
     def predict(self, image, *, T: int = 16, seed: int = 0, ignore=None, patch: int = 1024,
-                progress: bool | None = None) -> Prediction:
-        """All maps of one image as a `Prediction` (``predictive.predict`` on this model)."""
-        return predict(self.result, image, T=T, seed=seed, ignore=ignore, tile=_tile(patch),
-                       device=self.device, progress=progress)
+                segment: bool = True, n_jobs: int = 1) -> Prediction:
+        """All maps of one image as a `Prediction` (``cosmiq_pyro.predict`` on this model).
 
-    def clean(self, image, threshold: float = 0.5, binary: bool = True, inpaint: bool = False,
-              segment: bool = True, patch: int = 1024, *, T: int = 16, seed: int = 0):
-        """CR mask of ``image`` (and the inpainted image), as deepCR's ``clean``.
+        The image is put in the model's units first (`scale`, `standardise`).  ``patch``,
+        ``segment`` and ``n_jobs`` as in `clean`; ``T`` and ``seed`` as in `clean_vi`.
+        """
+        x, _, _ = self._model_units(image)
+        workers = resolve_n_jobs(n_jobs)
+        side = _patch(patch) if (segment or workers > 1) else max(_ALIGN, -(-max(x.shape) // _ALIGN) * _ALIGN)
+        blocks = list(_blocks(x.shape, side))
+        T = T if self.bayesian else 1
+        mask = None if ignore is None else np.asarray(ignore, dtype=bool)
+        if mask is not None and mask.shape != x.shape:
+            raise ValueError(f"ignore has shape {mask.shape}, image has {x.shape}")
+        maps = np.zeros((4,) + x.shape, np.float32)  # prob, entropy, aleatoric, epistemic
+
+        def run(boxes):
+            (r0, r1, c0, c1), (ir0, ir1, ic0, ic1) = boxes
+            part = None if mask is None else mask[ir0:ir1, ic0:ic1]
+            with _PYRO_LOCK if self.bayesian else contextlib.nullcontext():  # draws: Pyro's global stack
+                pred = predict(self.result, x[ir0:ir1, ic0:ic1], T=T, seed=seed, ignore=part,
+                               tile=side + 2 * _MARGIN, device=self.device, progress=False)
+            core = (slice(r0 - ir0, r1 - ir0), slice(c0 - ic0, c1 - ic0))
+            for k, m in enumerate((pred.prob, pred.entropy, pred.aleatoric, pred.epistemic)):
+                maps[k, r0:r1, c0:c1] = m[core]
+
+        if workers == 1 or len(blocks) == 1:
+            for boxes in blocks:
+                run(boxes)
+        else:
+            with ThreadPoolExecutor(max_workers=min(workers, len(blocks))) as pool:
+                list(pool.map(run, blocks))
+        return Prediction(prob=maps[0], entropy=maps[1], aleatoric=maps[2], epistemic=maps[3], T=T)
+
+    def clean(self, img0, threshold: float = 0.5, inpaint: bool = False, binary: bool = True,
+              segment: bool = True, patch: int = 1024, n_jobs: int = 1, *, T: int = 16, seed: int = 0):
+        """CR mask of ``img0`` (and the inpainted image), as deepCR's ``clean``.
 
         Parameters
         ----------
-        image : array_like (H, W)
+        img0 : array_like (H, W)
             In electrons (for ACS/WFC an ``_flc`` SCI extension, as deepCR expects).
         threshold : float
-            Probability above which a pixel is a CR in the binary mask.
+            Probability above which a pixel is a CR in the binary mask (and is inpainted).
+        inpaint : bool
+            Also return the image with the CR pixels (``prob > threshold``) filled: by the
+            inpainting network given to the constructor, else by the median of each pixel's clean
+            5x5 neighbours (deepCR's default).
         binary : bool
             Return the binary mask (uint8 0/1); otherwise the probability map (float32).
-        inpaint : bool
-            Also return the image with CR pixels (``prob > threshold``) replaced by the median
-            of their clean 5x5 neighbours (`inpaint.median_inpaint`).
-        segment, patch : bool, int
-            Process the image in ``patch`` x ``patch`` tiles (memory control).  Unlike deepCR's,
-            the tiles overlap by more than the network's receptive field, so the result does
-            not depend on ``patch``.  ``patch`` is rounded up to a multiple of 4.
+        segment : bool
+            Run the image in ``patch`` x ``patch`` blocks (memory control).  Blocks overlap by
+            `TILE_MARGIN` px (deepCR's do not), so the result does not depend on it.
+        patch : int
+            Block side, rounded up to a multiple of 4.
+        n_jobs : int
+            Blocks run on this many threads (``-1``: every core, joblib's convention, as deepCR);
+            the maps are the same as with ``n_jobs=1``.  Blocks of a Bayesian model run one at a
+            time (their posterior draws go through Pyro's global state).
         T, seed : int
             Posterior draws averaged, and their seed, for a Bayesian model (ignored otherwise).
 
@@ -121,22 +195,71 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         mask : numpy.ndarray (H, W)
             uint8 binary mask, or float32 probabilities with ``binary=False``.
         inpainted : numpy.ndarray (H, W), float32
-            Only with ``inpaint=True``: ``(mask, inpainted)``.
+            Only with ``inpaint=True``: ``(mask, inpainted)``, in the units of ``img0``.
         """
         _check_threshold(threshold)
-        x = np.asarray(image)
-        tile = _tile(patch) if segment else _tile(max(x.shape) if x.ndim == 2 else 4)
-        prob = predict(self.result, x, T=T if self.bayesian else 1, seed=seed, tile=tile,
-                       device=self.device).prob
+        x = np.asarray(img0)
+        prob = self.predict(x, T=T, seed=seed, patch=patch, segment=segment, n_jobs=n_jobs).prob
         crs = prob > threshold
         out = crs.astype(np.uint8) if binary else prob
         if not inpaint:
             return out
-        return out, median_inpaint(x, crs)
+        return out, self._fill(x, crs, patch=patch, n_jobs=n_jobs)
+
+    def inpaint(self, img0, mask, *, patch: int = 1024, n_jobs: int = 1) -> np.ndarray:
+        """``img0`` with the pixels of ``mask`` filled (deepCR's ``inpaint``).
+
+        Parameters
+        ----------
+        img0 : array_like (H, W)
+            Image, in the units the mask model takes (electrons for ACS/WFC).
+        mask : array_like (H, W)
+            Pixels to fill (nonzero), e.g. a binary mask from `clean`.
+        patch, n_jobs : int
+            Tiling of the inpainting network (see `clean`); unused by median inpainting.
+
+        Returns
+        -------
+        numpy.ndarray (H, W), float32
+        """
+        x = np.asarray(img0)
+        m = np.asarray(mask)
+        if x.ndim != 2 or m.shape != x.shape:
+            raise ValueError(f"img0 must be 2-D and mask of its shape, got {x.shape} and {m.shape}")
+        return self._fill(x, m != 0, patch=patch, n_jobs=n_jobs)
+
+    def _model_units(self, image):
+        """``image`` as the model takes it, ``z = (x / scale - b) / a``, and ``(a, b)`` (float32).
+
+        deepCR: divide by the model's scale, then, for a standardised model, subtract the mean and
+        divide by the standard deviation of the whole frame (finite pixels).
+        """
+        x = np.asarray(image)
+        if x.ndim != 2:
+            raise ValueError(f"image must be 2-D (H, W), got shape {x.shape}")
+        if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
+            raise TypeError(f"image must hold real numbers, got dtype {x.dtype}")
+        z = x.astype(np.float32) / np.float32(self.scale)
+        a, b = np.float32(1), np.float32(0)
+        if self.standardise:
+            finite = z[np.isfinite(z)]
+            b, a = finite.mean(), finite.std()
+            if not a > 0:
+                raise ValueError("image is flat (zero standard deviation): the standardised model cannot take it")
+            z = (z - b) / a
+        return z, a, b
+
+    def _fill(self, x: np.ndarray, crs: np.ndarray, *, patch: int, n_jobs: int) -> np.ndarray:
+        if self.inpaintNet is None:  # a median commutes with the affine change of units
+            return median_inpaint(x, crs)
+        z, a, b = self._model_units(x)
+        filled = inpaint_with_net(self.inpaintNet, z, crs, tile=_patch(patch), device=self.device, n_jobs=n_jobs)
+        return ((filled * a + b) * np.float32(self.scale)).astype(np.float32)
 
     def clean_vi(self, image, T: int = 16, return_entropy: bool = False, return_epistemic: bool = False,
-                 threshold: float | None = None, seed: int = 0, *, ignore=None, patch: int = 1024):
-        """Posterior-mean CR probability and, optionally, its uncertainty maps.
+                 threshold: float | None = None, seed: int = 0, *, ignore=None, patch: int = 1024,
+                 inpaint: bool = False, n_jobs: int = 1):
+        """Posterior-mean CR probability and, optionally, its uncertainty maps and inpainted image.
 
         Parameters
         ----------
@@ -155,12 +278,18 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         ignore : array_like of bool (H, W), optional
             Bad pixels (their non-finite values are allowed).
         patch : int
-            Tile side for large images (see `clean`).
+            Block side for large images (see `clean`).
+        inpaint : bool
+            Also return the image with the pixels ``p > threshold`` (0.5 when ``threshold`` is
+            None) filled, as `clean` does; ``ignore`` pixels are never used as fill values.
+        n_jobs : int
+            Threads for the blocks and the inpainting network (see `clean`).
 
         Returns
         -------
         numpy.ndarray or tuple
-            ``p`` (or the mask), followed by ``entropy`` and then ``epistemic`` when requested.
+            ``p`` (or the mask), followed by ``entropy``, then ``epistemic`` when requested, then
+            the inpainted image with ``inpaint=True``.
 
         Notes
         -----
@@ -169,7 +298,7 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         """
         if threshold is not None:
             _check_threshold(threshold)
-        pred = self.predict(image, T=T, seed=seed, ignore=ignore, patch=patch)
+        pred = self.predict(image, T=T, seed=seed, ignore=ignore, patch=patch, n_jobs=n_jobs)
         if not self.bayesian and not self._warned_deterministic:
             warnings.warn(f"{self.source!r} is a deterministic model: clean_vi returns one pass (T=1) "
                           "and zero epistemic uncertainty; train with bayesian=True for a posterior",
@@ -177,13 +306,35 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
             self._warned_deterministic = True
         first = pred.prob if threshold is None else (pred.prob > threshold).astype(np.uint8)
         extra = ([pred.entropy] if return_entropy else []) + ([pred.epistemic] if return_epistemic else [])
+        if inpaint:
+            crs = pred.prob > (0.5 if threshold is None else threshold)
+            if self.inpaintNet is None:
+                extra.append(median_inpaint(image, crs, ignore=ignore))
+            else:
+                x = np.asarray(image, dtype=np.float32)
+                if ignore is not None:  # the network needs finite input; ignored pixels count as masked
+                    crs = crs | np.asarray(ignore, dtype=bool)
+                    x = np.where(np.isfinite(x), x, 0.0).astype(np.float32)
+                extra.append(self._fill(x, crs, patch=patch, n_jobs=n_jobs))
         return (first, *extra) if extra else first
 
 
-def _tile(patch) -> int:
+def _blocks(shape, side: int):
+    """deepCR's ``side`` x ``side`` blocks ``(r0, r1, c0, c1)`` covering ``shape``, each with the
+    input box widened by `TILE_MARGIN` px (clipped to the image; origins stay on the 4-px grid)."""
+    height, width = shape
+    margin = _MARGIN
+    for r0 in range(0, height, side):
+        for c0 in range(0, width, side):
+            r1, c1 = min(r0 + side, height), min(c0 + side, width)
+            yield (r0, r1, c0, c1), (max(r0 - margin, 0), min(r1 + margin, height),
+                                     max(c0 - margin, 0), min(c1 + margin, width))
+
+
+def _patch(patch) -> int:
     if isinstance(patch, bool) or not isinstance(patch, (int, np.integer)) or patch < 1:
         raise ValueError(f"patch must be a positive int, got {patch!r}")
-    return int(-(-patch // 4) * 4)
+    return int(-(-patch // _ALIGN) * _ALIGN)
 
 
 def _check_threshold(threshold) -> None:
