@@ -77,7 +77,7 @@ def main(argv=None) -> int:
         except CommandError as err:
             _error_line(str(err))
             return EXIT_USAGE
-        except (*USER_ERRORS, ModuleNotFoundError) as err:
+        except (*USER_ERRORS, ModuleNotFoundError, FloatingPointError) as err:  # FPE: a diverging fit
             _error_line(f"{command}: error: {_describe(err)}")
             return EXIT_USAGE
 

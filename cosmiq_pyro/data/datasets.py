@@ -122,6 +122,19 @@ def _to_item(image, mask, ignore):
     return tensor(image), tensor(np.asarray(mask) != 0), tensor(np.asarray(ignore) != 0)
 
 
+def _check_finite_planes(path):
+    """Refuse a pair file whose image or mask plane holds NaN/inf, naming the pixel (checked once,
+    up front: a non-finite pixel would make the training loss NaN, or the validation loss of
+    every epoch, far from where it came from)."""
+    planes = np.load(path, mmap_mode="r")  # (2 or 3, W, W)
+    for k, name in ((0, "image"), (1, "mask")):
+        finite = np.isfinite(planes[k])
+        if not finite.all():
+            row, col = np.argwhere(~finite)[0]
+            raise ValueError(f"{path!r} has {int((~finite).sum())} non-finite {name} pixel(s) (first at row "
+                             f"{row}, column {col}); mark them in the ignore plane and replace their values")
+
+
 def _check_aug_sky(aug_sky):
     try:
         lo, hi = (float(v) for v in aug_sky)
@@ -218,9 +231,11 @@ class PairDataset(Dataset):
         self._mask = _frames(mask, "mask", self._image.shape)
         self._ignore = None if ignore is None else _frames(ignore, "ignore", self._image.shape)
         if not np.isfinite(self._image).all():
-            bad = int(np.count_nonzero(~np.isfinite(self._image)))
-            raise ValueError(f"image has {bad} non-finite pixels; put them in ignore and "
-                             "replace their values (fitsio.read_hst does this)")
+            bad = ~np.isfinite(self._image)
+            item, row, col = np.argwhere(bad)[0]
+            raise ValueError(f"image has {int(bad.sum())} non-finite pixels (first: item {item}, row {row}, "
+                             f"column {col}); put them in ignore and replace their values "
+                             "(fitsio.read_hst does this)")
         self.sky = self._sky_array(sky, n)
         self.width = w
         return n
@@ -236,6 +251,7 @@ class PairDataset(Dataset):
             if len(shape) != 3 or shape[0] not in (2, 3) or shape[1] != shape[2] or shape[1] == 0:
                 raise ValueError(f"{p!r} holds an array of shape {shape}; expected (2, W, W) or "
                                  "(3, W, W) = [image, CR mask, optional ignore]")
+            _check_finite_planes(p)
             if width is None:
                 width = shape[1]
             elif shape[1] != width:

@@ -59,7 +59,8 @@ def read_payload(path) -> dict:
     FileNotFoundError
         No such file.
     ValueError
-        Not a cosmiq_pyro checkpoint, or a newer version than this package reads.
+        Not a cosmiq_pyro checkpoint, a newer version than this package reads, incomplete, or
+        holding NaN/inf weights.
     """
     path = Path(path)
     if not path.is_file():
@@ -75,4 +76,20 @@ def read_payload(path) -> dict:
     missing = [k for k in _REQUIRED if k not in payload]
     if missing or not isinstance(payload["config"], dict) or "kind" not in payload["config"]:
         raise ValueError(f"{str(path)!r} is an incomplete cosmiq_pyro checkpoint (missing {missing or ['config.kind']})")
+    _check_finite(path, payload)
     return payload
+
+
+def _check_finite(path: Path, payload: dict) -> None:
+    """Refuse NaN/inf weights: they would pass through prediction as zeros or give all-NaN maps."""
+    for part in ("net_state", "guide_state"):
+        state = payload[part]
+        if state is None:
+            continue
+        if not isinstance(state, dict):
+            raise ValueError(f"{str(path)!r} is an incomplete cosmiq_pyro checkpoint ({part} is not a state dict)")
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+                bad = int((~torch.isfinite(value)).sum())
+                raise ValueError(f"{str(path)!r} holds {bad} non-finite value(s) in {part}[{key!r}]; "
+                                 "the checkpoint is corrupt or comes from a diverged fit")

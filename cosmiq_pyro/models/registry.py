@@ -110,9 +110,26 @@ def build_model(config: dict) -> UNet2Sigmoid:
     return _KINDS[kind](**config)
 
 
+#: Largest architecture settings a checkpoint's config may ask for, checked before any layer is
+#: built: a few-kB file saying ``hidden=20000`` would otherwise allocate tens of GB.  hidden=1024
+#: (32 times deepCR's 32) builds ~0.3 GB of weights.
+CONFIG_LIMITS = {"hidden": 1024, "n_channels": 64, "n_classes": 64}
+
+
+def _check_config_limits(path: Path, config: dict) -> None:
+    for key, limit in CONFIG_LIMITS.items():
+        value = config.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+            raise ValueError(f"{str(path)!r}: config {key}={value!r} is outside this package's limits "
+                             f"(an int in [1, {limit}]); the file is not a checkpoint this package wrote")
+
+
 def _load_checkpoint(path: Path, model) -> FitResult:
     payload = read_payload(path)
     config = payload["config"]
+    _check_config_limits(path, config)
     if model is None:
         try:
             model = build_model(config)
@@ -129,8 +146,12 @@ def _load_checkpoint(path: Path, model) -> FitResult:
         if not isinstance(model, UNet2SigmoidVI):
             raise ValueError(f"{str(path)!r} holds a guide but its model is {type(model).__name__}")
         state = payload["guide_state"]
-        guide = make_guide(model, locs_from_state(state, model.weight_sites))
-        guide.load_state_dict(state)
+        try:
+            guide = make_guide(model, locs_from_state(state, model.weight_sites))
+            guide.load_state_dict(state)
+        except (KeyError, RuntimeError, ValueError) as err:
+            raise ValueError(f"{str(path)!r} holds an incomplete or mismatched guide: "
+                             f"{' '.join(str(err).split())[:300]}") from None
     return FitResult(model=model.eval(), guide=guide, history=payload.get("history", {}), weights_file=path)
 
 
