@@ -103,11 +103,16 @@ def test_resume_continues_the_schedule(tmp_path):
     assert [e["epoch"] for e in saved.history["epochs"]] == [1, 2, 3, 4, 5]
     assert saved.history["best_epoch"] == int(np.argmin([e["val_loss"] for e in epochs])) + 1
     assert [p.name for p in tmp_path.iterdir()] == ["m.pth"]  # no resume file left
-    # a continued run that does worse (a wild learning rate) leaves the checkpoint as it was
-    before = (tmp_path / "m.pth").read_bytes()
+    # a continued run that does worse (a wild learning rate) keeps the best weights and still
+    # records its epoch, in the result and in the file (issue 14, bug 2)
     worse = train(image=data, resume=True, lr=50.0, **dict(options, epoch=6)).train()
-    assert (tmp_path / "m.pth").read_bytes() == before and len(worse.history["epochs"]) == 5
+    assert [e["epoch"] for e in worse.history["epochs"]] == [1, 2, 3, 4, 5, 6]
+    assert worse.history["epochs"][5]["val_loss"] > min(e["val_loss"] for e in epochs)
+    assert worse.history["best_epoch"] == saved.history["best_epoch"]
     np.testing.assert_array_equal(predict(worse, image[0]).prob, predict(saved, image[0]).prob)
+    reread = load(tmp_path / "m.pth")
+    assert len(reread.history["epochs"]) == 6 and reread.history["best_epoch"] == saved.history["best_epoch"]
+    np.testing.assert_array_equal(predict(reread, image[0]).prob, predict(saved, image[0]).prob)
     assert [p.name for p in tmp_path.iterdir()] == ["m.pth"]
     with pytest.raises(ValueError, match="kind: checkpoint 'UNet2Sigmoid', model 'UNet2SigmoidVI'"):
         train(image=data, resume=True, bayesian=True, **options).train()

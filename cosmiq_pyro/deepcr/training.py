@@ -44,7 +44,6 @@ different inputs in training and use; cosmiq_pyro trains and predicts on the sam
 """
 from __future__ import annotations
 
-import copy
 import os
 from pathlib import Path
 
@@ -55,7 +54,7 @@ from torch.utils.data import Dataset, Subset
 from ..data.datasets import PairDataset, SimulatedDataset, split_indices
 from ..inference.fit import fit_deterministic, fit_svi
 from ..models.bayesian import UNet2SigmoidVI
-from ..models.registry import load_model as load, resolve, save
+from ..models.registry import load_model, resolve
 from ..models.results import FitResult
 from ..models.unet import UNet2Sigmoid
 
@@ -116,8 +115,9 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
     resume : bool
         Continue from ``{directory}/{name}.pth`` if it exists: its weights (and guide), for the
         epochs that remain of ``epoch``, in the batch-norm phase it had reached.  The learning
-        rate restarts at the phase's initial value.  The checkpoint is replaced only if the
-        continued run reaches a lower validation loss.
+        rate restarts at the phase's initial value.  Every continued epoch is recorded in the
+        checkpoint's history; its weights change only if a continued epoch reaches a lower
+        validation loss.
     device : str, optional
         "cpu", "cuda", deepCR's "CPU"/"GPU"; default CUDA when available.
 
@@ -185,49 +185,26 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
         """Run both phases; write ``{directory}/{name}.pth``; return the `FitResult`.
 
         Ctrl-C stops after the last complete epoch: the result (and the file) hold the best
-        validation epoch so far, and ``result.interrupted`` is True.
+        validation epoch so far, and ``result.interrupted`` is True.  Resume, history and the
+        checkpoint file are `cosmiq_pyro.inference.runner.TrainingRun`'s.
         """
-        previous = self._load_previous() if self.resume and self.path.exists() else None
-        done = len(previous.history.get("epochs", [])) if previous is not None else 0
-        remaining = max(self.n_epochs - done, 0)
-        phase0 = max(self.n_epochs_phase0 - done, 0)
-        if previous is not None and remaining == 0:
-            self.result = previous
-            return self._finish(previous)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # a resumed run writes beside the checkpoint and replaces it only if it does better
-        target = self.path.with_name(f".{self.path.stem}.resume.pth") if previous is not None else self.path
-        checkpoint = target if self.save_after <= 0 else None
         if self.verbose:
-            print(self._setup_text(done, remaining, phase0))
-        options = dict(epochs=remaining, batch_size=self.batch_size, lr=self.lr, seed=self.seed + done,
-                       progress=self.progress, checkpoint=checkpoint, phase0_epochs=phase0,
+            print(self._setup_text())
+        options = dict(epochs=self.n_epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed,
+                       progress=self.progress, checkpoint=self.path, resume=self.resume,
+                       save_after=int(self.save_after), phase0_epochs=self.n_epochs_phase0,
                        lr_decay_factor=self.lr_decay_factor, lr_decay_patience=self.lr_decay_patience,
                        device=self.device)
-        net = previous.model if previous is not None else self.network
         if self.bayesian:
-            result = fit_svi(net, self.train_data, self.val_data, kl_beta=self.kl_beta, val_samples=self.T_val,
-                             init_scale=self.init_scale, guide=previous.guide if previous is not None else None,
-                             init_from=self.init_from if previous is None else None, **options)
+            result = fit_svi(self.network, self.train_data, self.val_data, kl_beta=self.kl_beta,
+                             val_samples=self.T_val, init_scale=self.init_scale, init_from=self.init_from,
+                             **options)
         else:
-            result = fit_deterministic(net, self.train_data, self.val_data, **options)
-        if previous is not None:
-            result = _continue_history(previous, result, done)
-            if _best_val(result) >= _best_val(previous):  # keep the file; fit trained the net in place
-                if target.exists():
-                    target.unlink()
-                self.result = load(self.path, device=self.device)
-                return self._finish(self.result, interrupted=result.interrupted)
-        if result.history.get("epochs"):  # an interrupted first epoch leaves nothing worth saving
-            save(self.path, result)
-        if target != self.path and target.exists():
-            target.unlink()
+            result = fit_deterministic(self.network, self.train_data, self.val_data, **options)
         self.result = result
         return self._finish(result)
 
-    def _finish(self, result: FitResult, interrupted: bool | None = None) -> FitResult:
-        if interrupted is not None:
-            result.interrupted = interrupted
+    def _finish(self, result: FitResult) -> FitResult:
         epochs = result.history.get("epochs", [])
         self.validation_loss = [e["val_loss"] for e in epochs]
         self.epoch_mask = len(epochs)
@@ -237,20 +214,14 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
                   f"{result.history.get('best_epoch')} saved to {self.path}")
         return result
 
-    def _load_previous(self) -> FitResult:
-        previous = load(self.path, model=self.network, device=self.device)
-        if previous.bayesian != self.bayesian:
-            raise ValueError(f"cannot resume {str(self.path)!r}: it holds a "
-                             f"{'Bayesian' if previous.bayesian else 'deterministic'} model")
-        return previous
-
-    def _setup_text(self, done: int, remaining: int, phase0: int) -> str:
+    def _setup_text(self) -> str:
         kind = "Bayesian UNet2SigmoidVI (SVI)" if self.bayesian else "deterministic UNet2Sigmoid"
+        resume = " (continuing the epochs it records)" if self.resume and self.path.exists() else ""
         lines = [f"Training {kind}, hidden={self.network.hidden}, norm={self.network.norm!r}: "
                  f"{len(self.train_data)} training / {len(self.val_data)} validation frames",
-                 f"{remaining} epoch(s){f' after {done} done' if done else ''}: {phase0} with batch statistics, "
-                 f"{remaining - phase0} with frozen batch-norm statistics at lr/2.5; lr={self.lr}",
-                 f"checkpoint: {self.path}"]
+                 f"{self.n_epochs} epoch(s): {self.n_epochs_phase0} with batch statistics, "
+                 f"{self.n_epochs - self.n_epochs_phase0} with frozen batch-norm statistics at lr/2.5; lr={self.lr}",
+                 f"checkpoint: {self.path}{resume}"]
         return "\n".join(lines)
 
     def plot_loss(self, ax=None):
@@ -302,7 +273,7 @@ def _deterministic_net(init_from):
     if init_from is None:
         return None
     if isinstance(init_from, (str, os.PathLike)):
-        init_from = load(init_from)
+        init_from = load_model(init_from)
     try:
         net, guide = resolve(init_from)
     except TypeError:
@@ -313,29 +284,6 @@ def _deterministic_net(init_from):
     if guide is not None:
         raise ValueError("init_from must hold deterministic weights, got a Bayesian checkpoint")
     return net
-
-
-def _best_val(result: FitResult) -> float:
-    losses = [e["val_loss"] for e in result.history.get("epochs", []) if "val_loss" in e]
-    best = result.history.get("best_epoch")
-    if best is None or not losses:
-        return float("inf")
-    return result.history["epochs"][best - 1]["val_loss"]
-
-
-def _continue_history(previous: FitResult, result: FitResult, done: int) -> FitResult:
-    """Append ``result``'s epochs (renumbered after ``done``) to ``previous``'s history."""
-    old, new = previous.history, result.history
-    shifted = []
-    for record in new.get("epochs", []):
-        record = copy.copy(record)
-        record["epoch"] += done
-        shifted.append(record)
-    history = {"loss": list(old.get("loss", [])) + list(new.get("loss", [])),
-               "epochs": list(old.get("epochs", [])) + shifted}
-    if new.get("best_epoch") is not None:
-        history["best_epoch"] = new["best_epoch"] + done
-    return FitResult(model=result.model, guide=result.guide, history=history, interrupted=result.interrupted)
 
 
 def _epoch_table(epochs: list) -> str:

@@ -14,8 +14,6 @@ scheduler stays bound to the phase-0 optimiser, a bug not reproduced here).
 """
 from __future__ import annotations
 
-import copy
-import math
 import time
 import warnings
 from typing import Callable
@@ -29,11 +27,12 @@ from tqdm.auto import tqdm
 from ..data.datasets import as_dataset
 from ..models.bayesian import UNet2SigmoidVI, copy_point_estimates, sample_probs, weight_state
 from ..models.guides import DEFAULT_INIT_SCALE, make_guide
-from ..models.registry import save
 from ..models.results import FitResult
 from ..models.unet import UNet2Sigmoid
+from ..utils.checks import check_int
 from ..utils.torchtools import resolve_device, seeded
 from .objective import svi_loss
+from .runner import TrainingRun
 
 PHASE1_LR_FACTOR = 1 / 2.5  # deepCR: phase-1 learning rate = lr / 2.5
 _NORM_LAYERS = (nn.BatchNorm2d, nn.GroupNorm)
@@ -56,8 +55,9 @@ def masked_bce(logits: torch.Tensor, y: torch.Tensor, ignore: torch.Tensor | Non
 
 def fit_deterministic(net: UNet2Sigmoid, train, val=None, *, epochs: int, batch_size: int = 16,
                       lr: float = 5e-3, seed: int = 0, progress: bool = True, checkpoint=None,
-                      phase0_epochs: int | None = None, lr_decay_factor: float | None = 0.1,
-                      lr_decay_patience: int = 4, device=None) -> FitResult:
+                      resume: bool = False, save_after: int = 0, phase0_epochs: int | None = None,
+                      lr_decay_factor: float | None = 0.1, lr_decay_patience: int = 4,
+                      device=None) -> FitResult:
     """Train the deterministic twin with Adam on the masked mean BCE.
 
     Parameters
@@ -75,7 +75,15 @@ def fit_deterministic(net: UNet2Sigmoid, train, val=None, *, epochs: int, batch_
         Show tqdm bars (epochs and batches).
     checkpoint : str or Path, optional
         Save here (atomically) after every epoch that improves the validation loss (every epoch
-        without ``val``).
+        without ``val``), and once more at the end with the whole history; the file always holds
+        the best weights (`runner.TrainingRun`).
+    resume : bool
+        Continue from ``checkpoint`` if it exists: its weights (and guide) and history; ``epochs``
+        counts the recorded epochs too, so only the rest run (in the phase they reach, the
+        learning rate restarting at that phase's initial value).  Epochs that do not beat the
+        checkpoint's best are recorded; its best weights are kept.
+    save_after : int
+        Write improvements only from this (1-based) epoch on (deepCR's ``save_after``).
     phase0_epochs : int, optional
         deepCR's schedule: this many epochs with batch statistics, the rest with frozen
         running statistics at ``lr / 2.5``.  None: one phase.
@@ -101,17 +109,20 @@ def fit_deterministic(net: UNet2Sigmoid, train, val=None, *, epochs: int, batch_
     def val_probs(x):
         return net(x)
 
-    return _train(net, None, list(net.parameters()), loss_fn, val_probs, train, val, epochs=epochs,
-                  batch_size=batch_size, lr=lr, seed=seed, progress=progress, checkpoint=checkpoint,
+    run = TrainingRun(checkpoint, resume=resume, save_after=save_after)
+    run.resume_into(net)
+    net.to(device)
+    return _train(net, None, list(net.parameters()), loss_fn, val_probs, train, val, run, epochs=epochs,
+                  batch_size=batch_size, lr=lr, seed=seed, progress=progress,
                   phase0_epochs=phase0_epochs, lr_decay_factor=lr_decay_factor,
                   lr_decay_patience=lr_decay_patience, device=device)
 
 
 def fit_svi(model: UNet2SigmoidVI, train, val=None, *, epochs: int, batch_size: int = 16, lr: float = 1e-3,
             kl_beta: float = 1e-6, num_particles: int = 1, init_scale: float = DEFAULT_INIT_SCALE, init_from=None,
-            guide=None, seed: int = 0, progress: bool = True, checkpoint=None, val_samples: int = 4,
-            phase0_epochs: int | None = None, lr_decay_factor: float | None = 0.1,
-            lr_decay_patience: int = 4, device=None) -> FitResult:
+            guide=None, seed: int = 0, progress: bool = True, checkpoint=None, resume: bool = False,
+            save_after: int = 0, val_samples: int = 4, phase0_epochs: int | None = None,
+            lr_decay_factor: float | None = 0.1, lr_decay_patience: int = 4, device=None) -> FitResult:
     """Fit a mean-field Normal posterior over the weights of ``model`` by SVI.
 
     The guide is `pyro.infer.autoguide.AutoNormal` (softplus-parameterised scales); each step
@@ -127,8 +138,8 @@ def fit_svi(model: UNet2SigmoidVI, train, val=None, *, epochs: int, batch_size: 
     Parameters
     ----------
     model : UNet2SigmoidVI
-    train, val, epochs, batch_size, lr, seed, progress, checkpoint, phase0_epochs,
-    lr_decay_factor, lr_decay_patience, device
+    train, val, epochs, batch_size, lr, seed, progress, checkpoint, resume, save_after,
+    phase0_epochs, lr_decay_factor, lr_decay_patience, device
         As for `fit_deterministic`.
     kl_beta : float
         Weight of the KL term (> 0).
@@ -141,7 +152,9 @@ def fit_svi(model: UNet2SigmoidVI, train, val=None, *, epochs: int, batch_size: 
         deterministic twin.  Default: a fresh Kaiming-initialised `UNet2Sigmoid` drawn with
         ``seed``.  Every weight site must be present (`init_to_value(..., fallback=None)`).
     guide : AutoNormal, optional
-        Continue training this guide (e.g. from `load`) instead of making a new one.
+        Continue training this guide (e.g. from `load`) instead of making a new one.  With
+        ``resume`` and an existing checkpoint, the checkpoint's guide is used and ``guide`` and
+        ``init_from`` are ignored.
     val_samples : int
         Posterior samples averaged for the validation probabilities.
 
@@ -163,7 +176,12 @@ def fit_svi(model: UNet2SigmoidVI, train, val=None, *, epochs: int, batch_size: 
     device = resolve_device(device)
     model.to(device)
     train_ds = as_dataset(train, name="train")
-    if guide is None:
+    run = TrainingRun(checkpoint, resume=resume, save_after=save_after)
+    previous = run.resume_into(model)
+    model.to(device)
+    if previous is not None:
+        guide = previous.guide
+    elif guide is None:
         guide = _initial_guide(model, init_from, init_scale, seed)
     guide.to(device)
     loss_fn = svi_loss(model, guide, kl_beta / len(train_ds), num_particles)
@@ -172,8 +190,8 @@ def fit_svi(model: UNet2SigmoidVI, train, val=None, *, epochs: int, batch_size: 
         return sample_probs(model, guide, x, val_samples).mean(0)
 
     params = list(model.parameters()) + list(guide.parameters())
-    return _train(model, guide, params, loss_fn, val_probs, train_ds, val, epochs=epochs,
-                  batch_size=batch_size, lr=lr, seed=seed, progress=progress, checkpoint=checkpoint,
+    return _train(model, guide, params, loss_fn, val_probs, train_ds, val, run, epochs=epochs,
+                  batch_size=batch_size, lr=lr, seed=seed, progress=progress,
                   phase0_epochs=phase0_epochs, lr_decay_factor=lr_decay_factor,
                   lr_decay_patience=lr_decay_patience, device=device)
 
@@ -197,29 +215,28 @@ def _set_phase(model: nn.Module, phase: int) -> None:
                 layer.eval()
 
 
-def _train(model, guide, params, loss_fn: Callable, val_probs: Callable, train, val, *, epochs, batch_size,
-           lr, seed, progress, checkpoint, phase0_epochs, lr_decay_factor, lr_decay_patience, device) -> FitResult:
-    """The one data loop behind both fit functions."""
-    if not (isinstance(epochs, int) and epochs >= 0):
-        raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
-    if not (isinstance(batch_size, int) and batch_size >= 1):
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+def _train(model, guide, params, loss_fn: Callable, val_probs: Callable, train, val, run: TrainingRun, *,
+           epochs, batch_size, lr, seed, progress, phase0_epochs, lr_decay_factor, lr_decay_patience,
+           device) -> FitResult:
+    """The one data loop behind both fit functions; ``run`` owns history, best weights, files."""
+    check_int(epochs, "epochs", minimum=0)
+    check_int(batch_size, "batch_size", minimum=1)
     if not (lr > 0):
         raise ValueError(f"lr must be > 0, got {lr!r}")
     if phase0_epochs is not None and not (isinstance(phase0_epochs, int) and 0 <= phase0_epochs <= epochs):
         raise ValueError(f"phase0_epochs must be an int in [0, epochs={epochs}], got {phase0_epochs!r}")
     train_ds = as_dataset(train, name="train")
     val_ds = None if val is None else as_dataset(val, name="val")
-    history = {"loss": [], "epochs": []}
-    result = FitResult(model=model, guide=guide, history=history)
+    history = run.begin(model, guide)
+    start = run.start_epoch
+    interrupted = False
     phase_of = (lambda e: 0) if phase0_epochs is None else (lambda e: 0 if e < phase0_epochs else 1)
-    best = {"val_loss": math.inf, "state": None}
 
-    with seeded(seed, device):
+    with seeded(seed + start, device):  # a resumed run does not replay the first run's shuffles
         loader = DataLoader(train_ds, batch_size=batch_size, shuffle=True,
-                            generator=torch.Generator().manual_seed(seed))
+                            generator=torch.Generator().manual_seed(seed + start))
         optimizer = scheduler = None
-        bar = tqdm(range(epochs), desc="epochs", unit="epoch", disable=not progress)
+        bar = tqdm(range(start, epochs), desc="epochs", unit="epoch", disable=not progress)
         try:
             for epoch in bar:
                 phase = phase_of(epoch)
@@ -250,23 +267,13 @@ def _train(model, guide, params, loss_fn: Callable, val_probs: Callable, train, 
                     if scheduler is not None:
                         scheduler.step(record["val_loss"])
                 record["seconds"] = time.perf_counter() - started
-                history["epochs"].append(record)
+                run.end_epoch(model, guide, history, record, has_val=val_ds is not None)
                 bar.set_postfix({k: f"{record[k]:.4g}" for k in ("train_loss", "val_loss") if k in record})
-                improved = val_ds is None or record["val_loss"] < best["val_loss"]
-                if improved and val_ds is not None:
-                    best.update(val_loss=record["val_loss"], state=_snapshot(model, guide))
-                    history["best_epoch"] = epoch + 1
-                if improved and checkpoint is not None:
-                    model.eval()
-                    save(checkpoint, model, guide, history)
         except KeyboardInterrupt:
-            result.interrupted = True
+            interrupted = True
             warnings.warn(f"training interrupted after {len(history['epochs'])} complete epoch(s); "
-                          "returning the last good state", RuntimeWarning, stacklevel=3)
-    if best["state"] is not None:
-        _restore(model, guide, best["state"])
-    model.eval()
-    return result
+                          "returning the best state so far", RuntimeWarning, stacklevel=3)
+    return run.finish(model, guide, history, interrupted=interrupted)
 
 
 def _validate(model, val_probs, val_ds, batch_size, device) -> dict:
@@ -291,13 +298,3 @@ def _validate(model, val_probs, val_ds, batch_size, device) -> dict:
     return {"val_loss": bce_sum / max(n_valid, 1),
             "val_tpr": 100.0 * tp / positives if positives else float("nan"),
             "val_fpr": 100.0 * fp / negatives if negatives else float("nan")}
-
-
-def _snapshot(model, guide) -> tuple:
-    return (copy.deepcopy(model.state_dict()), None if guide is None else copy.deepcopy(guide.state_dict()))
-
-
-def _restore(model, guide, state) -> None:
-    model.load_state_dict(state[0])
-    if guide is not None:
-        guide.load_state_dict(state[1])
