@@ -17,8 +17,9 @@ Held-out frames, provably never trained on
 -----------------------------------------
 Training sets are simulated by `simulate.make_dataset` / `data.SimulatedDataset`: frame ``i``
 of a set with seed ``s`` is ``simulate_frame(seed=frame_seed(s, i))``, and `frame_seed` hashes
-``(s, i)`` to one 32-bit word, so *every* training frame has a simulator seed below 2**32,
-whatever ``s`` and ``i`` are.  (Distinct dataset seeds alone do not make the frame seeds
+``(s, i)`` to one 32-bit word for every ``s`` below ``HELD_OUT_SEED = 2**32``
+(`cosmiq_pyro.data.seeds`, the package's one held-out convention), so every training frame has a
+simulator seed below 2**32, whatever ``s`` and ``i`` are.  (Distinct dataset seeds alone do not make the frame seeds
 distinct: two hashes can collide.)  The benchmark calls `simulate_frame` directly with seeds
 
     2**32 + seed * 10**6 + k,   k = 0 .. frames - 1   (frames <= 10**6),
@@ -48,7 +49,7 @@ from cosmiq_pyro.evaluation.peers import DEFAULT_SIGCLIPS, DeepCRPeer, LACosmicP
 from cosmiq_pyro.io.atomic import write_bytes_atomic
 from cosmiq_pyro.evaluation.study import ALL
 
-HELDOUT_SEED_BASE = 2**32  # above every frame_seed() value: disjoint from all training frames
+from cosmiq_pyro.data.seeds import HELD_OUT_SEED as HELDOUT_SEED_BASE  # noqa: E402  (2**32: see that module)
 FRAMES_PER_SEED = 10**6
 EXPTIME_RANGE_S = (100.0, 1200.0)
 TPR_LO, TPR_HI = "tpr_pct_at_0.05pct_fpr", "tpr_pct_at_0.5pct_fpr"

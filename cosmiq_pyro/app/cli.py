@@ -13,8 +13,8 @@ DATA arguments (train, evaluate, compare) are either a directory of deepCR 'pair
 (``*.npy`` of shape (2 or 3, W, W), as ``cosmiq simulate`` or deepCR's tutorials write them;
 the ``meta.csv`` that ``cosmiq simulate`` writes beside them gives each frame's field, filter
 and detector settings) or ``simulate:N``: N frames simulated on the fly.  ``train`` simulates with seed 0 by default;
-``evaluate`` and ``compare`` with `HELD_OUT_SEED`, so their frames never overlap a training
-set simulated with a small seed.
+``evaluate`` and ``compare`` with `cosmiq_pyro.data.seeds.HELD_OUT_SEED`, so their frames never
+overlap a training set (see that module).
 """
 from __future__ import annotations
 
@@ -28,13 +28,11 @@ import warnings
 from pathlib import Path
 
 from .._version import __version__
+from ..data.seeds import HELD_OUT_SEED
 from ..io.atomic import check_writable_directory, staged_directory, write_bytes_atomic
 
 __all__ = ["main", "build_parser", "HELD_OUT_SEED"]
 
-#: Seed of ``simulate:N`` frames for evaluate / compare (and the demo's held-out set): far from
-#: the small seeds (0, 1, ...) that training sets use, so the frames are never trained on.
-HELD_OUT_SEED = 1_000_003
 USER_ERRORS = (ValueError, TypeError, OSError)  # FileNotFoundError, FileExistsError are OSErrors
 EXIT_USAGE = 2
 EXIT_SOME_FAILED = 1  # cosmiq predict: some inputs failed, the others were done

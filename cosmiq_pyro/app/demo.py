@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from ..io.atomic import staged_directory
-from .cli import HELD_OUT_SEED
 from ..data.datasets import SimulatedDataset
+from ..data.seeds import HELD_OUT_SEED
 from ..io.fitsio import write_hdulist_atomic
 from ..evaluation.peers import DEFAULT_SIGCLIPS, DeepCRPeer, LACosmicPeer
 from ..inference.predictive import predict
@@ -52,7 +52,7 @@ class DemoConfig:
     fields, filters, exptime_s
         What the frames are drawn from (`simulate.frame_spec`).
     train_seed, test_seed : int
-        Dataset seeds; ``test_seed`` is `cli.HELD_OUT_SEED`, never used for training.
+        Dataset seeds; ``test_seed`` is `cosmiq_pyro.data.seeds.HELD_OUT_SEED`: frames never in a training set.
     hidden, norm : int, str
         Network width and normalisation (both models).
     batch_size : int

@@ -71,7 +71,7 @@ from .cosmic_rays import (  # noqa: F401
     CR_RATE_PER_CM2_S, CR_SPOT_FRACTION, CR_WORM_FRACTION, LANDAU_SCALE, SCIPY_LANDAU_PEAK,
     SI_PAIR_ENERGY_EV, cr_rate_per_cm2_s, expected_cr_count,
 )
-from .datasets import SimulatedSet, frame_seed, frame_spec, make_dataset
+from .datasets import HELD_OUT_SEED, SimulatedSet, frame_seed, frame_spec, make_dataset
 from .cte import (  # noqa: F401
     FLC_TRAIL_RESIDUAL, TRAP_RELEASE_TRANSFERS, TRAP_SPECIES_SHARE, WELL_FILL_POWER, cte_trail,
     trap_density,
@@ -101,7 +101,7 @@ from .validation import check_size
 
 __all__ = [
     "FIELDS", "FILTERS", "SimulatedFrame", "SimulatedSet", "simulate_frame", "make_dataset",
-    "frame_seed", "frame_spec", "write_pairs", "cr_rate_per_cm2_s", "expected_cr_count",
+    "frame_seed", "frame_spec", "HELD_OUT_SEED", "write_pairs", "cr_rate_per_cm2_s", "expected_cr_count",
     "check_size", "LABEL_RULES", "check_label_rule", "cr_labels", "drizcr_mask", "sigma_mask",
     "drizcr_noise_e", "model_derivative", "DEFECTS", "check_defects", "cte_trail",
     "hot_pixel_rate_quantile",

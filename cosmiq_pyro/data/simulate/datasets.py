@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..seeds import HELD_OUT_SEED
 from .filters import FILTERS
 from .frames import DEFECTS, check_defects, simulate_frame
 from .labels import check_label_rule
@@ -45,8 +46,10 @@ class SimulatedSet:
 def frame_seed(seed, i):
     """Seed of frame ``i`` of a dataset with seed ``seed``.
 
-    ``numpy.random.SeedSequence([seed, i])`` hashed to one 32-bit word, so that frame ``i``
-    can be simulated alone and frames of nearby (seed, i) pairs are independent.
+    For ``seed < HELD_OUT_SEED``: ``numpy.random.SeedSequence([seed, i])`` hashed to one 32-bit
+    word, so that frame ``i`` can be simulated alone and frames of nearby (seed, i) pairs are
+    independent.  For a held-out dataset (``seed >= HELD_OUT_SEED``): ``seed + i``, above every
+    hashed value, so held-out frames never coincide with training frames (`cosmiq_pyro.data.seeds`).
 
     Parameters
     ----------
@@ -59,6 +62,8 @@ def frame_seed(seed, i):
     """
     seed = _check_seed(seed)
     i = _check_seed(i, "i")
+    if seed >= HELD_OUT_SEED:
+        return seed + i
     return int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
 
 
