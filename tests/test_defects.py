@@ -104,7 +104,8 @@ def test_bad_columns_are_ignored_column_segments():
 def test_trap_density_matches_arctic():
     # arCTIc model_for_HST_ACS after SM4: 1.011 * (-0.246591 + 0.00055898 * days since launch)
     jd = 2458849.5  # 2020-01-01
-    assert sim.trap_density(jd) == pytest.approx(1.011 * (-0.246591 + 0.00055898 * (jd - 2452334.5)))
+    days = jd - 2452334.5
+    assert sim.trap_density(jd) == pytest.approx(1.011 * (-0.246591 + 0.00055898 * days))
     assert sim.TRAP_RELEASE_TRANSFERS == (0.74, 7.7, 37.0)
     assert sim.TRAP_SPECIES_SHARE == (1.27, 3.38, 2.85)
     assert sim.WELL_FILL_POWER == 0.478 and sim.FLC_TRAIL_RESIDUAL == 0.25

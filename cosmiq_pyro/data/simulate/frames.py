@@ -78,6 +78,28 @@ class SimulatedFrame:
     meta: dict = dataclass_field(default_factory=dict)
 
 
+def _pixel_defects(shape, exptime_s, seed, defects):
+    """Warm/hot pixels and bad columns, each from its own random stream (seed, 3) and
+    (seed, 4): extra dark charge (e-), response to light, flagged pixels and counts."""
+    dark_extra, response = np.zeros(shape), np.ones(shape)
+    flagged = np.zeros(shape, bool)
+    counts = dict(n_hot_flagged=0, n_warm_unflagged=0, n_hot_new_unflagged=0, n_bad_columns=0,
+                  n_bad_column_px=0)
+    if "hot_pixels" in defects:
+        hot_e, hot_flagged, hot_counts = _hot_pixels(shape, exptime_s,
+                                                     np.random.default_rng([seed, 3]))
+        dark_extra += hot_e
+        flagged |= hot_flagged
+        counts.update(hot_counts)
+    if "bad_columns" in defects:
+        col_e, response, columns, n_columns = _bad_columns(shape, exptime_s,
+                                                           np.random.default_rng([seed, 4]))
+        dark_extra += col_e
+        flagged |= columns
+        counts.update(n_bad_columns=n_columns, n_bad_column_px=int(columns.sum()))
+    return dark_extra, response, flagged, counts
+
+
 def simulate_frame(size=256, field="EX", filter="F606W", exptime_s=500.0, seed=0, *,
                    label_rule="drizcr", mask_threshold_sigma=1.0, defects=DEFECTS):
     r"""Simulate one ACS/WFC-like frame with cosmic rays.
@@ -164,21 +186,7 @@ def simulate_frame(size=256, field="EX", filter="F606W", exptime_s=500.0, seed=0
     n_galaxies = _count_inside(galaxy_xy, pad, size) + scene.n_hosts
 
     shape = (size, size)
-    dark_extra, response = np.zeros(shape), np.ones(shape)
-    defect = np.zeros(shape, bool)
-    counts = dict(n_hot_flagged=0, n_warm_unflagged=0, n_hot_new_unflagged=0, n_bad_columns=0,
-                  n_bad_column_px=0)
-    if "hot_pixels" in defects:
-        hot_e, flagged, hot_counts = _hot_pixels(shape, exptime_s, np.random.default_rng([seed, 3]))
-        dark_extra += hot_e
-        defect |= flagged
-        counts.update(hot_counts)
-    if "bad_columns" in defects:
-        col_e, response, columns, n_columns = _bad_columns(shape, exptime_s,
-                                                           np.random.default_rng([seed, 4]))
-        dark_extra += col_e
-        defect |= columns
-        counts.update(n_bad_columns=n_columns, n_bad_column_px=int(columns.sum()))
+    dark_extra, response, defect, counts = _pixel_defects(shape, exptime_s, seed, defects)
     cte = dict(cte_jd=float("nan"), cte_trap_density=0.0, cte_rows_to_register=0,
                cte_readout_towards_row0=None)
     if "cte_trails" in defects:
