@@ -97,6 +97,26 @@ def test_huge_config_is_refused_before_building(checkpoints, tmp_path):
         cq.load(bad)
 
 
+# ---------------------------------------------------------------- bug 7: empty data
+
+
+def _empty():
+    return torch.utils.data.TensorDataset(torch.zeros(0, 1, H, W), torch.zeros(0, 1, H, W), torch.zeros(0, 1, H, W))
+
+
+def test_empty_training_set_is_refused():
+    with pytest.raises(ValueError, match="train: the dataset is empty"):
+        cq.fit_svi(cq.UNet2SigmoidVI(hidden=4), _empty(), epochs=1, progress=False)
+    with pytest.raises(ValueError, match="train: the dataset is empty"):
+        cq.fit_deterministic(cq.UNet2Sigmoid(hidden=4), _empty(), epochs=1, progress=False)
+
+
+def test_empty_validation_set_is_refused(data):
+    image, mask = data
+    with pytest.raises(ValueError, match="val: the dataset is empty.*val=None"):
+        cq.fit_deterministic(cq.UNet2Sigmoid(hidden=4), (image, mask, None), _empty(), epochs=1, progress=False)
+
+
 # ---------------------------------------------------------------- bug 4: non-finite training data
 
 
@@ -126,3 +146,66 @@ def test_cli_non_finite_pair_file_named_before_training(tmp_path, capsys):
     assert status == 2 and len(err) == 1, err
     assert "000001_" in err[0] and "row 3, column 4" in err[0] and "non-finite image" in err[0]
     assert not (tmp_path / "m.pth").exists()
+
+
+def test_diverging_learning_rate_is_one_line(tmp_path, capsys):
+    status = main(["train", "simulate:4", "--size", "32", "--deterministic", "--hidden", "4", "--epochs", "1",
+                   "--lr", "1e30", "--out", str(tmp_path / "m.pth"), "--quiet"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert status == 2 and len(err) == 1 and "lr" in err[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- bug 8: argument types
+
+
+def test_predict_argument_types(checkpoints):
+    model = cq.load(checkpoints["vi"])
+    image = np.ones((H, W), np.float32)
+    with pytest.raises(TypeError, match="T"):
+        cq.predict(model, image, T=True)
+    with pytest.raises(TypeError, match="seed"):
+        cq.predict(model, image, T=2, seed=None)
+    with pytest.raises(TypeError, match="seed"):
+        cq.predict(model, image, T=2, seed=1.5)
+    with pytest.raises(ValueError, match=r"seed must be an int in \[0, 2\*\*63 - 1\]"):
+        cq.predict(model, image, T=2, seed=10**23)
+    a = cq.predict(model, image, T=np.int64(2), tile=np.int64(16), seed=np.int64(3))
+    b = cq.predict(model, image, T=2, tile=16, seed=3)
+    np.testing.assert_array_equal(a.prob, b.prob)
+
+
+def test_numpy_scalars_accepted_by_fit(data):
+    image, mask = data
+    torch.manual_seed(0)
+    result = cq.fit_svi(cq.UNet2SigmoidVI(hidden=4), (image, mask, None), epochs=np.int64(1),
+                        batch_size=np.int64(3), kl_beta=np.float32(1e-6), lr=np.float32(1e-3), progress=False)
+    assert len(result.history["epochs"]) == 1
+
+
+# ---------------------------------------------------------------- the deepCR-style train facade
+
+
+def test_train_does_not_silently_overwrite_a_checkpoint(data, tmp_path):
+    from cosmiq_pyro.training import train
+
+    image, mask = data
+    options = dict(image=image, mask=mask, name="m", hidden=4, epoch=1, batch_size=3, directory=tmp_path,
+                   verbose=False)
+    train(**options).train()
+    before = (tmp_path / "m.pth").read_bytes()
+    with pytest.raises(FileExistsError, match=r"m\.pth.*resume=True.*overwrite=True"):
+        train(**options).train()
+    assert (tmp_path / "m.pth").read_bytes() == before
+    train(**options, seed=1, overwrite=True).train()
+    assert (tmp_path / "m.pth").read_bytes() != before
+
+
+def test_init_from_gives_hidden(checkpoints, data):
+    from cosmiq_pyro.training import train
+
+    image, mask = data
+    vi = train(image=image, mask=mask, bayesian=True, init_from=checkpoints["det"], epoch=1, verbose=False)
+    assert vi.network.hidden == 4  # the twin's, not the default 32
+    with pytest.raises(ValueError, match="hidden=8 but init_from has hidden=4"):
+        train(image=image, mask=mask, bayesian=True, init_from=checkpoints["det"], hidden=8, epoch=1)

@@ -171,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, default=50, help="total epochs (default 50)")
     p.add_argument("--epoch-phase0", type=_nonnegative_int, default=None,
                    help="epochs with batch statistics (default round(0.4 * epochs))")
-    p.add_argument("--hidden", type=_positive_int, default=32, help="first-level channels (default 32)")
+    p.add_argument("--hidden", type=_positive_int, default=None,
+                   help="first-level channels (default 32, or --init-from's)")
     p.add_argument("--norm", choices=("batch", "group", "none"), default="batch",
                    help="normalisation layers (default batch)")
     p.add_argument("--batch-size", type=_positive_int, default=16, help="minibatch size (default 16)")
@@ -494,7 +495,7 @@ def _run_train(args) -> int:
                     batch_size=args.batch_size, lr=args.lr, verbose=not args.quiet, use_tqdm=not args.quiet,
                     bayesian=args.bayesian, kl_beta=args.kl_beta, prior_scale=args.prior_scale, norm=args.norm,
                     init_from=args.init_from, init_scale=args.init_scale, seed=args.seed, resume=args.resume,
-                    device=args.device)
+                    overwrite=args.overwrite, device=args.device)
     result = trainer.train()
     if result.interrupted:
         where = f"best epoch so far kept in {out}" if out.exists() else f"no epoch completed; {out} not written"

@@ -90,8 +90,9 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
         Training images get ``sky * U(aug_sky[0], aug_sky[1])`` added.
     name : str
         Checkpoint name: ``{directory}/{name}.pth``.
-    hidden : int
-        Channels of the first U-Net level (deepCR: 32).
+    hidden : int, optional
+        Channels of the first U-Net level (deepCR: 32).  Default: the ``init_from`` net's, else 32;
+        a value that differs from ``init_from``'s is a ValueError.
     epoch, epoch_phase0, batch_size, lr, auto_lr_decay, lr_decay_patience, lr_decay_factor,
     save_after, verbose, use_tqdm, use_tqdm_notebook, directory
         deepCR's meaning; see the module docstring for where they differ.
@@ -118,6 +119,9 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
         rate restarts at the phase's initial value.  Every continued epoch is recorded in the
         checkpoint's history; its weights change only if a continued epoch reaches a lower
         validation loss.
+    overwrite : bool
+        Replace an existing ``{directory}/{name}.pth``.  Without it (and without ``resume``)
+        `train` refuses to start when the file exists, as ``cosmiq train`` does.
     device : str, optional
         "cpu", "cuda", deepCR's "CPU"/"GPU"; default CUDA when available.
 
@@ -134,10 +138,11 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
     """
 
     def __init__(self, image, mask=None, ignore=None, sky=None, mode="pair", aug_sky=(0, 0), name="model",
-                 hidden=32, epoch=50, epoch_phase0=None, batch_size=16, lr=None, auto_lr_decay=True,
+                 hidden=None, epoch=50, epoch_phase0=None, batch_size=16, lr=None, auto_lr_decay=True,
                  lr_decay_patience=4, lr_decay_factor=0.1, save_after=0, verbose=True, use_tqdm=False,
                  use_tqdm_notebook=False, directory="./", *, bayesian=False, kl_beta=1e-6, prior_scale=1.0,
-                 T_val=4, norm="batch", init_from=None, init_scale=1e-3, seed=0, resume=False, device=None):
+                 T_val=4, norm="batch", init_from=None, init_scale=1e-3, seed=0, resume=False, overwrite=False,
+                 device=None):
         if not isinstance(epoch, (int, np.integer)) or isinstance(epoch, bool) or epoch < 1:
             raise ValueError(f"epoch must be a positive int, got {epoch!r}")
         if epoch_phase0 is None:
@@ -163,8 +168,14 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
         self.verbose = bool(verbose)
         self.progress = bool(use_tqdm or use_tqdm_notebook)
         self.kl_beta, self.T_val, self.init_scale = kl_beta, T_val, init_scale
-        self.seed, self.resume, self.device = int(seed), bool(resume), device
+        self.seed, self.resume, self.overwrite, self.device = int(seed), bool(resume), bool(overwrite), device
         self.init_from = _deterministic_net(init_from)
+        if self.init_from is not None:
+            if hidden is not None and hidden != self.init_from.hidden:
+                raise ValueError(f"hidden={hidden!r} but init_from has hidden={self.init_from.hidden}; leave "
+                                 "hidden out to take it from init_from")
+            hidden = self.init_from.hidden
+        hidden = 32 if hidden is None else hidden
         self.train_data, self.val_data = _split(image, mask, ignore, sky, mode, aug_sky, self.seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
@@ -188,6 +199,9 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
         validation epoch so far, and ``result.interrupted`` is True.  Resume, history and the
         checkpoint file are `cosmiq_pyro.inference.runner.TrainingRun`'s.
         """
+        if self.path.exists() and not (self.resume or self.overwrite):
+            raise FileExistsError(f"{str(self.path)!r} exists; pass resume=True to continue it or "
+                                  "overwrite=True to replace it")
         if self.verbose:
             print(self._setup_text())
         options = dict(epochs=self.n_epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed,

@@ -14,6 +14,7 @@ scheduler stays bound to the phase-0 optimiser, a bug not reproduced here).
 """
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from typing import Callable
@@ -29,7 +30,7 @@ from ..models.bayesian import UNet2SigmoidVI, copy_point_estimates, sample_probs
 from ..models.guides import DEFAULT_INIT_SCALE, make_guide
 from ..models.results import FitResult
 from ..models.unet import UNet2Sigmoid
-from ..utils.checks import check_int
+from ..utils.checks import check_float, check_int, check_seed
 from ..utils.torchtools import resolve_device, seeded
 from .objective import svi_loss
 from .runner import TrainingRun
@@ -167,15 +168,13 @@ def fit_svi(model: UNet2SigmoidVI, train, val=None, *, epochs: int, batch_size: 
     if not isinstance(model, UNet2SigmoidVI):
         raise TypeError(f"fit_svi fits a UNet2SigmoidVI, got {type(model).__name__} "
                         "(use fit_deterministic for UNet2Sigmoid)")
-    if not (isinstance(kl_beta, (int, float)) and kl_beta > 0):
-        raise ValueError(f"kl_beta must be > 0, got {kl_beta!r}")
-    if not (isinstance(num_particles, int) and num_particles >= 1):
-        raise ValueError(f"num_particles must be a positive int, got {num_particles!r}")
-    if not (isinstance(init_scale, (int, float)) and init_scale > 0):
-        raise ValueError(f"init_scale must be > 0, got {init_scale!r}")
+    kl_beta = check_float(kl_beta, "kl_beta", positive=True)
+    num_particles = check_int(num_particles, "num_particles", minimum=1)
+    init_scale = check_float(init_scale, "init_scale", positive=True)
+    seed = check_seed(seed)
     device = resolve_device(device)
     model.to(device)
-    train_ds = as_dataset(train, name="train")
+    train_ds = _non_empty(as_dataset(train, name="train"), "train")
     run = TrainingRun(checkpoint, resume=resume, save_after=save_after)
     previous = run.resume_into(model)
     model.to(device)
@@ -194,6 +193,15 @@ def fit_svi(model: UNet2SigmoidVI, train, val=None, *, epochs: int, batch_size: 
                   batch_size=batch_size, lr=lr, seed=seed, progress=progress,
                   phase0_epochs=phase0_epochs, lr_decay_factor=lr_decay_factor,
                   lr_decay_patience=lr_decay_patience, device=device)
+
+
+def _non_empty(dataset, name: str):
+    """``dataset``, or a ValueError: an empty training set has no loss (and no KL scale), an
+    empty validation set would report val_loss 0.0 and keep its first epoch as the best."""
+    if len(dataset) == 0:
+        raise ValueError(f"{name}: the dataset is empty (0 items); give at least one labelled frame"
+                         + ("" if name == "train" else ", or val=None to train without validation"))
+    return dataset
 
 
 def _initial_guide(model: UNet2SigmoidVI, init_from, init_scale: float, seed: int):
@@ -219,14 +227,16 @@ def _train(model, guide, params, loss_fn: Callable, val_probs: Callable, train, 
            epochs, batch_size, lr, seed, progress, phase0_epochs, lr_decay_factor, lr_decay_patience,
            device) -> FitResult:
     """The one data loop behind both fit functions; ``run`` owns history, best weights, files."""
-    check_int(epochs, "epochs", minimum=0)
-    check_int(batch_size, "batch_size", minimum=1)
-    if not (lr > 0):
-        raise ValueError(f"lr must be > 0, got {lr!r}")
-    if phase0_epochs is not None and not (isinstance(phase0_epochs, int) and 0 <= phase0_epochs <= epochs):
-        raise ValueError(f"phase0_epochs must be an int in [0, epochs={epochs}], got {phase0_epochs!r}")
-    train_ds = as_dataset(train, name="train")
-    val_ds = None if val is None else as_dataset(val, name="val")
+    epochs = check_int(epochs, "epochs", minimum=0)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    lr = check_float(lr, "lr", positive=True)
+    seed = check_seed(seed)
+    if phase0_epochs is not None:
+        phase0_epochs = check_int(phase0_epochs, "phase0_epochs", minimum=0)
+        if phase0_epochs > epochs:
+            raise ValueError(f"phase0_epochs must be an int in [0, epochs={epochs}], got {phase0_epochs!r}")
+    train_ds = _non_empty(as_dataset(train, name="train"), "train")
+    val_ds = None if val is None else _non_empty(as_dataset(val, name="val"), "val")
     history = run.begin(model, guide)
     start = run.start_epoch
     interrupted = False
@@ -264,6 +274,9 @@ def _train(model, guide, params, loss_fn: Callable, val_probs: Callable, train, 
                           "lr": optimizer.param_groups[0]["lr"]}
                 if val_ds is not None:
                     record.update(_validate(model, val_probs, val_ds, batch_size, device))
+                    if not math.isfinite(record["val_loss"]):  # validation pixels are finite (checked)
+                        raise FloatingPointError(f"validation loss became {record['val_loss']} at epoch "
+                                                 f"{epoch + 1}: the weights diverged; lower lr")
                     if scheduler is not None:
                         scheduler.step(record["val_loss"])
                 record["seconds"] = time.perf_counter() - started

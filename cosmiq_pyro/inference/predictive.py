@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from ..models.bayesian import draw_weights
 from ..models.fused import FusedWeights, fuse_weights, fused_logits
 from ..models.registry import resolve
+from ..utils.checks import check_int, check_seed
 from ..utils.torchtools import binary_entropy, eval_mode, resolve_device, seeded
 
 TILE_MARGIN = 10  # px; >= the receptive-field radius (9 px) of UNet2Sigmoid, even (pooling grid)
@@ -115,9 +116,10 @@ def predict(model, image, *, guide=None, T: int = 16, ignore=None, seed: int = 0
     Prediction
     """
     net, guide = resolve(model, guide)
-    if not (isinstance(T, int) and T >= 1):
-        raise ValueError(f"T must be a positive int, got {T!r}")
-    if not (isinstance(tile, int) and tile >= _ALIGN and tile % _ALIGN == 0):
+    T = check_int(T, "T", 1)
+    seed = check_seed(seed)
+    tile = check_int(tile, "tile", _ALIGN)
+    if tile % _ALIGN:
         raise ValueError(f"tile must be a positive multiple of {_ALIGN}, got {tile!r}")
     x = validated_image(image, ignore)
     if guide is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import numbers
 
-__all__ = ["check_int", "check_seed", "check_float"]
+__all__ = ["check_int", "check_seed", "check_float", "MAX_SEED"]
 
 
 def check_int(value, name: str, minimum: int | None = None) -> int:
@@ -25,9 +25,16 @@ def check_int(value, name: str, minimum: int | None = None) -> int:
     return int(value)
 
 
+#: Largest seed: torch.manual_seed takes 64-bit seeds (numpy's generators any int >= 0).
+MAX_SEED = 2**63 - 1
+
+
 def check_seed(value, name: str = "seed") -> int:
-    """A random seed: an int >= 0 (numpy integers accepted, ``bool`` rejected)."""
-    return check_int(value, name, minimum=0)
+    """A random seed: an int in [0, `MAX_SEED`] (numpy integers accepted, ``bool`` rejected)."""
+    value = check_int(value, name, minimum=0)
+    if value > MAX_SEED:
+        raise ValueError(f"{name} must be an int in [0, 2**63 - 1], got {value!r}")
+    return value
 
 
 def check_float(value, name: str, *, positive: bool = False, minimum: float | None = None,
