@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, fit_svi, predict
-from cosmiq_pyro.evaluation.peers import DeepCRPeer, LACosmicPeer, ModelPredictor, bernoulli_entropy
+from cosmiq_pyro.evaluation.metrics import binary_entropy
+from cosmiq_pyro.evaluation.peers import DeepCRPeer, LACosmicPeer, ModelPredictor
 from cosmiq_pyro.data.simulate import simulate_frame
 
 
@@ -18,10 +19,11 @@ def frame():
     return simulate_frame(64, "GC", "F606W", 600.0, seed=12345)
 
 
-def test_bernoulli_entropy_by_hand():
+def test_binary_entropy_by_hand():
     p = np.array([0.0, 0.5, 1.0, 0.1])
     expected = [0.0, math.log(2), 0.0, -(0.1 * math.log(0.1) + 0.9 * math.log(0.9))]
-    np.testing.assert_allclose(bernoulli_entropy(p), expected, rtol=1e-6)
+    np.testing.assert_allclose(binary_entropy(p), expected, rtol=1e-12)
+    assert binary_entropy(p).dtype == np.float64 and binary_entropy(0.5).shape == ()
 
 
 def test_deepcr_peer_is_deepcrs_own_clean(frame):
@@ -31,7 +33,7 @@ def test_deepcr_peer_is_deepcrs_own_clean(frame):
     assert pred.prob.shape == frame.image.shape and pred.prob.dtype == np.float32
     np.testing.assert_allclose(pred.prob, expected, atol=1e-7)
     assert pred.is_probability and pred.epistemic is None and pred.T == 1
-    np.testing.assert_allclose(pred.entropy, bernoulli_entropy(expected), atol=1e-6)
+    np.testing.assert_allclose(pred.entropy, binary_entropy(expected), atol=1e-6)
     # the same weights in our own net, fed the same electrons, give the same probabilities
     ours = predict(UNet2Sigmoid.from_deepcr("ACS-WFC"), frame.image)
     np.testing.assert_allclose(pred.prob, ours.prob, atol=1e-5)

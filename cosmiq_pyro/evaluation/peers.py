@@ -30,13 +30,12 @@ from dataclasses import dataclass
 from typing import Mapping, Optional
 
 import numpy as np
-from scipy.special import entr
 
 from ..inference.predictive import predict, validated_image
 from ..models.registry import resolve
+from .metrics import binary_entropy
 
-__all__ = ["PeerPrediction", "ModelPredictor", "DeepCRPeer", "LACosmicPeer", "DEFAULT_SIGCLIPS",
-           "bernoulli_entropy"]
+__all__ = ["PeerPrediction", "ModelPredictor", "DeepCRPeer", "LACosmicPeer", "DEFAULT_SIGCLIPS"]
 
 #: sigclip values swept by `LACosmicPeer`: 1.25**k for k = 0..27, i.e. 1 to 414, 25 % apart.
 #: On simulated ACS/WFC frames sigclip = 1 flags ~20-30 % of non-CR pixels and sigclip ~400
@@ -73,15 +72,6 @@ class PeerPrediction:
         return (f"PeerPrediction(shape={self.prob.shape}, {kind}, T={self.T}, "
                 f"entropy={'yes' if self.entropy is not None else 'none'}, "
                 f"epistemic={'yes' if self.epistemic is not None else 'none'})")
-
-
-def bernoulli_entropy(p) -> np.ndarray:
-    r"""Entropy of a Bernoulli(p) in nats, :math:`H[p] = -p\ln p - (1-p)\ln(1-p)`, float32.
-
-    Computed in float64 with `scipy.special.entr` (which sets :math:`0 \ln 0 = 0`).
-    """
-    p = np.asarray(p, dtype=np.float64)
-    return (entr(p) + entr(1.0 - p)).astype(np.float32)
 
 
 class ModelPredictor:
@@ -177,7 +167,7 @@ class DeepCRPeer:
         x = validated_image(image, ignore)
         prob = np.asarray(self._model.clean(x, binary=False, inpaint=False, segment=True,
                                             patch=self.patch), dtype=np.float32)
-        return PeerPrediction(prob=prob, entropy=bernoulli_entropy(prob), epistemic=None, T=1,
+        return PeerPrediction(prob=prob, entropy=binary_entropy(prob).astype(np.float32), epistemic=None, T=1,
                               is_probability=True)
 
     def __repr__(self) -> str:

@@ -25,7 +25,7 @@ Modules (everything public is re-exported here):
 - `calibration` -- `brier`, `nll`, `ece`, `reliability_curve` (`ReliabilityCurve`);
 - `detection` -- `roc_curve` (`RocCurve`), `tpr_at_fpr` (`TprAtFpr`), `roc_auc`;
 - `uncertainty` -- `risk_coverage` (`RiskCoverage`), `aurc`, `e_aurc`,
-  `error_vs_uncertainty` (`ErrorVsUncertainty`), `error_detection_auroc`;
+  `error_vs_uncertainty` (`ErrorVsUncertainty`), `error_detection_auroc`, `binary_entropy`;
 - private helpers: `_validation` (input checks), `_reductions` (chunked sums and binned
   statistics), `_ranking` (sorted-score counting, midrank AUC), `_dilation` (disk dilation of
   predicted masks), `_harmonic` (harmonic numbers for the exact AURC).
@@ -34,8 +34,8 @@ from __future__ import annotations
 
 from .calibration import ReliabilityCurve, brier, ece, nll, reliability_curve
 from .detection import RocCurve, TprAtFpr, roc_auc, roc_curve, tpr_at_fpr
-from .uncertainty import (  # noqa: F401  (_oracle_aurc: the closed form the tests check)
-    ErrorVsUncertainty, RiskCoverage, _oracle_aurc, aurc, e_aurc, error_detection_auroc,
+from .uncertainty import (
+    ErrorVsUncertainty, RiskCoverage, aurc, binary_entropy, e_aurc, error_detection_auroc,
     error_vs_uncertainty, risk_coverage,
 )
 
@@ -43,5 +43,5 @@ __all__ = [
     "brier", "nll", "ece", "reliability_curve", "ReliabilityCurve",
     "roc_curve", "RocCurve", "tpr_at_fpr", "TprAtFpr", "roc_auc",
     "risk_coverage", "RiskCoverage", "aurc", "e_aurc",
-    "error_vs_uncertainty", "ErrorVsUncertainty", "error_detection_auroc",
+    "error_vs_uncertainty", "ErrorVsUncertainty", "error_detection_auroc", "binary_entropy",
 ]

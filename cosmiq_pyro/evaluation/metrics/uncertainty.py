@@ -1,6 +1,6 @@
 """Quality of an uncertainty map: does it rank wrong predictions above right ones?
 Risk-coverage curve, AURC and E-AURC (selective classification), error rate per
-uncertainty bin, and the AUROC of uncertainty for detecting errors."""
+uncertainty bin, the AUROC of uncertainty for detecting errors; and the binary entropy."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,6 +14,20 @@ from ._reductions import _binned_means
 from ._validation import (
     _check_n_bins, _check_strategy, _check_threshold, _prepare, _require_both,
 )
+
+
+def binary_entropy(p) -> np.ndarray:
+    """Entropy of a Bernoulli(p) in nats, elementwise, float64, with ``0 log 0 = 0``:
+
+    .. math:: H[p] = -p \\ln p - (1 - p) \\ln(1 - p).
+
+    (The torch twin for tensors is `cosmiq_pyro.utils.torchtools.binary_entropy`.)
+    """
+    p = np.asarray(p, dtype=np.float64)
+    q = 1.0 - p
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = -(np.where(p > 0, p * np.log(p), 0.0) + np.where(q > 0, q * np.log(q), 0.0))
+    return h
 
 
 def _mean_selective_risk(cum_n: np.ndarray, cum_err: np.ndarray) -> float:
