@@ -14,7 +14,6 @@ Both take a `FitResult` from `fit_svi` / `load`, or an ``AutoNormal`` guide with
 """
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping, Sequence
 
 import arviz as az
@@ -27,11 +26,12 @@ from torch import nn
 from torch.distributions import Normal, kl_divergence
 
 from .._version import __version__
-from ..inference.predictive import TILE_MARGIN
+from ..inference.predictive import TILE_ALIGN, TILE_MARGIN, pad_to_grid
 from ..models.bayesian import UNet2SigmoidVI, draw_weights, probs_given_weights
 from ..models.guides import guide_locs, guide_scales
 from ..models.registry import resolve
 from ..models.results import FitResult
+from ..utils.checks import check_int
 from ..utils.torchtools import eval_mode, module_device, seeded
 
 __all__ = ["DEFAULT_SITES", "to_inference_data", "posterior_table"]
@@ -40,7 +40,6 @@ __all__ = ["DEFAULT_SITES", "to_inference_data", "posterior_table"]
 #: 1x1 output convolution that turns the last features into the CR logit.
 DEFAULT_SITES = ("inc.conv1.weight", "head.weight", "head.bias")
 
-_ALIGN = 4  # predict pads images to a multiple of 4 and starts tiles on multiples of 4
 
 
 def _resolve(fit_or_guide, model) -> tuple[UNet2SigmoidVI, AutoNormal]:
@@ -100,12 +99,6 @@ def _check_sites(model: UNet2SigmoidVI, sites) -> tuple[str, ...]:
     return tuple(sites)
 
 
-def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _check_pixels(pixels, shape) -> tuple[list[str], np.ndarray]:
     """Labels and an (K, 2) int array of (row, col) from a mapping or a sequence of pairs."""
     if isinstance(pixels, Mapping):
@@ -158,8 +151,7 @@ def _pixel_probs(model: UNet2SigmoidVI, draws: Mapping[str, torch.Tensor], image
     the values equal `predict`'s per-draw maps to float rounding.  With group norm (statistics
     over the whole input) the whole image is used instead.
     """
-    height, width = image.shape
-    padded = np.pad(image, ((0, -height % _ALIGN), (0, -width % _ALIGN)), mode="symmetric")
+    padded = pad_to_grid(image)
     full = (0, padded.shape[0], 0, padded.shape[1])
     margin = TILE_MARGIN + TILE_MARGIN % 2  # even, so crops start and end on even rows and columns
     groups: dict[tuple[int, int], list[tuple[int, tuple[int, int, int, int]]]] = {}
@@ -167,9 +159,9 @@ def _pixel_probs(model: UNet2SigmoidVI, draws: Mapping[str, torch.Tensor], image
         if model.norm == "group":
             box = full
         else:
-            r4, c4 = r // _ALIGN * _ALIGN, c // _ALIGN * _ALIGN
-            box = (max(r4 - margin, 0), min(r4 + _ALIGN + margin, padded.shape[0]),
-                   max(c4 - margin, 0), min(c4 + _ALIGN + margin, padded.shape[1]))
+            r4, c4 = r // TILE_ALIGN * TILE_ALIGN, c // TILE_ALIGN * TILE_ALIGN
+            box = (max(r4 - margin, 0), min(r4 + TILE_ALIGN + margin, padded.shape[0]),
+                   max(c4 - margin, 0), min(c4 + TILE_ALIGN + margin, padded.shape[1]))
         groups.setdefault((box[1] - box[0], box[3] - box[2]), []).append((k, box))
     device = module_device(model)
     batches = []
@@ -243,8 +235,8 @@ def to_inference_data(fit_or_guide, num_samples: int = 200, sites=None, seed: in
     >>> az.summary(idata, var_names=["head.weight"], kind="stats")  # doctest: +SKIP
     """
     model, guide = _resolve(fit_or_guide, model)
-    num_samples = _check_int(num_samples, "num_samples", 1)
-    seed = _check_int(seed, "seed", 0)
+    num_samples = check_int(num_samples, "num_samples", 1)
+    seed = check_int(seed, "seed", 0)
     sites = _check_sites(model, sites)
     if (pixels is None) != (image is None):
         raise ValueError("pixels and image go together: give both (the image in electrons and the "

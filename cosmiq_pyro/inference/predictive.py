@@ -41,7 +41,10 @@ from ..utils.checks import check_int, check_seed
 from ..utils.torchtools import binary_entropy, eval_mode, resolve_device, seeded
 
 TILE_MARGIN = 10  # px; >= the receptive-field radius (9 px) of UNet2Sigmoid, even (pooling grid)
-_ALIGN = 4  # pad to a multiple of 4 and start tiles on multiples of 4 (even: the 2x2 pooling grid)
+#: Images are padded to a multiple of this and tiles start on multiples of it (even: the U-Net's
+#: 2x2 pooling grid stays the image's).
+TILE_ALIGN = 4
+_ALIGN = TILE_ALIGN
 #: Largest core tile side on the CPU (px).  Tiles are balanced (a 1024 px side runs as three
 #: 344 px tiles), so an input tile is at most 404 px and each 32-channel activation at most
 #: 21 MB: inside this machine's 32 MB L3 cache and below glibc's 32 MB mmap threshold (larger
@@ -130,7 +133,7 @@ def predict(model, image, *, guide=None, T: int = 16, ignore=None, seed: int = 0
         guide.to(device)
 
     height, width = x.shape
-    padded = np.pad(x, ((0, -height % _ALIGN), (0, -width % _ALIGN)), mode="symmetric")
+    padded = pad_to_grid(x)
     maps = np.zeros((2,) + padded.shape, dtype=np.float32)  # prob, aleatoric
     if progress is None:
         progress = max(padded.shape) > tile
@@ -159,6 +162,14 @@ def predict(model, image, *, guide=None, T: int = 16, ignore=None, seed: int = 0
     aleatoric = (entropy - epistemic).astype(np.float32)  # exact split: entropy = aleatoric + epistemic
     return Prediction(prob=prob.copy(), entropy=entropy.astype(np.float32), aleatoric=aleatoric,
                       epistemic=epistemic, T=T)
+
+
+def pad_to_grid(image: np.ndarray) -> np.ndarray:
+    """``image`` (H, W) mirrored (``numpy.pad(mode="symmetric")``) at the bottom and right up to
+    a multiple of `TILE_ALIGN` in both sizes: what `predict` runs the network on before cropping
+    the maps back to (H, W)."""
+    height, width = image.shape
+    return np.pad(image, ((0, -height % _ALIGN), (0, -width % _ALIGN)), mode="symmetric")
 
 
 def _draw(net, guide, T: int, seed: int, device: torch.device) -> dict:
