@@ -179,10 +179,12 @@ def test_unwritable_output_found_before_any_work(models, tmp_path, capsys, monke
     monkeypatch.setattr(os, "access", lambda p, mode: False if "ro" in str(p) else real_access(p, mode))
     (tmp_path / "ro").mkdir()
 
+    import cosmiq_pyro.app.batch as batch
+
     def no_model(*args, **kwargs):
         raise AssertionError("the model must not be loaded before the output is checked")
 
-    monkeypatch.setattr(cli, "_load_model", no_model)
+    monkeypatch.setattr(batch, "cached_model", no_model)  # what cosmiq predict loads models with
     status, _, err = run(capsys, "predict", source, "--model", models["det"], "-o", tmp_path / "ro" / "out")
     assert status == 2 and len(err) == 1 and "not writable" in err[0]
     status, _, err = run(capsys, "train", "simulate:4", "--deterministic", "--out", tmp_path / "ro" / "m.pth")
