@@ -48,7 +48,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset, Subset
 
 from ..data.datasets import PairDataset, SimulatedDataset, split_indices
@@ -57,6 +56,7 @@ from ..models.bayesian import UNet2SigmoidVI
 from ..models.registry import load_model, resolve
 from ..models.results import FitResult
 from ..models.unet import UNet2Sigmoid
+from ..utils.torchtools import seeded
 
 __all__ = ["train", "DEFAULT_LR"]
 
@@ -177,8 +177,7 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
             hidden = self.init_from.hidden
         hidden = 32 if hidden is None else hidden
         self.train_data, self.val_data = _split(image, mask, ignore, sky, mode, aug_sky, self.seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+        with seeded(self.seed):
             kind = UNet2SigmoidVI if self.bayesian else UNet2Sigmoid
             extra = {"prior_scale": prior_scale} if self.bayesian else {}
             self.network = kind(n_channels=1, n_classes=1, hidden=hidden, norm=norm, **extra)

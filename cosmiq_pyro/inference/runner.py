@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ..models.registry import load_model, save
 from ..models.results import FitResult
+from ..utils.torchtools import eval_mode
 
 __all__ = ["TrainingRun"]
 
@@ -94,10 +95,8 @@ class TrainingRun:
                 history["best_epoch"] = record["epoch"]
             self._best_state = _snapshot(model, guide)
             if self.path is not None and record["epoch"] >= self.save_after:
-                was_training = model.training
-                model.eval()
-                save(self.path, model, guide, history)
-                model.train(was_training)
+                with eval_mode(model):
+                    save(self.path, model, guide, history)
         return improved
 
     def finish(self, model, guide, history: dict, interrupted: bool = False) -> FitResult:
