@@ -30,6 +30,7 @@ from pathlib import Path
 from .._version import __version__
 from ..data.seeds import HELD_OUT_SEED
 from ..io.atomic import check_writable_directory, staged_directory, write_bytes_atomic
+from ..utils.checks import MAX_SEED
 
 __all__ = ["main", "build_parser", "HELD_OUT_SEED"]
 
@@ -309,8 +310,6 @@ _positive_float = _check(lambda v: v > 0 and v != float("inf"), float, "a positi
 _probability = _check(lambda v: 0 <= v <= 1, float, "a probability in [0, 1]")
 _size = _check(lambda v: v >= 16 and v % 4 == 0, int, "a frame side >= 16, a multiple of 4")
 _tile = _check(lambda v: v >= 4 and v % 4 == 0, int, "a positive multiple of 4")
-#: Largest seed accepted: torch.manual_seed takes 64-bit seeds, numpy any non-negative int.
-MAX_SEED = 2**63 - 1
 _seed = _check(lambda v: 0 <= v <= MAX_SEED, int, "an integer seed in [0, 2**63 - 1]")
 
 
