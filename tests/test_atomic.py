@@ -132,3 +132,14 @@ def test_unwritable_destination_found_before_work(tmp_path, monkeypatch):
         with staged_directory(tmp_path / "out", overwrite=False):
             raise AssertionError("the block must not run")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_failure_leaves_no_parent_directories_it_created(tmp_path):
+    with pytest.raises(RuntimeError):
+        with staged_directory(tmp_path / "a" / "b" / "out", overwrite=False) as stage:
+            (stage / "x.txt").write_text("x")
+            raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+    with staged_directory(tmp_path / "a" / "b" / "out", overwrite=False) as stage:
+        (stage / "x.txt").write_text("x")
+    assert (tmp_path / "a" / "b" / "out" / "x.txt").read_text() == "x"

@@ -152,8 +152,9 @@ def staged_directory(outdir, *, overwrite: bool):
     Yields a new, empty directory beside ``outdir`` (same file system, so the final moves are
     renames).  When the ``with`` block ends without an exception, every file in it is moved to
     the same relative path under ``outdir`` (created if needed); on any exception nothing reaches
-    ``outdir``.  The staging directory is removed either way; staging directories of ``outdir``
-    left by killed processes are removed first.
+    ``outdir`` and parent directories created for it are removed again.  The staging directory
+    is removed either way; staging directories of ``outdir`` left by killed processes are
+    removed first.
 
     Raises
     ------
@@ -175,10 +176,12 @@ def staged_directory(outdir, *, overwrite: bool):
     check_writable_directory(resolved.parent, "parent of the output directory")
     if outdir.is_dir():
         check_writable_directory(outdir)
+    created = [d for d in (resolved.parent, *resolved.parent.parents) if not d.exists()]  # deepest first
     resolved.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(resolved)
     staging = temporary_path(resolved)
     staging.mkdir()
+    done = False
     try:
         yield staging
         outdir.mkdir(exist_ok=True)
@@ -189,5 +192,12 @@ def staged_directory(outdir, *, overwrite: bool):
             else:
                 os.replace(source, target)
         fsync_directory(outdir)
+        done = True
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if not done:  # no empty parent directories left behind by a failure
+            for folder in created:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
