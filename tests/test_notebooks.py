@@ -2,6 +2,7 @@
 and the runner itself: which interpreter, which scale, what happens when a cell fails."""
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -53,8 +54,10 @@ def test_runner_uses_this_interpreter_the_scale_the_cache_and_the_notebook_direc
     path = write_notebook(tmp_path / "probe.ipynb",
                           "import os, sys\nprint(sys.executable)\nprint(os.environ['COSMIQ_NOTEBOOK_SCALE'])\n"
                           "print(os.getcwd())\nprint(os.environ['COSMIQ_NOTEBOOK_CACHE'])")
+    started = time.perf_counter()
     seconds = run_notebook(path, scale="full", timeout=120, cache_dir=tmp_path / "cache")
-    assert seconds > 0
+    elapsed = time.perf_counter() - started
+    assert 0 < seconds <= elapsed  # the reported run time is the call's own, not a stale or made-up one
     lines = outputs(nbformat.read(path, as_version=4), "stream")[0]["text"].split()
     assert Path(lines[0]).resolve() == Path(sys.executable).resolve()
     assert lines[1] == "full"

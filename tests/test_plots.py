@@ -5,12 +5,29 @@ os.environ["MPLBACKEND"] = "Agg"  # before pyplot is imported anywhere in this p
 
 from types import SimpleNamespace  # noqa: E402
 
+import matplotlib  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from cosmiq_pyro.evaluation import metrics as M  # noqa: E402
 from cosmiq_pyro.evaluation import plots as P  # noqa: E402
+
+
+def assert_rendered(fig, path, dpi=100):
+    """``fig`` saved as a PNG decodes to the figure's size in pixels, and every line colour of its
+    axes appears in the pixels (the curves were drawn, not just the frame)."""
+    fig.savefig(path, dpi=dpi)
+    pixels = plt.imread(path)[..., :3]  # (H, W, 3) floats in [0, 1]
+    width, height = fig.get_size_inches() * dpi
+    assert pixels.shape[:2] == (round(height), round(width))
+    for ax in fig.axes:
+        for line in ax.lines:
+            if line.get_linestyle() in ("None", "") and line.get_marker() in ("None", "", None):
+                continue
+            rgb = np.array(matplotlib.colors.to_rgb(line.get_color()))
+            close = np.all(np.abs(pixels - rgb) < 0.04, axis=-1)
+            assert close.sum() >= 3, f"line {line.get_label()!r} ({line.get_color()}) is not in {path.name}"
 
 
 @pytest.fixture(autouse=True)
@@ -55,8 +72,7 @@ def test_plot_reliability_overlays_models(sample, tmp_path):
     # the drawn points are the non-empty bins of the curve
     curve = M.reliability_curve(sample.p_good, sample.y)
     np.testing.assert_allclose(ax.lines[1].get_xdata(), curve.mean_p[curve.count > 0])
-    ax.figure.savefig(tmp_path / "reliability.png")
-    assert (tmp_path / "reliability.png").stat().st_size > 10_000
+    assert_rendered(ax.figure, tmp_path / "reliability.png")
 
 
 def test_plot_reliability_log_scale():
@@ -82,8 +98,7 @@ def test_plot_roc_with_dilation_and_overlay(sample, tmp_path):
     assert ax.get_xlabel() == "False positive rate (%)" and ax.get_ylabel() == "True positive rate (%)"
     # FPR = 0 points cannot sit on a log axis and are left out
     assert np.all(curves[0].get_xdata() > 0)
-    ax.figure.savefig(tmp_path / "roc.png")
-    assert (tmp_path / "roc.png").stat().st_size > 10_000
+    assert_rendered(ax.figure, tmp_path / "roc.png")
 
 
 def test_plot_roc_default_shows_paper_convention_only(sample):
@@ -109,8 +124,7 @@ def test_plot_risk_coverage(sample, tmp_path):
     # the y range fits every overlaid curve, not only the first one drawn
     assert ax.get_ylim()[0] == 0
     assert ax.get_ylim()[1] >= max(np.max(ln.get_ydata()) for ln in ax.lines)
-    ax.figure.savefig(tmp_path / "risk_coverage.png")
-    assert (tmp_path / "risk_coverage.png").stat().st_size > 10_000
+    assert_rendered(ax.figure, tmp_path / "risk_coverage.png")
 
 
 def test_plot_error_vs_uncertainty(sample, tmp_path):
@@ -122,8 +136,7 @@ def test_plot_error_vs_uncertainty(sample, tmp_path):
     y_drawn = ax.lines[1].get_ydata()
     expected = 100 * binned.error_rate[binned.count > 0]
     np.testing.assert_allclose(y_drawn, np.where(expected > 0, expected, np.nan))
-    ax.figure.savefig(tmp_path / "error_vs_uncertainty.png")
-    assert (tmp_path / "error_vs_uncertainty.png").stat().st_size > 10_000
+    assert_rendered(ax.figure, tmp_path / "error_vs_uncertainty.png")
 
 
 def test_curve_functions_validate_arguments(sample):
@@ -174,8 +187,7 @@ def test_plot_maps_panels_and_error_classes(tmp_path):
     # z-scale: the display range excludes the bright CR pixels
     vmax = axes[0].images[0].norm.vmax
     assert 100 < vmax < 500
-    fig.savefig(tmp_path / "maps.png")
-    assert (tmp_path / "maps.png").stat().st_size > 20_000
+    assert_rendered(fig, tmp_path / "maps.png")
 
 
 def test_plot_maps_without_truth_and_on_given_axes():

@@ -8,6 +8,7 @@ import pytest
 
 from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, compare, evaluate, fit_svi, predict
 from cosmiq_pyro.data import SimulatedDataset
+from cosmiq_pyro.evaluation import metrics as M
 from cosmiq_pyro.evaluation.peers import LACosmicPeer, PeerPrediction
 
 TPR_LO, TPR_HI = "tpr_pct_at_0.05pct_fpr", "tpr_pct_at_0.5pct_fpr"
@@ -53,6 +54,11 @@ def absurd_on_ignored(a, ignore):
     a = np.array(a, dtype=np.float32)
     a[ignore] = np.nan
     return a
+
+
+def frame_seed(seed, i):
+    """The seed `evaluate` documents for frame ``i``: ``SeedSequence([seed, i])``, 32 bits."""
+    return int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
 
 
 def overall(table):
@@ -150,7 +156,14 @@ def test_vi_model_reports_epistemic_and_is_reproducible(vi_fit):
     row = overall(a)
     assert row["T"] == 3
     assert row["epistemic_cr_nats"] > 0 and row["epistemic_noncr_nats"] > 0
-    assert 0 <= row["error_auroc_epistemic"] <= 1
+    # the same AUROC from predict's own maps (frame i drawn with SeedSequence([seed, i]), as
+    # evaluate documents) and the metric on the pooled valid pixels
+    preds = [predict(vi_fit, data.image[i], T=3, seed=frame_seed(5, i)) for i in range(3)]
+    keep = ~data.ignore
+    expected = M.error_detection_auroc(np.concatenate([p.prob[k] for p, k in zip(preds, keep)]),
+                                       np.concatenate([m[k] for m, k in zip(data.mask, keep)]),
+                                       np.concatenate([p.epistemic[k] for p, k in zip(preds, keep)]))
+    assert row["error_auroc_epistemic"] == pytest.approx(expected, rel=1e-6)
 
 
 def test_bootstrap_se_is_zero_for_identical_frames_and_nan_for_one_frame():
@@ -202,7 +215,10 @@ def test_compare_writes_every_file_and_a_markdown_row_per_predictor(tmp_path):
     score_row = first[-1]
     assert score_row.count("—") >= 8  # Brier, NLL, ECE, AURC, E-AURC, error AUROCs, entropies
     row = result.table[(result.table["predictor"] == "score") & (result.table["field"] == "all")].iloc[0]
-    assert math.isnan(row["brier"]) and math.isnan(row["ece"]) and 0 <= row["roc_auc"] <= 1
+    assert math.isnan(row["brier"]) and math.isnan(row["ece"])
+    keep = ~data.ignore
+    expected = M.roc_auc(((np.tanh(data.image) + 1) / 2)[keep], data.mask[keep])
+    assert row["roc_auc"] == pytest.approx(expected, rel=1e-9)
     assert set(result.curves["roc"]) == {"det", "oracle", "score"}
     assert set(result.curves["reliability"]) == {"det", "oracle"}
 
@@ -212,7 +228,11 @@ def test_simulated_dataset_with_lacosmic_reads_the_simulator_metadata():
     table = evaluate(LACosmicPeer(sigclips=(4.0, 16.0)), ds, progress=False)
     row = overall(table)
     assert row["n_frames"] == 2 and row["n_cr_pixels"] > 0
-    assert math.isnan(row["brier"]) and 0 <= row["roc_auc"] <= 1
+    assert math.isnan(row["brier"])
+    peer, frames = LACosmicPeer(sigclips=(4.0, 16.0)), [ds.frame(i) for i in range(2)]
+    scores = [peer.predict(f.image, f.ignore, f.meta).prob[~f.ignore] for f in frames]
+    expected = M.roc_auc(np.concatenate(scores), np.concatenate([f.mask[~f.ignore] for f in frames]))
+    assert row["roc_auc"] == pytest.approx(expected, rel=1e-9)
     assert list(table["field"]) == ["all", "EX", "all", "EX"]
 
 
