@@ -67,7 +67,7 @@ class _Job:
     input: str
     output: str
     model: str
-    model_sha256: str
+    expected: Provenance  # how the product is made (the skip test)
     overwrite: bool
     options: dict = field(default_factory=dict)
 
@@ -148,7 +148,7 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
     rows: dict[int, dict] = {}
     jobs: dict[int, _Job] = {}
     for i, (source, out) in enumerate(zip(frames, outputs)):
-        job = _Job(input=str(source), output=str(out), model=os.fspath(model), model_sha256=loaded.sha256,
+        job = _Job(input=str(source), output=str(out), model=os.fspath(model), expected=expected,
                    overwrite=overwrite, options=options)
         rows[i] = None if overwrite or not out.exists() else _existing(job, expected)
         if rows[i] is None:
@@ -354,8 +354,13 @@ def _checked_options(options: dict) -> dict:
 # --------------------------------------------------------------------------- running
 
 
-def _existing(job: _Job, expected: Provenance) -> dict:
-    """The row of an input whose product exists: skipped when made the same way, else failed."""
+def _existing(job: _Job, expected: Provenance, *, made_by_this_batch: bool = False) -> dict:
+    """The row of an input whose product exists: skipped when made the same way, else failed.
+
+    ``made_by_this_batch``: the product appeared after the batch checked for it, as when a task
+    runs again because its worker died after writing the product but before its row was
+    collected; made the same way, it is then ``done``.
+    """
     try:
         made = Provenance.from_header(fits.getheader(job.output, 0))
     except (OSError, ValueError, VerifyError) as err:
@@ -365,6 +370,8 @@ def _existing(job: _Job, expected: Provenance) -> dict:
     if differences:
         return _row(job, "failed", error=f"{job.output!r} exists, made with {'; '.join(differences)}; "
                     "pass overwrite=True (--overwrite) to replace it")
+    if made_by_this_batch:
+        return _row(job, "done", cr_pixels=_cr_pixels(job.output), novelty=_novelty(job.output))
     return _row(job, "skipped", novelty=_novelty(job.output))
 
 
@@ -405,10 +412,12 @@ def _run_on(client, jobs: dict):
 def _run_job(job: _Job) -> dict:
     """Predict one frame and write its product (in a Dask worker, or serially); return its row."""
     try:
+        if not job.overwrite and os.path.exists(job.output):
+            return _existing(job, job.expected, made_by_this_batch=True)
         loaded = cached_model(job.model, job.options.get("device"))
-        if loaded.sha256 != job.model_sha256:
+        if loaded.sha256 != job.expected.model_sha256:
             raise ValueError(f"model {job.model!r} read here has SHA-256 {loaded.sha256[:12]}..., the batch "
-                             f"uses {job.model_sha256[:12]}... (a different file at the same path?)")
+                             f"uses {job.expected.model_sha256[:12]}... (a different file at the same path?)")
         start = time.perf_counter()
         with _PREDICT_LOCK:
             products.predict_fits(loaded.result, job.input, job.output, model_file=loaded.weights_file,
