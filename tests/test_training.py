@@ -1,10 +1,12 @@
 """The deepCR-style `train` class: the issue's usage as written, deepCR's keywords, resume, Ctrl-C."""
+import re
+
 import numpy as np
 import pytest
 from torch.utils.data import Dataset
 
 from cosmiq_pyro import load, predict
-from cosmiq_pyro.data import PairDataset, SimulatedDataset
+from cosmiq_pyro.data import DarkMixDataset, PairDataset, SimulatedDataset
 from cosmiq_pyro.training import train
 
 from conftest import make_tiny_set
@@ -79,7 +81,7 @@ def test_arrays_sky_augmentation_and_simulate_mode(tmp_path):
     x_val, _, _ = trainer.val_data[0]
     np.testing.assert_array_equal(x_val[0].numpy(), image[trainer.val_data.indices[0]])  # not augmented
     frames = SimulatedDataset(4, size=32, filters=("F606W",), seed=2)
-    sim = train(image=frames, mode="simulate", name="sim", hidden=4, epoch=1, batch_size=2, directory=tmp_path,
+    sim = train(image=frames, mode="synthetic", name="sim", hidden=4, epoch=1, batch_size=2, directory=tmp_path,
                 verbose=False)
     assert (len(sim.train_data), len(sim.val_data)) == (3, 1)
     assert sim.train().history["epochs"][0]["epoch"] == 1
@@ -169,9 +171,17 @@ def test_bad_arguments(train_dirs, tmp_path):
     with pytest.raises(ValueError, match="needs bayesian=True"):
         train(image=train_dirs, init_from=tmp_path / "x.pth")
     with pytest.raises(ValueError, match="makes its own masks"):
-        train(image=4, mode="simulate", mask=np.zeros((4, 8, 8)))
+        train(image=4, mode="synthetic", mask=np.zeros((4, 8, 8)))
     with pytest.raises(TypeError, match="number of frames"):
-        train(image="frames", mode="simulate")
+        train(image="frames", mode="synthetic")
+    with pytest.raises(TypeError, match="mode='synthetic'"):  # the old meaning of 'simulate'
+        train(image=4, mode="simulate")
+    with pytest.raises(ValueError, match="needs mask= the dark frames"):
+        train(image=np.zeros((4, 8, 8)), mode="simulate")
+    with pytest.raises(TypeError, match="norm_layer="):
+        train(image=train_dirs, norm="group")
+    with pytest.raises(ValueError, match="plot_every"):
+        train(image=train_dirs, plot_every=0)
     with pytest.raises(TypeError, match="list of .npy files"):
         train(image=train_dirs[0])
     with pytest.raises(ValueError, match="epoch_phase0"):
@@ -180,3 +190,124 @@ def test_bad_arguments(train_dirs, tmp_path):
         train(image=[str(tmp_path / "missing.npy")] * 3)
     with pytest.raises(ValueError, match="needs sky"):
         train(image=np.zeros((4, 8, 8)), mask=np.zeros((4, 8, 8)), aug_sky=(0, 1))
+
+
+# ---------------------------------------------------------------- deepCR's methods and keywords
+
+
+@pytest.mark.parametrize("bayesian", [False, True])
+def test_deepcr_train_test_as_written(bayesian, tmp_path, monkeypatch):
+    """deepCR 0.3.1's own test_train (deepCR/test/test_train.py), sizes shrunk, for both twins:
+    train(), then save() / load(filename) / train_phase1(1) -> epoch_mask == 3."""
+    monkeypatch.chdir(tmp_path)
+    inputs = np.zeros((6, 32, 32))
+    sky = np.ones(6)
+    trainer = train(image=inputs, mask=inputs, sky=sky, mode='pair', aug_sky=[-0.9, 10], verbose=False, epoch=2,
+                    save_after=10, hidden=4, bayesian=bayesian)
+    trainer.train()
+    filename = trainer.save()
+    trainer.load(filename)
+    trainer.train_phase1(1)
+    assert trainer.epoch_mask == 3
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}_model_epoch2", filename)  # deepCR's {date}_{name}_epoch{N}
+    epochs = load(tmp_path / "model.pth").history["epochs"]
+    assert [e["phase"] for e in epochs] == [0, 1, 1]  # epoch_phase0 = int(0.4 * 2 + 0.5) = 1
+    # phase 1 runs a fresh optimiser at lr / 2.5 (deepCR's scheduler stays bound to the old one)
+    assert epochs[2]["lr"] == pytest.approx(trainer.lr / 2.5)
+    assert trainer.validation_loss == [e["val_loss"] for e in epochs]
+    assert load(tmp_path / f"{filename}.pth").bayesian == bayesian
+
+
+def test_deepcr_train_sim_test_as_written(tmp_path, monkeypatch):
+    """deepCR 0.3.1's own test_train_sim: mode='simulate' with image and dark .npy lists."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "image").mkdir()
+    (tmp_path / "dark").mkdir()
+    var = np.zeros((2, 32, 32))
+    for i in range(6):
+        np.save(tmp_path / "image" / f"{i}.npy", var)
+        np.save(tmp_path / "dark" / f"{i}.npy", var)
+    image_list = sorted(str(p) for p in (tmp_path / "image").iterdir())
+    dark_list = sorted(str(p) for p in (tmp_path / "dark").iterdir())
+    trainer = train(image=image_list, mask=dark_list, mode='simulate', sky=100, aug_sky=[-0.9, 10], aug_img=[0.5, 5],
+                    n_mask_train=2, n_mask_val=1, epoch=2, verbose=False, hidden=4)
+    assert isinstance(trainer.train_data, DarkMixDataset) and isinstance(trainer.val_data, DarkMixDataset)
+    assert (trainer.train_data.n_mask, trainer.val_data.n_mask) == (2, 1)
+    assert trainer.train_data.aug_img == (0.5, 5.0) and trainer.train_data.resample
+    assert not trainer.val_data.resample  # the same validation frames every epoch
+    trainer.train()
+    filename = trainer.save()
+    trainer.load(filename)
+    trainer.train_phase1(1)
+    assert trainer.epoch_mask == 3
+
+
+def test_simulate_mode_builds_deepcr_frames(tmp_path):
+    """The keywords reach the dark-frame mix: a hand-checked training frame."""
+    images = np.full((10, 8, 8), 20.0)
+    darks = np.zeros((10, 2, 8, 8))
+    darks[:, 0, 4, 2:6] = 5000.0  # every dark: one streak on row 4
+    darks[:, 1, 4, 2:6] = 1
+    trainer = train(image=images, mask=darks, mode="simulate", sky=10.0, aug_sky=(1, 1), aug_img=(2, 2),
+                    saturation=3000.0, n_mask_train=1, norm=False, hidden=4, epoch=1, directory=tmp_path,
+                    verbose=False)
+    x, y, ignore = trainer.train_data[0]
+    expected = np.full((8, 8), (20.0 + 10.0) * 2)
+    expected[4, 2:6] = 3000.0  # 60 + 5000, clipped at saturation
+    np.testing.assert_allclose(x[0].numpy(), expected)
+    assert y[0].numpy().sum() == 4 and ignore.sum() == 0
+    normed = train(image=images, mask=darks, mode="simulate", norm=True, percentile_limit=50, hidden=4,
+                   epoch=1, directory=tmp_path, verbose=False).train_data[0][0][0].numpy()
+    assert np.median(normed) == pytest.approx(0.0)  # standardised by the sky pixels
+
+
+def test_train_phase0_continues_with_batch_statistics(train_dirs, tmp_path):
+    trainer = train(image=train_dirs, name="m", hidden=4, epoch=2, batch_size=6, directory=tmp_path, verbose=False)
+    trainer.train()
+    trainer.train_phase0(1)
+    epochs = trainer.result.history["epochs"]
+    assert [e["phase"] for e in epochs] == [0, 1, 0] and [e["epoch"] for e in epochs] == [1, 2, 3]
+    assert epochs[2]["lr"] == pytest.approx(trainer.lr)  # phase 0 at the full learning rate
+    assert trainer.epoch_mask == 3 and len(trainer.validation_loss) == 3
+    with pytest.raises(ValueError, match="epochs"):
+        trainer.train_phase1(0)
+
+
+def test_plots_follow_deepcr(train_dirs, tmp_path):
+    """plot_every writes deepCR's {name}epoch{N}trainplot.png; plot_loss() its {name}trainplot.png."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    trainer = train(image=train_dirs, name="m", hidden=4, epoch=2, batch_size=6, directory=tmp_path, verbose=False,
+                    plot_every=1)
+    trainer.train()
+    assert (tmp_path / "mepoch1trainplot.png").is_file() and (tmp_path / "mepoch2trainplot.png").is_file()
+    fig = trainer.plot_example()
+    assert len(fig.axes) == 3 and fig.axes[2].get_title() == "ground truth"
+    shown = fig.axes[2].images[0].get_array()
+    np.testing.assert_array_equal(np.asarray(shown), trainer.val_data[0][1][0].numpy() > 0.5)
+    ax = trainer.plot_loss()
+    assert (tmp_path / "mtrainplot.png").is_file()
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), trainer.validation_loss)
+    plt.close("all")
+
+
+def test_load_a_saved_state_and_norm_layer(train_dirs, tmp_path):
+    first = train(image=train_dirs, name="a", hidden=4, epoch=1, batch_size=6, directory=tmp_path, verbose=False,
+                  norm_layer="group")
+    assert first.network.norm == "group"
+    first.train()
+    saved = first.save()
+    other = train(image=train_dirs, name="b", hidden=4, epoch=1, batch_size=6, directory=tmp_path, verbose=False,
+                  norm_layer="group")
+    other.load(tmp_path / f"{saved}.pth")  # a path works too
+    assert other.epoch_mask == 1 and (tmp_path / "b.pth").is_file()  # the run now continues from it
+    other.train_phase1(1)
+    assert [e["epoch"] for e in load(tmp_path / "b.pth").history["epochs"]] == [1, 2]
+    vi = train(image=train_dirs, name="c", hidden=4, epoch=1, directory=tmp_path, verbose=False, bayesian=True,
+               norm_layer="group")
+    with pytest.raises(ValueError, match="does not match the model.s architecture"):
+        vi.load(saved)
+    with pytest.raises(ValueError, match="nothing to save"):
+        vi.save()

@@ -492,7 +492,7 @@ def _run_train(args) -> int:
     trainer = train(image=image, mode="pair", name=out.stem, directory=str(out.parent) or ".",
                     hidden=args.hidden, epoch=args.epochs, epoch_phase0=args.epoch_phase0,
                     batch_size=args.batch_size, lr=args.lr, verbose=not args.quiet, use_tqdm=not args.quiet,
-                    bayesian=args.bayesian, kl_beta=args.kl_beta, prior_scale=args.prior_scale, norm=args.norm,
+                    bayesian=args.bayesian, kl_beta=args.kl_beta, prior_scale=args.prior_scale, norm_layer=args.norm,
                     init_from=args.init_from, init_scale=args.init_scale, seed=args.seed, resume=args.resume,
                     overwrite=args.overwrite, device=args.device)
     result = trainer.train()

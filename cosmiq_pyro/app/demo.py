@@ -203,7 +203,7 @@ def _run(out_dir: Path, config: DemoConfig, progress: bool) -> DemoResult:
         timings["simulate training set"] = time.perf_counter() - clock
 
         common = dict(image=train_set.image, mask=train_set.mask, ignore=train_set.ignore, directory=str(stage),
-                      hidden=config.hidden, norm=config.norm, batch_size=config.batch_size, seed=config.seed,
+                      hidden=config.hidden, norm_layer=config.norm, batch_size=config.batch_size, seed=config.seed,
                       verbose=False, use_tqdm=progress)
         clock = time.perf_counter()
         _stage(progress, 2, f"training the deterministic twin (hidden={config.hidden}, {config.det_epochs} epochs)")

@@ -214,8 +214,8 @@ def _sources(data, name: str, ndims: tuple) -> tuple[list, int]:
             (len(shape) == 2 or (len(shape) == 3 and shape[0] == 2))
         if not ok or shape[-1] != shape[-2] or shape[-1] == 0:
             where = repr(item) if isinstance(item, str) else "an item"
-            raise ValueError(f"{name}: {where} has shape {shape}; expected "
-                             f"{'(2, W, W) = [CR charge, CR mask]' if is_dark else '(W, W) or (2, W, W) = [image, ignore]'}")
+            layout = "(2, W, W) = [CR charge, CR mask]" if is_dark else "(W, W) or (2, W, W) = [image, ignore]"
+            raise ValueError(f"{name}: {where} has shape {shape}; expected {layout}")
         if width is None:
             width = shape[-1]
         elif shape[-1] != width:

@@ -1,9 +1,11 @@
 """deepCR's training API, ``train(image, ...).train()``, for both cosmiq_pyro models.
 
 A facade over `fit.fit_deterministic` / `fit.fit_svi`: it turns deepCR 0.3.1's keyword arguments
-into datasets (`data.PairDataset`, `data.SimulatedDataset`), a model (`nets.UNet2Sigmoid` or
-`bayes.UNet2SigmoidVI`) and fit options, and writes one checkpoint, ``{directory}/{name}.pth``,
-in the format `checkpoint.load` (and `model.deepCR`) reads.
+into datasets (`data.PairDataset`, `data.DarkMixDataset`, `data.SimulatedDataset`), a model
+(`UNet2Sigmoid` or `UNet2SigmoidVI`) and fit options, and writes one checkpoint,
+``{directory}/{name}.pth``, that `load_model` (and the `deepCR` facade) reads.  deepCR's methods
+are here for both models: `train`, `train_phase0`, `train_phase1`, `save`, `load`,
+`plot_loss`, `plot_example`, and its attributes `epoch_mask` and `validation_loss`.
 
 How deepCR's keywords map (deepCR 0.3.1 ``deepCR/training.py``):
 
@@ -11,11 +13,19 @@ How deepCR's keywords map (deepCR 0.3.1 ``deepCR/training.py``):
 deepCR keyword     here
 ================== ====================================================================
 image, mask,       'pair': (N, W, W) arrays or a list of ``.npy`` files, as deepCR
-ignore, sky        (`data.PairDataset`); 'simulate': see ``mode``.
-mode               'pair' as deepCR; 'simulate' trains on `data.SimulatedDataset`
-                   (deepCR's 'simulate' mixes its own dark frames into clean images).
-aug_sky            sky augmentation of the *training* part (deepCR also augments the
-                   validation part; here validation frames stay as they are).
+ignore, sky        (`data.PairDataset`).  'simulate': image = CR-free images, mask = dark
+                   frames [CR charge, CR mask] (`data.DarkMixDataset`), as deepCR.
+mode               'pair' and 'simulate' as deepCR; 'synthetic' trains on cosmiq_pyro's own
+                   simulator (`data.SimulatedDataset`; image = number of frames).
+aug_sky            'pair': sky augmentation of the *training* part (deepCR also augments the
+                   validation part; here validation frames stay as they are).  'simulate':
+                   both parts, as deepCR.
+aug_img, noise,    'simulate' only, deepCR's meaning (`data.DarkMixDataset`): log-uniform
+saturation,        image scaling, shot noise, clipping, darks per training / validation
+n_mask_train,      image (drawn without replacement; deepCR may add one dark twice), and
+n_mask_val, norm,  standardisation by the median / std of the pixels below the
+percentile_limit   ``percentile_limit`` percentile.  Validation frames are fixed per item
+                   (deepCR reseeds NumPy before each validation pass for the same effect).
 epoch,             total epochs; deepCR's two phases: ``epoch_phase0`` epochs with batch
 epoch_phase0       statistics (default ``int(0.4 * epoch + 0.5)``, deepCR's rounding), then
                    frozen batch-norm statistics at ``lr / 2.5`` (``fit``'s ``phase0_epochs``).
@@ -25,38 +35,43 @@ lr_decay_*         deepCR also sets ``cooldown=2, threshold=0.005``, fit uses to
                    defaults (0, 1e-4).  Phase 1 gets a fresh scheduler (deepCR's stays bound
                    to the phase-0 optimiser).
 save_after         deepCR writes the best-so-far model only after epoch ``save_after``.
-                   Here 0 (default) writes ``{name}.pth`` at every improving epoch (atomic,
-                   so an interrupted run leaves the last good file); a positive value writes
-                   it once, when training ends.  Either way the file ends with the best
-                   validation epoch and the full history.
+                   Here ``{name}.pth`` is written at every improving epoch from epoch
+                   ``save_after`` on (default 0: from the first; atomic, so an interrupted
+                   run leaves the last good file) and once more when training ends: the
+                   file ends with the best validation epoch and the full history.
 verbose            print the setup before training and a per-epoch table after it.
 use_tqdm,          progress bars (tqdm.auto picks the notebook widget in Jupyter).
 use_tqdm_notebook
+plot_every         `plot_example` after every ``plot_every``-th epoch (default None: never;
+                   deepCR's default 10 writes a PNG every 10 epochs).
 directory, name    checkpoint ``os.path.join(directory, name + ".pth")`` (deepCR: date-
-                   and epoch-stamped files).
+                   and epoch-stamped files, which `save` writes).
 ================== ====================================================================
 
-deepCR's ``aug_img``, ``noise``, ``saturation``, ``n_mask_*``, ``norm``/``percentile_limit``
-(its own 'simulate' mode) and ``plot_every`` have no counterpart; ``norm`` here is the network's
-normalisation layer.  Inputs are raw electrons: deepCR 0.3.1's trainer standardises every batch
+The network's normalisation layers are ``norm_layer`` (``norm`` is deepCR's input
+standardisation).  Inputs are raw electrons: deepCR 0.3.1's trainer standardises every batch
 (``(x - mean) / std``) while its ``deepCR.clean`` does not, so its own custom models see
 different inputs in training and use; cosmiq_pyro trains and predicts on the same electrons.
 """
 from __future__ import annotations
 
+import datetime
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 from torch.utils.data import Dataset, Subset
 
+from ..data.dark_mix import DarkMixDataset
 from ..data.datasets import PairDataset, SimulatedDataset, split_indices
 from ..inference.fit import fit_deterministic, fit_svi
 from ..models.bayesian import UNet2SigmoidVI
-from ..models.registry import load_model, resolve
+from ..models.registry import load_model, resolve, save
 from ..models.results import FitResult
 from ..models.unet import UNet2Sigmoid
 from ..utils.torchtools import seeded
+from ..utils.checks import check_int
 
 __all__ = ["train", "DEFAULT_LR"]
 
@@ -69,6 +84,7 @@ __all__ = ["train", "DEFAULT_LR"]
 #: what `cosmiq_pyro.app.demo` does.
 DEFAULT_LR = {False: 5e-3, True: 5e-3}
 F_VAL = 0.1  # deepCR's 90/10 train/validation split
+MODES = ("pair", "simulate", "synthetic")
 
 
 class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchanged
@@ -78,23 +94,28 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
     ----------
     image : numpy.ndarray, list of path, int or Dataset
         mode 'pair': (N, W, W) images in electrons, or a list of ``.npy`` files each (2 or 3, W, W)
-        = [image, CR mask, optional ignore] (deepCR's layouts).  mode 'simulate': the number of
-        simulated 256x256 frames, or a `data.SimulatedDataset`.  Any torch Dataset of
-        ``(image, mask, ignore)`` items is also accepted.
+        = [image, CR mask, optional ignore] (deepCR's layouts).  mode 'simulate': CR-free images,
+        ``.npy`` files each (W, W) or (2, W, W) = [image, ignore], or an (N, W, W) array.  mode
+        'synthetic': the number of simulated 256x256 frames, or a `data.SimulatedDataset`.  Any
+        torch Dataset of ``(image, mask, ignore)`` items is also accepted.
     mask, ignore : numpy.ndarray, optional
-        (N, W, W) CR masks and loss masks, with an image array.
-    sky : numpy.ndarray, optional
-        (N,) sky levels (electrons) for ``aug_sky``; with files, deepCR's ``sky.npy`` is read.
-    mode : {"pair", "simulate"}
+        'pair': (N, W, W) CR masks and loss masks, with an image array.  'simulate': ``mask`` is
+        the dark frames, ``.npy`` files each (2, W, W) = [CR charge (e-), CR mask].
+    sky : float or numpy.ndarray, optional
+        Sky levels (electrons) for ``aug_sky``; with 'pair' files, deepCR's ``sky.npy`` is read.
+    mode : {"pair", "simulate", "synthetic"}
     aug_sky : (float, float)
         Training images get ``sky * U(aug_sky[0], aug_sky[1])`` added.
+    aug_img, noise, saturation, n_mask_train, n_mask_val, norm, percentile_limit
+        mode 'simulate' (`data.DarkMixDataset`), deepCR's meaning and defaults.  ``norm=True``
+        trains on standardised images: the model then needs inputs standardised the same way.
     name : str
         Checkpoint name: ``{directory}/{name}.pth``.
     hidden : int, optional
         Channels of the first U-Net level (deepCR: 32).  Default: the ``init_from`` net's, else 32;
         a value that differs from ``init_from``'s is a ValueError.
     epoch, epoch_phase0, batch_size, lr, auto_lr_decay, lr_decay_patience, lr_decay_factor,
-    save_after, verbose, use_tqdm, use_tqdm_notebook, directory
+    save_after, plot_every, verbose, use_tqdm, use_tqdm_notebook, directory
         deepCR's meaning; see the module docstring for where they differ.
     bayesian : bool
         Train the variational twin `UNet2SigmoidVI` by SVI instead of the deterministic net.
@@ -104,7 +125,7 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
         Standard deviation of the Normal weight prior.
     T_val : int
         Posterior draws averaged for the validation loss of the Bayesian model.
-    norm : {"batch", "group", "none"}
+    norm_layer : {"batch", "group", "none"}
         Normalisation layers (deepCR's ACS-WFC model: batch).
     init_from : str, Path, UNet2Sigmoid or FitResult, optional
         Bayesian model only: start the posterior means from these deterministic weights (e.g. a
@@ -137,12 +158,18 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
         Epochs completed (deepCR's attribute).
     """
 
-    def __init__(self, image, mask=None, ignore=None, sky=None, mode="pair", aug_sky=(0, 0), name="model",
-                 hidden=None, epoch=50, epoch_phase0=None, batch_size=16, lr=None, auto_lr_decay=True,
-                 lr_decay_patience=4, lr_decay_factor=0.1, save_after=0, verbose=True, use_tqdm=False,
-                 use_tqdm_notebook=False, directory="./", *, bayesian=False, kl_beta=1e-6, prior_scale=1.0,
-                 T_val=4, norm="batch", init_from=None, init_scale=1e-3, seed=0, resume=False, overwrite=False,
-                 device=None):
+    def __init__(self, image, mask=None, ignore=None, sky=None, mode="pair", aug_sky=(0, 0), aug_img=(1, 1),
+                 noise=False, saturation=1e5, n_mask_train=1, n_mask_val=1, norm=False, percentile_limit=50,
+                 name="model", hidden=None, epoch=50, epoch_phase0=None, batch_size=16, lr=None,
+                 auto_lr_decay=True, lr_decay_patience=4, lr_decay_factor=0.1, save_after=0, plot_every=None,
+                 verbose=True, use_tqdm=False, use_tqdm_notebook=False, directory="./", *, bayesian=False,
+                 kl_beta=1e-6, prior_scale=1.0, T_val=4, norm_layer="batch", init_from=None, init_scale=1e-3,
+                 seed=0, resume=False, overwrite=False, device=None):
+        if isinstance(norm, str):
+            raise TypeError(f"norm={norm!r}: norm is deepCR's input standardisation for mode='simulate' (a bool); "
+                            "the network's normalisation layers are norm_layer='batch' | 'group' | 'none'")
+        if plot_every is not None:
+            plot_every = check_int(plot_every, "plot_every", minimum=1)
         if not isinstance(epoch, (int, np.integer)) or isinstance(epoch, bool) or epoch < 1:
             raise ValueError(f"epoch must be a positive int, got {epoch!r}")
         if epoch_phase0 is None:
@@ -176,11 +203,14 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
                                  "hidden out to take it from init_from")
             hidden = self.init_from.hidden
         hidden = 32 if hidden is None else hidden
-        self.train_data, self.val_data = _split(image, mask, ignore, sky, mode, aug_sky, self.seed)
+        dark_options = dict(aug_img=aug_img, noise=noise, saturation=saturation, n_mask_train=n_mask_train,
+                            n_mask_val=n_mask_val, norm=bool(norm), percentile_limit=percentile_limit)
+        self.train_data, self.val_data = _split(image, mask, ignore, sky, mode, aug_sky, self.seed, dark_options)
+        self.mode, self.every = mode, plot_every
         with seeded(self.seed):
             kind = UNet2SigmoidVI if self.bayesian else UNet2Sigmoid
             extra = {"prior_scale": prior_scale} if self.bayesian else {}
-            self.network = kind(n_channels=1, n_classes=1, hidden=hidden, norm=norm, **extra)
+            self.network = kind(n_channels=1, n_classes=1, hidden=hidden, norm=norm_layer, **extra)
         self.result: FitResult | None = None
         self.validation_loss: list[float] = []
         self.epoch_mask = 0
@@ -203,11 +233,49 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
                                   "overwrite=True to replace it")
         if self.verbose:
             print(self._setup_text())
-        options = dict(epochs=self.n_epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed,
-                       progress=self.progress, checkpoint=self.path, resume=self.resume,
-                       save_after=int(self.save_after), phase0_epochs=self.n_epochs_phase0,
+        return self._run(self.n_epochs, self.n_epochs_phase0, resume=self.resume)
+
+    def train_phase0(self, epochs: int) -> FitResult:
+        """``epochs`` more epochs with batch statistics (batch norm in training mode) at ``lr``
+        (deepCR's ``train_phase0``), continuing the run: after `train`, `load` or an earlier call
+        from the run's checkpoint (its best weights), else from the initial weights."""
+        return self._more(epochs, phase=0)
+
+    def train_phase1(self, epochs: int) -> FitResult:
+        """``epochs`` more epochs with the batch-norm running statistics frozen, at ``lr / 2.5``
+        (deepCR's ``train_phase1``; its documented way to go on while the validation loss still
+        falls: ``trainer.train_phase1(20)``).  A fresh optimiser and a fresh LR scheduler bound to
+        it (deepCR resets the scheduler of the phase-0 optimiser instead)."""
+        return self._more(epochs, phase=1)
+
+    def _more(self, epochs, phase: int) -> FitResult:
+        epochs = check_int(epochs, "epochs", minimum=1)
+        continuing = self.result is not None
+        if continuing and not self.path.exists():
+            raise FileNotFoundError(f"{str(self.path)!r}, this run's checkpoint, is gone; load() a saved state "
+                                    "to continue from it")
+        if not continuing and self.path.exists() and not (self.resume or self.overwrite):
+            raise FileExistsError(f"{str(self.path)!r} exists; pass resume=True to continue it or "
+                                  "overwrite=True to replace it")
+        resume = continuing or self.resume
+        if continuing:
+            done = len(self.result.history.get("epochs", []))
+        elif resume and self.path.exists():
+            done = len(load_model(self.path).history.get("epochs", []))
+        else:
+            done = 0
+        return self._run(done + epochs, done + epochs if phase == 0 else done, resume=resume)
+
+    def _run(self, epochs: int, phase0_epochs: int, resume: bool) -> FitResult:
+        """Fit on the run's checkpoint: ``epochs`` in all (recorded ones included), the first
+        ``phase0_epochs`` of them with batch statistics."""
+        options = dict(epochs=epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed,
+                       progress=self.progress, checkpoint=self.path, resume=resume,
+                       save_after=int(self.save_after), phase0_epochs=phase0_epochs,
                        lr_decay_factor=self.lr_decay_factor, lr_decay_patience=self.lr_decay_patience,
                        device=self.device)
+        if self.every is not None:
+            options["on_epoch"] = self._on_epoch
         if self.bayesian:
             result = fit_svi(self.network, self.train_data, self.val_data, kl_beta=self.kl_beta,
                              val_samples=self.T_val, init_scale=self.init_scale, init_from=self.init_from,
@@ -217,11 +285,19 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
         self.result = result
         return self._finish(result)
 
-    def _finish(self, result: FitResult) -> FitResult:
+    def _on_epoch(self, record: dict, model, guide) -> None:
+        """deepCR's ``plot_every``: `plot_example` after every ``plot_every``-th epoch."""
+        if record["epoch"] % self.every == 0:
+            import matplotlib.pyplot as plt
+
+            self.epoch_mask = record["epoch"]
+            plt.close(self.plot_example(model=FitResult(model=model, guide=guide)))
+
+    def _finish(self, result: FitResult, report: bool = True) -> FitResult:
         epochs = result.history.get("epochs", [])
         self.validation_loss = [e["val_loss"] for e in epochs]
         self.epoch_mask = len(epochs)
-        if self.verbose:
+        if self.verbose and report:
             print(_epoch_table(epochs))
             print(f"{'interrupted; ' if result.interrupted else ''}best validation epoch "
                   f"{result.history.get('best_epoch')} saved to {self.path}")
@@ -237,16 +313,88 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
                  f"checkpoint: {self.path}{resume}"]
         return "\n".join(lines)
 
+    def save(self) -> str:
+        """Write the current model to ``{directory}/{date}_{name}_epoch{N}.pth`` (``N`` =
+        `epoch_mask`) and return that file name without ``.pth`` (deepCR's ``save``; pass it to
+        `load`).  The file is a cosmiq_pyro checkpoint (weights, guide, history):
+        ``deepCR(mask="{directory}/{file}.pth")`` reads it."""
+        if self.result is None and self.bayesian:
+            raise ValueError("nothing to save yet: a Bayesian model's weights live in its guide; call train() first")
+        stem = f"{datetime.date.today().isoformat()}_{self.name}_epoch{self.epoch_mask}"
+        Path(self.directory).mkdir(parents=True, exist_ok=True)
+        save(Path(self.directory) / f"{stem}.pth", self.result if self.result is not None else self.network)
+        return stem
+
+    def load(self, filename) -> FitResult:
+        """Continue from the model state in ``{directory}/{filename}.pth`` (a name `save` returned)
+        or in a path ending in ``.pth`` (deepCR's ``load``).
+
+        `epoch_mask` and `validation_loss` come from the file's history (from the ``epoch<N>`` of
+        its name when it has none).  The state becomes this run's: it is written to
+        ``{directory}/{name}.pth``, which `train_phase0` / `train_phase1` continue.
+        """
+        text = os.fspath(filename)
+        if text.endswith(".pth") and (os.path.isabs(text) or os.path.exists(text)):
+            path = Path(text)
+        else:
+            path = Path(self.directory) / (text if text.endswith(".pth") else f"{text}.pth")
+        result = load_model(path, model=self.network)  # a ValueError names any architecture difference
+        if not self.path.exists() or not self.path.samefile(path):
+            Path(self.directory).mkdir(parents=True, exist_ok=True)
+            save(self.path, result)
+        self.result = result
+        self._finish(result, report=False)
+        named = re.search(r"epoch(\d+)$", path.stem)
+        if not result.history.get("epochs") and named:
+            self.epoch_mask = int(named[1])
+        return result
+
+    def plot_example(self, index: int = 0, *, model=None):
+        """Validation frame ``index``, the model's mask (probability > 0.5) and the true mask side by
+        side (deepCR's ``plot_example``), saved to ``{directory}/{name}epoch{N}trainplot.png``
+        (deepCR's file name, ``N`` = `epoch_mask`); returns the figure.
+
+        A Bayesian model shows the posterior mean of ``T_val`` draws.  ``model`` (a `FitResult`)
+        replaces the trainer's current one.
+        """
+        import matplotlib.pyplot as plt
+
+        from ..inference.predictive import predict
+
+        if model is None:
+            if self.result is None and self.bayesian:
+                raise ValueError("nothing to plot yet: a Bayesian model needs its guide; call train() first")
+            model = self.result if self.result is not None else self.network
+        image, mask, _ = self.val_data[check_int(index, "index", minimum=0)]
+        image = image[0].numpy()  # (W, W)
+        prob = predict(model, image, T=self.T_val, seed=self.seed, device=self.device, progress=False).prob
+        fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
+        panels = ((np.arcsinh(image), f"epoch={self.epoch_mask}: image (arcsinh)"),
+                  (prob > 0.5, "prediction > 0.5"), (mask[0].numpy() > 0.5, "ground truth"))
+        for ax, (data, title) in zip(axes, panels):
+            ax.imshow(data, cmap="gray", origin="lower", interpolation="nearest")
+            ax.set_title(title)
+            ax.set_axis_off()
+        Path(self.directory).mkdir(parents=True, exist_ok=True)
+        fig.savefig(os.path.join(self.directory, f"{self.name}epoch{self.epoch_mask}trainplot.png"), dpi=100)
+        return fig
+
     def plot_loss(self, ax=None):
-        """Training and validation loss per epoch (deepCR's ``plot_loss``); returns the axes."""
+        """Training and validation loss per epoch (deepCR's ``plot_loss``); returns the axes.
+
+        Called without ``ax`` (as in deepCR) it also saves the figure to
+        ``{directory}/{name}trainplot.png``, deepCR's file.
+        """
         import matplotlib.pyplot as plt
         from matplotlib.ticker import MaxNLocator
 
         if self.result is None:
             raise ValueError("nothing to plot yet: call train() first")
         epochs = self.result.history.get("epochs", [])
+        target = None
         if ax is None:
             ax = plt.figure(figsize=(6, 3.5)).add_subplot()
+            target = os.path.join(self.directory, f"{self.name}trainplot.png")
         x = [e["epoch"] for e in epochs]
         ax.plot(x, [e["train_loss"] for e in epochs], marker="o", label="training")
         ax.plot(x, [e["val_loss"] for e in epochs], marker="o", label="validation")
@@ -255,25 +403,42 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
         ax.set_ylabel("loss (mean BCE per pixel)" if not self.bayesian else "loss (BCE + scaled KL; val: BCE)")
         ax.set_yscale("log")
         ax.legend()
+        if target is not None:
+            Path(self.directory).mkdir(parents=True, exist_ok=True)
+            ax.figure.savefig(target, dpi=100)
         return ax
 
 
-def _split(image, mask, ignore, sky, mode, aug_sky, seed):
-    """deepCR's 90/10 train/validation parts of the training data."""
-    if mode not in ("pair", "simulate"):
-        raise ValueError(f"mode must be 'pair' or 'simulate', got {mode!r}")
+def _split(image, mask, ignore, sky, mode, aug_sky, seed, dark_options):
+    """deepCR's 90/10 train/validation parts of the training data, per ``mode``."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if isinstance(image, Dataset):
         if any(a is not None for a in (mask, ignore, sky)) or tuple(aug_sky) != (0, 0):
             raise ValueError("with a Dataset as image, pass mask, ignore, sky and aug_sky to the Dataset itself")
         return tuple(Subset(image, split_indices(len(image), part, F_VAL, seed).tolist())
                      for part in ("train", "val"))
-    if mode == "simulate":
+    if mode == "synthetic":
         if any(a is not None for a in (mask, ignore, sky)):
-            raise ValueError("mode='simulate' makes its own masks: pass mask=ignore=sky=None")
+            raise ValueError("mode='synthetic' makes its own masks: pass mask=ignore=sky=None")
         if isinstance(image, bool) or not isinstance(image, (int, np.integer)):
-            raise TypeError(f"mode='simulate' takes the number of frames (int) or a SimulatedDataset "
+            raise TypeError(f"mode='synthetic' takes the number of frames (int) or a SimulatedDataset "
                             f"as image, got {type(image).__name__}")
-        return _split(SimulatedDataset(int(image), seed=seed), None, None, None, "pair", (0, 0), seed)
+        return _split(SimulatedDataset(int(image), seed=seed), None, None, None, "pair", (0, 0), seed, None)
+    if mode == "simulate":
+        if isinstance(image, (int, np.integer)) and not isinstance(image, bool):
+            raise TypeError(f"mode='simulate' is deepCR's: image= CR-free images and mask= dark frames "
+                            f"(lists of .npy files); got image={image!r}, a frame count: cosmiq_pyro's own "
+                            "simulator is mode='synthetic'")
+        if mask is None:
+            raise ValueError("mode='simulate' needs mask= the dark frames: .npy files each (2, W, W) = "
+                             "[CR charge, CR mask]")
+        if ignore is not None:
+            raise ValueError("mode='simulate' reads ignore from each image file's second plane; pass ignore=None")
+        n_train, n_val = dark_options.pop("n_mask_train"), dark_options.pop("n_mask_val")
+        common = dict(sky=sky, aug_sky=aug_sky, f_val=F_VAL, seed=seed, **dark_options)
+        return (DarkMixDataset(image, mask, part="train", n_mask=n_train, resample=True, **common),
+                DarkMixDataset(image, mask, part="val", n_mask=n_val, resample=False, **common))
     if isinstance(image, (str, os.PathLike)):
         raise TypeError(f"image is one path {os.fspath(image)!r}; pass a list of .npy files")
     train_part = PairDataset(image, mask, ignore, sky, part="train", aug_sky=aug_sky, f_val=F_VAL, seed=seed)

@@ -58,7 +58,7 @@ def fit_deterministic(net: UNet2Sigmoid, train, val=None, *, epochs: int, batch_
                       lr: float = 5e-3, seed: int = 0, progress: bool = True, checkpoint=None,
                       resume: bool = False, save_after: int = 0, phase0_epochs: int | None = None,
                       lr_decay_factor: float | None = 0.1, lr_decay_patience: int = 4,
-                      device=None) -> FitResult:
+                      device=None, on_epoch=None) -> FitResult:
     """Train the deterministic twin with Adam on the masked mean BCE.
 
     Parameters
@@ -92,6 +92,10 @@ def fit_deterministic(net: UNet2Sigmoid, train, val=None, *, epochs: int, batch_
         ReduceLROnPlateau on the validation loss (None disables it, as does ``val=None``).
     device : str or torch.device, optional
         Default: CUDA when available, else CPU.
+    on_epoch : callable, optional
+        Called after every epoch as ``on_epoch(record, model, guide)``: ``record`` is the epoch's
+        history entry, the model holds that epoch's weights (e.g. the deepCR facade's
+        ``plot_every``).
 
     Returns
     -------
@@ -116,14 +120,15 @@ def fit_deterministic(net: UNet2Sigmoid, train, val=None, *, epochs: int, batch_
     return _train(net, None, list(net.parameters()), loss_fn, val_probs, train, val, run, epochs=epochs,
                   batch_size=batch_size, lr=lr, seed=seed, progress=progress,
                   phase0_epochs=phase0_epochs, lr_decay_factor=lr_decay_factor,
-                  lr_decay_patience=lr_decay_patience, device=device)
+                  lr_decay_patience=lr_decay_patience, device=device, on_epoch=on_epoch)
 
 
 def fit_svi(model: UNet2SigmoidVI, train, val=None, *, epochs: int, batch_size: int = 16, lr: float = 1e-3,
             kl_beta: float = 1e-6, num_particles: int = 1, init_scale: float = DEFAULT_INIT_SCALE, init_from=None,
             guide=None, seed: int = 0, progress: bool = True, checkpoint=None, resume: bool = False,
             save_after: int = 0, val_samples: int = 4, phase0_epochs: int | None = None,
-            lr_decay_factor: float | None = 0.1, lr_decay_patience: int = 4, device=None) -> FitResult:
+            lr_decay_factor: float | None = 0.1, lr_decay_patience: int = 4, device=None,
+            on_epoch=None) -> FitResult:
     """Fit a mean-field Normal posterior over the weights of ``model`` by SVI.
 
     The guide is `pyro.infer.autoguide.AutoNormal` (softplus-parameterised scales); each step
@@ -140,7 +145,7 @@ def fit_svi(model: UNet2SigmoidVI, train, val=None, *, epochs: int, batch_size: 
     ----------
     model : UNet2SigmoidVI
     train, val, epochs, batch_size, lr, seed, progress, checkpoint, resume, save_after,
-    phase0_epochs, lr_decay_factor, lr_decay_patience, device
+    phase0_epochs, lr_decay_factor, lr_decay_patience, device, on_epoch
         As for `fit_deterministic`.
     kl_beta : float
         Weight of the KL term (> 0).
@@ -192,7 +197,7 @@ def fit_svi(model: UNet2SigmoidVI, train, val=None, *, epochs: int, batch_size: 
     return _train(model, guide, params, loss_fn, val_probs, train_ds, val, run, epochs=epochs,
                   batch_size=batch_size, lr=lr, seed=seed, progress=progress,
                   phase0_epochs=phase0_epochs, lr_decay_factor=lr_decay_factor,
-                  lr_decay_patience=lr_decay_patience, device=device)
+                  lr_decay_patience=lr_decay_patience, device=device, on_epoch=on_epoch)
 
 
 def _non_empty(dataset, name: str):
@@ -225,7 +230,7 @@ def _set_phase(model: nn.Module, phase: int) -> None:
 
 def _train(model, guide, params, loss_fn: Callable, val_probs: Callable, train, val, run: TrainingRun, *,
            epochs, batch_size, lr, seed, progress, phase0_epochs, lr_decay_factor, lr_decay_patience,
-           device) -> FitResult:
+           device, on_epoch=None) -> FitResult:
     """The one data loop behind both fit functions; ``run`` owns history, best weights, files."""
     epochs = check_int(epochs, "epochs", minimum=0)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
@@ -281,6 +286,8 @@ def _train(model, guide, params, loss_fn: Callable, val_probs: Callable, train, 
                         scheduler.step(record["val_loss"])
                 record["seconds"] = time.perf_counter() - started
                 run.end_epoch(model, guide, history, record, has_val=val_ds is not None)
+                if on_epoch is not None:
+                    on_epoch(record, model, guide)
                 bar.set_postfix({k: f"{record[k]:.4g}" for k in ("train_loss", "val_loss") if k in record})
         except KeyboardInterrupt:
             interrupted = True
