@@ -200,6 +200,9 @@ def test_local_cluster_products_equal_serial_ones(models, tmp_path, monkeypatch)
         table = predict_many(data, model=models["vi"], outdir=tmp_path / "dask", T=2, seed=3, client=client)
         per_worker = client.run(cache_info)
         threads = client.run(torch.get_num_threads)
+        monkeypatch.undo()
+        status = main(["predict", str(data), "--model", str(models["vi"]), "-T", "2", "--seed", "3",
+                       "-o", str(tmp_path / "cli"), "--scheduler", client.scheduler.address])
     left = [p.cmdline() for p in psutil.Process().children(recursive=True)]
     assert [cmd for cmd in left if "resource_tracker" not in " ".join(cmd)] == []  # no worker left running
     assert list(serial["status"]) == ["done"] * 5 + ["failed"]
@@ -208,6 +211,8 @@ def test_local_cluster_products_equal_serial_ones(models, tmp_path, monkeypatch)
     assert "j6_flc.fits" in table.loc[6, "error"] and "died (retried once)" in table.loc[6, "error"]
     for k in range(5):
         hdus_equal(tmp_path / "serial" / f"j{k}_flc_cosmiq.fits", tmp_path / "dask" / f"j{k}_flc_cosmiq.fits")
+        hdus_equal(tmp_path / "serial" / f"j{k}_flc_cosmiq.fits", tmp_path / "cli" / f"j{k}_flc_cosmiq.fits")
+    assert status == 1 and (tmp_path / "cli" / "j6_flc_cosmiq.fits").exists()  # j5 failed; j6 fine here
     assert list(table["cr_pixels"][:5]) == list(serial["cr_pixels"][:5])
     assert per_worker and all(info["loads"] <= 1 for info in per_worker.values())  # once per worker process
     assert set(threads.values()) == {1}

@@ -39,6 +39,7 @@ from astropy.io.fits.verify import VerifyError
 from tqdm.auto import tqdm
 
 from ..io.atomic import check_writable_directory
+from ..utils.checks import check_float, check_int, check_seed
 from . import products
 from .modelcache import DEFAULT_MODEL, cached_model
 from .products import Provenance
@@ -339,16 +340,12 @@ def _checked_options(options: dict) -> dict:
     if unknown:
         raise TypeError(f"predict_many() got unknown option(s) {', '.join(unknown)}; "
                         f"expected some of {', '.join(sorted(allowed))}")
-    T, seed = options.get("T"), options.get("seed", 0)
-    if T is not None and (isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1):
-        raise ValueError(f"T must be a positive int, got {T!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
-    threshold = options.get("threshold", 0.5)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
-            or not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be a probability in [0, 1], got {threshold!r}")
-    return {name: (value.item() if isinstance(value, np.generic) else value) for name, value in options.items()}
+    options = {name: (value.item() if isinstance(value, np.generic) else value) for name, value in options.items()}
+    if options.get("T") is not None:
+        check_int(options["T"], "T", minimum=1)
+    check_seed(options.get("seed", 0))
+    check_float(options.get("threshold", 0.5), "threshold", minimum=0.0, maximum=1.0)
+    return options
 
 
 # --------------------------------------------------------------------------- running

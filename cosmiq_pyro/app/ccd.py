@@ -14,6 +14,7 @@ from astropy.io import fits
 from astropy.nddata import CCDData
 
 from .._version import __version__
+from ..utils.checks import check_float, check_seed
 from ..inference.predictive import predict
 from .modelcache import DEFAULT_MODEL, cached_model
 
@@ -60,7 +61,7 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int = 16, threshold: 
           `predict_many` write the maps to FITS.
         * ``meta`` (the FITS header ``write()`` saves) gains the keywords of the products'
           provenance: CQVERS, CQMODEL, CQMSHA, CQKIND, CQT, CQTHRESH, CQSEED, plus CQNCRPIX
-          (pixels flagged as cosmic rays).
+          (pixels flagged as cosmic rays) and, for a model with a novelty score, CQNOVEL.
 
     Raises
     ------
@@ -91,9 +92,8 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int = 16, threshold: 
         raise TypeError(f"ccd must be an astropy.nddata.CCDData, got {type(ccd).__name__}")
     if np.ndim(ccd.data) != 2:
         raise ValueError(f"ccd must be a 2-D frame, got data of shape {np.shape(ccd.data)}")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
-            or not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be a probability in [0, 1], got {threshold!r}")
+    threshold = check_float(threshold, "threshold", minimum=0.0, maximum=1.0)
+    seed = check_seed(seed)
     electrons_per_unit = _electrons_per_unit(ccd.unit, gain)
     loaded = cached_model(model, device)
     image = np.asarray(ccd.data, dtype=np.float32) * np.float32(electrons_per_unit)  # (H, W) electrons
@@ -115,6 +115,9 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int = 16, threshold: 
             ("CQSEED", int(seed), "seed of the posterior draws"),
             ("CQNCRPIX", int(crs.sum()), "pixels flagged as cosmic rays by cosmiq_pyro")):
         result.meta[key] = (value, comment) if comment and isinstance(result.meta, fits.Header) else value
+    novelty = getattr(prediction, "novelty", None)
+    if novelty is not None:  # a model with a novelty score: how unlike its training frames this one is
+        result.meta["CQNOVEL"] = float(novelty)
     result.cr_prediction = prediction
     return result
 

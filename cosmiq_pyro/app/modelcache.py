@@ -105,8 +105,8 @@ def _spec_key(spec) -> str:
 
 
 def _load(spec, device):
-    """(FitResult, weights file) through the deepCR facade (the CLI's loader)."""
-    from ..deepcr.model import deepCR
+    """(FitResult, weights file) by `models.registry.load_model`."""
+    from ..models.registry import load_model
 
-    facade = deepCR(mask=spec, device="GPU" if str(device).lower().startswith(("cuda", "gpu")) else "CPU")
-    return facade.result, facade.weights_file
+    result = load_model(spec, device=device)
+    return result, result.weights_file
