@@ -359,3 +359,23 @@ def test_weight_normalised_wfc3_uvis_matches_deepcr_package():
     np.testing.assert_array_equal(mask, their_mask)
     assert mask.sum() > 0
     np.testing.assert_allclose(filled, their_filled, atol=1e-3, rtol=1e-6)
+
+
+def test_a_model_trained_by_deepcr_itself_loads(tmp_path):
+    """deepCR's tutorial: deepCR(mask='save_directory/my_model_epoch50.pth', hidden=...) on a file
+    deepCR's own train wrote (a WrappedModel(UNet2Sigmoid) weight-norm state dict)."""
+    pytest.importorskip("deepCR")
+    from deepCR import deepCR as TheirDeepCR
+    from deepCR.unet import UNet2Sigmoid as TheirUNet, WrappedModel
+
+    torch.manual_seed(5)
+    path = tmp_path / "2026-01-01_mine_epoch3.pth"
+    torch.save(WrappedModel(TheirUNet(1, 1, 8)).state_dict(), path)
+    ours, theirs = deepCR(mask=str(path), hidden=8), TheirDeepCR(mask=str(path), hidden=8)
+    assert ours.result.model.hidden == 8 and not ours.standardise
+    image = sky_with_crs((40, 48), seed=13) / 100.0
+    np.testing.assert_allclose(ours.clean(image, binary=False), theirs.clean(image, binary=False, segment=False),
+                               atol=2e-5)
+    assert deepCR(mask=str(path)).result.model.hidden == 8  # read from the weights (deepCR needs hidden=8)
+    with pytest.raises(ValueError, match="hidden=32 but the model"):
+        deepCR(mask=str(path), hidden=32)

@@ -31,10 +31,11 @@ import torch
 
 from .inpaint import median_inpaint
 from .inpaint_net import InpaintUNet, deepcr_inpaint_file, inpaint_with_net, resolve_n_jobs
-from ..inference.predictive import TILE_MARGIN, Prediction, predict
+from ..inference.novelty import image_novelty
+from ..inference.predictive import TILE_MARGIN, Prediction, predict, validated_image
 from ..models.registry import load_model
 from ..models.results import FitResult
-from .weight_norm import STANDARDISED, unet_from_weight_norm
+from .weight_norm import STANDARDISED, is_deepcr_weight_norm_file, unet_from_weight_norm
 
 __all__ = ["deepCR", "INPUT_SCALE"]
 
@@ -57,7 +58,9 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         ``"ACS-WFC"`` (or another mask model shipped with the ``deepCR`` package: ``"decam"``,
         ``"example_model"``, ``"WFC3-UVIS"``, ...) for deepCR's published weights in the
         deterministic twin, or the path of a cosmiq_pyro checkpoint (``.pth`` written by `train`,
-        ``fit_svi`` / ``fit_deterministic`` with ``checkpoint=``, or ``cosmiq_pyro.save``).
+        ``fit_svi`` / ``fit_deterministic`` with ``checkpoint=``, or ``cosmiq_pyro.save``), or of
+        a model deepCR's own ``train`` wrote (its weight-norm ``UNet2Sigmoid``; like deepCR's
+        ``clean``, the image is not standardised for it).
     inpaint : str, optional
         Name of a deepCR inpainting network (``"ACS-WFC-F606W-2-32"``; also
         ``"ACS-WFC-F606W-3-32"``, which deepCR ships but cannot load by name).  None (deepCR's
@@ -104,8 +107,8 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         self.source = os.fspath(mask)
         #: deepCR's ``norm``: the model takes ``(x - mean(x)) / std(x)`` of the whole frame
         self.standardise = isinstance(mask, str) and mask in STANDARDISED
-        if self.standardise:
-            net, path = unet_from_weight_norm(mask)
+        if self.standardise or (os.path.isfile(self.source) and is_deepcr_weight_norm_file(self.source)):
+            net, path = unet_from_weight_norm(self.source)  # WFC3-UVIS, or a model deepCR's train wrote
             self.result = FitResult(model=net.to(self.device), weights_file=path)
         else:
             self.result = load_model(mask, device=self.device)
@@ -149,7 +152,8 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
             part = None if mask is None else mask[ir0:ir1, ic0:ic1]
             with _PYRO_LOCK if self.bayesian else contextlib.nullcontext():  # draws: Pyro's global stack
                 pred = predict(self.result, x[ir0:ir1, ic0:ic1], T=T, seed=seed, ignore=part,
-                               tile=side + 2 * _MARGIN, device=self.device, progress=False)
+                               tile=side + 2 * _MARGIN, device=self.device, progress=False,
+                               novelty=False)  # a patch's novelty is not the frame's: clean_vi scores the frame
             core = (slice(r0 - ir0, r1 - ir0), slice(c0 - ic0, c1 - ic0))
             for k, m in enumerate((pred.prob, pred.entropy, pred.aleatoric, pred.epistemic)):
                 maps[k, r0:r1, c0:c1] = m[core]
@@ -258,7 +262,7 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
 
     def clean_vi(self, image, T: int = 16, return_entropy: bool = False, return_epistemic: bool = False,
                  threshold: float | None = None, seed: int = 0, *, ignore=None, patch: int = 1024,
-                 inpaint: bool = False, n_jobs: int = 1):
+                 inpaint: bool = False, n_jobs: int = 1, return_novelty: bool = False):
         """Posterior-mean CR probability and, optionally, its uncertainty maps and inpainted image.
 
         Parameters
@@ -284,12 +288,17 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
             None) filled, as `clean` does; ``ignore`` pixels are never used as fill values.
         n_jobs : int
             Threads for the blocks and the inpainting network (see `clean`).
+        return_novelty : bool
+            Also return how unlike the model's training frames the image is, a
+            `cosmiq_pyro.inference.novelty.Novelty` ``(score, is_novel, map)`` (one extra encoder
+            pass over the frame); the model must carry a novelty model (deepCR's ``ACS-WFC``
+            weights do; a ValueError says when it does not).
 
         Returns
         -------
         numpy.ndarray or tuple
             ``p`` (or the mask), followed by ``entropy``, then ``epistemic`` when requested, then
-            the inpainted image with ``inpaint=True``.
+            the inpainted image with ``inpaint=True``, then the `Novelty` with ``return_novelty``.
 
         Notes
         -----
@@ -316,6 +325,9 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
                     crs = crs | np.asarray(ignore, dtype=bool)
                     x = np.where(np.isfinite(x), x, 0.0).astype(np.float32)
                 extra.append(self._fill(x, crs, patch=patch, n_jobs=n_jobs))
+        if return_novelty:
+            extra.append(image_novelty(self.result, validated_image(self._model_units(image)[0], ignore),
+                                       tile=min(_patch(patch), 512)))
         return (first, *extra) if extra else first
 
 

@@ -1,8 +1,10 @@
-"""deepCR's weight-normalised mask model (``"WFC3-UVIS"``) in the plain `UNet2Sigmoid`.
+"""deepCR's weight-normalised mask models in the plain `UNet2Sigmoid`.
 
-deepCR 0.3.1 ships one mask model without batch norm: ``learned_models/mask/WFC3-UVIS.pth``, its
-``UNet2Sigmoid`` built from ``weight_norm`` convolutions (Salimans & Kingma 2016).  Each such
-convolution stores a direction ``v`` and a length ``g`` per output channel ``o``:
+deepCR 0.3.1 ships one mask model without batch norm, ``learned_models/mask/WFC3-UVIS.pth``, and
+its own ``train`` writes the same kind of file for every custom model: a ``UNet2Sigmoid`` built
+from ``weight_norm`` convolutions (Salimans & Kingma 2016), wrapped so that its keys start with
+``module.``.  Each such convolution stores a direction ``v`` and a length ``g`` per output
+channel ``o``:
 
 .. math:: W_o = g_o \\, \\frac{v_o}{\\lVert v_o \\rVert_2},
 
@@ -14,6 +16,7 @@ same for the names in `STANDARDISED`.
 """
 from __future__ import annotations
 
+import os
 import re
 from collections import OrderedDict
 from pathlib import Path
@@ -22,7 +25,7 @@ import torch
 
 from ..models.unet import UNet2Sigmoid, deepcr_weights_file
 
-__all__ = ["unet_from_weight_norm", "STANDARDISED"]
+__all__ = ["unet_from_weight_norm", "is_deepcr_weight_norm_file", "STANDARDISED"]
 
 #: deepCR's published mask models that take a standardised image (its ``self.norm``).
 STANDARDISED = ("WFC3-UVIS",)
@@ -31,18 +34,33 @@ _BLOCKS = {"inc.conv.conv": "inc", "down1.mpconv.1.conv": "down.block", "up8.con
 _LAYERS = {"0": "conv1", "2": "conv2"}  # deepCR's (conv, ReLU, conv, ReLU) without norm layers
 
 
-def unet_from_weight_norm(name: str = "WFC3-UVIS") -> tuple[UNet2Sigmoid, Path]:
-    """deepCR's weight-normalised mask model ``name`` as a `UNet2Sigmoid` (``norm="none"``).
+def is_deepcr_weight_norm_file(path) -> bool:
+    """Whether ``path`` holds a deepCR weight-norm state dict (what deepCR's ``train`` saves)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # not a torch file, or one that needs unpickling code: not deepCR's
+        return False
+    return isinstance(state, dict) and "format" not in state and \
+        any(isinstance(k, str) and k.startswith("module.") and k.endswith(".weight_g") for k in state)
 
-    Reads ``learned_models/mask/<name>.pth`` of the installed ``deepCR`` package with
-    ``torch.load(weights_only=True)`` (no deepCR code is imported).
+
+def unet_from_weight_norm(source: str = "WFC3-UVIS") -> tuple[UNet2Sigmoid, Path]:
+    """deepCR's weight-normalised mask model as a `UNet2Sigmoid` (``norm="none"``).
+
+    Parameters
+    ----------
+    source : str or os.PathLike
+        A published name (``learned_models/mask/<name>.pth`` of the installed ``deepCR``
+        package) or the path of a ``.pth`` file deepCR's own ``train`` wrote.  Read with
+        ``torch.load(weights_only=True)``; no deepCR code is imported.
 
     Returns
     -------
     (UNet2Sigmoid, pathlib.Path)
-        The net in eval mode and the weight file.
+        The net in eval mode (``hidden`` read from the weights) and the weight file.
     """
-    path = deepcr_weights_file(name)
+    name = os.fspath(source)
+    path = Path(name) if os.path.isfile(name) else deepcr_weights_file(name)
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or not any(k.endswith("weight_g") for k in state):
         raise ValueError(f"deepCR model {name!r} ({path}) is not a weight-normalised network")
