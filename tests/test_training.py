@@ -311,3 +311,15 @@ def test_load_a_saved_state_and_norm_layer(train_dirs, tmp_path):
         vi.load(saved)
     with pytest.raises(ValueError, match="nothing to save"):
         vi.save()
+
+
+def test_train_phase1_decays_its_own_learning_rate(train_dirs, tmp_path):
+    """deepCR's bug: train_phase1 resets the scheduler of the phase-0 optimiser, so the phase-1
+    learning rate never decays.  Here a plateau in phase 1 halves the phase-1 rate."""
+    trainer = train(image=train_dirs, name="m", hidden=4, epoch=1, epoch_phase0=1, batch_size=10, lr=1e-6,
+                    lr_decay_factor=0.5, lr_decay_patience=0, directory=tmp_path, verbose=False)
+    trainer.train()
+    trainer.train_phase1(3)
+    lrs = [e["lr"] for e in trainer.result.history["epochs"]]
+    # epoch 2 sets the scheduler's best, epoch 3 does not improve on it (lr 1e-6: a plateau)
+    assert lrs == pytest.approx([1e-6, 1e-6 / 2.5, 1e-6 / 2.5, 0.5e-6 / 2.5], rel=1e-6)
