@@ -1,0 +1,620 @@
+"""Novelty: how unlike the training frames an image is, per 64x64 px block and per frame.
+
+A CR mask from a model applied outside its domain is silently wrong, and the mean-field
+posterior's epistemic term does not notice (on the frames of benchmarks/novelty_study.py it is
+*lower* on shifted and real ground-based frames than on held-out simulated HST frames).  This
+module scores an image against what the model was trained on with two cheap statistics, fitted
+on training frames and stored as plain tensors (`NoveltyModel.state_dict`):
+
+* **features** -- the network's bottleneck map (the ``2h``-channel output of the ``down`` block,
+  ``(B, 2h, H/2, W/2)``), averaged over each block and log-transformed, ``f_b = log(eps +
+  mean_block(a))``; the block's squared Mahalanobis distance to the nearest of class-conditional
+  Gaussians fitted to the training blocks (one per field type of the simulated training frames),
+
+  .. math:: d^2_b = \\min_k (f_b - \\mu_k)^\\top \\Sigma_k^{-1} (f_b - \\mu_k),
+
+  with covariances shrunk towards their diagonals, ``Sigma = (1-lam) S + lam diag(S)``
+  (Lee et al. 2018; Mukhoti et al. 2021).  `GaussianDensity`.
+* **noise deficit** -- per block, the noise measured from second differences against the
+  Poisson + read noise its level predicts in electrons (`noise_excess`).  Noise *below* that
+  floor is impossible for data in electrons (it means ADU, e-/s or scaled data read as
+  electrons); noise above it is also what sources and gradients give, so only the deficit counts.
+
+Each frame score is put on the scale of held-out in-distribution (calibration) frames; the
+novelty is the larger of the two, and `NoveltyModel` keeps the threshold for a 5 % false-alarm
+rate.  `predict` computes it from the features of its own forward pass.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..models.fused import FusedWeights, fuse_weights, fused_bottleneck
+from ..models.guides import guide_locs
+from ..models.registry import resolve
+
+__all__ = [
+    "BLOCK_PX", "READ_NOISE_REF_E", "COMPONENTS", "block_mean", "bottleneck_features", "GaussianDensity",
+    "noise_excess", "BlockSums", "features_from_block_means", "NoveltyModel", "fit_novelty_model",
+    "fit_novelty", "mean_weights", "bottleneck_block_means", "image_novelty", "Novelty", "auroc",
+]
+
+#: Side of a novelty block in image pixels (the bottleneck map is at half resolution).
+BLOCK_PX = 64
+#: Read noise (e-) assumed when predicting the noise of a block from its level: the middle of
+#: ACS/WFC's 3.75-5.65 e- (the simulator's range).
+READ_NOISE_REF_E = 4.7
+#: Offset inside the log of block-averaged activations (activations are ReLU outputs >= 0).
+FEATURE_EPS = 1e-3
+#: `noise_excess` reads every ROW_STEP-th row.
+ROW_STEP = 2
+#: MAD -> sigma for a Gaussian.
+_MAD_TO_SIGMA = 1.482602218505602
+
+
+def block_mean(x: torch.Tensor, block: int) -> torch.Tensor:
+    """Mean of ``x`` over non-overlapping ``block x block`` windows; partial edge windows average
+    the pixels they hold.
+
+    Parameters
+    ----------
+    x : Tensor, shape (B, C, H, W)
+    block : int
+
+    Returns
+    -------
+    Tensor, shape (B, C, ceil(H / block), ceil(W / block))
+    """
+    return F.avg_pool2d(x, block, ceil_mode=True)
+
+
+def bottleneck_features(low: torch.Tensor, block_px: int = BLOCK_PX) -> torch.Tensor:
+    """Block features ``f = log(FEATURE_EPS + mean_block(low))`` of a bottleneck map.
+
+    Parameters
+    ----------
+    low : Tensor, shape (B, 2h, H/2, W/2)
+        The ``down`` block's output (ReLU activations, >= 0).
+    block_px : int
+        Block side in image pixels (even); the bottleneck is at half resolution.
+
+    Returns
+    -------
+    Tensor, shape (B, nby, nbx, 2h)
+        One feature vector per block, float64.
+    """
+    pooled = block_mean(low.double(), block_px // 2)  # (B, 2h, nby, nbx)
+    return torch.log(FEATURE_EPS + pooled).permute(0, 2, 3, 1)
+
+
+@dataclass
+class GaussianDensity:
+    """Class-conditional Gaussians fitted to feature vectors, kept as means and whitening matrices.
+
+    For ``K`` classes with means ``mu_k`` and covariances ``Sigma_k = L_k L_k^T`` (Cholesky),
+
+    .. math:: d^2(f) = \\min_k \\| W_k (f - \\mu_k) \\|^2, \\qquad W_k = L_k^{-1},
+
+    the squared Mahalanobis distance to the nearest class (Lee et al. 2018); ``K = 1`` is a
+    single Gaussian.
+
+    Attributes
+    ----------
+    mean : Tensor, shape (K, D)
+    whiten : Tensor, shape (K, D, D)
+        Lower-triangular inverse Cholesky factors of the shrunk covariances.
+    classes : list of str
+        The class names, in order.
+    """
+
+    mean: torch.Tensor
+    whiten: torch.Tensor
+    classes: list
+
+    @classmethod
+    def fit(cls, f: torch.Tensor, labels=None, shrinkage: float = 0.1) -> "GaussianDensity":
+        """Fit one Gaussian per class to ``f`` (N, D): sample mean, covariance shrunk towards
+        its diagonal,
+
+        .. math:: \\Sigma_k = (1-\\lambda) S_k + \\lambda\\,\\mathrm{diag}(S_k) + 10^{-9} I .
+
+        Parameters
+        ----------
+        f : Tensor, shape (N, D)
+        labels : sequence of str, length N, optional
+            Class of each vector (default: one class, ``"all"``).
+        shrinkage : float
+            ``lambda`` in [0, 1].
+
+        Raises
+        ------
+        ValueError
+            ``f`` not 2-D, a class with fewer than two vectors, labels of another length, or
+            ``shrinkage`` outside [0, 1].
+        """
+        f = torch.as_tensor(f, dtype=torch.float64)
+        if f.dim() != 2 or f.shape[0] < 2:
+            raise ValueError(f"f must be (N, D) with N >= 2, got shape {tuple(f.shape)}")
+        if not 0.0 <= shrinkage <= 1.0:
+            raise ValueError(f"shrinkage must be in [0, 1], got {shrinkage!r}")
+        labels = np.full(f.shape[0], "all") if labels is None else np.asarray(labels, dtype=str)
+        if labels.shape != (f.shape[0],):
+            raise ValueError(f"labels must have one entry per vector ({f.shape[0]}), got shape {labels.shape}")
+        classes = sorted(set(labels.tolist()))
+        eye = torch.eye(f.shape[1], dtype=torch.float64)
+        means, whitens = [], []
+        for name in classes:
+            part = f[torch.from_numpy(labels == name)]
+            if part.shape[0] < 2:
+                raise ValueError(f"class {name!r} has {part.shape[0]} vector(s); a Gaussian needs >= 2")
+            mean = part.mean(0)
+            centred = part - mean
+            cov = centred.T @ centred / (part.shape[0] - 1)  # (D, D)
+            cov = (1 - shrinkage) * cov + shrinkage * torch.diag(torch.diagonal(cov)) + 1e-9 * eye
+            means.append(mean)
+            whitens.append(torch.linalg.solve_triangular(torch.linalg.cholesky(cov), eye, upper=False))
+        return cls(mean=torch.stack(means), whiten=torch.stack(whitens), classes=classes)
+
+    def distance2(self, f: torch.Tensor) -> torch.Tensor:
+        """Squared Mahalanobis distance to the nearest class: ``f`` (..., D) -> (...)."""
+        f = torch.as_tensor(f, dtype=torch.float64)
+        z = torch.einsum("kde,...ke->...kd", self.whiten, f[..., None, :] - self.mean)  # (..., K, D)
+        return (z * z).sum(-1).min(-1).values
+
+
+def auroc(negatives, positives) -> float:
+    """Area under the ROC curve of scores: P(positive > negative) + P(tie)/2 (Mann-Whitney U)."""
+    neg, pos = np.asarray(negatives, float).ravel(), np.asarray(positives, float).ravel()
+    if neg.size == 0 or pos.size == 0:
+        raise ValueError("auroc needs at least one negative and one positive score")
+    greater = (pos[:, None] > neg[None, :]).sum()
+    ties = (pos[:, None] == neg[None, :]).sum()
+    return float((greater + 0.5 * ties) / (neg.size * pos.size))
+
+
+def _block_medians(z: np.ndarray, block_rows: int, block_cols: int) -> np.ndarray:
+    """Medians of ``z`` over blocks of ``block_rows x block_cols`` (partial edge blocks: their pixels)."""
+    height, width = z.shape
+    nby, nbx = -(-height // block_rows), -(-width // block_cols)
+    out = np.empty((nby, nbx))
+    fy, fx = height // block_rows, width // block_cols  # whole blocks: one vectorised partition
+    if fy and fx:
+        n = block_rows * block_cols
+        whole = z[:fy * block_rows, :fx * block_cols].reshape(fy, block_rows, fx, block_cols)
+        whole = whole.transpose(0, 2, 1, 3).reshape(fy * fx, n)  # a contiguous copy
+        k = (n - 1) // 2
+        part = np.partition(whole, (k, n // 2), axis=1)
+        out[:fy, :fx] = (0.5 * (part[:, k] + part[:, n // 2])).reshape(fy, fx)
+    for i in range(nby):
+        for j in range(nbx):
+            if i >= fy or j >= fx:
+                out[i, j] = np.median(z[i * block_rows:(i + 1) * block_rows, j * block_cols:(j + 1) * block_cols])
+    return out
+
+
+def noise_excess(image: np.ndarray, block_px: int = BLOCK_PX,
+                 read_noise_e: float = READ_NOISE_REF_E) -> np.ndarray:
+    """Per-block log ratio of the measured to the expected pixel noise of an image in electrons.
+
+    With second differences along rows, ``d_j = x_{j-1} - 2 x_j + x_{j+1}`` (blind to the sky
+    level and to linear gradients), and the level of the three pixels
+    ``m_j = (x_{j-1} + x_j + x_{j+1}) / 3``, white Poisson + read noise gives
+    ``Var d_j = 6 (m_j + sigma_read^2)``.  Each block's statistic is
+
+    .. math:: r = \\log \\hat s^2, \\qquad
+              \\hat s = 1.4826\\,\\mathrm{median}_j \\left|\\frac{d_j}{\\sqrt{6(\\max(m_j, 0)
+              + \\sigma_{read}^2)}}\\right|
+
+    over the pixels of every second row of the block (the median ignores the few pixels on
+    stars and CRs).  ``r = 0`` for electrons with this
+    read noise; data in ADU of gain ``g`` read as electrons give ``log(1/g)`` (sky-limited) to
+    ``log(1/g^2)`` (read-noise-limited); a read noise ``k`` times larger gives up to ``log k^2``.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W)
+        Electrons; ``W >= 3``.
+    block_px : int
+        Block side (px).
+    read_noise_e : float
+        Read noise assumed (e-), > 0.
+
+    Returns
+    -------
+    ndarray, shape (ceil(H / block_px), ceil(W / block_px)), float64
+    """
+    x = np.asarray(image, dtype=np.float32)
+    if x.ndim != 2 or x.shape[1] < 3:
+        raise ValueError(f"image must be 2-D with at least 3 columns, got shape {x.shape}")
+    if not read_noise_e > 0:
+        raise ValueError(f"read_noise_e must be > 0, got {read_noise_e!r}")
+    height, width = x.shape
+    rows = x[::ROW_STEP]  # (ceil(H / ROW_STEP), W): every other row is enough and twice as fast
+    z = np.empty_like(rows)  # z_j belongs to the centre pixel j; the edge columns copy their neighbour
+    centre = z[:, 1:-1]
+    np.add(rows[:, :-2], rows[:, 2:], out=centre)
+    level = (centre + rows[:, 1:-1]) * np.float32(1.0 / 3.0)
+    centre -= 2.0 * rows[:, 1:-1]
+    np.maximum(level, 0.0, out=level)
+    level += np.float32(read_noise_e ** 2)
+    np.abs(centre, out=centre)
+    centre /= np.sqrt(6.0 * level)
+    z[:, 0], z[:, -1] = z[:, 1], z[:, -2]
+    s = _block_medians(z, block_px // ROW_STEP, block_px)
+    s *= _MAD_TO_SIGMA
+    return np.log(np.maximum(s, 1e-6) ** 2)
+
+
+class BlockSums:
+    """Per-block sums of a bottleneck map that arrives tile by tile (as in tiled prediction).
+
+    Parameters
+    ----------
+    shape : (int, int)
+        Image shape (px), each a multiple of 2.
+    channels : int
+        Bottleneck channels (``2h``).
+    block_px : int
+        Block side in image px (even).
+    """
+
+    def __init__(self, shape, channels: int, block_px: int = BLOCK_PX):
+        self.block_low = block_px // 2
+        self.low_shape = (shape[0] // 2, shape[1] // 2)
+        self.nby, self.nbx = (-(-n // self.block_low) for n in self.low_shape)
+        self.sums = torch.zeros(channels, self.nby, self.nbx, dtype=torch.float64)
+
+    def _one_hot(self, start: int, length: int, like: torch.Tensor) -> torch.Tensor:
+        """Indicators (length, n) of the n blocks that px ``start .. start+length-1`` fall in."""
+        ids = torch.arange(start, start + length, device=like.device) // self.block_low
+        return F.one_hot(ids - ids[0]).to(like.dtype)
+
+    def add(self, low: torch.Tensor, row0: int, col0: int) -> None:
+        """Add a tile's bottleneck core ``low`` (C, h, w) whose top-left is low-res (row0, col0).
+
+        Two matrix products with one-hot block indicators, ``R^T A C`` (``A`` read once, as
+        rows of ``w * C`` values: a view of a channels-last map).
+        """
+        channels, h, w = low.shape
+        rows, cols = self._one_hot(row0, h, low), self._one_hot(col0, w, low)  # (h, nr), (w, nc)
+        by_row = rows.T @ low.permute(1, 2, 0).reshape(h, w * channels)  # (nr, w*C)
+        sums = torch.einsum("bwc,wd->cbd", by_row.reshape(-1, w, channels), cols)  # (C, nr, nc)
+        b0, c0 = row0 // self.block_low, col0 // self.block_low
+        self.sums[:, b0:b0 + sums.shape[1], c0:c0 + sums.shape[2]] += sums.double().cpu()
+
+    def means(self) -> torch.Tensor:
+        """Block means (C, nby, nbx) (edge blocks divided by the pixels they hold)."""
+        rows = torch.full((self.nby,), float(self.block_low), dtype=torch.float64)
+        cols = torch.full((self.nbx,), float(self.block_low), dtype=torch.float64)
+        rows[-1] = self.low_shape[0] - self.block_low * (self.nby - 1)
+        cols[-1] = self.low_shape[1] - self.block_low * (self.nbx - 1)
+        return self.sums / (rows[:, None] * cols[None, :])
+
+
+def features_from_block_means(means: torch.Tensor) -> torch.Tensor:
+    """``log(FEATURE_EPS + m)`` of block means (C, nby, nbx) -> (nby, nbx, C) float64."""
+    return torch.log(FEATURE_EPS + means.double()).permute(1, 2, 0)
+
+
+#: Names of the candidate scores a `NoveltyModel` combines, in order.
+COMPONENTS = ("features", "noise")
+
+
+@dataclass
+class NoveltyModel:
+    """Fitted novelty scores of one network, their calibration and the frame threshold.
+
+    Per block ``b`` the two components are
+
+    * ``features``: ``u_b = log d^2_b`` (Mahalanobis distance of the block's bottleneck features
+      to the training blocks, `GaussianDensity`),
+    * ``noise``: ``u_b = (mean_r - r_b) / sd_r``, the noise deficit (`noise_excess`,
+      standardised with the training blocks' mean and standard deviation),
+
+    and a frame's component score is the mean of ``u_b`` over its blocks (features) or
+    ``(mean_R - median_b r_b) / sd_R`` with the training frames' mean and spread (noise).
+    Each score ``s`` is put on a common scale with held-out in-distribution (calibration)
+    frames, ``t = (s - median_cal) / (q95_cal - median_cal)`` (so 1 is the 95th percentile of
+    in-distribution frames, or of blocks for the map), and the novelty is the largest ``t`` of
+    the components.  ``is_novel`` is ``novelty > threshold``, the threshold the 95th
+    percentile of the calibration frames' novelty (a 5 % false-alarm rate).
+
+    Attributes
+    ----------
+    density : GaussianDensity
+        Of the block features (``2h``-dimensional).
+    noise_block : (float, float)
+        Mean and sd of ``r_b`` over the training blocks.
+    noise_frame : (float, float)
+        Mean and sd of the per-frame median of ``r_b`` over the training frames.
+    frame_ref, block_ref : dict
+        ``component -> (median, q95)`` of the calibration frames' scores / blocks' scores.
+    threshold : float
+    block_px : int
+    read_noise_e : float
+        Read noise assumed by `noise_excess`.
+    """
+
+    density: GaussianDensity
+    noise_block: tuple
+    noise_frame: tuple
+    frame_ref: dict
+    block_ref: dict
+    threshold: float
+    block_px: int = BLOCK_PX
+    read_noise_e: float = READ_NOISE_REF_E
+
+    # -- scores -------------------------------------------------------------------------
+    def block_components(self, block_means: torch.Tensor, image: np.ndarray) -> dict:
+        """``component -> (nby, nbx)`` block scores ``u_b`` from the bottleneck block means
+        (C, nby, nbx) and the image (H, W) in electrons."""
+        d2 = self.density.distance2(features_from_block_means(block_means))  # (nby, nbx)
+        r = noise_excess(image, self.block_px, self.read_noise_e)
+        if tuple(d2.shape) != r.shape:
+            raise ValueError(f"block_means cover {tuple(d2.shape)} blocks of {self.block_px} px, the image "
+                             f"{r.shape} (image shape {np.shape(image)})")
+        mean, sd = self.noise_block
+        return {"features": torch.log(d2.clamp_min(1e-12)).numpy(), "noise": (mean - r) / sd,
+                "_r": r}
+
+    def frame_components(self, blocks: dict) -> dict:
+        """``component -> frame score s`` from `block_components`'s output."""
+        mean, sd = self.noise_frame
+        return {"features": float(np.mean(blocks["features"])),
+                "noise": float((mean - np.median(blocks["_r"])) / sd)}
+
+    @staticmethod
+    def _scaled(scores: dict, ref: dict):
+        return {k: (scores[k] - ref[k][0]) / (ref[k][1] - ref[k][0]) for k in COMPONENTS}
+
+    def score(self, block_means: torch.Tensor, image: np.ndarray):
+        """Frame novelty, its components and the block map.
+
+        Parameters
+        ----------
+        block_means : Tensor, shape (2h, nby, nbx)
+            Block means of the bottleneck map (`BlockSums.means`).
+        image : ndarray, shape (H, W)
+            The image in electrons.
+
+        Returns
+        -------
+        novelty : float
+            ``max_k t_k`` over the components (1 = the 95th percentile of in-distribution frames).
+        components : dict
+            ``component -> t_k`` of the frame.
+        block_map : ndarray, shape (nby, nbx), float32
+            Per block, ``max_k`` of the component's block score on the calibration blocks' scale.
+        """
+        blocks = self.block_components(block_means, image)
+        frame = self._scaled(self.frame_components(blocks), self.frame_ref)
+        per_block = self._scaled(blocks, self.block_ref)
+        block_map = np.maximum(per_block["features"], per_block["noise"]).astype(np.float32)
+        return max(frame.values()), frame, block_map
+
+    def expand(self, block_map: np.ndarray, shape) -> np.ndarray:
+        """A block map (nby, nbx) as an image-shaped float32 map (each block's value on its pixels)."""
+        b = self.block_px
+        full = np.repeat(np.repeat(block_map, b, axis=0), b, axis=1)
+        return np.ascontiguousarray(full[:shape[0], :shape[1]], dtype=np.float32)
+
+    # -- storage ------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Tensors and plain Python only (``torch.load(weights_only=True)``-safe)."""
+        return {"version": 1, "mean": self.density.mean.clone(), "whiten": self.density.whiten.clone(),
+                "classes": list(self.density.classes),
+                "noise_block": [float(v) for v in self.noise_block],
+                "noise_frame": [float(v) for v in self.noise_frame],
+                "frame_ref": {k: [float(v) for v in self.frame_ref[k]] for k in COMPONENTS},
+                "block_ref": {k: [float(v) for v in self.block_ref[k]] for k in COMPONENTS},
+                "threshold": float(self.threshold), "block_px": int(self.block_px),
+                "read_noise_e": float(self.read_noise_e)}
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> "NoveltyModel":
+        """Rebuild from `state_dict`'s output (ValueError naming a missing entry)."""
+        missing = [k for k in ("mean", "whiten", "classes", "noise_block", "noise_frame", "frame_ref", "block_ref",
+                               "threshold", "block_px", "read_noise_e") if k not in state]
+        if missing:
+            raise ValueError(f"novelty state lacks {missing}")
+        density = GaussianDensity(mean=state["mean"].double(), whiten=state["whiten"].double(),
+                                  classes=list(state["classes"]))
+        return cls(density=density,
+                   noise_block=tuple(state["noise_block"]), noise_frame=tuple(state["noise_frame"]),
+                   frame_ref={k: tuple(v) for k, v in state["frame_ref"].items()},
+                   block_ref={k: tuple(v) for k, v in state["block_ref"].items()},
+                   threshold=float(state["threshold"]), block_px=int(state["block_px"]),
+                   read_noise_e=float(state["read_noise_e"]))
+
+
+def _q95_ref(values) -> tuple:
+    values = np.asarray(values, float).ravel()
+    median, q95 = float(np.median(values)), float(np.quantile(values, 0.95))
+    return median, max(q95, median + 1e-6)
+
+
+def fit_novelty_model(fit_items, calibration_items, *, classes=None, block_px: int = BLOCK_PX,
+                read_noise_e: float = READ_NOISE_REF_E, shrinkage: float = 0.1,
+                false_alarm: float = 0.05) -> NoveltyModel:
+    """Fit the novelty model on training frames and calibrate it on held-out ones.
+
+    Parameters
+    ----------
+    fit_items, calibration_items : iterable of (block_means, image)
+        Per frame: the bottleneck block means (2h, nby, nbx) (`bottleneck_block_means`) and the
+        image (H, W) in electrons.  The
+        two sets must be disjoint (the calibration frames stand for unseen in-distribution data).
+    classes : sequence of str, optional
+        A class per fit frame (e.g. the simulator's field type, ``"EX"``, ``"GC"``, ``"GAL"``):
+        one Gaussian per class, the distance is to the nearest (`GaussianDensity`).  Default:
+        one Gaussian.
+    block_px, read_noise_e
+        As in `noise_excess`.
+    shrinkage : float
+        Covariance shrinkage of the feature Gaussian (`GaussianDensity.fit`).
+    false_alarm : float
+        Fraction of calibration frames above the stored threshold.
+
+    Returns
+    -------
+    NoveltyModel
+    """
+    fit_items, calibration_items = list(fit_items), list(calibration_items)
+    if len(fit_items) < 2 or len(calibration_items) < 2:
+        raise ValueError("fit_novelty_model needs at least two fit and two calibration frames, got "
+                         f"{len(fit_items)} and {len(calibration_items)}")
+    if not 0.0 < false_alarm < 1.0:
+        raise ValueError(f"false_alarm must be in (0, 1), got {false_alarm!r}")
+    if classes is not None and len(classes) != len(fit_items):
+        raise ValueError(f"classes must name one class per fit frame ({len(fit_items)}), got {len(classes)}")
+    feats = [features_from_block_means(m).reshape(-1, m.shape[0]) for m, _ in fit_items]
+    labels = None if classes is None else np.repeat(np.asarray(classes, dtype=str), [len(f) for f in feats])
+    density = GaussianDensity.fit(torch.cat(feats), labels, shrinkage)
+    r_fit = [noise_excess(img, block_px, read_noise_e) for _, img in fit_items]
+    all_r = np.concatenate([r.ravel() for r in r_fit])
+    medians = np.array([np.median(r) for r in r_fit])
+    model = NoveltyModel(density=density,
+                         noise_block=(float(all_r.mean()), float(all_r.std(ddof=1))),
+                         noise_frame=(float(medians.mean()), float(medians.std(ddof=1))),
+                         frame_ref={}, block_ref={}, threshold=float("nan"), block_px=block_px,
+                         read_noise_e=read_noise_e)
+    blocks = [model.block_components(m, img) for m, img in calibration_items]
+    frames = [model.frame_components(b) for b in blocks]
+    model.frame_ref = {k: _q95_ref([f[k] for f in frames]) for k in COMPONENTS}
+    model.block_ref = {k: _q95_ref(np.concatenate([b[k].ravel() for b in blocks])) for k in COMPONENTS}
+    novelty = [max(model._scaled(f, model.frame_ref).values()) for f in frames]
+    model.threshold = float(np.quantile(novelty, 1.0 - false_alarm))
+    return model
+
+
+def mean_weights(model, guide=None) -> FusedWeights:
+    """The fused weights whose bottleneck the novelty features come from: the net's own weights
+    (deterministic twin) or the posterior means (VI model; one encoder pass per tile in `predict`).
+
+    ``model``: anything `cosmiq_pyro.models.registry.resolve` accepts (a `FitResult`, a net, a VI
+    model with ``guide``).
+    """
+    net, guide = resolve(model, guide)
+    if guide is None:
+        return fuse_weights(net)
+    return fuse_weights(net, {site: loc.detach()[None] for site, loc in guide_locs(guide, net.weight_sites).items()})
+
+
+def bottleneck_block_means(weights: FusedWeights, image: np.ndarray, block_px: int = BLOCK_PX) -> torch.Tensor:
+    """Block means (2h, nby, nbx) of the bottleneck map of one image (CPU, one pass, no tiles).
+
+    The image (H, W, electrons) is padded symmetrically to a multiple of 4 as `predict` pads it;
+    ``weights`` come from `mean_weights`.  `predict` gets the same numbers tile by tile.
+    """
+    x = np.asarray(image, dtype=np.float32)
+    padded = np.pad(x, ((0, -x.shape[0] % 4), (0, -x.shape[1] % 4)), mode="symmetric")
+    with torch.inference_mode():
+        low = fused_bottleneck(weights, torch.from_numpy(padded)[None, None])  # (1, 2h, H/2, W/2)
+        sums = BlockSums(padded.shape, low.shape[1], block_px)
+        sums.add(low[0], 0, 0)
+    return sums.means()
+
+
+def fit_novelty(model, fit_images, calibration_images, *, classes=None, guide=None,
+                block_px: int = BLOCK_PX, read_noise_e: float = READ_NOISE_REF_E, shrinkage: float = 0.1,
+                false_alarm: float = 0.05) -> NoveltyModel:
+    """Fit ``model``'s novelty model on training images and set its threshold on held-out ones.
+
+    Parameters
+    ----------
+    model : FitResult, UNet2Sigmoid or UNet2SigmoidVI
+        Its bottleneck (posterior means for a VI model, `mean_weights`) gives the features.
+    fit_images, calibration_images : iterable of ndarray (H, W)
+        Images in electrons: frames like the model's training data, and disjoint held-out ones
+        of the same kind (the threshold keeps ``false_alarm`` of them below it).
+    classes : sequence of str, optional
+        A class per fit image (e.g. the simulator's field type), one Gaussian per class.
+    guide, block_px, read_noise_e, shrinkage, false_alarm
+        As in `fit_novelty_model`.
+
+    Returns
+    -------
+    NoveltyModel
+        Attach it with ``result.novelty = model`` (a `FitResult`); `save` stores its
+        `state_dict` in the checkpoint and `predict` uses it.
+    """
+    weights = mean_weights(model, guide)
+    items = [[(bottleneck_block_means(weights, img, block_px), img) for img in images]
+             for images in (fit_images, calibration_images)]
+    return fit_novelty_model(*items, classes=classes, block_px=block_px, read_noise_e=read_noise_e,
+                             shrinkage=shrinkage, false_alarm=false_alarm)
+
+
+class Novelty(NamedTuple):
+    """One image's novelty: the frame score, the flag at the model's threshold, the map."""
+
+    score: float
+    is_novel: bool
+    map: np.ndarray
+
+
+#: Margin (px) around each tile of `image_novelty`: more than the encoder's receptive-field radius
+#: (two 3x3 convolutions, a 2x2 pool, two more at half resolution: 7 px), a multiple of 4.
+ENCODER_MARGIN = 12
+
+
+def image_novelty(model, image, *, guide=None, novelty=None, tile: int = 512) -> Novelty:
+    """Novelty of one image without the CR maps: the encoder pass only, tile by tile.
+
+    `predict` computes the same numbers inside its own pass; this is for callers that run
+    `predict` on pieces of an image (the deepCR facade's patches) and want one score for the whole.
+
+    Parameters
+    ----------
+    model : FitResult, UNet2Sigmoid or UNet2SigmoidVI
+    image : ndarray, shape (H, W)
+        Electrons; finite.
+    guide : optional
+        The guide of a VI model not given as a `FitResult`.
+    novelty : NoveltyModel or dict, optional
+        Default: ``model.novelty`` (a `FitResult`'s).
+    tile : int
+        Core tile side (a multiple of 4).
+
+    Returns
+    -------
+    Novelty
+        ``score`` (float), ``is_novel`` (bool), ``map`` (float32, image shape): as
+        `Prediction.novelty`, ``.is_novel``, ``.novelty_map``.
+
+    Raises
+    ------
+    ValueError
+        No novelty model given or carried by ``model``.
+    """
+    novelty = getattr(model, "novelty", None) if novelty is None else novelty
+    if novelty is None:
+        raise ValueError("the model carries no novelty model: fit one with "
+                         "cosmiq_pyro.inference.novelty.fit_novelty and set result.novelty")
+    if isinstance(novelty, dict):
+        novelty = NoveltyModel.from_state_dict(novelty)
+    if not (isinstance(tile, int) and tile >= 4 and tile % 4 == 0):
+        raise ValueError(f"tile must be a positive multiple of 4, got {tile!r}")
+    x = np.asarray(image, dtype=np.float32)
+    if x.ndim != 2 or not np.isfinite(x).all():
+        raise ValueError(f"image must be a finite 2-D array, got shape {x.shape}")
+    weights = mean_weights(model, guide)
+    padded = np.pad(x, ((0, -x.shape[0] % 4), (0, -x.shape[1] % 4)), mode="symmetric")
+    height, width = padded.shape
+    sums = BlockSums(padded.shape, 2 * weights.hidden, novelty.block_px)
+    m = ENCODER_MARGIN
+    with torch.inference_mode():
+        for r0 in range(0, height, tile):
+            for c0 in range(0, width, tile):
+                r1, c1 = min(r0 + tile, height), min(c0 + tile, width)
+                ir0, ic0 = max(r0 - m, 0), max(c0 - m, 0)
+                part = torch.from_numpy(padded[ir0:min(r1 + m, height), ic0:min(c1 + m, width)])
+                low = fused_bottleneck(weights, part[None, None])[0]  # (2h, h/2, w/2)
+                core = low[:, (r0 - ir0) // 2:(r1 - ir0) // 2, (c0 - ic0) // 2:(c1 - ic0) // 2]
+                sums.add(core, r0 // 2, c0 // 2)
+    score, _, block_map = novelty.score(sums.means(), x)
+    return Novelty(float(score), bool(score > novelty.threshold), novelty.expand(block_map, x.shape))
