@@ -7,7 +7,8 @@ repeatedly on the same axes with different ``label=`` overlays models for a comp
     ax = plot_roc(roc_curve(p_vi, y), label="VI")
     plot_roc(roc_curve(p_det, y), ax=ax, label="deterministic")
 
-`plot_maps` shows an image next to a `Prediction`'s probability and uncertainty maps.
+`plot_maps` shows an image next to a `Prediction`'s probability and uncertainty maps;
+`plot_sigma_history` the posterior width of every layer over a Bayesian fit.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from matplotlib.patches import Patch
 from . import metrics
 
 __all__ = ["plot_reliability", "plot_roc", "plot_risk_coverage", "plot_error_vs_uncertainty",
-           "plot_maps"]
+           "plot_maps", "plot_sigma_history"]
 
 _GID_DIAGONAL = "cosmiq-perfect-calibration"
 _GID_FPR_MARK = "cosmiq-fpr-mark"
@@ -383,3 +384,49 @@ def plot_maps(image, prediction, truth=None, ignore=None, *, axes=None, threshol
         ax.set_xlabel("x (pixel)")
     axes[0].set_ylabel("y (pixel)")
     return axes[:n_panels]
+
+
+def plot_sigma_history(history, *, key: str = "sigma_median", ax=None, weights_only: bool = True):
+    """Median posterior standard deviation of every layer over the epochs of a Bayesian fit.
+
+    Parameters
+    ----------
+    history : dict or FitResult
+        A fit history (``FitResult.history``) whose ``"epochs"`` records hold ``key``: a dict
+        ``{site: median sigma}`` per weight site (``"inc.conv1.weight"``, ...), as `fit_svi`
+        records after every epoch.  Epoch 0 (the initial guide), when present as
+        ``history["sigma_init"]``, is drawn too.
+    key : str
+        Name of the per-epoch record.
+    ax : matplotlib.axes.Axes, optional
+    weights_only : bool
+        Draw the weight sites only (biases are a few numbers per layer).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        One line per site, log-scaled sigma against the epoch.
+    """
+    history = getattr(history, "history", history)
+    if not isinstance(history, dict) or "epochs" not in history:
+        raise TypeError("history must be a fit history dict (FitResult.history) with an 'epochs' list")
+    records = [r for r in history["epochs"] if key in r]
+    if not records:
+        raise ValueError(f"history has no epoch with {key!r}; it comes from fit_svi of a Bayesian model")
+    epochs = [r["epoch"] for r in records]
+    series = {site: [r[key][site] for r in records] for site in records[0][key]}
+    initial = history.get("init", {}).get(key)
+    if initial is not None:
+        epochs = [0] + epochs
+        series = {site: [initial[site]] + v for site, v in series.items()}
+    ax = _axes(ax)
+    for site, values in series.items():
+        if weights_only and not site.endswith("weight"):
+            continue
+        ax.plot(epochs, values, marker="o", markersize=3, label=site.removesuffix(".weight"))
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("median posterior sigma of the layer")
+    ax.set_title("Posterior width per layer")
+    _legend(ax)
+    return ax

@@ -15,6 +15,7 @@ scheduler stays bound to the phase-0 optimiser, a bug not reproduced here).
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from typing import Callable
@@ -27,15 +28,26 @@ from tqdm.auto import tqdm
 
 from ..data.datasets import as_dataset
 from ..models.bayesian import UNet2SigmoidVI, copy_point_estimates, sample_probs, weight_state
-from ..models.guides import DEFAULT_INIT_SCALE, make_guide
+from ..models.guides import DEFAULT_INIT_SCALE, guide_locs, guide_param_groups, guide_scales, make_guide
+from ..models.registry import load_model, save
 from ..models.results import FitResult
 from ..models.unet import UNet2Sigmoid
 from ..utils.checks import check_float, check_int, check_seed
 from ..utils.torchtools import resolve_device, seeded
 from .objective import svi_loss
 from .runner import TrainingRun
+from .temperature import calibrate as calibrate_temperature
 
 PHASE1_LR_FACTOR = 1 / 2.5  # deepCR: phase-1 learning rate = lr / 2.5
+#: Learning rate of the guide's scale parameters (`fit_svi`), whatever the means' ``lr``.  Adam moves
+#: each unconstrained scale ``rho`` (``sigma = softplus(rho)`` ~ ``exp(rho)`` for small sigma) by about
+#: its learning rate per step, i.e. sigma by a factor of about ``exp(scale_lr)``.  With one learning
+#: rate of 1e-3, a few hundred steps move sigma by less than 2x, so the width stays where
+#: ``init_scale`` put it.  At 0.05, two fits of deepCR's ACS-WFC weights that differed only in
+#: init_scale (1e-3 vs 1e-2) ended (300 steps) with median sigma 0.503 vs 0.502 and mean epistemic
+#: 2.3e-3 vs 2.5e-3; at 1e-3 they ended at 0.0013 vs 0.013 and 2.9e-7 vs 2.0e-5 (README "Learned
+#: posterior widths").
+SCALE_LR = 0.05
 _NORM_LAYERS = (nn.BatchNorm2d, nn.GroupNorm)
 
 
@@ -58,7 +70,7 @@ def fit_deterministic(net: UNet2Sigmoid, train, val=None, *, epochs: int, batch_
                       lr: float = 5e-3, seed: int = 0, progress: bool = True, checkpoint=None,
                       resume: bool = False, save_after: int = 0, phase0_epochs: int | None = None,
                       lr_decay_factor: float | None = 0.1, lr_decay_patience: int = 4,
-                      device=None, on_epoch=None) -> FitResult:
+                      device=None, on_epoch=None, calibrate: bool = False) -> FitResult:
     """Train the deterministic twin with Adam on the masked mean BCE.
 
     Parameters
@@ -96,6 +108,11 @@ def fit_deterministic(net: UNet2Sigmoid, train, val=None, *, epochs: int, batch_
         Called after every epoch as ``on_epoch(record, model, guide)``: ``record`` is the epoch's
         history entry, the model holds that epoch's weights (e.g. the deepCR facade's
         ``plot_every``).
+    calibrate : bool
+        With validation data, fit the logit temperature on it at the end of training
+        (`inference.temperature.calibrate`: ``FitResult.temperature``, stored in the checkpoint
+        and applied by `predict`).  A validation set without CR pixels, or one on which no
+        temperature in (0.01, 100) is best, leaves it at 1 with a warning.
 
     Returns
     -------
@@ -117,10 +134,11 @@ def fit_deterministic(net: UNet2Sigmoid, train, val=None, *, epochs: int, batch_
     run = TrainingRun(checkpoint, resume=resume, save_after=save_after)
     run.resume_into(net)
     net.to(device)
-    return _train(net, None, list(net.parameters()), loss_fn, val_probs, train, val, run, epochs=epochs,
-                  batch_size=batch_size, lr=lr, seed=seed, progress=progress,
+    return _train(net, None, [{"params": list(net.parameters())}], loss_fn, val_probs, train, val, run,
+                  epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=progress,
                   phase0_epochs=phase0_epochs, lr_decay_factor=lr_decay_factor,
-                  lr_decay_patience=lr_decay_patience, device=device, on_epoch=on_epoch)
+                  lr_decay_patience=lr_decay_patience, device=device, on_epoch=on_epoch,
+                  calibrate=calibrate)
 
 
 def fit_svi(model: UNet2SigmoidVI, train, val=None, *, epochs: int, batch_size: int = 16, lr: float = 1e-3,
@@ -128,7 +146,7 @@ def fit_svi(model: UNet2SigmoidVI, train, val=None, *, epochs: int, batch_size: 
             guide=None, seed: int = 0, progress: bool = True, checkpoint=None, resume: bool = False,
             save_after: int = 0, val_samples: int = 4, phase0_epochs: int | None = None,
             lr_decay_factor: float | None = 0.1, lr_decay_patience: int = 4, device=None,
-            on_epoch=None) -> FitResult:
+            on_epoch=None, scale_lr: float = SCALE_LR, calibrate: bool = False) -> FitResult:
     """Fit a mean-field Normal posterior over the weights of ``model`` by SVI.
 
     The guide is `pyro.infer.autoguide.AutoNormal` (softplus-parameterised scales); each step
@@ -141,11 +159,17 @@ def fit_svi(model: UNet2SigmoidVI, train, val=None, *, epochs: int, batch_size: 
     per image)`` makes this exactly the negative ELBO per pixel; the default 1e-6 down-weights
     the KL (about 15x less than exact for 256x256 frames), as the prototype did.
 
+    The guide's scale parameters ``rho`` (``sigma = softplus(rho)``) have their own Adam group
+    with learning rate ``scale_lr``, so the posterior widths are learned within the budget
+    instead of staying near ``init_scale`` (`SCALE_LR`).  Every epoch record holds ``sigma_median``,
+    the median ``sigma`` of each weight site (``history["init"]`` the initial ones;
+    `cosmiq_pyro.evaluation.plots.plot_sigma_history` draws them).
+
     Parameters
     ----------
     model : UNet2SigmoidVI
     train, val, epochs, batch_size, lr, seed, progress, checkpoint, resume, save_after,
-    phase0_epochs, lr_decay_factor, lr_decay_patience, device, on_epoch
+    phase0_epochs, lr_decay_factor, lr_decay_patience, device, on_epoch, calibrate
         As for `fit_deterministic`.
     kl_beta : float
         Weight of the KL term (> 0).
@@ -153,16 +177,21 @@ def fit_svi(model: UNet2SigmoidVI, train, val=None, *, epochs: int, batch_size: 
         Monte Carlo draws of ``w`` per step.
     init_scale : float
         Initial posterior standard deviation of every weight.
-    init_from : UNet2Sigmoid or state dict, optional
-        Start the posterior means (and copy the norm layers) from these weights, e.g. a trained
-        deterministic twin.  Default: a fresh Kaiming-initialised `UNet2Sigmoid` drawn with
-        ``seed``.  Every weight site must be present (`init_to_value(..., fallback=None)`).
+    init_from : str, UNet2Sigmoid, FitResult or state dict, optional
+        Start the posterior means (and copy the norm layers) from these weights: a published
+        model name or checkpoint path (`models.registry.load_model`, e.g. ``"ACS-WFC"``: deepCR's
+        published weights), a trained deterministic twin, a fitted Bayesian model (its posterior
+        means) or a state dict.  Default: the prior's centre when the prior is centred on given
+        weights (`UNet2SigmoidVI.from_deepcr`), else a fresh Kaiming-initialised `UNet2Sigmoid`
+        drawn with ``seed``.  Every weight site must be present.
     guide : AutoNormal, optional
         Continue training this guide (e.g. from `load`) instead of making a new one.  With
         ``resume`` and an existing checkpoint, the checkpoint's guide is used and ``guide`` and
         ``init_from`` are ignored.
     val_samples : int
         Posterior samples averaged for the validation probabilities.
+    scale_lr : float
+        Adam learning rate of the guide's scale parameters (> 0; ``lr`` = one learning rate).
 
     Returns
     -------
@@ -176,6 +205,8 @@ def fit_svi(model: UNet2SigmoidVI, train, val=None, *, epochs: int, batch_size: 
     kl_beta = check_float(kl_beta, "kl_beta", positive=True)
     num_particles = check_int(num_particles, "num_particles", minimum=1)
     init_scale = check_float(init_scale, "init_scale", positive=True)
+    scale_lr = check_float(scale_lr, "scale_lr", positive=True)
+    lr = check_float(lr, "lr", positive=True)
     seed = check_seed(seed)
     device = resolve_device(device)
     model.to(device)
@@ -193,11 +224,17 @@ def fit_svi(model: UNet2SigmoidVI, train, val=None, *, epochs: int, batch_size: 
     def val_probs(x):
         return sample_probs(model, guide, x, val_samples).mean(0)
 
-    params = list(model.parameters()) + list(guide.parameters())
-    return _train(model, guide, params, loss_fn, val_probs, train_ds, val, run, epochs=epochs,
+    locs, scales = guide_param_groups(guide)
+    groups = [{"params": list(model.parameters()) + locs}, {"params": scales, "lr_factor": scale_lr / lr}]
+
+    def widths() -> dict:
+        return {"sigma_median": {site: float(s.median()) for site, s in guide_scales(guide, model.weight_sites).items()}}
+
+    return _train(model, guide, groups, loss_fn, val_probs, train_ds, val, run, epochs=epochs,
                   batch_size=batch_size, lr=lr, seed=seed, progress=progress,
                   phase0_epochs=phase0_epochs, lr_decay_factor=lr_decay_factor,
-                  lr_decay_patience=lr_decay_patience, device=device, on_epoch=on_epoch)
+                  lr_decay_patience=lr_decay_patience, device=device, on_epoch=on_epoch,
+                  calibrate=calibrate, epoch_stats=widths)
 
 
 def _non_empty(dataset, name: str):
@@ -210,6 +247,14 @@ def _non_empty(dataset, name: str):
 
 
 def _initial_guide(model: UNet2SigmoidVI, init_from, init_scale: float, seed: int):
+    if init_from is None and model.prior_centre() is not None:
+        return make_guide(model, model.prior_centre(), init_scale)
+    if isinstance(init_from, (str, os.PathLike)):
+        init_from = load_model(init_from)
+    if isinstance(init_from, FitResult):  # a fitted Bayesian model: its posterior means
+        net = init_from.model
+        init_from = {**net.state_dict(), **({} if init_from.guide is None else
+                                            guide_locs(init_from.guide, net.weight_sites))}
     if init_from is None:
         with seeded(seed):
             init_from = UNet2Sigmoid(**{k: v for k, v in model.config.items() if k in
@@ -228,10 +273,16 @@ def _set_phase(model: nn.Module, phase: int) -> None:
                 layer.eval()
 
 
-def _train(model, guide, params, loss_fn: Callable, val_probs: Callable, train, val, run: TrainingRun, *,
+def _train(model, guide, groups, loss_fn: Callable, val_probs: Callable, train, val, run: TrainingRun, *,
            epochs, batch_size, lr, seed, progress, phase0_epochs, lr_decay_factor, lr_decay_patience,
-           device, on_epoch=None) -> FitResult:
-    """The one data loop behind both fit functions; ``run`` owns history, best weights, files."""
+           device, on_epoch=None, calibrate=False, epoch_stats=None) -> FitResult:
+    """The one data loop behind both fit functions; ``run`` owns history, best weights, files.
+
+    ``groups``: Adam parameter groups ``{"params": [...], "lr_factor": f}`` (learning rate
+    ``f * lr``, default f = 1).  ``epoch_stats() -> dict`` is merged into every epoch record (and
+    recorded once before training as ``history["init"]``).  ``calibrate``: fit the temperature
+    on ``val`` at the end (`temperature.calibrate`) and write it into the checkpoint.
+    """
     epochs = check_int(epochs, "epochs", minimum=0)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     lr = check_float(lr, "lr", positive=True)
@@ -244,6 +295,8 @@ def _train(model, guide, params, loss_fn: Callable, val_probs: Callable, train, 
     val_ds = None if val is None else _non_empty(as_dataset(val, name="val"), "val")
     history = run.begin(model, guide)
     start = run.start_epoch
+    if epoch_stats is not None and "init" not in history:
+        history["init"] = epoch_stats()
     interrupted = False
     phase_of = (lambda e: 0) if phase0_epochs is None else (lambda e: 0 if e < phase0_epochs else 1)
 
@@ -256,7 +309,9 @@ def _train(model, guide, params, loss_fn: Callable, val_probs: Callable, train, 
             for epoch in bar:
                 phase = phase_of(epoch)
                 if optimizer is None or (phase == 1 and phase_of(epoch - 1) == 0):
-                    optimizer = torch.optim.Adam(params, lr=lr * (PHASE1_LR_FACTOR if phase else 1.0))
+                    base = lr * (PHASE1_LR_FACTOR if phase else 1.0)
+                    optimizer = torch.optim.Adam([{"params": g["params"], "lr": base * g.get("lr_factor", 1.0)}
+                                                  for g in groups])
                     scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(
                         optimizer, factor=lr_decay_factor, patience=lr_decay_patience)
                         if lr_decay_factor and val_ds is not None else None)
@@ -284,6 +339,8 @@ def _train(model, guide, params, loss_fn: Callable, val_probs: Callable, train, 
                                                  f"{epoch + 1}: the weights diverged; lower lr")
                     if scheduler is not None:
                         scheduler.step(record["val_loss"])
+                if epoch_stats is not None:
+                    record.update(epoch_stats())
                 record["seconds"] = time.perf_counter() - started
                 run.end_epoch(model, guide, history, record, has_val=val_ds is not None)
                 if on_epoch is not None:
@@ -293,7 +350,16 @@ def _train(model, guide, params, loss_fn: Callable, val_probs: Callable, train, 
             interrupted = True
             warnings.warn(f"training interrupted after {len(history['epochs'])} complete epoch(s); "
                           "returning the best state so far", RuntimeWarning, stacklevel=3)
-    return run.finish(model, guide, history, interrupted=interrupted)
+    result = run.finish(model, guide, history, interrupted=interrupted)
+    if calibrate and val_ds is not None and history["epochs"]:
+        try:
+            calibrate_temperature(result, val_ds, seed=seed)
+        except ValueError as err:
+            warnings.warn(f"no temperature fitted (kept at 1): {err}", RuntimeWarning, stacklevel=3)
+        history["temperature"] = result.temperature
+        if run.path is not None:
+            save(run.path, result)
+    return result
 
 
 def _validate(model, val_probs, val_ds, batch_size, device) -> dict:

@@ -12,7 +12,9 @@ probabilities ``p_t = sigma(z_t)``:
     and the weights, BALD)},
 
 with each draw's entropy computed from its logit without forming ``log p``:
-``H[sigma(z)] = softplus(z) - z sigma(z)``.
+``H[sigma(z)] = softplus(z) - z sigma(z)``.  A model calibrated by temperature scaling
+(`inference.temperature`, ``FitResult.temperature = T_c``) has every logit divided first,
+``z_t -> z_t / T_c``, so all maps describe the tempered predictive.
 
 The ``T`` weight draws are made once per image with `pyro.infer.Predictive` (`models.bayesian.draw_weights`).
 Their batch norms are then folded into the convolutions and every tile runs one fused forward
@@ -38,6 +40,7 @@ from ..models.bayesian import draw_weights
 from ..models.fused import FusedWeights, fuse_weights, fused_logits
 from ..models.registry import resolve
 from ..utils.checks import check_int, check_seed
+from .temperature import check_temperature
 from ..utils.torchtools import binary_entropy, eval_mode, resolve_device, seeded
 
 TILE_MARGIN = 10  # px; >= the receptive-field radius (9 px) of UNet2Sigmoid, even (pooling grid)
@@ -87,7 +90,7 @@ class Prediction:
 
 
 def predict(model, image, *, guide=None, T: int = 16, ignore=None, seed: int = 0, tile: int = 1024,
-            device=None, progress: bool | None = None) -> Prediction:
+            device=None, progress: bool | None = None, temperature: float | None = None) -> Prediction:
     """CR probability, entropy, aleatoric and epistemic maps of one image.
 
     Parameters
@@ -113,11 +116,15 @@ def predict(model, image, *, guide=None, T: int = 16, ignore=None, seed: int = 0
         Default: CUDA when available, else CPU.
     progress : bool, optional
         tqdm bar over tiles; default: shown when the image is larger than one ``tile``.
+    temperature : float, optional
+        Divide every logit by this before the sigmoid (> 0).  Default: the `FitResult`'s
+        ``temperature`` (fitted on validation data at the end of training), 1 for a bare net.
 
     Returns
     -------
     Prediction
     """
+    temperature = check_temperature(getattr(model, "temperature", 1.0) if temperature is None else temperature)
     net, guide = resolve(model, guide)
     T = check_int(T, "T", 1)
     seed = check_seed(seed)
@@ -150,7 +157,7 @@ def predict(model, image, *, guide=None, T: int = 16, ignore=None, seed: int = 0
                                                            disable=not progress):
             block = torch.from_numpy(padded[ir0:ir1, ic0:ic1]).to(device)[None, None]  # (1, 1, h, w)
             core = (slice(r0 - ir0, r1 - ir0), slice(c0 - ic0, c1 - ic0))
-            prob, alea = _mc_moments(passes, block, core, T)
+            prob, alea = _mc_moments(passes, block, core, T, temperature=temperature)
             maps[0, r0:r1, c0:c1] = prob.cpu().numpy()
             maps[1, r0:r1, c0:c1] = alea.cpu().numpy()
     prob = maps[0, :height, :width]
@@ -195,15 +202,19 @@ def _fused_passes(net, draws: dict, k: int) -> list[FusedWeights]:
     return [fuse_weights(net, {site: w[t:t + k] for site, w in draws.items()}) for t in range(0, T, k)]
 
 
-def _mc_moments(passes: list[FusedWeights], x: torch.Tensor, core: tuple[slice, slice], T: int):
+def _mc_moments(passes: list[FusedWeights], x: torch.Tensor, core: tuple[slice, slice], T: int,
+                temperature: float = 1.0):
     """MC means of ``p_t`` and ``H[p_t]`` over the draws on the ``core`` of tile ``x``.
 
     ``x``: (1, 1, h, w); returns two float64 maps of the core's shape.  Running sums over the
-    passes, with ``H[sigma(z)] = softplus(z) - z sigma(z)`` computed in float64.
+    passes, with ``H[sigma(z)] = softplus(z) - z sigma(z)`` computed in float64, ``z`` the
+    logits divided by ``temperature``.
     """
     sum_p = sum_h = 0.0
     for fw in passes:
         z = fused_logits(fw, x)[0, :, 0][(slice(None),) + core].double()  # (k, h_core, w_core)
+        if temperature != 1.0:
+            z = z / temperature
         p = torch.sigmoid(z)
         sum_p = sum_p + p.sum(0)
         sum_h = sum_h + (torch.nn.functional.softplus(z, threshold=50.0) - z * p).sum(0)

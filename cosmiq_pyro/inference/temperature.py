@@ -24,16 +24,27 @@ their difference would no longer be a mutual information.  It also costs nothing
 time: `predict` divides each draw's logits by ``T`` before its running sums.  For ``S = 1``
 both choices are the same, standard temperature scaling.
 
-Everything here is plain numpy / scipy on arrays; collecting the validation logits from a
-model is the caller's job (`cosmiq_pyro.inference.fit` does it at the end of training).
+`fit_temperature` and `tempered_nll` are plain numpy / scipy on arrays.  `validation_logits`
+collects a fitted model's logits on labelled frames (the same fused eval-mode passes as
+`cosmiq_pyro.predict`), and `calibrate` fits and stores the temperature of a `FitResult`; the fit
+functions call it on the validation split at the end of training.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import torch
 from scipy.optimize import minimize_scalar
 from scipy.special import logsumexp
+from torch.utils.data import DataLoader
+
+from ..data.datasets import as_dataset
+from ..models.bayesian import draw_weights
+from ..models.fused import fuse_weights, fused_logits
+from ..models.registry import resolve
+from ..utils.checks import check_int, check_seed
+from ..utils.torchtools import eval_mode, module_device, seeded
 
 #: Search interval of the fitted temperature.  A fit that ends on an edge is reported by
 #: `fit_temperature` (the model is far from calibrated, or the validation set is degenerate).
@@ -166,3 +177,86 @@ def check_temperature(temperature) -> float:
             math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
     return float(temperature)
+
+
+def validation_logits(model, data, *, draws: int = 8, seed: int = 0, max_pixels: int = 2_000_000,
+                      guide=None) -> tuple[np.ndarray, np.ndarray]:
+    """Logits of a fitted model on the valid pixels of labelled frames, for `fit_temperature`.
+
+    Parameters
+    ----------
+    model : FitResult, UNet2Sigmoid or UNet2SigmoidVI
+        With a guide (Bayesian model) ``draws`` posterior weight draws are made once with
+        ``seed``; the deterministic twin gives one row.
+    data : Dataset or tuple of arrays
+        ``(image, mask, ignore)`` items (`cosmiq_pyro.data.as_dataset`); frame sides must be even.
+    draws : int
+        Posterior draws ``S``.
+    seed : int
+        Seed of the draws and of the pixel subsample.
+    max_pixels : int
+        At most this many valid pixels, a uniform random subset when there are more (the NLL is
+        a mean over pixels, so a uniform subset estimates it without bias).
+    guide : AutoNormal, optional
+        The guide of a bare `UNet2SigmoidVI`.
+
+    Returns
+    -------
+    logits : numpy.ndarray, float32, shape (S, n)
+    labels : numpy.ndarray, bool, shape (n,)
+    """
+    draws = check_int(draws, "draws", 1)
+    seed = check_seed(seed)
+    max_pixels = check_int(max_pixels, "max_pixels", 1)
+    net, guide = resolve(model, guide)
+    device = module_device(net)
+    dataset = as_dataset(data, name="data")
+    chunks, labels = [], []
+    with eval_mode(net), torch.inference_mode():
+        if guide is None:
+            passes = [fuse_weights(net)]
+        else:
+            with seeded(seed, device):
+                weights = draw_weights(net, guide, draws)  # {site: (S, *shape)}
+            passes = [fuse_weights(net, {site: w[t:t + 1] for site, w in weights.items()}) for t in range(draws)]
+        for x, y, ignore in DataLoader(dataset, batch_size=1):
+            if x.shape[-1] % 2 or x.shape[-2] % 2:
+                raise ValueError(f"frames must have even sides for the U-Net's pooling, got {tuple(x.shape[-2:])}")
+            x = x.to(device)
+            valid = (ignore[0, 0] < 0.5).numpy()  # (H, W)
+            z = torch.cat([fused_logits(fw, x)[0, :, 0] for fw in passes])  # (S, H, W)
+            chunks.append(z.float().cpu().numpy()[:, valid])
+            labels.append(y[0, 0].numpy()[valid] > 0.5)
+    logits, truth = np.concatenate(chunks, axis=1), np.concatenate(labels)
+    if truth.size > max_pixels:
+        keep = np.sort(np.random.default_rng(seed).choice(truth.size, max_pixels, replace=False))
+        logits, truth = logits[:, keep], truth[keep]
+    return logits, truth
+
+
+def calibrate(result, data, *, draws: int = 8, seed: int = 0, max_pixels: int = 2_000_000) -> float:
+    """Fit the temperature of ``result`` on labelled frames and store it in ``result.temperature``.
+
+    ``T = fit_temperature(*validation_logits(result, data, ...))`` (module docstring); `predict`,
+    the deepCR facade and the CLI then divide every logit of this model by ``T``, and a
+    checkpoint written from ``result`` carries it.
+
+    Parameters
+    ----------
+    result : FitResult
+        A fitted model (either twin); its previous temperature is not used.
+    data : Dataset or tuple of arrays
+        Validation frames (not the training frames).
+    draws, seed, max_pixels
+        As for `validation_logits`.
+
+    Returns
+    -------
+    float
+        The temperature.
+    """
+    if not hasattr(result, "temperature"):
+        raise TypeError(f"calibrate needs a FitResult (it stores the temperature), got {type(result).__name__}")
+    logits, labels = validation_logits(result, data, draws=draws, seed=seed, max_pixels=max_pixels)
+    result.temperature = fit_temperature(logits, labels)
+    return result.temperature

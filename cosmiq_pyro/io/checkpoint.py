@@ -7,7 +7,8 @@ A checkpoint is a single ``torch.save`` file that ``torch.load(path, weights_onl
                 "prior": {"kind": "IIDNormalPrior", "scale": 1.0}, ...},
      "net_state": {...},            # the net's state dict (for the VI model: norm layers, priors)
      "guide_state": {...} | None,   # the guide's state dict (None: deterministic twin)
-     "history": {...}}
+     "history": {...},
+     "temperature": 1.0}            # post-hoc logit temperature (inference.temperature); 1 if absent
 
 This module knows only the payload (`write_payload`, `read_payload`: format and version checks,
 ``weights_only`` loading, atomic writes).  Turning a payload into a model and back is
@@ -16,6 +17,7 @@ prior objects existed carry ``"prior_scale"`` instead of ``"prior"`` in their co
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -30,7 +32,8 @@ VERSION = 1
 _REQUIRED = ("config", "net_state", "guide_state")
 
 
-def write_payload(path, config: dict, net_state: dict, guide_state: dict | None, history: dict | None) -> Path:
+def write_payload(path, config: dict, net_state: dict, guide_state: dict | None, history: dict | None,
+                  temperature: float = 1.0) -> Path:
     """Write one checkpoint file (complete or absent: a temporary beside ``path``, then renamed).
 
     States are copied to the CPU and detached.  Returns the path.
@@ -43,6 +46,7 @@ def write_payload(path, config: dict, net_state: dict, guide_state: dict | None,
         "net_state": {k: v.detach().cpu() for k, v in net_state.items()},
         "guide_state": None if guide_state is None else {k: v.detach().cpu() for k, v in guide_state.items()},
         "history": history or {},
+        "temperature": _temperature(path, temperature),
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,6 +77,7 @@ def read_payload(path) -> dict:
         raise ValueError(f"{str(path)!r} is not a cosmiq_pyro checkpoint (no 'format': {FORMAT!r} entry)")
     if payload.get("version", 0) > VERSION:
         raise ValueError(f"{str(path)!r} has checkpoint version {payload['version']}; this cosmiq_pyro reads <= {VERSION}")
+    payload["temperature"] = _temperature(path, payload.get("temperature", 1.0))
     missing = [k for k in _REQUIRED if k not in payload]
     if missing or not isinstance(payload["config"], dict) or "kind" not in payload["config"]:
         raise ValueError(f"{str(path)!r} is an incomplete cosmiq_pyro checkpoint (missing {missing or ['config.kind']})")
@@ -93,3 +98,10 @@ def _check_finite(path: Path, payload: dict) -> None:
                 bad = int((~torch.isfinite(value)).sum())
                 raise ValueError(f"{str(path)!r} holds {bad} non-finite value(s) in {part}[{key!r}]; "
                                  "the checkpoint is corrupt or comes from a diverged fit")
+
+
+def _temperature(path, value) -> float:
+    """The logit temperature as a float, or a ValueError unless it is a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{str(path)!r}: temperature must be a finite number > 0, got {value!r}")
+    return float(value)

@@ -26,7 +26,7 @@ from ..utils.torchtools import eval_mode, module_device
 from .local import LocalParams
 
 __all__ = ["MeanFieldGuide", "make_guide", "setup_guide", "guide_locs", "guide_scales", "posterior_sd",
-           "locs_from_state", "auxiliary_sites", "DEFAULT_INIT_SCALE"]
+           "locs_from_state", "auxiliary_sites", "guide_param_groups", "DEFAULT_INIT_SCALE"]
 
 #: Initial posterior standard deviation of every weight (well below the Kaiming spread of these
 #: convolutions; Pyro's default 0.1 is larger).
@@ -75,6 +75,16 @@ def setup_guide(guide, model) -> None:
     device = module_device(model)
     with eval_mode(model), torch.no_grad():
         guide(torch.zeros(1, model.n_channels, 4, 4, device=device))
+
+
+def guide_param_groups(guide) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
+    """The guide's parameters split into ``(locations, scales)``: the means ``mu`` and the
+    unconstrained scales ``rho`` (``sigma = softplus(rho)``), e.g. for separate learning rates."""
+    _check(guide)
+    locs, scales = [], []
+    for name, param in guide.named_parameters():
+        (scales if name.startswith("scales.") else locs).append(param)
+    return locs, scales
 
 
 def _site_param(container, site: str) -> torch.Tensor:

@@ -152,19 +152,22 @@ def _load_checkpoint(path: Path, model) -> FitResult:
         except (KeyError, RuntimeError, ValueError) as err:
             raise ValueError(f"{str(path)!r} holds an incomplete or mismatched guide: "
                              f"{' '.join(str(err).split())[:300]}") from None
-    return FitResult(model=model.eval(), guide=guide, history=payload.get("history", {}), weights_file=path)
+    return FitResult(model=model.eval(), guide=guide, history=payload.get("history", {}), weights_file=path,
+                     temperature=payload["temperature"])
 
 
 def save(path, model, guide=None, history=None) -> Path:
-    """Write ``model`` (a net, a VI model or a `FitResult`) with its guide and history to ``path``.
+    """Write ``model`` (a net, a VI model or a `FitResult`) with its guide, history and logit
+    temperature (a `FitResult`'s ``.temperature``; 1 otherwise) to ``path``.
 
     Returns the path.  The file is complete or absent (`cosmiq_pyro.io.checkpoint`).
     """
+    temperature = 1.0
     if isinstance(model, FitResult):
-        model, guide, history = model.model, guide or model.guide, history or model.history
+        model, guide, history, temperature = model.model, guide or model.guide, history or model.history, model.temperature
     net, guide = resolve(model, guide)
     return write_payload(path, net.config, net.state_dict(),
-                         None if guide is None else guide.state_dict(), history)
+                         None if guide is None else guide.state_dict(), history, temperature)
 
 
 def resolve(model, guide=None) -> tuple[UNet2Sigmoid, nn.Module | None]:

@@ -26,6 +26,10 @@ class FitResult:
         True when training stopped on KeyboardInterrupt (the result holds the last good state).
     weights_file : pathlib.Path or None
         The file the weights were read from (`load_model`), None for a model fitted in memory.
+    temperature : float
+        Post-hoc temperature ``T`` of the logits (`cosmiq_pyro.inference.temperature`): `predict`
+        uses ``sigmoid(logit / T)`` for every draw.  1 = uncalibrated; the fit functions set it on
+        the validation split, checkpoints store it.
     """
 
     model: nn.Module
@@ -33,6 +37,7 @@ class FitResult:
     history: dict = field(default_factory=dict)
     interrupted: bool = False
     weights_file: Path | None = None
+    temperature: float = 1.0
 
     @property
     def bayesian(self) -> bool:
