@@ -71,6 +71,20 @@ def test_mc_mean_equals_mean_over_plain_nets_with_the_drawn_weights(vi_fit):
     np.testing.assert_allclose(pred.aleatoric, binary_entropy(per_draw).mean(0).numpy(), atol=1e-6)
 
 
+def test_seeded_draws_repeat_and_leave_the_global_rng_alone(vi_fit):
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    a = draw_weights(vi_fit.model, vi_fit.guide, 3, seed=7)
+    assert torch.equal(torch.rand(3), expected_next)  # the global stream did not move
+    b = draw_weights(vi_fit.model, vi_fit.guide, 3, seed=7)
+    c = draw_weights(vi_fit.model, vi_fit.guide, 3, seed=8)
+    assert all(torch.equal(a[k], b[k]) for k in a) and not torch.equal(a["head.weight"], c["head.weight"])
+    torch.manual_seed(7)
+    unseeded = draw_weights(vi_fit.model, vi_fit.guide, 3)  # the global stream, seeded by hand
+    assert all(torch.equal(a[k], unseeded[k]) for k in a)
+
+
 def test_weight_draws_follow_the_guide(vi_fit):
     """Draws have the guide's means and standard deviations (500 draws: 5-sigma bounds)."""
     guide = vi_fit.guide

@@ -25,6 +25,7 @@ and a user's own Pyro code keeps the global param store.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Mapping
 
 import pyro
@@ -35,7 +36,8 @@ from pyro.infer.autoguide import AutoNormal
 from pyro.nn import PyroModule
 from torch import nn
 
-from ..utils.torchtools import eval_mode, module_device
+from ..utils.checks import check_int, check_seed
+from ..utils.torchtools import eval_mode, module_device, seeded
 from .likelihood import BernoulliMaskLikelihood
 from .local import LocalParams, local_params
 from .priors import CentredNormalPrior, IIDNormalPrior, Prior, layer_distribution, prior_from_dict
@@ -191,7 +193,7 @@ def copy_point_estimates(model: UNet2SigmoidVI, source) -> None:
     model.load_state_dict({**ours, **{k: state[k] for k in wanted}})
 
 
-def draw_weights(model: UNet2SigmoidVI, guide, num_samples: int) -> dict[str, torch.Tensor]:
+def draw_weights(model: UNet2SigmoidVI, guide, num_samples: int, seed: int | None = None) -> dict[str, torch.Tensor]:
     """``num_samples`` posterior draws of every weight site: ``{site: (S, *weight_shape)}``.
 
     Uses `pyro.infer.Predictive`.  For the package's mean-field `AutoNormal` guide, Predictive
@@ -202,11 +204,16 @@ def draw_weights(model: UNet2SigmoidVI, guide, num_samples: int) -> dict[str, to
     not accept a batch of weights.)  Any other guide goes through
     ``Predictive(model, guide=guide)``, one draw after another, on a 4x4 dummy input.
     The model is in eval mode during the call (batch-norm statistics untouched).
+
+    ``seed``: draw with torch's RNG seeded by it, the global RNG state restored afterwards (the
+    same seed gives the same draws); None draws from the global stream (e.g. inside a fit that
+    seeded it).
     """
-    if isinstance(num_samples, bool) or not (isinstance(num_samples, int) and num_samples >= 1):
-        raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
-    dummy = torch.zeros(1, model.n_channels, 4, 4, device=module_device(model))
-    with eval_mode(model), torch.no_grad():
+    num_samples = check_int(num_samples, "num_samples", minimum=1)
+    device = module_device(model)
+    dummy = torch.zeros(1, model.n_channels, 4, 4, device=device)
+    rng = contextlib.nullcontext() if seed is None else seeded(check_seed(seed), device)
+    with rng, eval_mode(model), torch.no_grad():
         if isinstance(guide, AutoNormal):
             draws = Predictive(guide, num_samples=num_samples, return_sites=model.weight_sites,
                                parallel=True)(dummy)
@@ -222,14 +229,15 @@ def probs_given_weights(model: UNet2SigmoidVI, x: torch.Tensor, weights: Mapping
     return poutine.condition(model, data=dict(weights))(x)
 
 
-def sample_probs(model: UNet2SigmoidVI, guide, x: torch.Tensor, num_samples: int) -> torch.Tensor:
+def sample_probs(model: UNet2SigmoidVI, guide, x: torch.Tensor, num_samples: int,
+                 seed: int | None = None) -> torch.Tensor:
     """``num_samples`` posterior-predictive probability maps, (S, B, n_classes, H, W).
 
     One `draw_weights` call, then one forward pass of the Pyro model per draw
     (`probs_given_weights`).  This is the reference path; it also works in train mode
     (`cosmiq_pyro.predict` uses the faster fused passes of `fused`).  The caller chooses the
-    model's mode (eval for prediction) and the gradient context.
+    model's mode (eval for prediction) and the gradient context; ``seed`` as for `draw_weights`.
     """
-    draws = draw_weights(model, guide, num_samples)
+    draws = draw_weights(model, guide, num_samples, seed=seed)
     return torch.stack([probs_given_weights(model, x, {k: v[t] for k, v in draws.items()})
                         for t in range(num_samples)])
