@@ -185,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-scale", type=_positive_float, default=1e-3,
                    help="--bayesian: initial posterior sd of every weight (default 0.001)")
     p.add_argument("--size", type=_size, default=256, help="frame side for simulate:N (default 256)")
+    p.add_argument("--darks", type=Path, default=None, metavar="DIR",
+                   help="deepCR's 'simulate' mode: DATA holds CR-free images (.npy, (W, W) or [image, ignore]) "
+                   "and DIR dark frames (.npy, [CR charge, CR mask]); each image gets one dark's cosmic rays")
     p.add_argument("--seed", type=_seed, default=0,
                    help="seed of initialisation, split, shuffling and simulate:N frames (default 0)")
     p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
@@ -482,6 +485,18 @@ def _run_train(args) -> int:
     if args.init_from is not None and not args.bayesian:
         raise CommandError("cosmiq train: --init-from needs --bayesian")
     check_writable_directory(out.parent, "directory of --out")
+    data = {"mode": "pair"}
+    if args.darks is not None:
+        if args.data.startswith("simulate:"):
+            raise CommandError("cosmiq train: --darks adds dark-frame cosmic rays to CR-free images; DATA must be "
+                               "their directory, not simulate:N")
+        if not args.darks.is_dir():
+            raise FileNotFoundError(f"--darks {str(args.darks)!r} is not a directory of dark-frame .npy files")
+        darks = sorted(str(p) for p in args.darks.glob("*.npy"))
+        if len(darks) < 2:
+            raise CommandError(f"cosmiq train: --darks {str(args.darks)!r} holds {len(darks)} .npy file(s); "
+                               "training needs at least 2 (one or more is held out for validation)")
+        data = {"mode": "simulate", "mask": darks}
     if args.data.startswith("simulate:"):
         image = _dataset(args.data, size=args.size, seed=args.seed)
     else:
@@ -489,7 +504,7 @@ def _run_train(args) -> int:
         if len(image) < 2:
             raise CommandError(f"cosmiq train: DATA {args.data!r} holds {len(image)} pair file; training needs "
                                "at least 2 (one frame or more is held out for validation)")
-    trainer = train(image=image, mode="pair", name=out.stem, directory=str(out.parent) or ".",
+    trainer = train(image=image, **data, name=out.stem, directory=str(out.parent) or ".",
                     hidden=args.hidden, epoch=args.epochs, epoch_phase0=args.epoch_phase0,
                     batch_size=args.batch_size, lr=args.lr, verbose=not args.quiet, use_tqdm=not args.quiet,
                     bayesian=args.bayesian, kl_beta=args.kl_beta, prior_scale=args.prior_scale, norm_layer=args.norm,
