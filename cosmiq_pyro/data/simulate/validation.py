@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 
+from ...utils.checks import check_int, check_seed
 from .filters import FILTERS
 from .scenes import FIELDS
 
@@ -31,14 +32,10 @@ def check_size(size):
     return _check_int(size, "size", 16, "an int >= 16")
 
 
-def _check_int(value, name, minimum, expected):
-    """``int(value)`` for an int (not a bool) >= ``minimum``; otherwise TypeError (not an
-    int) or ValueError (too small), both saying "<name> must be <expected>"."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be {expected}, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be {expected}, got {value}")
-    return int(value)
+def _check_int(value, name, minimum, expected=None):
+    """``int(value)`` for an int (not a bool) >= ``minimum`` (`cosmiq_pyro.utils.checks.check_int`:
+    TypeError if not an int, ValueError if too small, both naming ``name``)."""
+    return check_int(value, name, minimum)
 
 
 def _check_exptime(exptime_s):
@@ -50,7 +47,7 @@ def _check_exptime(exptime_s):
 
 
 def _check_seed(seed, name="seed"):
-    return _check_int(seed, name, 0, "a non-negative int")
+    return check_seed(seed, name)
 
 
 def _check_field(field, allow_mixed=True):
