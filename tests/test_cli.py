@@ -313,7 +313,8 @@ def test_predict_with_deepcr_published_weights(tmp_path, capsys):
 
     source = hst_file(tmp_path / "c_flc.fits", n_chips=1)
     status, _, err = run(capsys, "predict", source, "--model", "ACS-WFC", "-o", tmp_path)
-    assert status == 0 and not err
+    # its sky, N(100, 8) e-, is quieter than Poisson allows: one warning line names the frame
+    assert status == 0 and len(err) == 1 and "c_flc.fits is unlike the model's training frames" in err[0]
     header = fits.getheader(tmp_path / "c_flc_cosmiq.fits")
     assert header["CQKIND"] == "UNet2Sigmoid" and header["CQT"] == 1 and header["CQMODEL"] == "ACS-WFC.pth"
     assert header["CQMSHA"] == hashlib.sha256(deepcr_weights_file("ACS-WFC").read_bytes()).hexdigest()

@@ -13,7 +13,7 @@ NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 sys.path.insert(0, str(NOTEBOOK_DIR))
 from run_notebooks import main, run_notebook  # noqa: E402  (the runner lives beside the notebooks)
 sys.path.remove(str(NOTEBOOK_DIR))
-NAMES = ("01_quickstart.ipynb", "02_posterior_analysis.ipynb", "03_vi_vs_deterministic.ipynb")
+NAMES = ("01_quickstart.ipynb", "02_posterior_analysis.ipynb", "03_vi_vs_deterministic.ipynb", "04_novelty.ipynb")
 
 
 def outputs(nb, kind=None):

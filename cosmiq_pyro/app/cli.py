@@ -524,6 +524,7 @@ def _run_predict(args) -> int:
 
     from ..io.fitsio import DEFAULT_DQ_FLAGS
     from .batch import predict_many, summary
+    from .products import novel_extensions
 
     options = dict(threshold=args.threshold, seed=args.seed, tile=args.tile, device=args.device, ext=args.ext,
                    dq_flags=DEFAULT_DQ_FLAGS if args.dq_flags is None else args.dq_flags, bunit=args.bunit,
@@ -538,6 +539,12 @@ def _run_predict(args) -> int:
             _error_line(f"cosmiq predict: error: {row.error}")
         else:
             print(f"{'wrote' if row.status == 'done' else 'skipped (same provenance)'} {row.output}")
+            novel = novel_extensions(row.output)
+            if novel:
+                scores = ", ".join(f"{ext} {novelty:.2f}" for ext, novelty in novel)
+                _error_line(f"cosmiq predict: warning: {row.input} is unlike the model's training frames "
+                            f"(novelty {scores}; 1 = 95th percentile of in-distribution frames): "
+                            "its cosmic-ray mask may be wrong")
     print(f"cosmiq predict: {summary(table)}")
     return EXIT_SOME_FAILED if (table["status"] == "failed").any() else 0
 

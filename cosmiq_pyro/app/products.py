@@ -11,7 +11,14 @@ EPISTEMIC  float32  mutual information between label and weights, nats; only whe
                     maps come from T > 1 posterior draws (a deterministic model has no
                     weight uncertainty: an all-zero map would read as "certain")
 MASK,v     uint8    1 where PROB > threshold, else 0
+NOVELTY,v  float32  how unlike the model's training frames each 64x64 px block is (1 = the
+                    95th percentile of in-distribution blocks); only when the model carries
+                    a novelty model (`inference.novelty`)
 =========  =======  ===================================================================
+
+With a novelty model, every extension of ``SCI,v`` also carries CQNOVEL (the frame's novelty,
+1 = the 95th percentile of in-distribution frames) and CQISNOV (T when above the model's
+threshold: the CR mask comes from a model applied outside the data it was trained on).
 
 Each extension also says how the input was read: CQBUNIT (the unit assumed, from BUNIT or
 the caller), CQGAIN (the gain applied, e-/ADU, when the unit is a count unit) and CQEPERU
@@ -46,14 +53,16 @@ from ..io.fitsio import DEFAULT_DQ_FLAGS, HSTImage, read_hst, write_hdulist_atom
 from ..inference.predictive import Prediction, predict
 
 __all__ = ["IDENTIFYING_KEYWORDS", "PRODUCT_EXTENSIONS", "DEFAULT_T", "Provenance", "file_sha256",
-           "product_hdulist", "unit_cards", "write_products", "predict_fits", "simulated_hdulist"]
+           "product_hdulist", "unit_cards", "write_products", "predict_fits", "simulated_hdulist",
+           "novel_extensions"]
 
 #: Keywords copied from the input (science header first, then primary) into every product HDU.
 IDENTIFYING_KEYWORDS = ("TELESCOP", "INSTRUME", "DETECTOR", "FILTER", "FILTER1", "FILTER2",
                         "ROOTNAME", "DATE-OBS", "TIME-OBS", "EXPSTART", "EXPTIME", "TARGNAME",
                         "PROPOSID", "CCDCHIP", "CCDGAIN")
-#: Product extensions written per input science extension, in order (EPISTEMIC only for T > 1).
-PRODUCT_EXTENSIONS = ("PROB", "ENTROPY", "EPISTEMIC", "MASK")
+#: Product extensions written per input science extension, in order (EPISTEMIC only for T > 1,
+#: NOVELTY only when the model has a novelty model).
+PRODUCT_EXTENSIONS = ("PROB", "ENTROPY", "EPISTEMIC", "MASK", "NOVELTY")
 #: Default posterior draws per pixel of a Bayesian model in `predict_fits`.
 DEFAULT_T = 16
 _COMMENTS = {
@@ -61,6 +70,7 @@ _COMMENTS = {
     "ENTROPY": "binary entropy of PROB [nats]",
     "EPISTEMIC": "mutual information label-weights [nats]",
     "MASK": "1 where PROB > CQTHRESH (cosmic ray)",
+    "NOVELTY": "block novelty, 1 = 95th pct in-distribution",
 }
 
 
@@ -170,7 +180,7 @@ def product_hdulist(images: Sequence[HSTImage], predictions: Sequence[Prediction
     -------
     astropy.io.fits.HDUList
         A primary HDU without data, then PROB, ENTROPY, EPISTEMIC (when ``provenance.T > 1``),
-        MASK per image.
+        MASK, NOVELTY (when the prediction has a novelty score) per image.
     """
     if not isinstance(provenance, Provenance):
         raise TypeError(f"provenance must be a Provenance, got {type(provenance).__name__}")
@@ -195,10 +205,11 @@ def product_hdulist(images: Sequence[HSTImage], predictions: Sequence[Prediction
             "ENTROPY": prediction.entropy.astype(np.float32),
             "EPISTEMIC": prediction.epistemic.astype(np.float32),
             "MASK": (prediction.prob > provenance.threshold).astype(np.uint8),
+            "NOVELTY": prediction.novelty_map,
         }
         wcs_cards = _wcs_cards(image)
         for name in PRODUCT_EXTENSIONS:
-            if name == "EPISTEMIC" and provenance.T <= 1:
+            if (name == "EPISTEMIC" and provenance.T <= 1) or (name == "NOVELTY" and prediction.novelty is None):
                 continue
             hdu = fits.ImageHDU(maps[name], name=name, ver=image.extver)
             header = hdu.header
@@ -208,6 +219,9 @@ def product_hdulist(images: Sequence[HSTImage], predictions: Sequence[Prediction
             header["CQSRCEXT"] = (f"{image.extname},{image.extver}", "input extension")
             for key, value, comment in unit_cards(image):
                 header[key] = (value, comment)
+            if prediction.novelty is not None:
+                header["CQNOVEL"] = (float(prediction.novelty), "novelty, 1 = 95th pct in-distribution")
+                header["CQISNOV"] = (bool(prediction.is_novel), "novelty above the model's threshold")
             _add_provenance(header, provenance)
             hdus.append(hdu)
     return fits.HDUList(hdus)
@@ -290,6 +304,13 @@ def predict_fits(model: FitResult, in_path, out_path, *, model_file, T: int | No
                             model_kind=type(model.model).__name__, T=predictions[0].T,
                             threshold=float(threshold), seed=int(seed))
     return write_products(out_path, images, predictions, provenance, overwrite=overwrite)
+
+
+def novel_extensions(product_path) -> list[tuple[str, float]]:
+    """``(input extension, CQNOVEL)`` of each science extension a product marks novel (CQISNOV)."""
+    with fits.open(product_path) as hdul:
+        return [(hdu.header.get("CQSRCEXT", hdu.name), float(hdu.header["CQNOVEL"]))
+                for hdu in hdul if hdu.name == "PROB" and hdu.header.get("CQISNOV", False)]
 
 
 def simulated_hdulist(image, mask, ignore, meta: dict | None = None) -> fits.HDUList:

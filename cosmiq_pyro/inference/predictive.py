@@ -37,7 +37,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..models.bayesian import draw_weights
-from ..models.fused import FusedWeights, fuse_weights, fused_logits
+from ..models.fused import FusedWeights, fuse_weights, fused_bottleneck, fused_logits
+from .novelty import BlockSums, NoveltyModel, mean_weights
 from ..models.registry import resolve
 from ..utils.checks import check_int, check_seed
 from .temperature import check_temperature
@@ -71,6 +72,13 @@ class Prediction:
     aleatoric : mean over draws of each draw's binary entropy (nats).
     epistemic : ``entropy - aleatoric``, the mutual information (nats, >= 0).
     T : number of posterior draws (1 for the deterministic twin).
+    novelty : how unlike the model's training frames the image is (float, higher = less alike;
+        1 = the 95th percentile of held-out in-distribution frames), `inference.novelty`; None
+        when the model carries no novelty model.
+    novelty_map : the per-block (64x64 px) novelty on each pixel (float32, image shape; 1 = the
+        95th percentile of in-distribution blocks), or None.
+    is_novel : ``novelty`` above the threshold stored with the model (a 5 % false-alarm rate on
+        held-out in-distribution frames), or None.
     """
 
     prob: np.ndarray
@@ -78,6 +86,9 @@ class Prediction:
     aleatoric: np.ndarray
     epistemic: np.ndarray
     T: int
+    novelty: float | None = None
+    novelty_map: np.ndarray | None = None
+    is_novel: bool | None = None
 
     def mask(self, threshold: float = 0.5) -> np.ndarray:
         """Boolean CR mask ``prob > threshold``."""
@@ -86,11 +97,12 @@ class Prediction:
     def __repr__(self) -> str:
         return (f"Prediction(shape={self.prob.shape}, T={self.T}, CR pixels (p>0.5)={int(self.mask().sum())}, "
                 f"mean entropy={float(self.entropy.mean()):.4g} nats, "
-                f"mean epistemic={float(self.epistemic.mean()):.4g} nats)")
+                f"mean epistemic={float(self.epistemic.mean()):.4g} nats"
+                + ("" if self.novelty is None else f", novelty={self.novelty:.3g}, is_novel={self.is_novel}") + ")")
 
 
 def predict(model, image, *, guide=None, T: int = 16, ignore=None, seed: int = 0, tile: int = 1024,
-            device=None, progress: bool | None = None, temperature: float | None = None) -> Prediction:
+            device=None, progress: bool | None = None, novelty=None, temperature: float | None = None) -> Prediction:
     """CR probability, entropy, aleatoric and epistemic maps of one image.
 
     Parameters
@@ -116,6 +128,11 @@ def predict(model, image, *, guide=None, T: int = 16, ignore=None, seed: int = 0
         Default: CUDA when available, else CPU.
     progress : bool, optional
         tqdm bar over tiles; default: shown when the image is larger than one ``tile``.
+    novelty : NoveltyModel, dict or bool, optional
+        The novelty model (or its state dict) scoring the image against the training frames:
+        default (None or True) the one a `FitResult` carries (``.novelty``); False skips it.
+        Its features are the bottleneck map of the same pass (deterministic twin) or of one
+        encoder pass with the posterior means (VI), so it adds a few percent to the time.
     temperature : float, optional
         Divide every logit by this before the sigmoid (> 0).  Default: the `FitResult`'s
         ``temperature`` (fitted on validation data at the end of training), 1 for a bare net.
@@ -124,6 +141,7 @@ def predict(model, image, *, guide=None, T: int = 16, ignore=None, seed: int = 0
     -------
     Prediction
     """
+    novelty_model = _novelty_model(model, novelty)
     temperature = check_temperature(getattr(model, "temperature", 1.0) if temperature is None else temperature)
     net, guide = resolve(model, guide)
     T = check_int(T, "T", 1)
@@ -147,19 +165,27 @@ def predict(model, image, *, guide=None, T: int = 16, ignore=None, seed: int = 0
     if device.type == "cpu" and net.norm != "group":  # tiles do not change the result
         tile = min(tile, CPU_TILE)
     tiles = list(_tiles(padded.shape, tile))
+    features = None if novelty_model is None else BlockSums(padded.shape, 2 * net.hidden, novelty_model.block_px)
     with eval_mode(net), torch.inference_mode():
         if guide is None:
             passes = [fuse_weights(net)]
         else:
             draws = _draw(net, guide, T, seed, device)
             passes = _fused_passes(net, draws, _draws_per_pass(device, tile, net.hidden))
+            if features is not None:  # the posterior means' encoder gives the novelty features
+                mean_pass = mean_weights(net, guide)
         for (r0, r1, c0, c1), (ir0, ir1, ic0, ic1) in tqdm(tiles, desc="tiles", unit="tile",
                                                            disable=not progress):
             block = torch.from_numpy(padded[ir0:ir1, ic0:ic1]).to(device)[None, None]  # (1, 1, h, w)
             core = (slice(r0 - ir0, r1 - ir0), slice(c0 - ic0, c1 - ic0))
-            prob, alea = _mc_moments(passes, block, core, T, temperature=temperature)
+            prob, alea, *low = _mc_moments(passes, block, core, T, bottleneck=features is not None and guide is None,
+                                           temperature=temperature)
             maps[0, r0:r1, c0:c1] = prob.cpu().numpy()
             maps[1, r0:r1, c0:c1] = alea.cpu().numpy()
+            if features is not None:
+                low = low[0] if low else fused_bottleneck(mean_pass, block)
+                low_core = (slice((r0 - ir0) // 2, (r1 - ir0) // 2), slice((c0 - ic0) // 2, (c1 - ic0) // 2))
+                features.add(low[0][(slice(None),) + low_core], r0 // 2, c0 // 2)  # (2h, h_core/2, w_core/2)
     prob = maps[0, :height, :width]
     aleatoric = maps[1, :height, :width]
     entropy = binary_entropy(torch.from_numpy(prob).double()).numpy()
@@ -167,8 +193,28 @@ def predict(model, image, *, guide=None, T: int = 16, ignore=None, seed: int = 0
     if guide is None:
         epistemic[:] = 0.0
     aleatoric = (entropy - epistemic).astype(np.float32)  # exact split: entropy = aleatoric + epistemic
-    return Prediction(prob=prob.copy(), entropy=entropy.astype(np.float32), aleatoric=aleatoric,
-                      epistemic=epistemic, T=T)
+    result = Prediction(prob=prob.copy(), entropy=entropy.astype(np.float32), aleatoric=aleatoric,
+                        epistemic=epistemic, T=T)
+    if novelty_model is not None:
+        score, _, block_map = novelty_model.score(features.means(), x)
+        result.novelty, result.is_novel = float(score), bool(score > novelty_model.threshold)
+        result.novelty_map = novelty_model.expand(block_map, x.shape)
+    return result
+
+
+def _novelty_model(model, novelty) -> NoveltyModel | None:
+    """The `NoveltyModel` that ``predict(model, ..., novelty=novelty)`` uses, or None."""
+    if novelty is False:
+        return None
+    if novelty is None or novelty is True:
+        novelty = getattr(model, "novelty", None)  # a FitResult's
+        if novelty is None:
+            return None
+    if isinstance(novelty, NoveltyModel):
+        return novelty
+    if isinstance(novelty, dict):
+        return NoveltyModel.from_state_dict(novelty)
+    raise TypeError(f"novelty must be a NoveltyModel, its state dict or a bool, got {type(novelty).__name__}")
 
 
 def pad_to_grid(image: np.ndarray) -> np.ndarray:
@@ -203,22 +249,28 @@ def _fused_passes(net, draws: dict, k: int) -> list[FusedWeights]:
 
 
 def _mc_moments(passes: list[FusedWeights], x: torch.Tensor, core: tuple[slice, slice], T: int,
-                temperature: float = 1.0):
+                bottleneck: bool = False, temperature: float = 1.0):
     """MC means of ``p_t`` and ``H[p_t]`` over the draws on the ``core`` of tile ``x``.
 
-    ``x``: (1, 1, h, w); returns two float64 maps of the core's shape.  Running sums over the
+    ``x``: (1, 1, h, w); returns two float64 maps of the core's shape and, with ``bottleneck``,
+    a third item: the first pass's bottleneck map (1, k*2h, h/2, w/2).  Running sums over the
     passes, with ``H[sigma(z)] = softplus(z) - z sigma(z)`` computed in float64, ``z`` the
     logits divided by ``temperature``.
     """
     sum_p = sum_h = 0.0
-    for fw in passes:
-        z = fused_logits(fw, x)[0, :, 0][(slice(None),) + core].double()  # (k, h_core, w_core)
+    low = None
+    for i, fw in enumerate(passes):
+        if bottleneck and i == 0:
+            z, low = fused_logits(fw, x, return_bottleneck=True)
+        else:
+            z = fused_logits(fw, x)
+        z = z[0, :, 0][(slice(None),) + core].double()  # (k, h_core, w_core)
         if temperature != 1.0:
             z = z / temperature
         p = torch.sigmoid(z)
         sum_p = sum_p + p.sum(0)
         sum_h = sum_h + (torch.nn.functional.softplus(z, threshold=50.0) - z * p).sum(0)
-    return sum_p / T, sum_h / T
+    return (sum_p / T, sum_h / T, low) if bottleneck else (sum_p / T, sum_h / T)
 
 
 def _balanced_step(length: int, tile: int) -> int:

@@ -8,7 +8,8 @@ A checkpoint is a single ``torch.save`` file that ``torch.load(path, weights_onl
      "net_state": {...},            # the net's state dict (for the VI model: norm layers, priors)
      "guide_state": {...} | None,   # the guide's state dict (None: deterministic twin)
      "history": {...},
-     "temperature": 1.0}            # post-hoc logit temperature (inference.temperature); 1 if absent
+     "temperature": 1.0,            # post-hoc logit temperature (inference.temperature); 1 if absent
+     "novelty": {...}}              # optional: inference.novelty.NoveltyModel.state_dict()
 
 This module knows only the payload (`write_payload`, `read_payload`: format and version checks,
 ``weights_only`` loading, atomic writes).  Turning a payload into a model and back is
@@ -33,10 +34,11 @@ _REQUIRED = ("config", "net_state", "guide_state")
 
 
 def write_payload(path, config: dict, net_state: dict, guide_state: dict | None, history: dict | None,
-                  temperature: float = 1.0) -> Path:
+                  novelty: dict | None = None, temperature: float = 1.0) -> Path:
     """Write one checkpoint file (complete or absent: a temporary beside ``path``, then renamed).
 
-    States are copied to the CPU and detached.  Returns the path.
+    States are copied to the CPU and detached; ``novelty`` (a novelty model's state, tensors and
+    plain Python) is stored when given.  Returns the path.
     """
     payload = {
         "format": FORMAT,
@@ -48,6 +50,8 @@ def write_payload(path, config: dict, net_state: dict, guide_state: dict | None,
         "history": history or {},
         "temperature": _temperature(path, temperature),
     }
+    if novelty is not None:
+        payload["novelty"] = novelty
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(path) as fh:

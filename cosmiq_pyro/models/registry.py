@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
+import torch
 from torch import nn
 
 from ..io.checkpoint import read_payload, write_payload
@@ -32,7 +33,10 @@ PUBLISHED_DIR = Path(__file__).parent / "published"
 
 def _deepcr(name: str) -> Callable[[], FitResult]:
     def loader() -> FitResult:
-        return FitResult(model=UNet2Sigmoid.from_deepcr(name), weights_file=deepcr_weights_file(name))
+        novelty_file = PUBLISHED_DIR / f"{name}.novelty.pt"  # benchmarks/novelty_study.py fits it
+        novelty = torch.load(novelty_file, weights_only=True) if novelty_file.is_file() else None
+        return FitResult(model=UNet2Sigmoid.from_deepcr(name), weights_file=deepcr_weights_file(name),
+                         novelty=novelty)
 
     loader.__doc__ = f"deepCR's published {name!r} mask weights in the deterministic twin."
     return loader
@@ -153,21 +157,24 @@ def _load_checkpoint(path: Path, model) -> FitResult:
             raise ValueError(f"{str(path)!r} holds an incomplete or mismatched guide: "
                              f"{' '.join(str(err).split())[:300]}") from None
     return FitResult(model=model.eval(), guide=guide, history=payload.get("history", {}), weights_file=path,
-                     temperature=payload["temperature"])
+                     novelty=payload.get("novelty"), temperature=payload["temperature"])
 
 
 def save(path, model, guide=None, history=None) -> Path:
-    """Write ``model`` (a net, a VI model or a `FitResult`) with its guide, history and logit
-    temperature (a `FitResult`'s ``.temperature``; 1 otherwise) to ``path``.
+    """Write ``model`` (a net, a VI model or a `FitResult`) with its guide, history and novelty model
+    (a `FitResult`'s ``.novelty``) and logit temperature (``.temperature``; 1 otherwise) to ``path``.
 
     Returns the path.  The file is complete or absent (`cosmiq_pyro.io.checkpoint`).
     """
-    temperature = 1.0
+    novelty, temperature = None, 1.0
     if isinstance(model, FitResult):
-        model, guide, history, temperature = model.model, guide or model.guide, history or model.history, model.temperature
+        temperature = model.temperature
+        model, guide, history, novelty = model.model, guide or model.guide, history or model.history, model.novelty
+        if hasattr(novelty, "state_dict"):  # a NoveltyModel: stored as its tensors and plain Python
+            novelty = novelty.state_dict()
     net, guide = resolve(model, guide)
     return write_payload(path, net.config, net.state_dict(),
-                         None if guide is None else guide.state_dict(), history, temperature)
+                         None if guide is None else guide.state_dict(), history, novelty, temperature)
 
 
 def resolve(model, guide=None) -> tuple[UNet2Sigmoid, nn.Module | None]:

@@ -30,6 +30,9 @@ class FitResult:
         Post-hoc temperature ``T`` of the logits (`cosmiq_pyro.inference.temperature`): `predict`
         uses ``sigmoid(logit / T)`` for every draw.  1 = uncalibrated; the fit functions set it on
         the validation split, checkpoints store it.
+    novelty : NoveltyModel, dict or None
+        The model's fitted `cosmiq_pyro.inference.novelty.NoveltyModel` or its state dict (what
+        a checkpoint stores); `predict` scores every image with it.  None when it has none.
     """
 
     model: nn.Module
@@ -38,6 +41,7 @@ class FitResult:
     interrupted: bool = False
     weights_file: Path | None = None
     temperature: float = 1.0
+    novelty: dict | None = None
 
     @property
     def bayesian(self) -> bool:
