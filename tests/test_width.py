@@ -131,3 +131,16 @@ def test_calibration_failure_keeps_temperature_1(tiny_set):
         result = fit_deterministic(UNet2Sigmoid(hidden=4), (image[:16], mask[:16], ignore[:16]), no_crs,
                                    epochs=1, batch_size=4, progress=False, calibrate=True)
     assert result.temperature == 1.0
+
+
+def test_study_predictor_applies_the_temperature(tiny_set):
+    from cosmiq_pyro.evaluation.peers import ModelPredictor
+    from cosmiq_pyro.models.results import FitResult
+
+    image, _, ignore = tiny_set
+    torch.manual_seed(0)
+    result = FitResult(model=UNet2Sigmoid(hidden=4).eval(), temperature=2.0)
+    np.testing.assert_allclose(ModelPredictor(result).predict(image[0], ignore=ignore[0]).prob,
+                               predict(result, image[0], ignore=ignore[0]).prob, atol=1e-6)
+    assert not np.allclose(predict(result, image[0], ignore=ignore[0]).prob,
+                           predict(result.model, image[0], ignore=ignore[0]).prob)

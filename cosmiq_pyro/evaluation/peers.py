@@ -80,6 +80,7 @@ class ModelPredictor:
     Parameters
     ----------
     model : UNet2Sigmoid, UNet2SigmoidVI or FitResult
+        A `FitResult`'s logit temperature (``.temperature``) is applied to every prediction.
     guide : AutoNormal, optional
         Needed for a bare `UNet2SigmoidVI` (a `FitResult` carries its own).
     T : int
@@ -102,6 +103,7 @@ class ModelPredictor:
         if not (isinstance(T, int) and not isinstance(T, bool) and T >= 1):
             raise ValueError(f"T must be a positive int, got {T!r}")
         self.model, self.guide, self.T, self.tile, self.device = net, guide, T, tile, device
+        self.temperature = getattr(model, "temperature", 1.0)  # a FitResult's calibration
 
     @property
     def bayesian(self) -> bool:
@@ -110,7 +112,7 @@ class ModelPredictor:
     def predict(self, image, ignore=None, meta: Optional[Mapping] = None, seed: int = 0) -> PeerPrediction:
         """Maps of ``image`` (electrons); ``meta`` is not used; ``seed`` seeds the draws."""
         pred = predict(self.model, image, guide=self.guide, T=self.T, ignore=ignore, seed=seed,
-                       tile=self.tile, device=self.device, progress=False)
+                       tile=self.tile, device=self.device, progress=False, temperature=self.temperature)
         return PeerPrediction(prob=pred.prob, entropy=pred.entropy,
                               epistemic=pred.epistemic if pred.T > 1 else None, T=pred.T,
                               is_probability=True)
