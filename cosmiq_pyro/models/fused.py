@@ -126,10 +126,10 @@ def fuse_weights(net: UNet2Sigmoid, draws: Mapping[str, torch.Tensor] | None = N
     net : UNet2Sigmoid
         Supplies the architecture and the normalisation layers (running statistics, affine
         parameters); its conv weights are used when ``draws`` is None.  A Pyro twin
-        (`bayes.UNet2SigmoidVI`) works too, with ``draws`` given.
+        (`bayesian.UNet2SigmoidVI`) works too, with ``draws`` given.
     draws : mapping, optional
         ``{state-dict key: (k, *shape)}`` for every conv weight and bias (the Pyro twin's
-        weight sites, e.g. from `bayes.draw_weights`).  Default: the net's own weights, ``k = 1``.
+        weight sites, e.g. from `bayesian.draw_weights`).  Default: the net's own weights, ``k = 1``.
     channels_last : bool
         Store 4-D weights channels-last (what oneDNN's kernels read directly on the CPU).
 

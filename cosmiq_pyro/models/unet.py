@@ -9,7 +9,7 @@
     head  : conv1x1(h -> n_classes), sigmoid
 
 With h = 32 it has 101,473 parameters (batch norm), like deepCR's ``ACS-WFC`` model, whose
-published weights `UNet2Sigmoid.from_deepcr` loads.  The Bayesian twin in `bayes.py` subclasses
+published weights `UNet2Sigmoid.from_deepcr` loads.  The Bayesian twin in `bayesian.py` subclasses
 this class, so the two architectures cannot drift apart.
 """
 from __future__ import annotations
