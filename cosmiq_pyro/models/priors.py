@@ -57,7 +57,7 @@ class _LeafPrior:
 
     def __call__(self, layer: nn.Module) -> dist.Distribution:
         base = layer_distribution(layer, self.leaf)
-        return base.to_event(base.batch_shape.__len__())
+        return base.to_event(len(base.batch_shape))
 
 
 def layer_distribution(layer: nn.Module, leaf: str) -> dist.Normal:
