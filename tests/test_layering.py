@@ -1,5 +1,6 @@
 """The package's import graph: no cycles, no upward imports (DEVELOPING.md, "Floors")."""
 import ast
+import re
 from pathlib import Path
 
 import cosmiq_pyro
@@ -99,3 +100,27 @@ def test_the_check_sees_imports():
     assert "models.registry" in g["inference.predictive"]
     assert "io.checkpoint" in g["models.registry"]
     assert "evaluation.metrics" in g["evaluation.study.report"]
+
+
+def third_party_imports(path: Path) -> set:
+    """Top-level names of the non-package modules a file imports."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module.split(".")[0])
+    return names - {"cosmiq_pyro"}
+
+
+def test_walls():
+    """metrics: numpy only (no torch/pyro); simulate: no torch; unet: no Pyro; AutoNormal's
+    private names only in models/guides.py."""
+    for path in (PACKAGE / "evaluation" / "metrics").rglob("*.py"):
+        assert not third_party_imports(path) & {"torch", "pyro", "scipy"}, path
+    for path in (PACKAGE / "data" / "simulate").rglob("*.py"):
+        assert not third_party_imports(path) & {"torch", "pyro"}, path
+    assert "pyro" not in third_party_imports(PACKAGE / "models" / "unet.py")
+    private = re.compile(r"_unconstrained|[\"']locs\.|[\"']scales\.|\.locs\b|\.scales\b|_get_loc_and_scale")
+    users = sorted(p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py") if private.search(p.read_text()))
+    assert users == ["models/guides.py"]
