@@ -208,6 +208,12 @@ def overhead(repeats: int = 7) -> str:
 
 
 def figures(scores, model, sets, means):
+    score_figure(scores, model.threshold)
+    map_figure(model, sets, means)
+
+
+def score_figure(scores, threshold: float):
+    """``scores.png``: every candidate's frame scores per set (``threshold``: is_novel's)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -218,13 +224,22 @@ def figures(scores, model, sets, means):
             v = scores[scores.set == name][col].dropna().to_numpy()
             ax.scatter(np.full(v.size, j) + np.linspace(-0.2, 0.2, v.size), v, s=8)
         if col == "combined":
-            ax.axhline(model.threshold, color="k", lw=0.8, ls="--")
+            ax.axhline(threshold, color="k", lw=0.8, ls="--")
         if col == "epistemic":
             ax.set_yscale("log")
+        elif col in ("noise", "combined"):
+            ax.set_yscale("symlog", linthresh=3.0)  # e-/s frames score ~30
         ax.set_xticks(range(len(order)), order, rotation=60, ha="right")
         ax.set_title(col)
     fig.savefig(OUT / "scores.png", dpi=110)
     plt.close(fig)
+
+
+def map_figure(model, sets, means):
+    """``maps.png``: one frame of each kind and its novelty map."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
     names = ["in-distribution", "adu", "seeing3", "readnoise5", "gmos", "saao"]
     fig, axes = plt.subplots(2, len(names), figsize=(3.2 * len(names), 6.4), constrained_layout=True)
