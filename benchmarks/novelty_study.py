@@ -24,7 +24,10 @@ astroscrappy's GMOS-S cutout (x 1.933 e-/ADU) and ccdproc's SAAO frame (overscan
 subtracted, trimmed to TRIMSEC, x 1.9 e-/ADU).
 
 Writes ``benchmarks/novelty_out/`` (table.md, scores.csv, figures) and the fitted novelty model
-of deepCR's ACS-WFC weights to ``cosmiq_pyro/models/published/ACS-WFC.novelty.pt``.
+of deepCR's ACS-WFC weights to ``cosmiq_pyro/models/published/ACS-WFC.novelty.pt``.  With
+``--model ACS-WFC-VI`` (any published name or checkpoint) the same for that model: outputs in
+``benchmarks/novelty_out/<name>/``, its novelty model beside the published model (which
+`load_model` then attaches) or, for a checkpoint, in that directory.
 
 Run: ``.venv/bin/python benchmarks/novelty_study.py [--quick] [--vi PATH]`` (one torch thread);
 ``--overhead`` times `predict` with and without the novelty score (``overhead.md``).
@@ -44,7 +47,7 @@ from cosmiq_pyro.evaluation.shifts import SHIFTS
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "novelty_out"
-PUBLISHED = ROOT / "cosmiq_pyro" / "models" / "published" / "ACS-WFC.novelty.pt"
+PUBLISHED_DIR = ROOT / "cosmiq_pyro" / "models" / "published"
 FIT_SEED, CAL_SEED, EVAL_SEED, EXTRA_SEED = 7_100_001, 7_100_002, 7_100_003, 7_100_004
 REAL = ("gmos", "saao")
 
@@ -87,15 +90,24 @@ def main(argv=None) -> int:
     parser.add_argument("--T", type=int, default=16)
     parser.add_argument("--no-publish", action="store_true", help="do not write the package-data model")
     parser.add_argument("--overhead", action="store_true", help="only time predict with / without novelty")
+    parser.add_argument("--model", default="ACS-WFC",
+                        help="model whose novelty model is fitted (published name or checkpoint; default "
+                             "ACS-WFC); for a published name it is written to models/published/<name>.novelty.pt, "
+                             "for a checkpoint beside the outputs")
+    parser.add_argument("--no-epistemic", action="store_true", help="skip the (slow) epistemic candidate")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    global OUT
+    if args.model != "ACS-WFC":
+        OUT = OUT / Path(args.model).stem
     if args.overhead:
         print(overhead())
         return 0
     from cosmiq_pyro.evaluation.shifts import real_ground_frames, shifted_frames
     from cosmiq_pyro.inference.novelty import auroc, bottleneck_block_means, fit_novelty_model, mean_weights
     from cosmiq_pyro.inference.predictive import predict
-    from cosmiq_pyro.models.unet import UNet2Sigmoid
+    import cosmiq_pyro as cq
+    from cosmiq_pyro.models.registry import PUBLISHED
 
     n_fit, n_cal, n_eval = (12, 8, 6) if args.quick else (192, 192, 64)
     n_epistemic = {"calibration": n_cal // 4, "other": n_eval // 2}
@@ -113,7 +125,7 @@ def main(argv=None) -> int:
         sets[name] = [image]
     print(f"frames simulated in {time.time() - t0:.0f} s", flush=True)
 
-    weights = mean_weights(UNet2Sigmoid.from_deepcr("ACS-WFC"))
+    weights = mean_weights(cq.load(args.model))
     means = {k: [bottleneck_block_means(weights, img) for img in v] for k, v in sets.items()}
     fields = [f.meta["field"] for f in fit_frames]
     model = fit_novelty_model(zip(means["fit"], sets["fit"]), zip(means["calibration"], sets["calibration"]),
@@ -121,8 +133,8 @@ def main(argv=None) -> int:
     single = fit_novelty_model(zip(means["fit"], sets["fit"]), zip(means["calibration"], sets["calibration"]))
     print(f"features + fit in {time.time() - t0:.0f} s; threshold {model.threshold:.3f}", flush=True)
 
-    vi, vi_name = load_vi(args.vi)
-    if vi is None:
+    vi, vi_name = (None, "not run") if args.no_epistemic else load_vi(args.vi)
+    if vi is None and not args.no_epistemic:
         vi, vi_name = short_vi(OUT / "vi_short.pth"), "short SVI fit from deepCR ACS-WFC (2 epochs)"
     rows = []
     for name, images in sets.items():
@@ -131,7 +143,7 @@ def main(argv=None) -> int:
         for i, image in enumerate(images):
             novelty, parts, block_map = model.score(means[name][i], image)
             epistemic = np.nan
-            if i < n_epistemic.get(name, n_epistemic["other"]):
+            if vi is not None and i < n_epistemic.get(name, n_epistemic["other"]):
                 epistemic = float(predict(vi, image, T=args.T, seed=0, progress=False).epistemic.mean())
             rows.append(dict(set=name, frame=i, epistemic=epistemic, features=parts["features"],
                              features_1g=single.score(means[name][i], image)[1]["features"],
@@ -143,15 +155,15 @@ def main(argv=None) -> int:
 
     # epistemic threshold for a 5 % false-alarm rate, as for the others
     cal = scores[scores.set == "calibration"]
-    eps_threshold = float(np.nanquantile(cal.epistemic, 0.95))
+    eps_threshold = float(np.nanquantile(cal.epistemic, 0.95)) if cal.epistemic.notna().any() else np.nan
     neg = scores[scores.set == "in-distribution"]
-    lines = [f"VI model for `epistemic`: {vi_name}, T = {args.T}. Features: deepCR ACS-WFC weights. "
+    lines = [f"VI model for `epistemic`: {vi_name}, T = {args.T}. Features: {args.model}'s weights (posterior means for a VI model). "
              f"{n_fit} fit / {n_cal} calibration / {n_eval} in-distribution frames (256x256).", "",
              "| set | n | AUROC epistemic | AUROC features, one Gaussian | AUROC features | AUROC noise | AUROC combined | flagged (is_novel) | flagged by epistemic at its 5 % threshold |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name in list(SHIFTS) + list(REAL):
         pos = scores[scores.set == name]
-        aucs = [auroc(neg[c].dropna(), pos[c].dropna())
+        aucs = [auroc(neg[c].dropna(), pos[c].dropna()) if pos[c].notna().any() else np.nan
                 for c in ("epistemic", "features_1g", "features", "noise", "combined")]
         lines.append(f"| {name} | {len(pos)} | " + " | ".join(f"{a:.3f}" for a in aucs)
                      + f" | {pos.is_novel.mean():.0%} | {(pos.epistemic.dropna() > eps_threshold).mean():.0%} |")
@@ -169,10 +181,10 @@ def main(argv=None) -> int:
     figures(scores, model, sets, means)
     if not args.quick and not args.no_publish:
         from cosmiq_pyro.io.atomic import atomic_open
-        PUBLISHED.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_open(PUBLISHED) as fh:
+        target = (PUBLISHED_DIR if args.model in PUBLISHED else OUT) / f"{Path(args.model).stem}.novelty.pt"
+        with atomic_open(target) as fh:
             torch.save(model.state_dict(), fh)
-        print(f"wrote {PUBLISHED}")
+        print(f"wrote {target}")
     print(f"total {time.time() - t0:.0f} s")
     return 0
 
@@ -225,7 +237,7 @@ def score_figure(scores, threshold: float):
             ax.scatter(np.full(v.size, j) + np.linspace(-0.2, 0.2, v.size), v, s=8)
         if col == "combined":
             ax.axhline(threshold, color="k", lw=0.8, ls="--")
-        if col == "epistemic":
+        if col == "epistemic" and scores[col].notna().any():
             ax.set_yscale("log")
         elif col in ("noise", "combined"):
             ax.set_yscale("symlog", linthresh=3.0)  # e-/s frames score ~30

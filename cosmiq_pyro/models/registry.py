@@ -31,12 +31,17 @@ _KINDS = {"UNet2Sigmoid": UNet2Sigmoid, "UNet2SigmoidVI": UNet2SigmoidVI}
 PUBLISHED_DIR = Path(__file__).parent / "published"
 
 
+def _published_novelty(name: str) -> dict | None:
+    """The novelty model shipped beside a published model, ``<name>.novelty.pt`` in `PUBLISHED_DIR`
+    (a `NoveltyModel` state; benchmarks/novelty_study.py fits it), or None."""
+    path = PUBLISHED_DIR / f"{name}.novelty.pt"
+    return torch.load(path, weights_only=True) if path.is_file() else None
+
+
 def _deepcr(name: str) -> Callable[[], FitResult]:
     def loader() -> FitResult:
-        novelty_file = PUBLISHED_DIR / f"{name}.novelty.pt"  # benchmarks/novelty_study.py fits it
-        novelty = torch.load(novelty_file, weights_only=True) if novelty_file.is_file() else None
         return FitResult(model=UNet2Sigmoid.from_deepcr(name), weights_file=deepcr_weights_file(name),
-                         novelty=novelty)
+                         novelty=_published_novelty(name))
 
     loader.__doc__ = f"deepCR's published {name!r} mask weights in the deterministic twin."
     return loader
@@ -81,6 +86,8 @@ def load_model(spec, device=None, *, model: nn.Module | None = None) -> FitResul
         entry = PUBLISHED[text]
         if isinstance(entry, str):
             result = _load_checkpoint(PUBLISHED_DIR / entry, model)
+            if result.novelty is None:
+                result.novelty = _published_novelty(text)
         else:
             if model is not None:
                 raise ValueError(f"model= applies to checkpoints, not to the published model {text!r}")
