@@ -278,3 +278,23 @@ def test_fits_product_has_a_novelty_extension_and_keywords(tmp_path, one_torch_t
         assert hdul["NOVELTY"].data.shape == gmos.shape and hdul["NOVELTY"].header["BITPIX"] == -32
         assert all(h.header["CQISNOV"] is True and h.header["CQNOVEL"] > 1.0 for h in hdul[1:])
     assert [ext for ext, _ in novel_extensions(out)] == ["SCI,1"]
+
+
+def test_a_published_checkpoint_gets_the_novelty_model_shipped_beside_it(tmp_path, monkeypatch, small_novelty):
+    import cosmiq_pyro as cq
+    from cosmiq_pyro.models import registry
+    from cosmiq_pyro.models.unet import UNet2Sigmoid
+    cq.save(tmp_path / "tiny.pth", UNet2Sigmoid(hidden=2))
+    monkeypatch.setattr(registry, "PUBLISHED_DIR", tmp_path)
+    monkeypatch.setitem(registry.PUBLISHED, "tiny", "tiny.pth")
+    assert cq.load("tiny").novelty is None
+    torch.save(small_novelty.state_dict(), tmp_path / "tiny.novelty.pt")
+    assert cq.load("tiny").novelty["threshold"] == small_novelty.threshold
+
+
+def test_images_too_narrow_for_the_noise_statistic_get_no_novelty(deepcr_twin, small_novelty):
+    from cosmiq_pyro.inference.predictive import predict
+    pred = predict(deepcr_twin, np.full((8, 2), 100.0, np.float32), novelty=small_novelty, progress=False)
+    assert pred.novelty is None and pred.prob.shape == (8, 2)
+    assert predict(deepcr_twin, np.full((8, 3), 100.0, np.float32), novelty=small_novelty,
+                   progress=False).novelty is not None

@@ -133,6 +133,7 @@ def predict(model, image, *, guide=None, T: int = 16, ignore=None, seed: int = 0
         default (None or True) the one a `FitResult` carries (``.novelty``); False skips it.
         Its features are the bottleneck map of the same pass (deterministic twin) or of one
         encoder pass with the posterior means (VI), so it adds a few percent to the time.
+        Images narrower than 3 px get none.
     temperature : float, optional
         Divide every logit by this before the sigmoid (> 0).  Default: the `FitResult`'s
         ``temperature`` (fitted on validation data at the end of training), 1 for a bare net.
@@ -150,6 +151,8 @@ def predict(model, image, *, guide=None, T: int = 16, ignore=None, seed: int = 0
     if tile % _ALIGN:
         raise ValueError(f"tile must be a positive multiple of {_ALIGN}, got {tile!r}")
     x = validated_image(image, ignore)
+    if x.shape[1] < 3:  # the noise statistic needs three columns
+        novelty_model = None
     if guide is None:
         T = 1
     device = resolve_device(device)
