@@ -13,18 +13,12 @@ from cosmiq_pyro.inference import novelty as nv
 PUBLISHED = Path(nv.__file__).resolve().parents[1] / "models" / "published" / "ACS-WFC.novelty.pt"
 
 
-def test_block_mean_averages_partial_edge_blocks_over_the_pixels_they_hold():
-    x = torch.arange(25.0).reshape(1, 1, 5, 5)
-    # blocks of 4: rows/cols 0-3 and the single row/col 4
-    expected = [[np.mean([r * 5 + c for r in range(4) for c in range(4)]), np.mean([r * 5 + 4 for r in range(4)])],
-                [np.mean([20 + c for c in range(4)]), 24.0]]
-    assert np.allclose(nv.block_mean(x, 4)[0, 0].numpy(), expected)
-
-
 def test_block_sums_from_unaligned_tiles_equal_the_whole_map():
     rng = np.random.default_rng(0)
     low = torch.from_numpy(rng.random((3, 50, 70)))  # a (C, H/2, W/2) map of a 100 x 140 image
-    whole = nv.block_mean(low[None], 16)[0]  # blocks of 32 image px
+    # blocks of 32 image px = 16 low-res px; the edge blocks hold 2 rows / 6 columns
+    whole = torch.tensor([[[low[c, r:r + 16, k:k + 16].mean().item() for k in range(0, 70, 16)]
+                           for r in range(0, 50, 16)] for c in range(3)], dtype=torch.float64)
     sums = nv.BlockSums((100, 140), 3, block_px=32)
     for r0, r1 in ((0, 22), (22, 50)):
         for c0, c1 in ((0, 18), (18, 41), (41, 70)):

@@ -38,7 +38,7 @@ from ..models.guides import guide_locs
 from ..models.registry import resolve
 
 __all__ = [
-    "BLOCK_PX", "READ_NOISE_REF_E", "COMPONENTS", "block_mean", "bottleneck_features", "GaussianDensity",
+    "BLOCK_PX", "READ_NOISE_REF_E", "COMPONENTS", "GaussianDensity",
     "noise_excess", "BlockSums", "features_from_block_means", "NoveltyModel", "fit_novelty_model",
     "fit_novelty", "mean_weights", "bottleneck_block_means", "image_novelty", "Novelty", "auroc",
 ]
@@ -54,41 +54,6 @@ FEATURE_EPS = 1e-3
 ROW_STEP = 2
 #: MAD -> sigma for a Gaussian.
 _MAD_TO_SIGMA = 1.482602218505602
-
-
-def block_mean(x: torch.Tensor, block: int) -> torch.Tensor:
-    """Mean of ``x`` over non-overlapping ``block x block`` windows; partial edge windows average
-    the pixels they hold.
-
-    Parameters
-    ----------
-    x : Tensor, shape (B, C, H, W)
-    block : int
-
-    Returns
-    -------
-    Tensor, shape (B, C, ceil(H / block), ceil(W / block))
-    """
-    return F.avg_pool2d(x, block, ceil_mode=True)
-
-
-def bottleneck_features(low: torch.Tensor, block_px: int = BLOCK_PX) -> torch.Tensor:
-    """Block features ``f = log(FEATURE_EPS + mean_block(low))`` of a bottleneck map.
-
-    Parameters
-    ----------
-    low : Tensor, shape (B, 2h, H/2, W/2)
-        The ``down`` block's output (ReLU activations, >= 0).
-    block_px : int
-        Block side in image pixels (even); the bottleneck is at half resolution.
-
-    Returns
-    -------
-    Tensor, shape (B, nby, nbx, 2h)
-        One feature vector per block, float64.
-    """
-    pooled = block_mean(low.double(), block_px // 2)  # (B, 2h, nby, nbx)
-    return torch.log(FEATURE_EPS + pooled).permute(0, 2, 3, 1)
 
 
 @dataclass
