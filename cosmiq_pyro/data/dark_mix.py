@@ -28,10 +28,11 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import Dataset
 
-from .datasets import split_indices
+from ..utils.checks import check_seed
+from .items import WorkerRng, check_index, check_range, npy_shape, sky_levels, to_item
+from .split import split_indices
 
 __all__ = ["DarkMixDataset"]
 
@@ -85,9 +86,7 @@ class DarkMixDataset(Dataset):
 
     def __init__(self, image, dark, sky=None, part="all", aug_sky=(0, 0), aug_img=(1, 1), noise=False,
                  saturation=1e5, n_mask=1, norm=False, percentile_limit=50, f_val=0.1, seed=0, resample=True):
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-        self.seed = int(seed)
+        self.seed = check_seed(seed)
         self._images, width = _sources(image, "image", (2, 3))
         self._darks, dark_width = _sources(dark, "dark (mask=)", (3,))
         if dark_width != width:
@@ -96,12 +95,12 @@ class DarkMixDataset(Dataset):
         self.image_indices = split_indices(len(self._images), part, f_val, self.seed)
         self.dark_indices = split_indices(len(self._darks), part, f_val, self.seed + 1)
         self.part = part
-        self.aug_sky = _pair(aug_sky, "aug_sky")
-        g0, g1 = _pair(aug_img, "aug_img")
+        self.aug_sky = check_range(aug_sky, "aug_sky")
+        g0, g1 = check_range(aug_img, "aug_img")
         if g0 <= 0:
             raise ValueError(f"aug_img must be positive factors (low, high), got {aug_img!r}")
         self.aug_img = (g0, g1)
-        self.sky = _sky(sky, len(self._images), self.aug_sky)
+        self.sky = sky_levels(sky, len(self._images), self.aug_sky)
         if isinstance(n_mask, bool) or not isinstance(n_mask, (int, np.integer)) or n_mask < 1:
             raise ValueError(f"n_mask must be a positive int, got {n_mask!r}")
         if n_mask > len(self.dark_indices):
@@ -116,8 +115,7 @@ class DarkMixDataset(Dataset):
             raise ValueError(f"percentile_limit must be in (0, 100], got {percentile_limit!r}")
         self.noise, self.norm, self.percentile_limit = bool(noise), bool(norm), float(percentile_limit)
         self.resample = bool(resample)
-        self._rng = np.random.default_rng([self.seed, 2])
-        self._worker_seed = None
+        self._draws = WorkerRng(self.seed, stream=(2,))
 
     def __len__(self):
         return len(self.image_indices)
@@ -130,18 +128,10 @@ class DarkMixDataset(Dataset):
     def _generator(self, i: int) -> np.random.Generator:
         if not self.resample:
             return np.random.default_rng([self.seed, 1, i])
-        info = get_worker_info()
-        if info is not None and self._worker_seed != info.seed:  # one stream per worker
-            self._worker_seed = info.seed
-            self._rng = np.random.default_rng([self.seed, 2, info.seed % 2 ** 63])
-        return self._rng
+        return self._draws.rng()  # one stream per dataset object (per DataLoader worker)
 
     def __getitem__(self, i):
-        if isinstance(i, (torch.Tensor, np.ndarray)):
-            i = i.item()
-        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not -len(self) <= i < len(self):
-            raise IndexError(f"index {i!r} out of range for a dataset of {len(self)} items")
-        i = int(i) % len(self)
+        i = check_index(i, len(self))
         j = int(self.image_indices[i])
         rng = self._generator(i)
         image, ignore = _image_planes(_read(self._images[j]))
@@ -160,8 +150,7 @@ class DarkMixDataset(Dataset):
         x = np.minimum(x, self.saturation)
         if self.norm:
             x = _standardise(x, self.percentile_limit)
-        tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None]  # (1, W, W)
-        return tensor(x), tensor(mask), tensor(ignore != 0)
+        return to_item(x, mask, ignore)
 
 
 def _standardise(x: np.ndarray, percentile_limit: float) -> np.ndarray:
@@ -209,7 +198,7 @@ def _sources(data, name: str, ndims: tuple) -> tuple[list, int]:
         raise TypeError(f"{name} must be a non-empty list of .npy paths or an array, got {type(data).__name__}")
     width = None
     for item in items:
-        shape = _npy_shape(item) if isinstance(item, str) else np.shape(item)
+        shape = npy_shape(item) if isinstance(item, str) else np.shape(item)
         ok = (len(shape) == 3 and shape[0] == 2) if is_dark else \
             (len(shape) == 2 or (len(shape) == 3 and shape[0] == 2))
         if not ok or shape[-1] != shape[-2] or shape[-1] == 0:
@@ -221,38 +210,3 @@ def _sources(data, name: str, ndims: tuple) -> tuple[list, int]:
         elif shape[-1] != width:
             raise ValueError(f"{name}: frames of {shape[-1]}x{shape[-1]} and {width}x{width}; all must match")
     return items, width
-
-
-def _npy_shape(path: str) -> tuple:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"npy file {path!r} does not exist")
-    try:
-        a = np.load(path, mmap_mode="r")  # reads the header only
-    except (ValueError, OSError) as err:
-        raise ValueError(f"{path!r} is not a .npy file of numbers ({err})") from err
-    if not isinstance(a, np.ndarray) or a.dtype.kind not in "biuf":
-        raise ValueError(f"{path!r} does not hold a numeric array")
-    return a.shape
-
-
-def _pair(value, name: str) -> tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair of numbers (low, high), got {value!r}") from None
-    if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
-        raise ValueError(f"{name} must be finite with low <= high, got {value!r}")
-    return lo, hi
-
-
-def _sky(sky, n: int, aug_sky) -> np.ndarray:
-    if sky is None:
-        if aug_sky != (0.0, 0.0):
-            raise ValueError(f"aug_sky={aug_sky} needs sky (the sky level of each image, electrons)")
-        return np.zeros(n)
-    sky = np.asarray(sky, dtype=np.float64)
-    if sky.ndim == 0:
-        sky = np.full(n, float(sky))
-    if sky.shape != (n,) or not np.isfinite(sky).all():
-        raise ValueError(f"sky must be a finite number or shape ({n},), got shape {sky.shape}")
-    return sky
