@@ -5,8 +5,9 @@
 electrons as float32, a boolean ``ignore`` mask (DQ bits in ``dq_flags``, plus any
 non-finite pixel), the extension header, the primary header and the celestial WCS.
 
-`write_hdulist_atomic` writes an `~astropy.io.fits.HDUList` to a temporary file beside the
-target and renames it into place, so a crash never leaves a half-written product.
+`write_hdulist_atomic` (`cosmiq_pyro.io.fitswrite`) writes an `~astropy.io.fits.HDUList` to a
+temporary file beside the target and renames it into place, so a crash never leaves a half-written
+product.  The unit conversion is `cosmiq_pyro.io.fitsunits`.
 
 DQ flag values (ACS Data Handbook; STScI "ACS Data Quality Flags" page)
 -----------------------------------------------------------------------
@@ -44,14 +45,14 @@ import os
 import warnings
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS, FITSFixedWarning
 
-from .atomic import fsync_directory, remove_stale_temporaries, temporary_path
+from .fitsunits import GAIN_KEYWORDS, check_optional_positive, check_unit_name, electrons_per_unit, header_number
+from .fitswrite import write_hdulist_atomic
 
 __all__ = [
     "DEFAULT_DQ_FLAGS",
@@ -72,13 +73,6 @@ CR_DQ_FLAGS = 4096 | 8192
 #: pixel holds ~1e5 e- (ACS/WFC full well 84 700 e-), a deep co-added frame ~1e7.  They are
 #: ignored like NaN pixels, with a warning.
 MAX_ABS_ELECTRONS = 1e9
-
-# BUNIT spellings found in HST and ground-based CCD headers.  astropy.units does not parse
-# them reliably ("ELECTRONS" fails; "DN/S" parses as DN per siemens), hence this table.
-_ELECTRON_NAMES = {"ELECTRONS", "ELECTRON", "E-", "E"}
-_COUNT_NAMES = {"COUNTS", "COUNT", "CTS", "CT", "ADU", "ADUS", "DN"}
-_SECOND_NAMES = {"S", "SEC", "SECOND", "SECONDS"}
-_GAIN_KEYWORDS = ("CCDGAIN", "ATODGAIN", "GAIN")
 
 
 @dataclass
@@ -196,9 +190,9 @@ def read_hst(path, ext=None, dq_flags=DEFAULT_DQ_FLAGS, *, bunit=None, gain_e_pe
     """
     path = os.fspath(path)
     dq_flags = _check_dq_flags(dq_flags)
-    bunit = _check_optional_text(bunit, "bunit")
-    gain_e_per_adu = _check_optional_positive(gain_e_per_adu, "gain_e_per_adu")
-    exptime_s = _check_optional_positive(exptime_s, "exptime_s")
+    bunit = check_unit_name(bunit, "bunit")
+    gain_e_per_adu = check_optional_positive(gain_e_per_adu, "gain_e_per_adu")
+    exptime_s = check_optional_positive(exptime_s, "exptime_s")
     if not os.path.exists(path):
         raise FileNotFoundError(f"FITS file {path!r} does not exist")
     if os.path.isdir(path):
@@ -230,76 +224,13 @@ def read_hst(path, ext=None, dq_flags=DEFAULT_DQ_FLAGS, *, bunit=None, gain_e_pe
                 raise ValueError(f"{path!r} is not a readable FITS file ({err})") from err
     assumed = [f"{im.extname},{im.extver}" for im in images if im.bunit_used is None]
     if assumed:
-        gain = _keyword((images[0].header, images[0].primary_header), _GAIN_KEYWORDS)
+        gain = header_number((images[0].header, images[0].primary_header), GAIN_KEYWORDS)
         hint = (f"; the header gives a gain of {gain:g} e-/ADU: if the pixels are counts, pass "
                 "bunit='ADU' (--bunit ADU)" if gain is not None else "")
         warnings.warn(f"{path!r}: no BUNIT keyword in extension(s) {', '.join(assumed)}; pixels "
                       f"are read as electrons (pass bunit= to state the unit){hint}",
                       UserWarning, stacklevel=2)
     return images
-
-
-def write_hdulist_atomic(hdul, path, overwrite=False):
-    """Write ``hdul`` to ``path`` through a temporary file in the same directory.
-
-    The file appears under its final name only once it is complete (``os.link`` when
-    ``overwrite`` is False, so an existing file is never clobbered even by a race;
-    ``os.replace`` otherwise).  The temporary file is fsync-ed before the rename and the
-    directory after it; it is removed on any failure, and temporaries of ``path`` left by
-    killed processes are removed first (`atomic.remove_stale_temporaries`).
-
-    Parameters
-    ----------
-    hdul : astropy.io.fits.HDUList or HDU
-        What to write (a single HDU is wrapped in an HDUList).
-    path : str or os.PathLike
-        Destination file.
-    overwrite : bool, optional
-        Replace an existing ``path``.  Without it an existing file raises FileExistsError.
-
-    Returns
-    -------
-    pathlib.Path
-        The path written.
-    """
-    if isinstance(hdul, fits.PrimaryHDU):
-        hdul = fits.HDUList([hdul])
-    elif isinstance(hdul, (fits.ImageHDU, fits.BinTableHDU, fits.TableHDU)):
-        hdul = fits.HDUList([fits.PrimaryHDU(), hdul])
-    if not isinstance(hdul, fits.HDUList):
-        raise TypeError(
-            f"hdul must be an astropy.io.fits HDUList or HDU, got {type(hdul).__name__}")
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"output path {str(path)!r} is a directory")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"output directory {str(path.parent)!r} does not exist")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it")
-    remove_stale_temporaries(path)
-    tmp = temporary_path(path)
-    try:
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as fh:
-            hdul.writeto(fh, output_verify="exception")
-            fh.flush()
-            os.fsync(fh.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)  # atomic: fails if path appeared meanwhile
-            except FileExistsError:
-                raise FileExistsError(
-                    f"{str(path)!r} exists; pass overwrite=True to replace it") from None
-            except OSError:  # filesystem without hard links
-                if path.exists():
-                    raise FileExistsError(
-                        f"{str(path)!r} exists; pass overwrite=True to replace it") from None
-                os.replace(tmp, path)
-        fsync_directory(path.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 # --------------------------------------------------------------------------- helpers
@@ -313,24 +244,6 @@ def _check_dq_flags(dq_flags):
     if dq_flags < 0:
         raise ValueError(f"dq_flags must be a non-negative int bit mask, got {dq_flags}")
     return int(dq_flags)
-
-
-def _check_optional_text(value, name):
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise TypeError(f"{name} must be a unit name such as 'ELECTRONS' or 'ADU', got {value!r}")
-    return value
-
-
-def _check_optional_positive(value, name):
-    if value is None:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a positive number, got {value!r}")
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
 
 
 def _check_gzip_complete(path):
@@ -373,44 +286,6 @@ def _science_indices(hdul, path, ext):
     return images[:1]
 
 
-def _keyword(headers, names):
-    """First value among ``names`` found in ``headers`` (searched in order)."""
-    for header in headers:
-        for name in names:
-            value = header.get(name)
-            if value is not None and not isinstance(value, str):
-                return float(value)
-    return None
-
-
-def _electrons_per_unit(bunit, headers, path, where, gain_e_per_adu, exptime_s):
-    """(factor from the file's unit to electrons, gain used or None); see `read_hst` Notes."""
-    if bunit is None:  # read_hst warns once per file
-        return 1.0, None
-    parts = str(bunit).strip().upper().replace(" ", "").split("/")
-    numerator = parts[0]
-    rate = len(parts) == 2 and parts[1] in _SECOND_NAMES
-    if len(parts) > 2 or (len(parts) == 2 and not rate) or \
-            numerator not in _ELECTRON_NAMES | _COUNT_NAMES:
-        raise ValueError(f"{path!r} {where}: BUNIT {bunit!r} cannot be converted to electrons "
-                         "(expected ELECTRONS, ELECTRONS/S, COUNTS or COUNTS/S)")
-    factor, g = 1.0, None
-    if rate:
-        t = exptime_s if exptime_s is not None else _keyword(headers, ("EXPTIME",))
-        if t is None or not np.isfinite(t) or t <= 0:
-            raise ValueError(f"{path!r} {where}: BUNIT {bunit!r} is a rate but EXPTIME is "
-                             f"{'missing' if t is None else t}; pass exptime_s=")
-        factor *= t
-    if numerator in _COUNT_NAMES:
-        g = gain_e_per_adu if gain_e_per_adu is not None else _keyword(headers, _GAIN_KEYWORDS)
-        if g is None or not np.isfinite(g) or g <= 0:
-            raise ValueError(f"{path!r} {where}: BUNIT {bunit!r} is in counts but no gain "
-                             f"({'/'.join(_GAIN_KEYWORDS)}) is in the header; pass gain_e_per_adu= "
-                             "(--gain)")
-        factor *= g
-    return factor, g
-
-
 def _celestial_wcs(hdul, header, path, where):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
@@ -442,7 +317,7 @@ def _read_extension(hdul, index, path, primary, dq_flags, bunit, gain_e_per_adu,
     if isinstance(found_bunit, str) and not found_bunit.strip():
         found_bunit = None
     bunit_used = bunit if bunit is not None else found_bunit
-    factor, gain_used = _electrons_per_unit(bunit_used, headers, path, where, gain_e_per_adu,
+    factor, gain_used = electrons_per_unit(bunit_used, headers, path, where, gain_e_per_adu,
                                             exptime_s)
 
     image = np.array(data, dtype=np.float64)  # (H, W), native byte order, detached from file
@@ -473,7 +348,7 @@ def _read_extension(hdul, index, path, primary, dq_flags, bunit, gain_e_per_adu,
                                  f"has shape {image.shape}")
             ignore |= (dq.astype(np.int64) & dq_flags) != 0
 
-    t = exptime_s if exptime_s is not None else _keyword(headers, ("EXPTIME",))
+    t = exptime_s if exptime_s is not None else header_number(headers, ("EXPTIME",))
     return HSTImage(
         image=image,
         ignore=ignore,
