@@ -61,17 +61,16 @@ import re
 from pathlib import Path
 
 import numpy as np
-from torch.utils.data import Dataset, Subset
 
-from ..data.dark_mix import DarkMixDataset
-from ..data.datasets import PairDataset, SimulatedDataset, split_indices
 from ..inference.fit import fit_deterministic, fit_svi
 from ..models.bayesian import UNet2SigmoidVI
-from ..models.registry import load_model, resolve, save
+from ..models.registry import load_model, save
 from ..models.results import FitResult
 from ..models.unet import UNet2Sigmoid
-from ..utils.torchtools import seeded
 from ..utils.checks import check_int
+from ..utils.torchtools import seeded
+from .train_inputs import deterministic_net, training_parts
+from .train_report import epoch_table, example_figure, loss_plot
 
 __all__ = ["train", "DEFAULT_LR"]
 
@@ -83,8 +82,6 @@ __all__ = ["train", "DEFAULT_LR"]
 #: trained twin (``init_from``, phase 1 only) 4 SVI epochs at 0.005 improve on it; that is
 #: what `cosmiq_pyro.app.demo` does.
 DEFAULT_LR = {False: 5e-3, True: 5e-3}
-F_VAL = 0.1  # deepCR's 90/10 train/validation split
-MODES = ("pair", "simulate", "synthetic")
 
 
 class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchanged
@@ -196,7 +193,7 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
         self.progress = bool(use_tqdm or use_tqdm_notebook)
         self.kl_beta, self.T_val, self.init_scale = kl_beta, T_val, init_scale
         self.seed, self.resume, self.overwrite, self.device = int(seed), bool(resume), bool(overwrite), device
-        self.init_from = _deterministic_net(init_from)
+        self.init_from = deterministic_net(init_from)
         if self.init_from is not None:
             if hidden is not None and hidden != self.init_from.hidden:
                 raise ValueError(f"hidden={hidden!r} but init_from has hidden={self.init_from.hidden}; leave "
@@ -205,7 +202,7 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
         hidden = 32 if hidden is None else hidden
         dark_options = dict(aug_img=aug_img, noise=noise, saturation=saturation, n_mask_train=n_mask_train,
                             n_mask_val=n_mask_val, norm=bool(norm), percentile_limit=percentile_limit)
-        self.train_data, self.val_data = _split(image, mask, ignore, sky, mode, aug_sky, self.seed, dark_options)
+        self.train_data, self.val_data = training_parts(image, mask, ignore, sky, mode, aug_sky, self.seed, dark_options)
         self.mode, self.every = mode, plot_every
         with seeded(self.seed):
             kind = UNet2SigmoidVI if self.bayesian else UNet2Sigmoid
@@ -298,7 +295,7 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
         self.validation_loss = [e["val_loss"] for e in epochs]
         self.epoch_mask = len(epochs)
         if self.verbose and report:
-            print(_epoch_table(epochs))
+            print(epoch_table(epochs))
             print(f"{'interrupted; ' if result.interrupted else ''}best validation epoch "
                   f"{result.history.get('best_epoch')} saved to {self.path}")
         return result
@@ -357,8 +354,6 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
         A Bayesian model shows the posterior mean of ``T_val`` draws.  ``model`` (a `FitResult`)
         replaces the trainer's current one.
         """
-        import matplotlib.pyplot as plt
-
         from ..inference.predictive import predict
 
         if model is None:
@@ -368,16 +363,8 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
         image, mask, _ = self.val_data[check_int(index, "index", minimum=0)]
         image = image[0].numpy()  # (W, W)
         prob = predict(model, image, T=self.T_val, seed=self.seed, device=self.device, progress=False).prob
-        fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
-        panels = ((np.arcsinh(image), f"epoch={self.epoch_mask}: image (arcsinh)"),
-                  (prob > 0.5, "prediction > 0.5"), (mask[0].numpy() > 0.5, "ground truth"))
-        for ax, (data, title) in zip(axes, panels):
-            ax.imshow(data, cmap="gray", origin="lower", interpolation="nearest")
-            ax.set_title(title)
-            ax.set_axis_off()
-        Path(self.directory).mkdir(parents=True, exist_ok=True)
-        fig.savefig(os.path.join(self.directory, f"{self.name}epoch{self.epoch_mask}trainplot.png"), dpi=100)
-        return fig
+        return example_figure(image, prob, mask[0].numpy(), self.epoch_mask,
+                              os.path.join(self.directory, f"{self.name}epoch{self.epoch_mask}trainplot.png"))
 
     def plot_loss(self, ax=None):
         """Training and validation loss per epoch (deepCR's ``plot_loss``); returns the axes.
@@ -385,91 +372,7 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
         Called without ``ax`` (as in deepCR) it also saves the figure to
         ``{directory}/{name}trainplot.png``, deepCR's file.
         """
-        import matplotlib.pyplot as plt
-        from matplotlib.ticker import MaxNLocator
-
         if self.result is None:
             raise ValueError("nothing to plot yet: call train() first")
-        epochs = self.result.history.get("epochs", [])
-        target = None
-        if ax is None:
-            ax = plt.figure(figsize=(6, 3.5)).add_subplot()
-            target = os.path.join(self.directory, f"{self.name}trainplot.png")
-        x = [e["epoch"] for e in epochs]
-        ax.plot(x, [e["train_loss"] for e in epochs], marker="o", label="training")
-        ax.plot(x, [e["val_loss"] for e in epochs], marker="o", label="validation")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("loss (mean BCE per pixel)" if not self.bayesian else "loss (BCE + scaled KL; val: BCE)")
-        ax.set_yscale("log")
-        ax.legend()
-        if target is not None:
-            Path(self.directory).mkdir(parents=True, exist_ok=True)
-            ax.figure.savefig(target, dpi=100)
-        return ax
-
-
-def _split(image, mask, ignore, sky, mode, aug_sky, seed, dark_options):
-    """deepCR's 90/10 train/validation parts of the training data, per ``mode``."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if isinstance(image, Dataset):
-        if any(a is not None for a in (mask, ignore, sky)) or tuple(aug_sky) != (0, 0):
-            raise ValueError("with a Dataset as image, pass mask, ignore, sky and aug_sky to the Dataset itself")
-        return tuple(Subset(image, split_indices(len(image), part, F_VAL, seed).tolist())
-                     for part in ("train", "val"))
-    if mode == "synthetic":
-        if any(a is not None for a in (mask, ignore, sky)):
-            raise ValueError("mode='synthetic' makes its own masks: pass mask=ignore=sky=None")
-        if isinstance(image, bool) or not isinstance(image, (int, np.integer)):
-            raise TypeError(f"mode='synthetic' takes the number of frames (int) or a SimulatedDataset "
-                            f"as image, got {type(image).__name__}")
-        return _split(SimulatedDataset(int(image), seed=seed), None, None, None, "pair", (0, 0), seed, None)
-    if mode == "simulate":
-        if isinstance(image, (int, np.integer)) and not isinstance(image, bool):
-            raise TypeError(f"mode='simulate' is deepCR's: image= CR-free images and mask= dark frames "
-                            f"(lists of .npy files); got image={image!r}, a frame count: cosmiq_pyro's own "
-                            "simulator is mode='synthetic'")
-        if mask is None:
-            raise ValueError("mode='simulate' needs mask= the dark frames: .npy files each (2, W, W) = "
-                             "[CR charge, CR mask]")
-        if ignore is not None:
-            raise ValueError("mode='simulate' reads ignore from each image file's second plane; pass ignore=None")
-        n_train, n_val = dark_options.pop("n_mask_train"), dark_options.pop("n_mask_val")
-        common = dict(sky=sky, aug_sky=aug_sky, f_val=F_VAL, seed=seed, **dark_options)
-        return (DarkMixDataset(image, mask, part="train", n_mask=n_train, resample=True, **common),
-                DarkMixDataset(image, mask, part="val", n_mask=n_val, resample=False, **common))
-    if isinstance(image, (str, os.PathLike)):
-        raise TypeError(f"image is one path {os.fspath(image)!r}; pass a list of .npy files")
-    train_part = PairDataset(image, mask, ignore, sky, part="train", aug_sky=aug_sky, f_val=F_VAL, seed=seed)
-    val_part = PairDataset(image, mask, ignore, sky, part="val", f_val=F_VAL, seed=seed)
-    return train_part, val_part
-
-
-def _deterministic_net(init_from):
-    """``init_from`` (a checkpoint path, published name, FitResult or net) as a UNet2Sigmoid, or None."""
-    if init_from is None:
-        return None
-    if isinstance(init_from, (str, os.PathLike)):
-        init_from = load_model(init_from)
-    try:
-        net, guide = resolve(init_from)
-    except TypeError:
-        raise TypeError(f"init_from must be a checkpoint path, FitResult or UNet2Sigmoid, "
-                        f"got {type(init_from).__name__}") from None
-    except ValueError as err:
-        raise ValueError(f"init_from must hold deterministic weights: {err}") from None
-    if guide is not None:
-        raise ValueError("init_from must hold deterministic weights, got a Bayesian checkpoint")
-    return net
-
-
-def _epoch_table(epochs: list) -> str:
-    nan = float("nan")
-    rows = [f"{'epoch':>5} {'phase':>5} {'train loss':>11} {'val loss':>10} {'TPR %':>7} {'FPR %':>7} "
-            f"{'lr':>9} {'s':>6}"]
-    for e in epochs:
-        rows.append(f"{e['epoch']:>5} {e['phase']:>5} {e['train_loss']:>11.5g} {e.get('val_loss', nan):>10.5g} "
-                    f"{e.get('val_tpr', nan):>7.2f} {e.get('val_fpr', nan):>7.3f} "
-                    f"{e['lr']:>9.2g} {e['seconds']:>6.1f}")
-    return "\n".join(rows)
+        target = os.path.join(self.directory, f"{self.name}trainplot.png") if ax is None else None
+        return loss_plot(self.result.history.get("epochs", []), self.bayesian, ax, target)
