@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..utils.torchtools import eval_mode, module_device
+
 __all__ = ["InpaintUNet", "inpaint_with_net", "deepcr_inpaint_file", "resolve_n_jobs"]
 
 #: Receptive-field radius (px) of the `InpaintUNet` of each depth, rounded up to the pooling grid
@@ -234,7 +236,7 @@ def inpaint_with_net(net: InpaintUNet, image, mask, *, tile: int = 1024, device=
     filled = np.zeros(inputs.shape[1:], np.float32)
     margin = MARGIN[net.depth]
     if device is None:
-        device = next(net.parameters()).device
+        device = module_device(net)
     tiles = list(_tiles(inputs.shape[1:], max(align, -(-int(tile) // align) * align), margin))
 
     def run(boxes):
@@ -244,17 +246,13 @@ def inpaint_with_net(net: InpaintUNet, image, mask, *, tile: int = 1024, device=
             out = net(block)[0, 0, r0 - ir0:r1 - ir0, c0 - ic0:c1 - ic0]  # (core h, core w)
         filled[r0:r1, c0:c1] = out.float().cpu().numpy()
 
-    was_training = net.training
-    net.eval()
-    try:
+    with eval_mode(net):
         if workers == 1 or len(tiles) == 1:
             for boxes in tiles:
                 run(boxes)
         else:
             with ThreadPoolExecutor(max_workers=min(workers, len(tiles))) as pool:
                 list(pool.map(run, tiles))
-    finally:
-        net.train(was_training)
     filled = filled[:height, :width]
     return (filled * m + x * (1 - m)).astype(np.float32)
 

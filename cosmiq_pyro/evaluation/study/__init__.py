@@ -44,7 +44,8 @@ from typing import Mapping
 import pandas as pd
 
 from ...data.datasets import as_dataset
-from .collect import as_predictor, check_int, collect
+from ...utils.checks import check_int
+from .collect import as_predictor, collect
 from .report import curves_of, prepare_dir, write_outputs
 from .tables import ALL, FPR_TARGETS, groups, markdown_of, table_of
 

@@ -3,7 +3,6 @@ pooled frame after frame (`collect`), and anything a user passes turned into a p
 (`as_predictor`)."""
 from __future__ import annotations
 
-import numbers
 import time
 from dataclasses import dataclass
 from typing import Mapping, Optional
@@ -12,12 +11,12 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ...data.datasets import SimulatedDataset
+from ...data.simulated import SimulatedDataset
 from ...models.results import FitResult
 from ...models.unet import UNet2Sigmoid
 from ..peers import ModelPredictor
 
-__all__ = ["Pooled", "Output", "as_predictor", "collect", "take", "check_int"]
+__all__ = ["Pooled", "Output", "as_predictor", "collect", "take"]
 
 
 def as_predictor(obj, *, guide=None, T: int, tile: int, what: str):
@@ -173,9 +172,3 @@ def take(a: Optional[np.ndarray], offsets: np.ndarray, frames: np.ndarray):
     if frames.size == offsets.size - 1 and np.array_equal(frames, np.arange(frames.size)):
         return a
     return np.concatenate([a[offsets[k]:offsets[k + 1]] for k in frames])
-
-
-def check_int(value, name: str, minimum: int) -> None:
-    """Raise ValueError unless ``value`` is an int (not bool) >= ``minimum``, naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
