@@ -156,22 +156,12 @@ def read_hst(path, ext=None, dq_flags=DEFAULT_DQ_FLAGS, *, bunit=None, gain_e_pe
 
     Notes
     -----
-    Units are converted to electrons as
-
-    .. math::
-
-        e^- = d \\cdot
-        \\begin{cases}
-        1 & \\text{ELECTRONS} \\\\
-        t_\\mathrm{exp} & \\text{ELECTRONS/S} \\\\
-        g & \\text{COUNTS (ADU, DN)} \\\\
-        g\\, t_\\mathrm{exp} & \\text{COUNTS/S}
-        \\end{cases}
-
-    with :math:`t_\\mathrm{exp}` from EXPTIME and :math:`g` (e-/ADU) from CCDGAIN,
-    ATODGAIN or GAIN (science header first, then primary).  A file without BUNIT is read
-    as electrons with one warning per file (naming the header's gain, if any); any other
-    unit is refused with a ValueError naming it.  Scaled integer images (BZERO / BSCALE /
+    Units are converted to electrons (`cosmiq_pyro.io.fitsunits`, where the formula is) by a
+    factor 1 (ELECTRONS), :math:`t_\\mathrm{exp}` (ELECTRONS/S), :math:`g` (COUNTS, ADU, DN) or
+    :math:`g\\, t_\\mathrm{exp}` (COUNTS/S), with :math:`t_\\mathrm{exp}` from EXPTIME and
+    :math:`g` (e-/ADU) from CCDGAIN, ATODGAIN or GAIN (science header first, then primary).
+    A file without BUNIT is read as electrons with one warning per file (naming the header's
+    gain, if any); any other unit is refused with a ValueError naming it.  Scaled integer images (BZERO / BSCALE /
     BLANK: raw uint16 frames, scaled DQ) are unscaled by astropy; BLANK pixels become NaN
     and are ignored.  Warnings also say when a file without SCI is read from another
     extension, when an extension is all NaN, and when fill values (beyond
