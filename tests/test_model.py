@@ -238,12 +238,14 @@ def test_deeper_inpainting_network_matches_deepcr_architecture():
     pytest.importorskip("deepCR")
     from deepCR.unet_batchnorm import UNet3BatchNorm, WrappedModel
 
-    from cosmiq_pyro.deepcr.inpaint_net import InpaintUNet, deepcr_inpaint_file, inpaint_with_net
+    from cosmiq_pyro.deepcr.inpaint_net import InpaintUNet, inpaint_with_net
+    from cosmiq_pyro.models.unet import deepcr_weights_file
 
     ours = InpaintUNet.from_deepcr("ACS-WFC-F606W-3-32")
     assert ours.depth == 3 and ours.hidden == 32
     theirs = WrappedModel(UNet3BatchNorm(2, 1, 32))
-    theirs.load_state_dict(torch.load(deepcr_inpaint_file("ACS-WFC-F606W-3-32"), map_location="cpu", weights_only=True))
+    theirs.load_state_dict(torch.load(deepcr_weights_file("ACS-WFC-F606W-3-32", kind="inpaint"), map_location="cpu",
+                                      weights_only=True))
     theirs.eval()
     image = sky_with_crs((64, 80), seed=8)  # multiples of 8
     mask = np.zeros(image.shape, np.float32)

@@ -17,20 +17,18 @@ result), optionally on several threads.
 """
 from __future__ import annotations
 
-import importlib.util
-import os
 import re
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..models.unet import deepcr_weights_file
+from ..utils.tiling import overlapping_boxes, resolve_n_jobs, run_each
 from ..utils.torchtools import eval_mode, module_device
 
-__all__ = ["InpaintUNet", "inpaint_with_net", "deepcr_inpaint_file", "resolve_n_jobs"]
+__all__ = ["InpaintUNet", "inpaint_with_net"]
 
 #: Receptive-field radius (px) of the `InpaintUNet` of each depth, rounded up to the pooling grid
 #: (2 ** depth): depth 2 reaches 9 px (two 3x3 convs at 1x and at 2x, the pool, the up-path
@@ -115,7 +113,7 @@ class InpaintUNet(nn.Module):
         InpaintUNet
             In eval mode; depth, widths and channels read from the weights.
         """
-        path = deepcr_inpaint_file(name)
+        path = deepcr_weights_file(name, kind="inpaint")
         state = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(state, dict):
             raise ValueError(f"{str(path)!r} holds a {type(state).__name__}, expected a state dict")
@@ -165,38 +163,6 @@ def _up_index(number: str, state: dict) -> int:
     return n_ups - 1 - (8 - int(number))
 
 
-def deepcr_inpaint_file(name: str) -> Path:
-    """Path of deepCR's published inpainting weights ``name``, without importing deepCR.
-
-    Raises
-    ------
-    ModuleNotFoundError
-        The ``deepCR`` package (which carries the weight files) is not installed.
-    ValueError
-        ``name`` is not one of the installed inpainting models (the message lists them).
-    """
-    spec = importlib.util.find_spec("learned_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("deepCR's inpainting weights need the 'deepCR' package: "
-                                  "pip install deepCR==0.3.1 (or cosmiq_pyro[deepcr])")
-    folder = Path(next(iter(spec.submodule_search_locations))) / "inpaint"
-    available = sorted(p.stem for p in folder.glob("*.pth"))
-    if not isinstance(name, str) or name not in available:
-        raise ValueError(f"unknown deepCR inpainting model {name!r}; installed: {', '.join(available)}")
-    return folder / f"{name}.pth"
-
-
-def resolve_n_jobs(n_jobs) -> int:
-    """joblib's convention: a positive count, or ``-1`` for every CPU this process may use
-    (``-2`` for all but one, and so on)."""
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0:
-        raise ValueError(f"n_jobs must be a positive int or a negative int (-1 = all cores), got {n_jobs!r}")
-    if n_jobs > 0:
-        return int(n_jobs)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores + 1 + int(n_jobs))
-
-
 def inpaint_with_net(net: InpaintUNet, image, mask, *, tile: int = 1024, device=None, n_jobs: int = 1) -> np.ndarray:
     """Fill the pixels of ``mask`` with ``net``'s prediction (deepCR's inpainting step).
 
@@ -237,7 +203,7 @@ def inpaint_with_net(net: InpaintUNet, image, mask, *, tile: int = 1024, device=
     margin = MARGIN[net.depth]
     if device is None:
         device = module_device(net)
-    tiles = list(_tiles(inputs.shape[1:], max(align, -(-int(tile) // align) * align), margin))
+    tiles = list(overlapping_boxes(inputs.shape[1:], max(align, -(-int(tile) // align) * align), margin))
 
     def run(boxes):
         (r0, r1, c0, c1), (ir0, ir1, ic0, ic1) = boxes
@@ -247,22 +213,6 @@ def inpaint_with_net(net: InpaintUNet, image, mask, *, tile: int = 1024, device=
         filled[r0:r1, c0:c1] = out.float().cpu().numpy()
 
     with eval_mode(net):
-        if workers == 1 or len(tiles) == 1:
-            for boxes in tiles:
-                run(boxes)
-        else:
-            with ThreadPoolExecutor(max_workers=min(workers, len(tiles))) as pool:
-                list(pool.map(run, tiles))
+        run_each(run, tiles, workers)
     filled = filled[:height, :width]
     return (filled * m + x * (1 - m)).astype(np.float32)
-
-
-def _tiles(shape, tile: int, margin: int):
-    """Core boxes ``(r0, r1, c0, c1)`` of side <= ``tile`` covering ``shape`` and their input boxes
-    widened by ``margin`` (clipped to the image)."""
-    height, width = shape
-    for r0 in range(0, height, tile):
-        for c0 in range(0, width, tile):
-            r1, c1 = min(r0 + tile, height), min(c0 + tile, width)
-            yield (r0, r1, c0, c1), (max(r0 - margin, 0), min(r1 + margin, height),
-                                     max(c0 - margin, 0), min(c1 + margin, width))

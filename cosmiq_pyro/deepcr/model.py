@@ -24,17 +24,18 @@ import contextlib
 import os
 import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
 from .inpaint import median_inpaint
-from .inpaint_net import InpaintUNet, deepcr_inpaint_file, inpaint_with_net, resolve_n_jobs
+from .inpaint_net import InpaintUNet, inpaint_with_net
 from ..inference.novelty import image_novelty
 from ..inference.predictive import TILE_MARGIN, Prediction, predict, validated_image
 from ..models.registry import load_model
 from ..models.results import FitResult
+from ..models.unet import deepcr_weights_file
+from ..utils.tiling import overlapping_boxes, resolve_n_jobs, run_each
 from .weight_norm import STANDARDISED, is_deepcr_weight_norm_file, unet_from_weight_norm
 
 __all__ = ["deepCR", "INPUT_SCALE"]
@@ -118,7 +119,7 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
             raise ValueError(f"hidden={hidden!r} but the model {self.source!r} has hidden={model_hidden}")
         self.scale = INPUT_SCALE.get(self.source, 1.0) if isinstance(mask, str) else 1.0
         self.inpaintNet = None if inpaint is None else InpaintUNet.from_deepcr(inpaint).to(self.device)
-        self.inpaint_file = None if inpaint is None else deepcr_inpaint_file(inpaint)
+        self.inpaint_file = None if inpaint is None else deepcr_weights_file(inpaint, kind="inpaint")
         self.bayesian = self.result.bayesian
         self._warned_deterministic = False
 
@@ -140,7 +141,7 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         x, _, _ = self._model_units(image)
         workers = resolve_n_jobs(n_jobs)
         side = _patch(patch) if (segment or workers > 1) else max(_ALIGN, -(-max(x.shape) // _ALIGN) * _ALIGN)
-        blocks = list(_blocks(x.shape, side))
+        blocks = list(overlapping_boxes(x.shape, side, _MARGIN))  # origins stay on the 4-px grid
         T = T if self.bayesian else 1
         mask = None if ignore is None else np.asarray(ignore, dtype=bool)
         if mask is not None and mask.shape != x.shape:
@@ -158,12 +159,7 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
             for k, m in enumerate((pred.prob, pred.entropy, pred.aleatoric, pred.epistemic)):
                 maps[k, r0:r1, c0:c1] = m[core]
 
-        if workers == 1 or len(blocks) == 1:
-            for boxes in blocks:
-                run(boxes)
-        else:
-            with ThreadPoolExecutor(max_workers=min(workers, len(blocks))) as pool:
-                list(pool.map(run, blocks))
+        run_each(run, blocks, workers)
         return Prediction(prob=maps[0], entropy=maps[1], aleatoric=maps[2], epistemic=maps[3], T=T)
 
     def clean(self, img0, threshold: float = 0.5, inpaint: bool = False, binary: bool = True,
@@ -329,18 +325,6 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
             extra.append(image_novelty(self.result, validated_image(self._model_units(image)[0], ignore),
                                        tile=min(_patch(patch), 512)))
         return (first, *extra) if extra else first
-
-
-def _blocks(shape, side: int):
-    """deepCR's ``side`` x ``side`` blocks ``(r0, r1, c0, c1)`` covering ``shape``, each with the
-    input box widened by `TILE_MARGIN` px (clipped to the image; origins stay on the 4-px grid)."""
-    height, width = shape
-    margin = _MARGIN
-    for r0 in range(0, height, side):
-        for c0 in range(0, width, side):
-            r1, c1 = min(r0 + side, height), min(c0 + side, width)
-            yield (r0, r1, c0, c1), (max(r0 - margin, 0), min(r1 + margin, height),
-                                     max(c0 - margin, 0), min(c1 + margin, width))
 
 
 def _patch(patch) -> int:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import re
 from collections import OrderedDict
 from pathlib import Path
 
@@ -193,24 +192,29 @@ def _translate_deepcr_state(state: dict) -> "OrderedDict[str, torch.Tensor]":
     return ours
 
 
-def deepcr_weights_file(name: str) -> Path:
-    """Path of deepCR's published mask weights ``name`` (e.g. ``"ACS-WFC"``), without importing deepCR.
+_DEEPCR_KINDS = {"mask": "mask", "inpaint": "inpainting"}  # learned_models/<folder> -> what the files are
+
+
+def deepcr_weights_file(name: str, kind: str = "mask") -> Path:
+    """Path of deepCR's published weights ``name`` (e.g. ``"ACS-WFC"``) without importing deepCR:
+    ``learned_models/<kind>/<name>.pth``, ``kind`` "mask" (CR masks) or "inpaint" (inpainting nets).
 
     Raises
     ------
     ModuleNotFoundError
         The ``deepCR`` package (which carries the weight files) is not installed.
     ValueError
-        ``name`` is not one of the installed mask models (the message lists them).
+        ``name`` is not one of the installed models of that kind (the message lists them).
     """
+    what = _DEEPCR_KINDS[kind]
     spec = importlib.util.find_spec("learned_models")
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(
-            "deepCR's published weights need the 'deepCR' package: pip install deepCR==0.3.1 "
+            f"deepCR's published {what} weights need the 'deepCR' package: pip install deepCR==0.3.1 "
             "(or cosmiq_pyro[deepcr])"
         )
-    mask_dir = Path(next(iter(spec.submodule_search_locations))) / "mask"
-    available = sorted(p.stem for p in mask_dir.glob("*.pth"))
-    if not re.fullmatch(r"[\w.+-]+", str(name)) or name not in available:
-        raise ValueError(f"unknown deepCR mask model {name!r}; installed: {', '.join(available)}")
-    return mask_dir / f"{name}.pth"
+    folder = Path(next(iter(spec.submodule_search_locations))) / kind
+    available = sorted(p.stem for p in folder.glob("*.pth"))
+    if not isinstance(name, str) or name not in available:
+        raise ValueError(f"unknown deepCR {what} model {name!r}; installed: {', '.join(available)}")
+    return folder / f"{name}.pth"
