@@ -95,10 +95,15 @@ def main(argv=None) -> int:
                              "ACS-WFC); for a published name it is written to models/published/<name>.novelty.pt, "
                              "for a checkpoint beside the outputs")
     parser.add_argument("--no-epistemic", action="store_true", help="skip the (slow) epistemic candidate")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output directory (default benchmarks/novelty_out, or a subdirectory named "
+                             "after --model)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     global OUT
-    if args.model != "ACS-WFC":
+    if args.out is not None:
+        OUT = args.out
+    elif args.model != "ACS-WFC":
         OUT = OUT / Path(args.model).stem
     if args.overhead:
         print(overhead())
@@ -196,7 +201,7 @@ def overhead(repeats: int = 7) -> str:
     from cosmiq_pyro.data.simulate import simulate_frame
     from cosmiq_pyro.inference.predictive import predict
     twin = cq.load("ACS-WFC")
-    vi = cq.load(OUT / "vi_short.pth")
+    vi = short_vi(OUT / "vi_short.pth")
     vi.novelty = twin.novelty  # same architecture; only the timing matters here
     lines = ["| model | image | T | with novelty (s) | without (s) | ratio (median of pairs) |", "|---|---|---:|---:|---:|---:|"]
     for result, side, T in ((twin, 256, 1), (twin, 1024, 1), (vi, 256, 16)):
