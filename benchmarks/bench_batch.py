@@ -15,24 +15,28 @@ Measured, in this order:
   process (what every new worker pays once);
 * per-frame I/O: reading a frame (`read_hst`) and writing its product (`write_products`),
   against the prediction itself (one torch thread);
-* serial `predict_many` in this process (one torch thread), then `predict_many` on a
-  `local_client(N)` for each N of ``--workers``: frames per minute over the batch (wall
-  time from submission to the last row, on warm workers; the cluster's start and the workers'
-  imports and model load are reported apart as "start"), and each worker's peak resident
-  memory (``VmHWM``);
-* scaling efficiency ``rate(N) / (N * rate(1))``.
+* serial `predict_many` in this process (one torch thread) and `predict_many` on a
+  `local_client(N)` for each N of ``--workers``, interleaved over ``--rounds`` rounds (serial,
+  1, 2, serial, 1, 2, ...; every batch redoes all frames): frames per minute over the batch
+  (wall time from submission to the last row, on warm workers; the cluster's start and the
+  workers' imports and model load are reported apart as "start"), and each worker's peak
+  resident memory (``VmHWM``);
+* scaling efficiency ``rate(N) / (N * rate(1))``, the median over rounds of the ratio within
+  a round.
 
-The machine's 1-minute load average is printed at the start and end of each case: on a shared
+The machine's 1-minute load average is printed at the start and end of each batch: on a shared
 machine, throughput with N workers is bounded by the cores other processes leave free.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +60,9 @@ def make_frames(folder: Path, n: int, side: int) -> list[Path]:
     from cosmiq_pyro.data.simulate import simulate_frame
 
     folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"frame{k:03d}_flc.fits" for k in range(n)]
+    if all(p.exists() and fits.getdata(p, "SCI").shape == (side, side) for p in paths):
+        return paths  # made by an earlier run in the same --out
     sources = [simulate_frame(side, field=field, seed=seed).image for seed, field in ((1, "EX"), (2, "GC"))]
     paths = []
     for k in range(n):
@@ -107,48 +114,71 @@ def io_and_predict(path: Path, outdir: Path) -> dict:
             "product_mb": size_mb}
 
 
-def run_serial(frames: list[Path], outdir: Path) -> dict:
-    import torch
-
-    from cosmiq_pyro.app.batch import predict_many
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # a benchmark script may; the library never does
-    try:
-        load0 = load_average()
-        start = time.perf_counter()
-        table = predict_many(frames, outdir=outdir, progress=False)
-        wall = time.perf_counter() - start
-    finally:
-        torch.set_num_threads(before)
-    assert (table["status"] == "done").all(), table[table["status"] != "done"]
-    return {"workers": "serial", "wall_s": wall, "frames_per_min": 60 * len(frames) / wall,
-            "median_frame_s": float(table["seconds"].median()), "startup_s": 0.0,
-            "worker_peak_mb": _peak_rss_mb(), "load": (load0, load_average())}
-
-
 def _warm_up() -> None:
     from cosmiq_pyro.app.modelcache import DEFAULT_MODEL, cached_model
 
     cached_model(DEFAULT_MODEL)
 
 
-def run_cluster(frames: list[Path], outdir: Path, n_workers: int) -> dict:
+def _batch(frames, outdir, client) -> tuple[float, float]:
+    """(wall seconds, median seconds per frame) of one `predict_many` over ``frames`` (redone)."""
     from cosmiq_pyro.app.batch import predict_many
+
+    start = time.perf_counter()
+    table = predict_many(frames, outdir=outdir, client=client, overwrite=True, progress=False)
+    wall = time.perf_counter() - start
+    assert (table["status"] == "done").all(), table[table["status"] != "done"]
+    return wall, float(table["seconds"].median())
+
+
+def run_cases(frames: list[Path], work: Path, workers: list[int], rounds: int) -> list[dict]:
+    """Serial and every cluster size, interleaved round by round (each round sees about the same load).
+
+    Serial runs in this process with one torch thread; each cluster is started (and its workers
+    warmed up: imports, model load) once, before the first round, and kept for all rounds.
+    """
+    import torch
+
     from cosmiq_pyro.app.workers import local_client
 
-    load0 = load_average()
-    t0 = time.perf_counter()
-    with local_client(n_workers) as client:
-        client.run(_warm_up)  # what every worker pays once: imports and the model load
-        started = time.perf_counter()
-        table = predict_many(frames, outdir=outdir, client=client, progress=False)
-        wall = time.perf_counter() - started
-        peaks = client.run(_peak_rss_mb)
-    assert (table["status"] == "done").all(), table[table["status"] != "done"]
-    return {"workers": n_workers, "wall_s": wall, "frames_per_min": 60 * len(frames) / wall,
-            "median_frame_s": float(table["seconds"].median()), "startup_s": started - t0,
-            "worker_peak_mb": max(peaks.values()), "load": (load0, load_average())}
+    cases = {"serial": None}
+    start_s = {"serial": 0.0}
+    peaks = {}
+    with ExitStack() as stack:
+        for n in workers:
+            t0 = time.perf_counter()
+            client = stack.enter_context(local_client(n))
+            client.run(_warm_up)  # what every worker pays once: imports and the model load
+            start_s[n] = time.perf_counter() - t0
+            cases[n] = client
+        _warm_up()
+        results = {name: [] for name in cases}
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)  # serial case: one torch thread, as each worker has
+        try:
+            for r in range(rounds):
+                for name, client in cases.items():
+                    load0 = load_average()
+                    wall, median = _batch(frames, work / f"out_{name}", client)
+                    results[name].append({"wall_s": wall, "median_frame_s": median, "load": (load0, load_average())})
+                    print(f"  round {r + 1} {name}: {wall:.1f} s, load {load0:.2f} -> {load_average():.2f}")
+        finally:
+            torch.set_num_threads(before)
+        for name, client in cases.items():
+            if client is not None:
+                peaks[name] = max(client.run(_peak_rss_mb).values())
+    rows = []
+    for name, runs in results.items():
+        rates = [60 * len(frames) / run["wall_s"] for run in runs]
+        row = {"workers": name, "frames_per_min": statistics.median(rates), "rates": rates,
+               "median_frame_s": statistics.median(run["median_frame_s"] for run in runs),
+               "start_s": start_s[name], "worker_peak_mb": peaks.get(name, float("nan")),
+               "loads": [run["load"] for run in runs]}
+        if name != "serial" and 1 in results:  # paired by round: rate(N) / (N rate(1))
+            ones = [60 * len(frames) / run["wall_s"] for run in results[1]]
+            row["efficiency"] = statistics.median(rate / (name * one) for rate, one in zip(rates, ones))
+        rows.append(row)
+    return rows
 
 
 def main(argv=None) -> None:
@@ -156,6 +186,7 @@ def main(argv=None) -> None:
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--side", type=int, default=2048)
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts (default 1,2)")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of every case (default 2)")
     parser.add_argument("--out", type=Path, default=None, help="work directory (default: a temporary one)")
     parser.add_argument("--max-load", type=float, default=None,
                         help="first wait (up to 20 min) for the 1-minute load average to fall to this")
@@ -173,19 +204,17 @@ def main(argv=None) -> None:
     print(f"per frame ({args.side}x{args.side}): read {io['read_s']:.3f} s ({io['input_mb']:.1f} MB), "
           f"predict {io['predict_s']:.2f} s (1 thread), write {io['write_s']:.3f} s ({io['product_mb']:.1f} MB)")
 
-    rows = [run_serial(frames, work / "serial")]
-    for n in workers:
-        rows.append(run_cluster(frames, work / f"dask{n}", n))
-    one = next((r for r in rows if r["workers"] == 1), None)
+    rows = run_cases(frames, work, workers, args.rounds)
     print()
-    print(f"| workers | frames/min | wall [s] | median s/frame | start [s] | peak RSS per worker [MB] "
-          f"| scaling efficiency | load (start, end) |")
+    print("| workers | frames/min (median of rounds) | each round | median s per frame | start [s] "
+          "| peak RSS per worker [MB] | scaling efficiency | load per round (start, end) |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        eff = "" if one is None or r["workers"] == "serial" else \
-            f"{r['frames_per_min'] / (r['workers'] * one['frames_per_min']):.2f}"
-        print(f"| {r['workers']} | {r['frames_per_min']:.2f} | {r['wall_s']:.1f} | {r['median_frame_s']:.2f} | "
-              f"{r['startup_s']:.1f} | {r['worker_peak_mb']:.0f} | {eff} | {r['load'][0]:.2f}, {r['load'][1]:.2f} |")
+        eff = f"{r['efficiency']:.2f}" if "efficiency" in r else ""
+        peak = "" if r["workers"] == "serial" else f"{r['worker_peak_mb']:.0f}"
+        print(f"| {r['workers']} | {r['frames_per_min']:.2f} | {', '.join(f'{x:.2f}' for x in r['rates'])} "
+              f"| {r['median_frame_s']:.2f} | {r['start_s']:.1f} | {peak} | {eff} "
+              f"| {'; '.join(f'{a:.1f}, {b:.1f}' for a, b in r['loads'])} |")
     print(f"\n{args.frames} frames of {args.side}x{args.side}, the default model; load average at end "
           f"{load_average():.2f}")
 
