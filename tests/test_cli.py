@@ -96,7 +96,7 @@ def test_usage_errors_are_one_line(capsys, models, tmp_path):
     cases = [
         ("predict", "x.fits", "--model", models["vi"], "-o", tmp_path, "--threshold", "2"),  # bad value
         ("train", "simulate:4", "--out", tmp_path / "m.pth"),  # neither --bayesian nor --deterministic
-        ("predict", "x.fits", "-o", tmp_path),  # missing --model
+        ("predict", "x.fits", "-o", tmp_path, "-T", "0"),  # bad -T (--model defaults to ACS-WFC-VI)
         ("frobnicate",),  # unknown subcommand
         ("simulate", tmp_path / "s", "--n", "0"),
     ]

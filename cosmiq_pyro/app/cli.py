@@ -207,8 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="FITS files (HST _flc/_flt or any image), "
                    "directories (their FITS files; only the _flc/_flt exposures where there are some), glob "
                    "patterns, or @LIST.txt (one input per line)")
-    p.add_argument("--model", required=True, metavar="MODEL.pth", help="cosmiq_pyro checkpoint, or ACS-WFC "
-                   "for deepCR's published weights (needs the deepCR package)")
+    p.add_argument("--model", default="ACS-WFC-VI", metavar="MODEL", help="cosmiq_pyro checkpoint, or a "
+                   "published model: ACS-WFC-VI (default; the Bayesian model shipped with the package) or "
+                   "ACS-WFC (deepCR's published weights; needs the deepCR package)")
     p.add_argument("-T", type=_positive_int, default=None, help="posterior draws per pixel of a Bayesian "
                    "model (default 16); a deterministic model makes one pass and says that -T was not used")
     p.add_argument("--threshold", type=_probability, default=0.5, help="MASK = PROB > threshold (default 0.5)")
