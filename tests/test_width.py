@@ -144,3 +144,14 @@ def test_study_predictor_applies_the_temperature(tiny_set):
                                predict(result, image[0], ignore=ignore[0]).prob, atol=1e-6)
     assert not np.allclose(predict(result, image[0], ignore=ignore[0]).prob,
                            predict(result.model, image[0], ignore=ignore[0]).prob)
+
+
+def test_resumed_fit_keeps_the_initial_widths(tiny_set, tmp_path):
+    image, mask, ignore = (a[:8] for a in tiny_set)
+    path = tmp_path / "vi.pth"
+    common = dict(batch_size=4, init_scale=2e-3, scale_lr=0.25, progress=False, checkpoint=path)
+    fit_svi(UNet2SigmoidVI(hidden=4), (image, mask, ignore), epochs=1, **common)
+    resumed = fit_svi(UNet2SigmoidVI(hidden=4), (image, mask, ignore), epochs=2, resume=True, **common)
+    assert [e["epoch"] for e in resumed.history["epochs"]] == [1, 2]
+    assert resumed.history["init"]["sigma_median"]["inc.conv1.weight"] == pytest.approx(2e-3, rel=1e-4)
+    assert load_model(path).history["init"]["sigma_median"]["head.weight"] == pytest.approx(2e-3, rel=1e-4)

@@ -295,7 +295,7 @@ def _train(model, guide, groups, loss_fn: Callable, val_probs: Callable, train, 
     val_ds = None if val is None else _non_empty(as_dataset(val, name="val"), "val")
     history = run.begin(model, guide)
     start = run.start_epoch
-    if epoch_stats is not None and "init" not in history:
+    if epoch_stats is not None and start == 0:
         history["init"] = epoch_stats()
     interrupted = False
     phase_of = (lambda e: 0) if phase0_epochs is None else (lambda e: 0 if e < phase0_epochs else 1)

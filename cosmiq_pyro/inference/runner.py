@@ -75,6 +75,8 @@ class TrainingRun:
             return {"loss": [], "epochs": []}
         old = self.previous.history
         history = {"loss": list(old.get("loss", [])), "epochs": [dict(e) for e in old.get("epochs", [])]}
+        if "init" in old:  # statistics of the initial state (e.g. fit_svi's posterior widths)
+            history["init"] = old["init"]
         best = old.get("best_epoch")
         if best is not None:
             history["best_epoch"] = best
