@@ -130,6 +130,7 @@ def test_serial_batch_goes_on_past_bad_inputs_and_resumes(models, tmp_path):
     assert "missing.fits" in missing["error"] and "does not exist" in missing["error"]
     assert sorted(p.name for p in out.iterdir()) == [f"j{k}_flc_cosmiq.fits" for k in range(3)]  # nothing else
     assert (table.loc[:2, "seconds"] > 0).all() and summary(table).startswith("3 done, 0 skipped, 2 failed")
+    assert table["novelty"].isna().all()  # this model has no novelty score
     # each product holds what predict gives on the frame, and cr_pixels counts its MASK over all chips
     model = load(models["vi"])
     for k, source in enumerate(good):
