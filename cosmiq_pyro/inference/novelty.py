@@ -2,8 +2,8 @@
 
 A CR mask from a model applied outside its domain is silently wrong, and the mean-field
 posterior's epistemic term does not notice (on the frames of benchmarks/novelty_study.py it is
-*lower* on both real ground-based frames and on four of five shifted sets than on held-out
-simulated HST frames).  This
+*lower* on both real ground-based frames and on most shifted sets than on held-out simulated
+HST frames).  This
 module scores an image against what the model was trained on with two cheap statistics, fitted
 on training frames and stored as plain tensors (`NoveltyModel.state_dict`):
 
