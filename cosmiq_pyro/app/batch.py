@@ -90,7 +90,10 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
     client : distributed.Client, optional
         Run the frames as tasks on this Dask cluster (`workers.local_client` makes a local one);
         default: serially in this process.  Each worker is set to one torch thread
-        (`workers.TorchThreads`).
+        (`workers.TorchThreads`) and runs one frame at a time per process (Pyro's handler
+        stack is process-global): give workers one thread each and scale with processes.
+        The model is also loaded once in the calling process, to check it before any frame
+        runs and to know whether it is Bayesian (which decides the products' T).
     overwrite : bool
         Make every product again, even where one with the same provenance exists.
     progress : bool, optional
