@@ -147,6 +147,10 @@ def test_serial_batch_goes_on_past_bad_inputs_and_resumes(models, tmp_path):
     other = predict_many(good[0], model=models["vi"], outdir=out, T=3, seed=8, threshold=0.4)
     assert other.loc[0, "status"] == "failed" and "made with CQSEED 7, not 8" in other.loc[0, "error"]
     assert "overwrite" in other.loc[0, "error"] and (out / "j0_flc_cosmiq.fits").read_bytes() == before["j0_flc_cosmiq.fits"]
+    # other reading options read other pixels: never taken for the product made without them
+    regain = predict_many(good[1], model=models["vi"], outdir=out, T=3, seed=7, threshold=0.4, gain_e_per_adu=2.0)
+    assert regain.loc[0, "status"] == "failed" and "CQREAD" in regain.loc[0, "error"]
+    assert "gain=2.0" in regain.loc[0, "error"] and "gain=None" in regain.loc[0, "error"]
     redo = predict_many(good[0], model=models["vi"], outdir=out, T=3, seed=8, threshold=0.4, overwrite=True)
     assert redo.loc[0, "status"] == "done" and fits.getheader(out / "j0_flc_cosmiq.fits")["CQSEED"] == 8
 

@@ -5,7 +5,8 @@ in ``outdir``), and one row of the returned table says what became of it:
 
 * ``done``: the product was written (atomically: complete or absent);
 * ``skipped``: a product with the same provenance already exists (package version, model
-  SHA-256, T, seed and threshold, read from its header: `products.Provenance.RUN_FIELDS`);
+  SHA-256, T, seed, threshold and reading options, read from its header:
+  `products.Provenance.RUN_FIELDS`);
   ``overwrite=True`` makes it again;
 * ``failed``: the input could not be read or predicted, or an existing product was made with
   other settings; ``error`` says why, naming the input, and the batch goes on.
@@ -145,7 +146,9 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
                           model_kind=type(loaded.result.model).__name__,
                           T=(options.get("T") or _default_T()) if loaded.bayesian else 1,
                           threshold=float(options.get("threshold", _default("threshold"))),
-                          seed=int(options.get("seed", _default("seed"))))
+                          seed=int(options.get("seed", _default("seed"))),
+                          reading=products.reading_options(
+                              *(options.get(k, _default(k)) for k in ("ext", "bunit", "gain_e_per_adu", "dq_flags"))))
     created = [folder for folder in (outdir, *outdir.parents) if not folder.exists()]  # deepest first
     outdir.mkdir(parents=True, exist_ok=True)
 

@@ -92,6 +92,9 @@ class Provenance:
         MASK threshold on PROB [CQTHRESH].
     seed : int
         Seed of the posterior draws [CQSEED].
+    reading : str
+        The reading options that decide the input pixels, `reading_options` [CQREAD]:
+        extension, assumed unit, gain and DQ bits (``"ext=None bunit=None gain=None dq=..."``).
     package_version : str
         cosmiq_pyro version [CQVERS].
     date : str
@@ -104,16 +107,20 @@ class Provenance:
     T: int
     threshold: float
     seed: int
+    reading: str = ""
     package_version: str = __version__
     date: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc)
                       .strftime("%Y-%m-%dT%H:%M:%S"))
 
     #: Header keyword of each field.
     KEYWORDS = {"package_version": "CQVERS", "model_file": "CQMODEL", "model_sha256": "CQMSHA",
-                "model_kind": "CQKIND", "T": "CQT", "threshold": "CQTHRESH", "seed": "CQSEED", "date": "DATE"}
+                "model_kind": "CQKIND", "T": "CQT", "threshold": "CQTHRESH", "seed": "CQSEED",
+                "reading": "CQREAD", "date": "DATE"}
     #: The fields that decide a product's pixels: equal values give the same product (a later
     #: run with them may skip the input; see `cosmiq_pyro.app.batch.predict_many`).
-    RUN_FIELDS = ("package_version", "model_sha256", "T", "seed", "threshold")
+    RUN_FIELDS = ("package_version", "model_sha256", "T", "seed", "threshold", "reading")
+    #: Keywords a product of an older version may lack (their value then reads as "").
+    OPTIONAL_KEYWORDS = ("CQREAD",)
 
     @classmethod
     def from_header(cls, header) -> "Provenance":
@@ -124,10 +131,11 @@ class Provenance:
         ValueError
             A provenance keyword is missing (not a cosmiq_pyro product).
         """
-        missing = [key for key in cls.KEYWORDS.values() if key not in header]
+        missing = [key for key in cls.KEYWORDS.values()
+                   if key not in header and key not in cls.OPTIONAL_KEYWORDS]
         if missing:
             raise ValueError(f"no provenance keyword {', '.join(missing)} (not a cosmiq_pyro product)")
-        return cls(**{name: header[key] for name, key in cls.KEYWORDS.items()})
+        return cls(**{name: header.get(key, "") for name, key in cls.KEYWORDS.items()})
 
     def differences(self, other: "Provenance") -> list[str]:
         """One ``"CQT 8, not 16"`` line per `RUN_FIELDS` value of ``self`` that differs from ``other``'s."""
@@ -151,8 +159,19 @@ class Provenance:
             ("CQT", int(self.T), "posterior draws per pixel"),
             ("CQTHRESH", float(self.threshold), "MASK = PROB > CQTHRESH"),
             ("CQSEED", int(self.seed), "seed of the posterior draws"),
+            ("CQREAD", self.reading, ""),
             ("DATE", self.date, "UTC date this file was written"),
         ]
+
+
+def reading_options(ext=None, bunit=None, gain_e_per_adu=None, dq_flags=DEFAULT_DQ_FLAGS) -> str:
+    """The `fitsio.read_hst` options that decide a product's input pixels, as one header value.
+
+    Two runs whose values are equal read the same pixels from the same file, so a product made
+    with other reading options is never taken for this run's (``predict_many``'s resume).
+    """
+    gain = None if gain_e_per_adu is None else float(gain_e_per_adu)
+    return f"ext={ext} bunit={bunit} gain={gain} dq={int(dq_flags)}"
 
 
 def file_sha256(path, chunk_bytes: int = 1 << 20) -> str:
@@ -302,7 +321,8 @@ def predict_fits(model: FitResult, in_path, out_path, *, model_file, T: int | No
                            progress=progress) for im in images]
     provenance = Provenance(model_file=os.fspath(model_file), model_sha256=file_sha256(model_file),
                             model_kind=type(model.model).__name__, T=predictions[0].T,
-                            threshold=float(threshold), seed=int(seed))
+                            threshold=float(threshold), seed=int(seed),
+                            reading=reading_options(ext, bunit, gain_e_per_adu, dq_flags))
     return write_products(out_path, images, predictions, provenance, overwrite=overwrite)
 
 
