@@ -128,6 +128,19 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+#: Sections of results.md that other scripts write (benchmarks/bench_batch.py): kept on a rerun.
+KEPT_HEADINGS = ("## Batch prediction on Dask",)
+
+
+def kept_sections(path: Path) -> str:
+    """The part of an existing ``path`` from the first of `KEPT_HEADINGS` on ("" if none)."""
+    if not path.exists():
+        return ""
+    text = path.read_text()
+    starts = [text.find(h) for h in KEPT_HEADINGS if text.find(h) >= 0]
+    return "\n" + text[min(starts):] if starts else ""
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: small sizes, one repeat")
@@ -164,7 +177,7 @@ def main(argv=None) -> None:
         "Times are this machine's; ratios are medians over interleaved repeats.",
         f"Command: `python benchmarks/run_all.py{' --quick' if args.quick else ''}`",
     ]
-    text = markdown(rows, preamble)
+    text = markdown(rows, preamble) + kept_sections(out)
     write_atomic(out, text)
     print(text)
     print(f"written to {out}", file=sys.stderr)
