@@ -15,7 +15,8 @@ EX/GC/GAL x filters F435W/F606W/F814W, 100-1200 s, defects on.  Truth: AstroDriz
 (the table the targets refer to) and, beside them, the 1-sigma labels (CR charge > 1 sigma).  The
 maps are computed once per frame and predictor and reused for both label sets.
 
-Extra rows beyond `compare`'s table: Brier / NLL / ECE on candidate pixels (truth CR or p > 0.01),
+Extra rows beyond `compare`'s table: Brier / NLL / ECE on candidate pixels (truth CR or p > 0.01;
+per predictor, and on the union of every predictor's candidates, one common pixel set),
 the fraction of bright CR cores (driz_cr CR pixels with CR charge > 50 sigma of the pixel's noise
 without the CR) at p >= 0.99, and astroscrappy's GMOS frame (both known CRs at p > 0.5, no other
 group of > 20 flagged pixels, 8-connected).
@@ -100,6 +101,10 @@ def extra_rows(predictors: dict, ds: SimulatedDataset, compare_seed: int) -> pd.
             pooled[name]["p"].append(maps.prob[keep])
             pooled[name]["y"].append(frame.mask[keep])
             pooled[name]["bright"].append(maps.prob[bright & keep])
+    union = None  # the candidates of every predictor: one common pixel set
+    for part in pooled.values():
+        p, y = np.concatenate(part["p"]), np.concatenate(part["y"])
+        union = (y | (p > 0.01)) if union is None else union | (p > 0.01)
     for name, part in pooled.items():
         p, y, b = (np.concatenate(part[k]) for k in ("p", "y", "bright"))
         cand = y | (p > 0.01)
@@ -107,6 +112,10 @@ def extra_rows(predictors: dict, ds: SimulatedDataset, compare_seed: int) -> pd.
                      "brier_candidates": metrics.brier(p[cand], y[cand]),
                      "nll_candidates": metrics.nll(p[cand], y[cand]),
                      "ece_candidates": metrics.ece(p[cand], y[cand]),
+                     "n_union_candidate_px": int(union.sum()),
+                     "brier_union_candidates": metrics.brier(p[union], y[union]),
+                     "nll_union_candidates": metrics.nll(p[union], y[union]),
+                     "ece_union_candidates": metrics.ece(p[union], y[union]),
                      "n_bright_core_px": int(b.size),
                      "bright_core_frac_p_ge_0.99": float((b >= 0.99).mean()) if b.size else float("nan"),
                      "bright_core_median_p": float(np.median(b)) if b.size else float("nan")})
@@ -175,7 +184,8 @@ def main(argv=None) -> int:
         merged.to_csv(args.out / label / "summary.csv", index=False)
         print(f"\n== labels: {label} ({args.n} frames)")
         cols = ["predictor", "tpr_pct_at_0.05pct_fpr", "tpr_pct_at_0.5pct_fpr", "brier", "nll", "ece",
-                "brier_candidates", "nll_candidates", "ece_candidates", "aurc", "error_auroc_entropy",
+                "brier_candidates", "nll_candidates", "ece_candidates", "brier_union_candidates",
+                "nll_union_candidates", "ece_union_candidates", "aurc", "error_auroc_entropy",
                 "bright_core_frac_p_ge_0.99", "bright_core_median_p"]
         print(merged[cols].to_string(index=False))
     gm = gmos_check({f"ACS-WFC-VI T={vi.temperature:.3f}": (vi, args.T), "deepCR ACS-WFC": (deepcr, 1),

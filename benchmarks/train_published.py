@@ -14,7 +14,8 @@ Recipe (README "The shipped model"):
 * objective: the exact negative ELBO per pixel (``kl_beta = 1 / pixels per frame``);
 * calibration: the logit temperature fitted on the validation set after every chunk.
 
-Every call trains at most ``--chunk-epochs`` more epochs (resuming from ``WORK/run.pth``), then
+Every call trains at most ``--chunk-epochs`` more epochs (resuming from ``WORK/run.pth``, or,
+when ``WORK`` is new, from the published checkpoint if it was made with this recipe), then
 writes ``OUT/ACS-WFC-VI.pth`` (the best validation epoch, with its temperature),
 ``OUT/ACS-WFC-VI.json`` (this recipe, seeds, epochs done, wall time, versions) and
 ``OUT/ACS-WFC-VI.log`` (one line per epoch).  Run it again to continue::
@@ -110,6 +111,14 @@ def main(argv=None) -> int:
     recipe = recipe_for(args)
     args.work.mkdir(parents=True, exist_ok=True)
     recipe_file, checkpoint, log_file = args.work / "recipe.json", args.work / "run.pth", args.work / "train.log"
+    published = args.out / f"{NAME}.pth"
+    if not checkpoint.exists() and published.exists() and not args.smoke and \
+            json.loads((args.out / f"{NAME}.json").read_text())["recipe"] == recipe:
+        # continue the published run (it is the run's checkpoint, with its log) in a fresh --work
+        shutil.copyfile(published, checkpoint)
+        shutil.copyfile(args.out / f"{NAME}.log", log_file)
+        recipe_file.write_text(json.dumps(recipe, indent=1))
+        print(f"{NAME}: continuing the published run from {published}")
     if checkpoint.exists():
         saved = json.loads(recipe_file.read_text())
         if saved != recipe:
