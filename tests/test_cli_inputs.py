@@ -10,7 +10,7 @@ import torch
 from astropy.io import fits
 
 from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, fit_svi, save
-from cosmiq_pyro.app import cli
+from cosmiq_pyro.app import cli_runs
 from cosmiq_pyro.app.cli import main
 
 H, W = 32, 28
@@ -234,7 +234,7 @@ def test_simulate_meta_rows_name_their_files(tmp_path, capsys):
         assert row["file"].endswith(f"_{row['field']}_{row['filter']}.npy")
     # train reads the rows back by file name, also for a subset of the files
     (out / files[0]).unlink()
-    rows = cli._pair_meta(sorted(out.glob("0*.npy")))
+    rows = cli_runs._pair_meta(sorted(out.glob("0*.npy")))
     assert list(rows["file"]) == files[1:] and list(rows["seed"]) == list(meta["seed"][1:])
 
 
