@@ -48,3 +48,17 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def tiny_set():
     return make_tiny_set()
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory):
+    """Checkpoint files of a tiny VI model (one SVI epoch) and a tiny untrained twin: what the
+    command-line and batch tests load by path."""
+    from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, fit_svi, save
+
+    folder = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    image = np.random.default_rng(1).normal(100, 10, (4, 16, 16)).astype(np.float32)
+    vi = fit_svi(UNet2SigmoidVI(hidden=4), (image, image > 115, None), epochs=1, batch_size=2,
+                 init_scale=0.05, progress=False)
+    return {"vi": save(folder / "vi.pth", vi), "det": save(folder / "det.pth", UNet2Sigmoid(hidden=4).eval())}

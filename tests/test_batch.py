@@ -7,22 +7,12 @@ import pytest
 import torch
 from astropy.io import fits
 
-from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, fit_svi, load, predict, predict_many, save
+from cosmiq_pyro import load, predict, predict_many
 from cosmiq_pyro.app.batch import expand_inputs, summary
 from cosmiq_pyro.app.cli import main
 from cosmiq_pyro.io.fitsio import read_hst
 
 H, W = 36, 32
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    image = np.random.default_rng(1).normal(100, 10, (4, 16, 16)).astype(np.float32)
-    vi = fit_svi(UNet2SigmoidVI(hidden=4), (image, image > 115, None), epochs=1, batch_size=2,
-                 init_scale=0.05, progress=False)
-    return {"vi": save(folder / "vi.pth", vi), "det": save(folder / "det.pth", UNet2Sigmoid(hidden=4).eval())}
 
 
 def frame(path, seed=0, n_chips=1):

@@ -10,7 +10,7 @@ import torch
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, __version__, fit_svi, load, save
+from cosmiq_pyro import __version__, load
 from cosmiq_pyro.app.cli import main
 from cosmiq_pyro.io.fitsio import read_hst
 
@@ -51,16 +51,6 @@ def hst_file(path, n_chips=2):
                  fits.ImageHDU(dq, name="DQ", ver=chip)]
     fits.HDUList(hdus).writeto(path)
     return Path(path)
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    image = np.random.default_rng(1).normal(100, 10, (4, 16, 16)).astype(np.float32)
-    vi = fit_svi(UNet2SigmoidVI(hidden=4), (image, image > 115, None), epochs=1, batch_size=2,
-                 init_scale=0.05, progress=False)
-    return {"vi": save(folder / "vi.pth", vi), "det": save(folder / "det.pth", UNet2Sigmoid(hidden=4).eval())}
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import pytest
 import torch
 from astropy.io import fits
 
-from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, fit_svi, save
 from cosmiq_pyro.app import cli_runs
 from cosmiq_pyro.app.cli import main
 
@@ -21,16 +20,6 @@ def run(capsys, *argv):
     status = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return status, out, [line for line in err.splitlines() if line.strip()]
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    image = np.random.default_rng(1).normal(100, 10, (4, 16, 16)).astype(np.float32)
-    vi = fit_svi(UNet2SigmoidVI(hidden=4), (image, image > 115, None), epochs=1, batch_size=2,
-                 init_scale=0.05, progress=False)
-    return {"vi": save(folder / "vi.pth", vi), "det": save(folder / "det.pth", UNet2Sigmoid(hidden=4).eval())}
 
 
 def _electrons(seed=0):
