@@ -1,5 +1,5 @@
-"""Speed of Monte Carlo prediction: MC overhead, deepCR, compute efficiency, sampling strategies,
-tile size, threads and scaling.
+"""Speed of Monte Carlo prediction: MC overhead (also of the shipped ``ACS-WFC-VI``), deepCR,
+compute efficiency, sampling strategies, tile size, threads and scaling.
 
 Run::
 
@@ -255,6 +255,27 @@ def small_frame_overhead(net, fit, side: int, T: int, repeats: int) -> list[Row]
                 "the issue's target is set at 1024x1024")]
 
 
+def shipped_model_overhead(net, side: int, T: int, repeats: int) -> list[Row]:
+    """MC overhead of the shipped ``ACS-WFC-VI`` model (issue 13, item 7): `predict` with its
+    defaults (temperature and novelty score included) and without the novelty score, against 16
+    passes of the deterministic twin with deepCR's weights (the same architecture)."""
+    from cosmiq_pyro import load
+
+    shipped = load("ACS-WFC-VI")
+    image = make_image(side)
+    t = interleaved({"shipped": lambda: predict(shipped, image, T=T, seed=0, progress=False),
+                     "shipped_no_novelty": lambda: predict(shipped, image, T=T, seed=0, progress=False,
+                                                           novelty=False),
+                     "det": lambda: predict(net, image, progress=False)}, repeats)
+    sec = f"shipped model ACS-WFC-VI ({side}x{side}, T={T})"
+    return [Row(sec, f"predict(ACS-WFC-VI, T={T}) [s, this machine]", t.median("shipped"),
+                note=f"spread {t.spread('shipped'):.2f}"),
+            Row(sec, "predict(twin) [s, this machine]", t.median("det"), note=f"spread {t.spread('det'):.2f}"),
+            Row(sec, f"predict(ACS-WFC-VI, T={T}) / ({T} x predict(twin))", t.ratio("shipped", "det", T),
+                "<= 1.10", "defaults: temperature and novelty score included (issue 13, item 7)"),
+            Row(sec, f"same, novelty=False / ({T} x predict(twin))", t.ratio("shipped_no_novelty", "det", T))]
+
+
 def tile_sweep(net, side: int, cores, repeats: int) -> list[Row]:
     """Time of predict(twin) per pixel versus the CPU tile side (the basis of CPU_TILE)."""
     image = make_image(side)
@@ -334,6 +355,8 @@ def run(quick: bool = False, log=print) -> list[Row]:
     log(f"bench_predict: MC overhead / deepCR / efficiency at {side}x{side}, T={T}")
     rows += headline(net, fit, side, T, headline_repeats)
     rows += small_frame_overhead(net, fit, 128 if quick else 256, T, headline_repeats)
+    log("bench_predict: the shipped model")
+    rows += shipped_model_overhead(net, side, T, headline_repeats)
     log("bench_predict: vectorised sampling")
     rows += sampling_strategies(net, fit, side, 4 if quick else 8, repeats)
     log("bench_predict: tile sweep")

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from astropy.io import fits
@@ -288,8 +289,13 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
             "training.png", "frame.fits", "frame_cosmiq.fits"} <= names
     assert not load(out / "deterministic.pth").bayesian and load(out / "vi.pth").bayesian
     report = (out / "report.md").read_text()
-    for fragment in ("VI (ours)", "deterministic (ours)", "LACosmic", "![maps](maps.png)", "| total |"):
+    for fragment in ("VI (ours)", "deterministic (ours)", "ACS-WFC-VI (ours, shipped)", "LACosmic",
+                     "![maps](maps.png)", "| total |"):
         assert fragment in report
+    table = pd.read_csv(out / "table.csv")  # the shipped model was compared on the same frames
+    shipped = table[(table["predictor"] == "ACS-WFC-VI (ours, shipped)") & (table["field"] == "all")
+                    & (table["filter"] == "all")]
+    assert len(shipped) == 1 and 0 <= float(shipped["brier"].iloc[0]) <= 1
     with fits.open(out / "frame_cosmiq.fits") as hdul:
         assert [h.name for h in hdul[1:]] == ["PROB", "ENTROPY", "EPISTEMIC", "MASK"]
         assert hdul[0].header["CQMSHA"] == hashlib.sha256((out / "vi.pth").read_bytes()).hexdigest()

@@ -24,7 +24,6 @@ sets the scheduler's ``allowed-failures`` to 1; an exception inside a task is re
 """
 from __future__ import annotations
 
-import glob
 import inspect
 import os
 import threading
@@ -42,6 +41,7 @@ from tqdm.auto import tqdm
 from ..io.atomic import check_writable_directory
 from ..utils.checks import check_float, check_int, check_seed
 from . import products
+from .inputs import FITS_SUFFIXES, expand_inputs, product_name
 from .modelcache import DEFAULT_MODEL, cached_model
 from .products import Provenance
 
@@ -49,11 +49,6 @@ __all__ = ["predict_many", "expand_inputs", "product_name", "summary", "COLUMNS"
 
 #: Columns of the table `predict_many` returns.
 COLUMNS = ("input", "output", "status", "seconds", "cr_pixels", "novelty", "error")
-#: File name endings read as FITS when a directory or glob is expanded (any case).
-FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
-#: Appended to an input's name (less its FITS suffix) to name its product.
-PRODUCT_SUFFIX = "_cosmiq.fits"
-_HST_EXPOSURES = ("_flc", "_flt")  # calibrated single exposures, CTE-corrected first
 # errors that belong to one input (unreadable, not FITS, bad units, output clash): reported, not retried
 _INPUT_ERRORS = (ValueError, TypeError, OSError, EOFError, VerifyError)
 # options of predict_fits that predict_many sets itself
@@ -176,61 +171,6 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
     return pd.DataFrame([rows[i] for i in range(len(frames))], columns=list(COLUMNS))
 
 
-def expand_inputs(inputs) -> list[Path]:
-    """The FITS files that ``inputs`` name, in order, each once.
-
-    Parameters
-    ----------
-    inputs : str, os.PathLike or sequence of them
-        Each one of
-
-        * a file (kept even if it does not exist: `predict_many` then reports it as failed);
-        * a directory: its FITS files (`FITS_SUFFIXES`, not recursive, sorted by name), except
-          products (``*_cosmiq.fits``).  A directory holding HST calibrated exposures
-          (``*_flc``, ``*_flt``) yields only those, and for an exposure present as both only
-          the CTE-corrected ``_flc``: raw, drizzled, association and support files are not
-          single calibrated exposures;
-        * a glob pattern (``*``, ``?``, ``[...]``; ``**`` recurses): the FITS files and
-          directories it matches, products left out;
-        * ``@list.txt``: a text file naming one input (file, directory or pattern) per line;
-          blank lines and lines starting with ``#`` are skipped; relative paths are relative
-          to the list file's directory.
-
-    Returns
-    -------
-    list of pathlib.Path
-
-    Raises
-    ------
-    FileNotFoundError
-        A list file that does not exist.
-    ValueError
-        A directory without FITS files, a pattern matching none, a list naming nothing, or no
-        inputs at all.
-    """
-    if isinstance(inputs, (str, os.PathLike)):
-        inputs = [inputs]
-    frames: dict[str, Path] = {}
-    for spec in inputs:
-        if not isinstance(spec, (str, os.PathLike)):
-            raise TypeError(f"inputs must be paths, patterns or @lists, got {type(spec).__name__}")
-        for path in _expand(os.fspath(spec), allow_list=True):
-            frames.setdefault(os.path.abspath(path), path)
-    if not frames:
-        raise ValueError("no input frames given")
-    return list(frames.values())
-
-
-def product_name(path) -> str:
-    """``<name>_cosmiq.fits`` for an input ``<name>.fits`` (or ``.fits.gz``, ``.fit``, ``.fts``)."""
-    name = Path(path).name
-    for suffix in sorted(FITS_SUFFIXES, key=len, reverse=True):
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    return f"{name}{PRODUCT_SUFFIX}"
-
-
 def summary(table: pd.DataFrame) -> str:
     """One line: counts per status and the time per done frame (median, min, max)."""
     counts = {status: int((table["status"] == status).sum()) for status in ("done", "skipped", "failed")}
@@ -240,75 +180,6 @@ def summary(table: pd.DataFrame) -> str:
         text += (f"; {np.median(seconds):.3g} s per frame (median; min {seconds.min():.3g}, "
                  f"max {seconds.max():.3g})")
     return text
-
-
-# --------------------------------------------------------------------------- inputs
-
-
-def _expand(spec: str, *, allow_list: bool, base: str = "") -> list[Path]:
-    if allow_list and spec.startswith("@"):
-        return _read_list(spec[1:])
-    path = Path(base, spec) if base else Path(spec)
-    if path.is_dir():
-        found = _directory_frames(path)
-        if not found:
-            raise ValueError(f"directory {str(path)!r} holds no FITS files "
-                             f"({', '.join('*' + s for s in FITS_SUFFIXES[:2])}, ...)")
-        return found
-    if path.exists() or not glob.has_magic(spec):
-        return [path]
-    found = []
-    for match in sorted(glob.glob(str(path), recursive=True)):
-        match = Path(match)
-        if match.is_dir():
-            found += _directory_frames(match)
-        elif _is_fits(match.name) and not _is_product(match.name):
-            found.append(match)
-    if not found:
-        raise ValueError(f"pattern {spec!r} matches no FITS file")
-    return found
-
-
-def _read_list(name: str) -> list[Path]:
-    listing = Path(name)
-    if not listing.is_file():
-        raise FileNotFoundError(f"input list '@{name}' does not exist (expected a text file naming "
-                                "one FITS file, directory or pattern per line)")
-    try:
-        lines = listing.read_text().splitlines()
-    except UnicodeDecodeError as err:
-        raise ValueError(f"input list '@{name}' is not a text file ({err.reason})") from None
-    found = []
-    for line in (line.strip() for line in lines):
-        if line and not line.startswith("#"):
-            found += _expand(line, allow_list=False, base=str(listing.parent))
-    if not found:
-        raise ValueError(f"input list '@{name}' names no input")
-    return found
-
-
-def _directory_frames(folder: Path) -> list[Path]:
-    files = sorted(p for p in folder.iterdir() if p.is_file() and _is_fits(p.name) and not _is_product(p.name))
-    exposures = {}
-    for path in files:
-        stem = product_name(path)[: -len(PRODUCT_SUFFIX)]
-        for kind in _HST_EXPOSURES:
-            if stem.lower().endswith(kind):
-                exposures.setdefault(stem[: -len(kind)].lower(), []).append(path)
-    if not exposures:
-        return files
-    keep = set()
-    for same_exposure in exposures.values():
-        keep.add(min(same_exposure, key=lambda p: "_flc" not in p.name.lower()))  # _flc before _flt
-    return [p for p in files if p in keep]
-
-
-def _is_fits(name: str) -> bool:
-    return name.lower().endswith(FITS_SUFFIXES)
-
-
-def _is_product(name: str) -> bool:
-    return product_name(name)[: -len(PRODUCT_SUFFIX)].lower().endswith(PRODUCT_SUFFIX[:-5])
 
 
 def _refuse_clashes(frames, outputs) -> None:

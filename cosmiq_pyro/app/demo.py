@@ -3,8 +3,9 @@
 1. simulate a small ACS/WFC-like training set (`simulate.make_dataset`);
 2. train the deterministic twin with deepCR's two-phase schedule, then the VI model starting
    from it (`training.train`, ``init_from=``);
-3. compare both with deepCR's pretrained ACS-WFC model (when the ``deepCR`` package is
-   installed) and LACosmic on held-out simulated frames (`study.compare`);
+3. compare both with the shipped Bayesian model ``ACS-WFC-VI`` (package data, trained with
+   ``benchmarks/train_published.py``), deepCR's pretrained ACS-WFC model (when the ``deepCR``
+   package is installed) and LACosmic on held-out simulated frames (`study.compare`);
 4. write FITS maps of one held-out frame with the products writer of ``cosmiq predict``
    (`products.predict_fits`), a figure of them, the training curves and ``report.md``.
 
@@ -35,6 +36,7 @@ from .products import predict_fits, simulated_hdulist
 from ..data.simulate import make_dataset
 from ..evaluation.study import compare
 from ..deepcr.training import train
+from ..models.registry import load_model
 
 __all__ = ["DemoConfig", "DemoResult", "run_demo", "demo_datasets"]
 
@@ -68,6 +70,9 @@ class DemoConfig:
         Posterior draws per pixel in the comparison and the FITS maps.
     seed : int
         Seed of training (initialisation, shuffling) and of the posterior draws.
+    shipped : str or None
+        Name of the published Bayesian model compared beside the demo's two (`models.registry`,
+        loaded offline from package data); None leaves it out.
     deepcr, lacosmic : bool
         Include deepCR's pretrained model (if installed) and LACosmic in the comparison.
     lacosmic_sigclips : tuple of float
@@ -104,6 +109,7 @@ class DemoConfig:
     T_val: int = 4
     T: int = 16
     seed: int = 0
+    shipped: str | None = "ACS-WFC-VI"
     deepcr: bool = True
     lacosmic: bool = True
     lacosmic_sigclips: tuple = DEFAULT_SIGCLIPS[::2]
@@ -221,6 +227,8 @@ def _run(out_dir: Path, config: DemoConfig, progress: bool) -> DemoResult:
         names.update(deterministic="deterministic.pth", vi="vi.pth")
 
         predictors = {"VI (ours)": vi, "deterministic (ours)": det}
+        if config.shipped is not None:
+            predictors[shipped_label(config.shipped)] = load_model(config.shipped)
         if config.deepcr and importlib.util.find_spec("deepCR") is not None:
             predictors["deepCR ACS-WFC"] = DeepCRPeer("ACS-WFC")
         if config.lacosmic:
@@ -243,6 +251,11 @@ def _run(out_dir: Path, config: DemoConfig, progress: bool) -> DemoResult:
     files = {key: out_dir / name for key, name in names.items()}
     return DemoResult(out_dir=out_dir, files=dict(sorted(files.items())), table=comparison.table,
                       timings_s=timings, config=config)
+
+
+def shipped_label(name: str) -> str:
+    """The comparison's label of a published model of ours (``"ACS-WFC-VI (ours, shipped)"``)."""
+    return f"{name} (ours, shipped)"
 
 
 def _frame_products(stage: Path, test_set: SimulatedDataset, config: DemoConfig, vi) -> dict:
@@ -341,6 +354,9 @@ def _report(config: DemoConfig, comparison, timings: dict, names: dict, det, vi,
         f"- VI model (`{names['vi']}`): UNet2SigmoidVI, posterior means from the twin, initial sd "
         f"{config.init_scale:g}, prior N(0, {config.prior_scale:g}), kl_beta {config.kl_weight:.3g}, "
         f"{config.vi_epochs} SVI epochs, lr {config.vi_lr:g}; best {best(vi)}.",
+        *([f"- shipped model (`{config.shipped}`, package data, not trained here): the published Bayesian "
+           "model, loaded by name (`cosmiq_pyro.load`); its recipe and acceptance are in the README."]
+          if config.shipped is not None else []),
         f"- peers: {', '.join(k for k in predictors if 'ours' not in k) or 'none'}"
         + ("" if "deepCR ACS-WFC" in predictors or not config.deepcr else " (deepCR not installed)") + ".",
         "",
