@@ -114,6 +114,8 @@ def test_simulate_writes_pairs_and_previews(pairs, capsys):
     with fits.open(pairs / previews[0]) as hdul:
         np.testing.assert_array_equal(hdul["CRMASK"].data, planes[1])
         assert hdul[0].header["FILTER"] == "F606W"
+        assert hdul[0].header["LABELS"] == "drizcr"  # the default label rule, recorded with the mask
+        assert "driz_cr" in str(hdul["CRMASK"].header["COMMENT"])
     assert not [p for p in pairs.parent.iterdir() if p.name.startswith(".")]  # no staging left
     status, _, err = run(capsys, "simulate", pairs, "--n", "2", "--size", "32")
     assert status == 2 and len(err) == 1 and "not empty" in err[0]

@@ -370,6 +370,8 @@ def simulated_hdulist(image, mask, ignore, meta: dict | None = None) -> fits.HDU
             ("RDNOISE", "read_noise_e", "read noise [electrons]"),
             ("CCDGAIN", "gain_e_per_adu", "gain [e-/ADU]"),
             ("NCRS", "n_crs", "cosmic rays hitting the frame"),
+            ("LABELS", "label_rule", "CRMASK rule: drizcr (AstroDrizzle) or sigma"),
+            ("DEFECTS", "defects", "detector defects simulated"),
             ("SIMSEED", "seed", "simulator seed of this frame")):
         if meta.get(meta_key) is not None:
             value = meta[meta_key]
@@ -377,7 +379,10 @@ def simulated_hdulist(image, mask, ignore, meta: dict | None = None) -> fits.HDU
     sci = fits.ImageHDU(image, name="SCI", ver=1)
     sci.header["BUNIT"] = ("ELECTRONS", "pixel unit")
     crmask = fits.ImageHDU(np.asarray(mask, dtype=np.uint8), name="CRMASK", ver=1)
-    crmask.header["COMMENT"] = "1 = pixel whose CR charge exceeds the simulator's mask threshold"
+    crmask.header["COMMENT"] = {
+        "drizcr": "1 = CR pixel by AstroDrizzle's driz_cr rule (data.simulate.labels)",
+        "sigma": f"1 = CR charge above {meta.get('mask_threshold_sigma', 1.0):g} sigma of the pixel noise",
+    }.get(meta.get("label_rule"), "1 = pixel whose CR charge exceeds the simulator's mask threshold")
     bad = fits.ImageHDU(np.asarray(ignore, dtype=np.uint8), name="IGNORE", ver=1)
     bad.header["COMMENT"] = "1 = hot pixel, bad column, saturated or bleed trail"
     return fits.HDUList([primary, sci, crmask, bad])
