@@ -151,6 +151,16 @@ def test_input_errors(vi_fit):
     assert np.isfinite(predict(vi_fit, image, ignore=ignore, T=1).prob).all()
     with pytest.raises(ValueError, match="ignore has shape"):
         predict(vi_fit, image, ignore=np.zeros((4, 4), bool))
+    filled = sky((16, 16))
+    filled[5, 6] = 1e30  # a FITS fill value: not charge (a CCD pixel holds ~1e5 e-)
+    with pytest.raises(ValueError, match=r"fill-value.*row 5, column 6, value 1e\+30"):
+        predict(vi_fit, filled)
+    ignore_fill = np.zeros((16, 16), bool)
+    ignore_fill[5, 6] = True
+    masked = predict(vi_fit, filled, ignore=ignore_fill, T=1)
+    clean = sky((16, 16))
+    clean[5, 6] = np.median(np.delete(filled.ravel(), 5 * 16 + 6))  # what the fill value is replaced by
+    np.testing.assert_allclose(masked.prob, predict(vi_fit, clean, T=1).prob, atol=1e-6)
     with pytest.raises(ValueError, match="needs its guide"):
         predict(vi_fit.model, image, ignore=ignore)
     with pytest.raises(ValueError, match="T must be"):

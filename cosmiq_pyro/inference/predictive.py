@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..io.fitsio import MAX_ABS_ELECTRONS
 from ..models.bayesian import draw_weights
 from ..models.fused import FusedWeights, fuse_weights, fused_bottleneck, fused_logits
 from .novelty import BlockSums, NoveltyModel, mean_weights
@@ -302,13 +303,15 @@ def validated_image(image, ignore=None) -> np.ndarray:
     image : array_like or Tensor, shape (H, W)
         Real numbers.
     ignore : array_like of bool, shape (H, W), optional
-        Pixels allowed to be non-finite; they are replaced by the median of the finite pixels.
+        Pixels allowed to be non-finite or fill values (magnitude above
+        `io.fitsio.MAX_ABS_ELECTRONS`, e.g. 1e30); they are replaced by the median of the other
+        pixels.
 
     Raises
     ------
     ValueError
-        Not 2-D, empty, ``ignore`` of another shape, or non-finite pixels outside ``ignore``
-        (the message gives the first one's row and column).
+        Not 2-D, empty, ``ignore`` of another shape, or non-finite or fill-value pixels outside
+        ``ignore`` (the message gives the first one's row and column).
     TypeError
         Non-real dtype.
     """
@@ -322,7 +325,8 @@ def validated_image(image, ignore=None) -> np.ndarray:
     if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
         raise TypeError(f"image must hold real numbers, got dtype {x.dtype}")
     x = x.astype(np.float32)  # a copy
-    bad = ~np.isfinite(x)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(x) | (np.abs(x) > MAX_ABS_ELECTRONS)
     if ignore is not None:
         ignore = np.asarray(ignore, dtype=bool)
         if ignore.shape != x.shape:
@@ -332,8 +336,9 @@ def validated_image(image, ignore=None) -> np.ndarray:
         unexplained = bad
     if unexplained.any():
         row, col = np.argwhere(unexplained)[0]
-        raise ValueError(f"image has {int(unexplained.sum())} non-finite pixel(s) not in ignore "
-                         f"(first at row {row}, column {col}); mark them in ignore")
+        raise ValueError(f"image has {int(unexplained.sum())} non-finite or fill-value pixel(s) "
+                         f"(|value| > {MAX_ABS_ELECTRONS:.0e} e-) not in ignore (first at row {row}, "
+                         f"column {col}, value {x[row, col]:.3g}); mark them in ignore")
     if bad.any():
         x[bad] = np.median(x[~bad]) if (~bad).any() else 0.0
     return x
