@@ -18,7 +18,8 @@ Every call trains at most ``--chunk-epochs`` more epochs (resuming from ``WORK/r
 when ``WORK`` is new, from the published checkpoint if it was made with this recipe), then
 writes ``OUT/ACS-WFC-VI.pth`` (the best validation epoch, with its temperature),
 ``OUT/ACS-WFC-VI.json`` (this recipe, seeds, epochs done, wall time, versions) and
-``OUT/ACS-WFC-VI.log`` (one line per epoch).  Run it again to continue::
+``OUT/ACS-WFC-VI.log`` (one line per epoch), and the posterior width per layer over training to
+``docs/acs_wfc_vi_sigma.png`` (not for ``--smoke``).  Run it again to continue::
 
     python benchmarks/train_published.py --chunk-epochs 2            # CPU, resumable chunks
     python benchmarks/train_published.py --device cuda --chunk-epochs 100
@@ -181,9 +182,27 @@ def publish(args, recipe, result, checkpoint, log_file, wall) -> None:
     shutil.copyfile(checkpoint, args.out / f"{NAME}.pth")
     shutil.copyfile(log_file, args.out / f"{NAME}.log")
     meta_file.write_text(json.dumps(meta, indent=1) + "\n")
+    if not args.smoke:
+        sigma_figure(history, ROOT / "docs" / "acs_wfc_vi_sigma.png")
     size_mb = (args.out / f"{NAME}.pth").stat().st_size / 1e6
     print(f"published {args.out / (NAME + '.pth')} ({size_mb:.2f} MB), epochs {meta['epochs_done']}, "
           f"best {meta['best_epoch']}, T = {result.temperature:.4f}")
+
+
+def sigma_figure(history: dict, path: Path) -> None:
+    """The median posterior sigma of every weight layer after every epoch (epoch 0: the start)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # a script: the process is ours
+    import matplotlib.pyplot as plt
+
+    from cosmiq_pyro.evaluation.plots import plot_sigma_history
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    plot_sigma_history(history, ax=ax)
+    ax.set_title(f"{NAME}: median posterior sigma per layer (prior scale {RECIPE['prior_scale']})")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def _git_commit() -> str | None:
