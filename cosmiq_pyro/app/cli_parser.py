@@ -158,11 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     _evaluation_options(p)
     p.set_defaults(run=run_compare)
 
-    p = sub.add_parser("demo", help="simulate, train both models, compare, report (6.3 min measured on an "
+    p = sub.add_parser("demo", help="simulate, train both models, compare, report (3.7 min measured on an "
                        "idle 2-core machine)",
                        description="The whole pipeline on simulated ACS/WFC-like frames: train the "
-                       "deterministic twin and the VI model, compare them with deepCR and LACosmic on "
-                       "held-out frames, and write report.md, figures, FITS maps and both checkpoints.")
+                       "deterministic twin and the VI model, compare them with the shipped ACS-WFC-VI, "
+                       "deepCR and LACosmic on held-out frames, and write report.md, figures, FITS maps "
+                       "and both checkpoints.")
     p.add_argument("--out", type=Path, default=Path("demo_out"), help="output directory (default demo_out); "
                    "files of an earlier demo there are replaced")
     p.add_argument("--quick", action="store_true", help="a tiny configuration, to check the pipeline "

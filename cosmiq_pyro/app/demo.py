@@ -1,4 +1,4 @@
-"""``cosmiq demo``: the whole pipeline on simulated frames (6.3 min measured on two idle CPU cores).
+"""``cosmiq demo``: the whole pipeline on simulated frames (3.7 min measured on two idle CPU cores).
 
 1. simulate a small ACS/WFC-like training set (`simulate.make_dataset`);
 2. train the deterministic twin with deepCR's two-phase schedule, then the VI model starting
