@@ -48,6 +48,8 @@ from cosmiq_pyro.data import PairDataset
 from cosmiq_pyro.evaluation.peers import DEFAULT_SIGCLIPS, DeepCRPeer, LACosmicPeer
 from cosmiq_pyro.io.atomic import write_bytes_atomic
 from cosmiq_pyro.evaluation.study import ALL
+from cosmiq_pyro.app.demo import shipped_label
+from cosmiq_pyro.models.registry import PUBLISHED
 
 from cosmiq_pyro.data.seeds import HELD_OUT_SEED as HELDOUT_SEED_BASE  # noqa: E402  (2**32: see that module)
 FRAMES_PER_SEED = 10**6
@@ -91,11 +93,14 @@ def heldout_dataset(n_frames: int, size: int, seed: int, progress: bool) -> Pair
 
 
 def load_models(paths: list) -> dict:
-    """Checkpoints by display name: "VI (ours)" / "deterministic (ours)" (+ file stem if repeated)."""
+    """Checkpoints by display name: "VI (ours)" / "deterministic (ours)" (+ file stem if repeated);
+    a published name (``ACS-WFC-VI``) is shown as the demo shows it, "ACS-WFC-VI (ours, shipped)"."""
     models = {}
     for path in paths:
         fit = load(path)
         name = "VI (ours)" if fit.bayesian else "deterministic (ours)"
+        if str(path) in PUBLISHED:
+            name = shipped_label(str(path))
         if name in models:
             name = f"{name} [{Path(path).stem}]"
         models[name] = fit

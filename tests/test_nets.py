@@ -39,10 +39,11 @@ def test_forward_shape_and_range(norm):
     torch.testing.assert_close(p, torch.sigmoid(z))
 
 
-@pytest.mark.parametrize("bad", [dict(norm="layer"), dict(hidden=0), dict(n_channels=1.5)])
-def test_bad_arguments_name_the_argument(bad):
+@pytest.mark.parametrize("bad, error", [(dict(norm="layer"), ValueError), (dict(hidden=0), ValueError),
+                                        (dict(n_channels=1.5), TypeError)])  # a wrong type is a TypeError
+def test_bad_arguments_name_the_argument(bad, error):
     name = next(iter(bad))
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises(error, match=name):
         UNet2Sigmoid(**bad)
 
 

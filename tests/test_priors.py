@@ -69,7 +69,7 @@ def test_prior_dicts_round_trip_and_bad_specs():
         prior_from_dict({"kind": "Laplace"})
     with pytest.raises(ValueError, match="prior scale"):
         IIDNormalPrior(-1.0)
-    with pytest.raises(ValueError, match="prior scale"):
+    with pytest.raises(TypeError, match="prior scale"):  # a bool is not a number here
         IIDNormalPrior(True)
 
 

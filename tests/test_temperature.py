@@ -92,9 +92,10 @@ def test_bad_input(logits, labels, match):
         fit_temperature(logits, labels)
 
 
-@pytest.mark.parametrize("temperature", [0.0, -1.0, float("inf"), True])
-def test_bad_temperature(temperature):
-    with pytest.raises(ValueError, match="temperature"):
+@pytest.mark.parametrize("temperature, error", [(0.0, ValueError), (-1.0, ValueError), (float("inf"), ValueError),
+                                                (True, TypeError), ("1.5", TypeError)])
+def test_bad_temperature(temperature, error):
+    with pytest.raises(error, match="temperature"):
         tempered_nll([0.0, 1.0], [0, 1], temperature)
 
 

@@ -51,6 +51,7 @@ from ..models.results import FitResult
 from ..io.atomic import check_writable_directory
 from ..io.fitsio import DEFAULT_DQ_FLAGS, HSTImage, read_hst, write_hdulist_atomic
 from ..inference.predictive import Prediction, predict
+from ..utils.checks import check_probability
 
 __all__ = ["IDENTIFYING_KEYWORDS", "PRODUCT_EXTENSIONS", "DEFAULT_T", "Provenance", "file_sha256",
            "product_hdulist", "unit_cards", "write_products", "predict_fits", "simulated_hdulist",
@@ -302,9 +303,7 @@ def predict_fits(model: FitResult, in_path, out_path, *, model_file, T: int | No
     """
     if not isinstance(model, FitResult):
         raise TypeError(f"model must be a FitResult (checkpoint.load), got {type(model).__name__}")
-    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
-            or not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be a probability in [0, 1], got {threshold!r}")
+    check_probability(threshold, "threshold")
     out_path = Path(out_path)
     if out_path.exists() and not overwrite:
         raise FileExistsError(f"{str(out_path)!r} exists; pass overwrite=True (--overwrite) to replace it")

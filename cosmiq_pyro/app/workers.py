@@ -12,6 +12,8 @@ from contextlib import contextmanager
 
 from distributed import Client, LocalCluster, WorkerPlugin
 
+from ..utils.checks import check_int
+
 __all__ = ["TorchThreads", "local_client", "WORKER_MALLOC_ENVIRON"]
 
 #: glibc malloc settings for worker processes.  distributed starts workers with
@@ -63,8 +65,7 @@ def local_client(n_workers: int, *, memory_limit="auto"):
     """
     import dask
 
-    if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
-        raise ValueError(f"n_workers must be a positive int, got {n_workers!r}")
+    n_workers = check_int(n_workers, "n_workers", minimum=1)
     environ = {**dask.config.get("distributed.nanny.pre-spawn-environ"), **WORKER_MALLOC_ENVIRON}
     # read when the scheduler and the nannies start: a task whose worker died is retried once,
     # then reported; worker processes (restarted ones too) get glibc settings that suit torch

@@ -30,7 +30,7 @@ import os
 import numpy as np
 from torch.utils.data import Dataset
 
-from ..utils.checks import check_seed
+from ..utils.checks import check_int, check_seed
 from .items import WorkerRng, check_index, check_range, npy_shape, sky_levels, to_item
 from .split import split_indices
 
@@ -101,8 +101,7 @@ class DarkMixDataset(Dataset):
             raise ValueError(f"aug_img must be positive factors (low, high), got {aug_img!r}")
         self.aug_img = (g0, g1)
         self.sky = sky_levels(sky, len(self._images), self.aug_sky)
-        if isinstance(n_mask, bool) or not isinstance(n_mask, (int, np.integer)) or n_mask < 1:
-            raise ValueError(f"n_mask must be a positive int, got {n_mask!r}")
+        n_mask = check_int(n_mask, "n_mask", minimum=1)
         if n_mask > len(self.dark_indices):
             raise ValueError(f"n_mask={n_mask} darks per image but part={part!r} has "
                              f"{len(self.dark_indices)} dark frame(s); give more darks or a smaller n_mask")

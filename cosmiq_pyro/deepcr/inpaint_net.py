@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..models.unet import deepcr_weights_file
+from ..utils.checks import check_int
 from ..utils.tiling import overlapping_boxes, resolve_n_jobs, run_each
 from ..utils.torchtools import eval_mode, module_device
 
@@ -68,8 +69,7 @@ class InpaintUNet(nn.Module):
     def __init__(self, n_channels: int = 2, n_classes: int = 1, hidden: int = 32, depth: int = 2):
         super().__init__()
         for name, value in (("n_channels", n_channels), ("n_classes", n_classes), ("hidden", hidden)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_int(value, name, minimum=1)
         if depth not in MARGIN:
             raise ValueError(f"depth must be one of {sorted(MARGIN)}, got {depth!r}")
         self.n_channels, self.n_classes, self.hidden, self.depth = n_channels, n_classes, hidden, depth

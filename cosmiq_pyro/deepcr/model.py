@@ -35,6 +35,7 @@ from ..inference.predictive import TILE_MARGIN, Prediction, predict, validated_i
 from ..models.registry import load_model
 from ..models.results import FitResult
 from ..models.unet import deepcr_weights_file
+from ..utils.checks import check_int, check_probability
 from ..utils.tiling import overlapping_boxes, resolve_n_jobs, run_each
 from .weight_norm import STANDARDISED, is_deepcr_weight_norm_file, unet_from_weight_norm
 
@@ -328,12 +329,9 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
 
 
 def _patch(patch) -> int:
-    if isinstance(patch, bool) or not isinstance(patch, (int, np.integer)) or patch < 1:
-        raise ValueError(f"patch must be a positive int, got {patch!r}")
-    return int(-(-patch // _ALIGN) * _ALIGN)
+    patch = check_int(patch, "patch", minimum=1)
+    return -(-patch // _ALIGN) * _ALIGN
 
 
 def _check_threshold(threshold) -> None:
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) \
-            or not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be a probability in [0, 1], got {threshold!r}")
+    check_probability(threshold, "threshold")

@@ -167,16 +167,14 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
                             "the network's normalisation layers are norm_layer='batch' | 'group' | 'none'")
         if plot_every is not None:
             plot_every = check_int(plot_every, "plot_every", minimum=1)
-        if not isinstance(epoch, (int, np.integer)) or isinstance(epoch, bool) or epoch < 1:
-            raise ValueError(f"epoch must be a positive int, got {epoch!r}")
+        epoch = check_int(epoch, "epoch", minimum=1)
         if epoch_phase0 is None:
             epoch_phase0 = int(0.4 * epoch + 0.5)  # deepCR: int(n_epochs * 0.4 + 0.5)
         if not isinstance(epoch_phase0, (int, np.integer)) or not 0 <= epoch_phase0 <= epoch:
             raise ValueError(f"epoch_phase0 must be an int in [0, epoch={epoch}], got {epoch_phase0!r}")
         if not isinstance(name, str) or not name or os.sep in name:
             raise ValueError(f"name must be a non-empty file name without '{os.sep}', got {name!r}")
-        if not isinstance(T_val, int) or T_val < 1:
-            raise ValueError(f"T_val must be a positive int, got {T_val!r}")
+        T_val = check_int(T_val, "T_val", minimum=1)
         if init_from is not None and not bayesian:
             raise ValueError("init_from starts a Bayesian model from deterministic weights; "
                              "it needs bayesian=True")

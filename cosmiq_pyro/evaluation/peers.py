@@ -33,6 +33,7 @@ import numpy as np
 
 from ..inference.predictive import predict, validated_image
 from ..models.registry import resolve
+from ..utils.checks import check_int
 from .metrics import binary_entropy
 
 __all__ = ["PeerPrediction", "ModelPredictor", "DeepCRPeer", "LACosmicPeer", "DEFAULT_SIGCLIPS"]
@@ -234,8 +235,7 @@ class LACosmicPeer:
         for name, value in (("readnoise_e", readnoise_e), ("satlevel_e", satlevel_e)):
             if value is not None and not (isinstance(value, numbers.Real) and value >= 0):
                 raise ValueError(f"{name} must be a non-negative number or None, got {value!r}")
-        if isinstance(niter, bool) or not (isinstance(niter, numbers.Integral) and niter >= 1):
-            raise ValueError(f"niter must be a positive int, got {niter!r}")
+        niter = check_int(niter, "niter", minimum=1)
         self.options = dict(sigfrac=float(sigfrac), objlim=float(objlim), niter=int(niter),
                             gain=float(gain), sepmed=bool(sepmed), cleantype=cleantype,
                             fsmode=fsmode)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ..models.registry import load_model, save
 from ..models.results import FitResult
+from ..utils.checks import check_int
 from ..utils.torchtools import eval_mode
 
 __all__ = ["TrainingRun"]
@@ -46,8 +47,7 @@ class TrainingRun:
     def __init__(self, checkpoint=None, *, resume: bool = False, save_after: int = 0):
         if resume and checkpoint is None:
             raise ValueError("resume=True needs a checkpoint path to resume from")
-        if isinstance(save_after, bool) or not isinstance(save_after, int) or save_after < 0:
-            raise ValueError(f"save_after must be an int >= 0, got {save_after!r}")
+        save_after = check_int(save_after, "save_after", minimum=0)
         self.path = None if checkpoint is None else Path(checkpoint)
         self.resume = bool(resume)
         self.save_after = save_after

@@ -43,7 +43,7 @@ from ..data.datasets import as_dataset
 from ..models.bayesian import draw_weights
 from ..models.fused import fuse_weights, fused_logits
 from ..models.registry import resolve
-from ..utils.checks import check_int, check_seed
+from ..utils.checks import check_float, check_int, check_seed
 from ..utils.torchtools import eval_mode, module_device, seeded
 
 #: Search interval of the fitted temperature.  A fit that ends on an edge is reported by
@@ -173,10 +173,7 @@ def fit_temperature(logits, labels, *, ignore=None, bounds=T_BOUNDS, xatol: floa
 
 def check_temperature(temperature) -> float:
     """``temperature`` as a float, or a ValueError unless it is a finite number > 0."""
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
-            math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
-    return float(temperature)
+    return check_float(temperature, "temperature", positive=True)
 
 
 def validation_logits(model, data, *, draws: int = 8, seed: int = 0, max_pixels: int = 2_000_000,

@@ -53,6 +53,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 
 from .fitsunits import GAIN_KEYWORDS, check_optional_positive, check_unit_name, electrons_per_unit, header_number
 from .fitswrite import write_hdulist_atomic
+from ..utils.checks import check_int
 
 __all__ = [
     "DEFAULT_DQ_FLAGS",
@@ -229,11 +230,7 @@ def read_hst(path, ext=None, dq_flags=DEFAULT_DQ_FLAGS, *, bunit=None, gain_e_pe
 def _check_dq_flags(dq_flags):
     if dq_flags is None:
         return 0
-    if isinstance(dq_flags, (bool, np.bool_)) or not isinstance(dq_flags, (int, np.integer)):
-        raise TypeError(f"dq_flags must be a non-negative int bit mask, got {dq_flags!r}")
-    if dq_flags < 0:
-        raise ValueError(f"dq_flags must be a non-negative int bit mask, got {dq_flags}")
-    return int(dq_flags)
+    return check_int(dq_flags, "dq_flags (a bit mask)", minimum=0)
 
 
 def _check_gzip_complete(path):

@@ -22,6 +22,7 @@ import torch
 from pyro.infer.autoguide import AutoNormal
 from pyro.infer.autoguide.initialization import init_to_value
 
+from ..utils.checks import check_float
 from ..utils.torchtools import eval_mode, module_device
 from .local import LocalParams
 
@@ -55,8 +56,7 @@ def make_guide(model, init_values: Mapping[str, torch.Tensor], init_scale: float
     AutoNormal
         Its parameters built (a prototype trace on a tiny input, batch-norm statistics untouched).
     """
-    if isinstance(init_scale, bool) or not isinstance(init_scale, (int, float)) or not init_scale > 0:
-        raise ValueError(f"init_scale must be > 0, got {init_scale!r}")
+    init_scale = check_float(init_scale, "init_scale", positive=True)
     device = module_device(model)
     values = {}
     for site in model.weight_sites:

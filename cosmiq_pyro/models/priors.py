@@ -34,6 +34,8 @@ from pyro.nn import PyroSample
 from pyro.nn.module import to_pyro_module_
 from torch import nn
 
+from ..utils.checks import check_float
+
 __all__ = ["Prior", "IIDNormalPrior", "KaimingNormalPrior", "CentredNormalPrior", "prior_from_dict",
            "BAYESIAN_LAYERS"]
 
@@ -43,9 +45,7 @@ _LEAVES = ("weight", "bias")
 
 
 def _positive(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
+    return check_float(value, name, positive=True)
 
 
 class _LeafPrior:

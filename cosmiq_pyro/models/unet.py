@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..utils.checks import check_int
+
 NORMS = ("batch", "group", "none")
 GROUPS = 8  # GroupNorm groups, as in the prototype this package re-implements
 BN_MOMENTUM = 0.1  # deepCR used 0.005; the value only matters while training
@@ -94,8 +96,7 @@ class UNet2Sigmoid(nn.Module):
     def __init__(self, n_channels: int = 1, n_classes: int = 1, hidden: int = 32, norm: str = "batch"):
         super().__init__()
         for name, value in (("n_channels", n_channels), ("n_classes", n_classes), ("hidden", hidden)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_int(value, name, minimum=1)
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         self.n_channels, self.n_classes, self.hidden, self.norm = n_channels, n_classes, hidden, norm

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import numbers
 
-__all__ = ["check_int", "check_seed", "check_float", "MAX_SEED"]
+__all__ = ["check_int", "check_seed", "check_float", "check_probability", "MAX_SEED"]
 
 
 def check_int(value, name: str, minimum: int | None = None) -> int:
@@ -62,3 +62,20 @@ def check_float(value, name: str, *, positive: bool = False, minimum: float | No
     if maximum is not None and value > maximum:
         raise ValueError(f"{name} must be <= {maximum}, got {value!r}")
     return value
+
+
+def check_probability(value, name: str) -> float:
+    """``value`` as a ``float`` in [0, 1] (ints and numpy floats accepted; ``bool`` rejected).
+
+    Raises
+    ------
+    TypeError
+        Not a real number.
+    ValueError
+        Not finite, or outside [0, 1].
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a probability in [0, 1], got {value!r}")
+    if not 0.0 <= float(value) <= 1.0:  # NaN fails too
+        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+    return float(value)

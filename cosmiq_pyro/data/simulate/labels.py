@@ -35,10 +35,10 @@ masks adds 3.5-sigma noise peaks and drops some CR pixels).
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from scipy import signal
+
+from ...utils.checks import check_int
 
 DRIZ_CR_SNR = (3.5, 3.0)  # DRZ astrodrizzle.cfgspc: driz_cr_snr default "3.5 3.0"
 DRIZ_CR_SCALE = (1.2, 0.7)  # DRZ astrodrizzle.cfgspc: driz_cr_scale default "1.2 0.7"
@@ -120,8 +120,7 @@ def drizcr_mask(cr_e, model_e, sky_e, read_noise_e, *, snr=DRIZ_CR_SNR, scale=DR
     numpy.ndarray of bool, shape (H, W)
     """
     (s1, s2), (a1, a2) = _pair(snr, "snr"), _pair(scale, "scale")
-    if isinstance(grow, bool) or not isinstance(grow, numbers.Integral) or grow < 1:
-        raise ValueError(f"grow must be an int >= 1, got {grow!r}")
+    check_int(grow, "grow", minimum=1)
     t = np.abs(np.asarray(cr_e, dtype=float))
     noise = drizcr_noise_e(model_e, sky_e, read_noise_e)
     deriv = model_derivative(model_e)

@@ -2,10 +2,9 @@
 TypeError / ValueError naming the argument and what was expected."""
 from __future__ import annotations
 
-import math
 import numbers
 
-from ...utils.checks import check_int, check_seed
+from ...utils.checks import check_float, check_int, check_seed
 from .filters import FILTERS
 from .scenes import FIELDS
 
@@ -39,11 +38,7 @@ def _check_int(value, name, minimum, expected=None):
 
 
 def _check_exptime(exptime_s):
-    if isinstance(exptime_s, bool) or not isinstance(exptime_s, numbers.Real):
-        raise TypeError(f"exptime_s must be a positive number of seconds, got {exptime_s!r}")
-    if not math.isfinite(exptime_s) or exptime_s <= 0:
-        raise ValueError(f"exptime_s must be a positive finite number of seconds, got {exptime_s}")
-    return float(exptime_s)
+    return check_float(exptime_s, "exptime_s (seconds)", positive=True)
 
 
 def _check_seed(seed, name="seed"):

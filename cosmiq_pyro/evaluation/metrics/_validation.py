@@ -6,6 +6,8 @@ from typing import Optional
 
 import numpy as np
 
+from ...utils.checks import check_int
+
 
 def _as_numeric(x, name: str) -> np.ndarray:
     if x is None:
@@ -65,9 +67,7 @@ def _check_shapes(**arrays: Optional[np.ndarray]) -> None:
 
 
 def _check_n_bins(n_bins) -> int:
-    if isinstance(n_bins, (bool, np.bool_)) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
-        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
-    return int(n_bins)
+    return check_int(n_bins, "n_bins", minimum=1)
 
 
 def _check_strategy(strategy) -> str:
@@ -84,8 +84,7 @@ def _check_threshold(threshold, name: str = "threshold") -> float:
 
 
 def _check_dilate(dilate, shape) -> int:
-    if isinstance(dilate, (bool, np.bool_)) or not isinstance(dilate, (int, np.integer)) or dilate < 0:
-        raise ValueError(f"dilate must be a non-negative integer (disk radius in pixels), got {dilate!r}")
+    dilate = check_int(dilate, "dilate (disk radius in pixels)", minimum=0)
     if dilate > 0 and len(shape) not in (2, 3):
         raise ValueError(f"dilate > 0 needs p of shape (H, W) or (N, H, W) frames; got shape {shape}")
     return int(dilate)
