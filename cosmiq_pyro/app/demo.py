@@ -38,7 +38,7 @@ from ..evaluation.study import compare
 from ..deepcr.training import train
 from ..models.registry import load_model
 
-__all__ = ["DemoConfig", "DemoResult", "run_demo", "demo_datasets"]
+__all__ = ["DemoConfig", "DemoResult", "run_demo", "demo_datasets", "shipped_label"]
 
 
 @dataclass(frozen=True)
