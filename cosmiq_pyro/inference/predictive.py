@@ -325,8 +325,7 @@ def validated_image(image, ignore=None) -> np.ndarray:
     if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
         raise TypeError(f"image must hold real numbers, got dtype {x.dtype}")
     x = x.astype(np.float32)  # a copy
-    with np.errstate(invalid="ignore"):
-        bad = ~np.isfinite(x) | (np.abs(x) > MAX_ABS_ELECTRONS)
+    bad = ~np.isfinite(x) | (np.abs(x) > MAX_ABS_ELECTRONS)
     if ignore is not None:
         ignore = np.asarray(ignore, dtype=bool)
         if ignore.shape != x.shape:
