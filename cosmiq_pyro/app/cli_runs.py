@@ -114,7 +114,7 @@ def _one_torch_thread() -> None:
 
 def run_simulate(args) -> int:
     from .products import simulated_hdulist
-    from ..io.fitsio import write_hdulist_atomic
+    from ..io.fitswrite import write_hdulist_atomic
     from ..data.simulate import make_dataset, write_pairs
 
     with staged_directory(args.outdir, overwrite=args.overwrite) as staging:

@@ -29,7 +29,7 @@ the linear WCS and SIP distortion; HST's lookup-table distortions (D2IM, CPDIS) 
 because they live in extra extensions), the input's identifying keywords
 (`IDENTIFYING_KEYWORDS`, from the science header first, then the primary), and the provenance
 keywords of `Provenance`.  `predict_fits` runs a model on a FITS file and writes its product
-(what ``cosmiq predict`` does per input).  Files are written with `fitsio.write_hdulist_atomic`: complete or
+(what ``cosmiq predict`` does per input).  Files are written with `fitswrite.write_hdulist_atomic`: complete or
 absent, and an existing file is replaced only with ``overwrite=True``.
 """
 from __future__ import annotations
@@ -49,7 +49,8 @@ from astropy.wcs import FITSFixedWarning
 from .._version import __version__
 from ..models.results import FitResult
 from ..io.atomic import check_writable_directory
-from ..io.fitsio import DEFAULT_DQ_FLAGS, HSTImage, read_hst, write_hdulist_atomic
+from ..io.fitsio import DEFAULT_DQ_FLAGS, HSTImage, read_hst
+from ..io.fitswrite import write_hdulist_atomic
 from ..inference.predictive import Prediction, predict
 from ..utils.checks import check_probability
 

@@ -38,6 +38,8 @@ from .objective import svi_loss
 from .runner import TrainingRun
 from .temperature import calibrate as calibrate_temperature
 
+__all__ = ["PHASE1_LR_FACTOR", "SCALE_LR", "masked_bce", "fit_deterministic", "fit_svi"]
+
 PHASE1_LR_FACTOR = 1 / 2.5  # deepCR: phase-1 learning rate = lr / 2.5
 #: Learning rate of the guide's scale parameters (`fit_svi`), whatever the means' ``lr``.  Adam moves
 #: each unconstrained scale ``rho`` (``sigma = softplus(rho)`` ~ ``exp(rho)`` for small sigma) by about

@@ -45,11 +45,13 @@ from ..utils.checks import check_int, check_seed
 from .temperature import check_temperature
 from ..utils.torchtools import binary_entropy, eval_mode, resolve_device, seeded
 
+__all__ = ["TILE_MARGIN", "TILE_ALIGN", "CPU_TILE", "CUDA_PASS_BYTES", "Prediction", "predict",
+           "pad_to_grid", "validated_image"]
+
 TILE_MARGIN = 10  # px; >= the receptive-field radius (9 px) of UNet2Sigmoid, even (pooling grid)
 #: Images are padded to a multiple of this and tiles start on multiples of it (even: the U-Net's
 #: 2x2 pooling grid stays the image's).
 TILE_ALIGN = 4
-_ALIGN = TILE_ALIGN
 #: Largest core tile side on the CPU (px).  Tiles are balanced (a 1024 px side runs as three
 #: 344 px tiles), so an input tile is at most 404 px and each 32-channel activation at most
 #: 21 MB: inside this machine's 32 MB L3 cache and below glibc's 32 MB mmap threshold (larger
@@ -148,9 +150,9 @@ def predict(model, image, *, guide=None, T: int = 16, ignore=None, seed: int = 0
     net, guide = resolve(model, guide)
     T = check_int(T, "T", 1)
     seed = check_seed(seed)
-    tile = check_int(tile, "tile", _ALIGN)
-    if tile % _ALIGN:
-        raise ValueError(f"tile must be a positive multiple of {_ALIGN}, got {tile!r}")
+    tile = check_int(tile, "tile", TILE_ALIGN)
+    if tile % TILE_ALIGN:
+        raise ValueError(f"tile must be a positive multiple of {TILE_ALIGN}, got {tile!r}")
     x = validated_image(image, ignore)
     if x.shape[1] < 3:  # the noise statistic needs three columns
         novelty_model = None
@@ -226,7 +228,7 @@ def pad_to_grid(image: np.ndarray) -> np.ndarray:
     a multiple of `TILE_ALIGN` in both sizes: what `predict` runs the network on before cropping
     the maps back to (H, W)."""
     height, width = image.shape
-    return np.pad(image, ((0, -height % _ALIGN), (0, -width % _ALIGN)), mode="symmetric")
+    return np.pad(image, ((0, -height % TILE_ALIGN), (0, -width % TILE_ALIGN)), mode="symmetric")
 
 
 def _draw(net, guide, T: int, seed: int, device: torch.device) -> dict:
@@ -279,9 +281,9 @@ def _mc_moments(passes: list[FusedWeights], x: torch.Tensor, core: tuple[slice, 
 
 def _balanced_step(length: int, tile: int) -> int:
     """Tile step along an axis of ``length`` px: as few tiles of at most ``tile`` px as cover it,
-    of (nearly) equal size, a multiple of `_ALIGN` (no thin remainder tile to pay margins for)."""
+    of (nearly) equal size, a multiple of `TILE_ALIGN` (no thin remainder tile to pay margins for)."""
     n = -(-length // tile)
-    return -(-length // (n * _ALIGN)) * _ALIGN
+    return -(-length // (n * TILE_ALIGN)) * TILE_ALIGN
 
 
 def _tiles(shape, tile: int):

@@ -52,8 +52,8 @@ from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS, FITSFixedWarning
 
 from .fitsunits import GAIN_KEYWORDS, check_optional_positive, check_unit_name, electrons_per_unit, header_number
-from .fitswrite import write_hdulist_atomic
 from ..utils.checks import check_int
+from ..utils.deprecation import moved_names
 
 __all__ = [
     "DEFAULT_DQ_FLAGS",
@@ -61,8 +61,10 @@ __all__ = [
     "MAX_ABS_ELECTRONS",
     "HSTImage",
     "read_hst",
-    "write_hdulist_atomic",
 ]
+
+#: Moved in 0.2.0: ``write_hdulist_atomic`` lives in `cosmiq_pyro.io.fitswrite`.
+__getattr__ = moved_names(__name__, {"write_hdulist_atomic": ("cosmiq_pyro.io.fitswrite", "write_hdulist_atomic")})
 
 #: DQ bits treated as bad pixels by default (see the module docstring's table).
 DEFAULT_DQ_FLAGS = 1 | 2 | 4 | 8 | 16 | 32 | 128 | 256 | 1024 | 2048  # = 3519

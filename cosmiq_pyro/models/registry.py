@@ -23,7 +23,7 @@ from .guides import locs_from_state, make_guide
 from .results import FitResult
 from .unet import UNet2Sigmoid, deepcr_weights_file
 
-__all__ = ["load_model", "load", "save", "resolve", "build_model", "PUBLISHED", "PUBLISHED_DIR"]
+__all__ = ["load_model", "save", "resolve", "build_model", "PUBLISHED", "PUBLISHED_DIR"]
 
 _KINDS = {"UNet2Sigmoid": UNet2Sigmoid, "UNet2SigmoidVI": UNet2SigmoidVI}
 
@@ -109,10 +109,6 @@ def load_model(spec, device=None, *, model: nn.Module | None = None) -> FitResul
         if result.guide is not None:
             result.guide.to(device)
     return result
-
-
-#: ``cosmiq_pyro.load``: the same as `load_model`.
-load = load_model
 
 
 def build_model(config: dict) -> UNet2Sigmoid:

@@ -24,6 +24,8 @@ from torch import nn
 
 from ..utils.checks import check_int
 
+__all__ = ["NORMS", "GROUPS", "BN_MOMENTUM", "UNet2Sigmoid", "deepcr_weights_file"]
+
 NORMS = ("batch", "group", "none")
 GROUPS = 8  # GroupNorm groups, as in the prototype this package re-implements
 BN_MOMENTUM = 0.1  # deepCR used 0.005; the value only matters while training

@@ -15,6 +15,11 @@ from scipy.special import ndtr
 
 from .detector import PIXEL_PITCH_UM
 
+__all__ = ["CR_RATE_PER_CM2_S", "CCD_THICKNESS_UM", "SI_PAIR_ENERGY_EV",
+           "CR_COLLECTION_EFFICIENCY", "CR_DIFFUSION_SIGMA_PX", "CR_MAX_LENGTH_PX",
+           "CR_WORM_FRACTION", "CR_SPOT_FRACTION", "cr_rate_per_cm2_s", "expected_cr_count",
+           "SCIPY_LANDAU_PEAK", "LANDAU_SCALE"]
+
 # HST Data Handbook, WF/PC-1 Sec. 46.5: ~1.7 CR events per second per 800x800 CCD of 15 um
 # pixels (1.44 cm^2) -> 1.18 cm^-2 s^-1.  WFPC2 IHB 4.9: WFPC2's event rate is similar;
 # ACS IHB Ch. 5: the WFC cosmic-ray flux is comparable to WFPC2's.  Cross-check against

@@ -18,6 +18,8 @@ from .validation import (
     check_size,
 )
 
+__all__ = ["SimulatedSet", "frame_seed", "frame_spec", "make_dataset"]
+
 
 @dataclass
 class SimulatedSet:

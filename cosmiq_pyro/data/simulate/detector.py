@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["PIXEL_SCALE_ARCSEC", "PIXEL_PITCH_UM", "GAIN_E_PER_ADU", "READ_NOISE_RANGE_E",
+           "DARK_E_PER_S", "SATURATION_RANGE_E", "BAD_COLUMNS_PER_256"]
+
 PIXEL_SCALE_ARCSEC = 0.05  # IHB Table 3.1: ~0.05 x 0.05 arcsec^2 per WFC pixel
 PIXEL_PITCH_UM = 15.0  # IHB Table 3.1: WFC pixels are 15 x 15 um^2
 GAIN_E_PER_ADU = 2.0  # IHB Table 3.1: gains 0.5, 1.0, 1.4, 2.0 e-/DN; GAIN=2 is the default

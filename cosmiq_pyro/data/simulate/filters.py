@@ -13,6 +13,8 @@ import numpy as np
 
 from .detector import PIXEL_SCALE_ARCSEC
 
+__all__ = ["FilterSpec", "FILTERS"]
+
 
 @dataclass(frozen=True)
 class FilterSpec:

@@ -23,6 +23,8 @@ from .validation import (
     _check_defects, _check_exptime, _check_field, _check_filter, _check_seed, check_size,
 )
 
+__all__ = ["DEFECTS", "check_defects", "SimulatedFrame", "simulate_frame"]
+
 #: What real _flt/_flc frames contain besides sources, sky and CRs (all on by default):
 #: warm and hot pixels (`hot_pixels`), bad columns (`detector`), CTE trails (`cte`).
 DEFECTS = ("hot_pixels", "bad_columns", "cte_trails")

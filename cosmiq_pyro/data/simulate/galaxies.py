@@ -13,6 +13,8 @@ import numpy as np
 from .detector import PIXEL_SCALE_ARCSEC
 from .filters import _colour, _mag_to_e
 
+__all__ = ["GALAXY_LIBRARY_SIZE", "GALAXY_LIBRARY_SEED", "SERSIC_INDICES"]
+
 
 @dataclass(frozen=True)
 class _GalaxyLibrary:

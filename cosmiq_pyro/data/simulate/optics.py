@@ -16,6 +16,10 @@ import scipy.fft
 from .detector import PIXEL_SCALE_ARCSEC
 from .filters import FILTERS
 
+__all__ = ["HST_DIAMETER_M", "HST_OBSCURATION", "HST_STRUT_THICKNESS",
+           "ABERRATION_RMS_WAVES_AT_550NM", "DEFOCUS_RMS_WAVES_AT_550NM", "JITTER_SIGMA_ARCSEC",
+           "PSF_STAMP", "PSF_PHASES"]
+
 HST_DIAMETER_M = 2.4  # HST primary mirror
 HST_OBSCURATION = 0.33  # secondary-mirror linear obscuration of the HST pupil
 HST_STRUT_THICKNESS = 0.02  # spider vanes, fraction of the pupil diameter (approximate)

@@ -13,6 +13,8 @@ from .detector import PIXEL_SCALE_ARCSEC
 from .filters import _colour, _mag_to_e, _surface_e
 from .galaxies import _place_galaxies
 
+__all__ = ["FIELDS"]
+
 FIELDS = ("EX", "GC", "GAL")
 
 

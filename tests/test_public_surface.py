@@ -1,0 +1,75 @@
+"""The public surface: every public module declares ``__all__``, every name in it exists, the
+top level keeps one loader, and the names that moved answer with a DeprecationWarning."""
+import ast
+import importlib
+import pkgutil
+import warnings
+
+import pytest
+
+import cosmiq_pyro
+
+
+def public_modules():
+    """Every module of the package whose dotted path has no ``_private`` part."""
+    names = ["cosmiq_pyro"]
+    for info in pkgutil.walk_packages(cosmiq_pyro.__path__, "cosmiq_pyro."):
+        if not any(part.startswith("_") for part in info.name.split(".")[1:]):
+            names.append(info.name)
+    return names
+
+
+def test_every_public_module_declares_all_and_its_names_exist():
+    missing, absent = [], []
+    for name in public_modules():
+        spec = importlib.util.find_spec(name)
+        tree = ast.parse(open(spec.origin).read())
+        declared = any(isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets)
+                       for node in tree.body)
+        if not declared:
+            missing.append(name)
+            continue
+        module = importlib.import_module(name)
+        absent += [f"{name}.{attr}" for attr in module.__all__ if not hasattr(module, attr)]
+    assert missing == [] and absent == []
+
+
+def test_the_walk_sees_the_subpackages_and_skips_private_modules():
+    names = public_modules()
+    assert {"cosmiq_pyro.data.simulate.frames", "cosmiq_pyro.evaluation.metrics.detection",
+            "cosmiq_pyro.model", "cosmiq_pyro.training"} <= set(names)
+    assert not any("._" in name for name in names)
+
+
+def test_top_level_keeps_load_and_warns_for_load_model():
+    from cosmiq_pyro.models.registry import load_model
+
+    assert cosmiq_pyro.load is load_model
+    assert "load" in cosmiq_pyro.__all__ and "load_model" not in cosmiq_pyro.__all__
+    with pytest.warns(DeprecationWarning, match="cosmiq_pyro.load_model is deprecated.*cosmiq_pyro.load"):
+        assert cosmiq_pyro.load_model is load_model
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        cosmiq_pyro.nope
+
+
+@pytest.mark.parametrize("module, name, home", [
+    ("cosmiq_pyro.io.fitsio", "write_hdulist_atomic", "cosmiq_pyro.io.fitswrite"),
+    ("cosmiq_pyro.evaluation.plots", "plot_maps", "cosmiq_pyro.evaluation.plot_maps"),
+    ("cosmiq_pyro.app.cli", "HELD_OUT_SEED", "cosmiq_pyro.data.seeds"),
+])
+def test_moved_names_warn_and_still_resolve(module, name, home):
+    mod = importlib.import_module(module)
+    assert name not in mod.__all__
+    with pytest.warns(DeprecationWarning, match=f"{module}.{name} is deprecated.*{home}.{name}"):
+        value = getattr(mod, name)
+    assert value is getattr(importlib.import_module(home), name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(AttributeError):
+            getattr(mod, "not_a_name")
+
+
+def test_no_private_alias_left_in_predictive():
+    from cosmiq_pyro.inference import predictive
+
+    assert not hasattr(predictive, "_ALIGN") and predictive.TILE_ALIGN == 4
