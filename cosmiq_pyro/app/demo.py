@@ -355,7 +355,7 @@ def _report(config: DemoConfig, comparison, timings: dict, names: dict, det, vi,
         f"{config.init_scale:g}, prior N(0, {config.prior_scale:g}), kl_beta {config.kl_weight:.3g}, "
         f"{config.vi_epochs} SVI epochs, lr {config.vi_lr:g}; best {best(vi)}.",
         *([f"- shipped model (`{config.shipped}`, package data, not trained here): the published Bayesian "
-           "model, loaded by name (`cosmiq_pyro.load`); its recipe and acceptance are in the README."]
+           "model, loaded by name (`cosmiq_pyro.load`); its recipe and acceptance are in docs/validation.md."]
           if config.shipped is not None else []),
         f"- peers: {', '.join(k for k in predictors if 'ours' not in k) or 'none'}"
         + ("" if "deepCR ACS-WFC" in predictors or not config.deepcr else " (deepCR not installed)") + ".",

@@ -47,7 +47,7 @@ PHASE1_LR_FACTOR = 1 / 2.5  # deepCR: phase-1 learning rate = lr / 2.5
 #: rate of 1e-3, a few hundred steps move sigma by less than 2x, so the width stays where
 #: ``init_scale`` put it.  At 0.05, two fits of deepCR's ACS-WFC weights that differed only in
 #: init_scale (1e-3 vs 1e-2) ended (300 steps) with median sigma 0.503 vs 0.502 and mean epistemic
-#: 2.3e-3 vs 2.5e-3; at 1e-3 they ended at 0.0013 vs 0.013 and 2.9e-7 vs 2.0e-5 (README "Learned
+#: 2.3e-3 vs 2.5e-3; at 1e-3 they ended at 0.0013 vs 0.013 and 2.9e-7 vs 2.0e-5 (docs/validation.md "Learned
 #: posterior widths").
 SCALE_LR = 0.05
 _NORM_LAYERS = (nn.BatchNorm2d, nn.GroupNorm)

@@ -52,7 +52,7 @@ def _deepcr(name: str) -> Callable[[], FitResult]:
 PUBLISHED: dict[str, Callable[[], FitResult] | str] = {
     "ACS-WFC": _deepcr("ACS-WFC"),
     # the Bayesian twin of deepCR's ACS-WFC, trained by benchmarks/train_published.py (recipe and
-    # log beside it: ACS-WFC-VI.json, ACS-WFC-VI.log; README "The shipped model")
+    # log beside it: ACS-WFC-VI.json, ACS-WFC-VI.log; docs/validation.md, "The shipped model")
     "ACS-WFC-VI": "ACS-WFC-VI.pth",
 }
 

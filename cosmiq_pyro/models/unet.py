@@ -1,6 +1,6 @@
 """The deterministic deepCR-style mask network (plain PyTorch, no Pyro).
 
-`UNet2Sigmoid` is the 2-level U-Net of deepCR's mask model (Zhang & Bloom 2020, ApJ 889, 24):
+`UNet2Sigmoid` is the 2-level U-Net of deepCR's mask model (Zhang & Bloom 2020, ApJ 889, 24)::
 
     inc   : conv3x3(c_in -> h) - norm - ReLU - conv3x3(h -> h) - norm - ReLU      full resolution
     down  : maxpool 2 - conv3x3(h -> 2h) - norm - ReLU - conv3x3(2h -> 2h) - norm - ReLU

@@ -123,8 +123,8 @@ def simulate_frame(size=256, field="EX", filter="F606W", exptime_s=500.0, seed=0
         How the CR ``mask`` is made from ``cr_image`` (c) and ``noiseless`` (n), both as
         returned (float32).  ``"drizcr"`` (default): AstroDrizzle's driz_cr with its default
         parameters, the rule behind real ACS/WFC CR masks and deepCR's training labels
-        (`cosmiq_pyro.data.simulate.labels.drizcr_mask`): roughly c > 3.5 sigma + 1.2 |grad n|
-        for cores and c > 3 sigma + 0.7 |grad n| for their 3 x 3 neighbours.  ``"sigma"``:
+        (`cosmiq_pyro.data.simulate.labels.drizcr_mask`): roughly ``c > 3.5 sigma + 1.2 |grad n|``
+        for cores and ``c > 3 sigma + 0.7 |grad n|`` for their 3 x 3 neighbours.  ``"sigma"``:
         every pixel whose CR charge exceeds ``mask_threshold_sigma`` sigma of its own noise
         without the CR,
 
