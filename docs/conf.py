@@ -7,6 +7,7 @@ toctree lists every other top-level page found here, so pages written beside the
 specifications, simulation, adapting, predictive methods, products, defaults) join the site when
 they land, and a missing one breaks nothing.
 """
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -35,12 +36,16 @@ extensions = [
 #: The guide pages in reading order; `reference_pages` adds every other top-level page.
 GUIDE = ["getting_started", "cleaning", "uncertainty", "training", "deepcr", "tutorials"]
 ABOUT = ["validation", "api/index", "changelog", "contributing"]
+#: Pages reached from a guide page's own toctree.
+SUBPAGES = ["study_tables"]
 #: Pages written by other parts of the project, in the order the index lists them when present.
 KNOWN_REFERENCE = ["products", "cameras", "simulation", "adapting", "predictive_methods", "defaults"]
 
 root_doc = "index"
-exclude_patterns = ["_build", "_ext", "**.ipynb_checkpoints", "study/goals.md", "README.md"]
+exclude_patterns = ["_build", "_ext", "**.ipynb_checkpoints", "study/*.md", "README.md"]
 templates_path = []
+# Heading levels that skip one (an included report starts at H4) are cosmetic, not errors.
+suppress_warnings = ["myst.header"]
 
 # Docstrings write `name` for code names: resolve them as Python objects where they exist and
 # leave plain code text where not (nitpicky off; a broken explicit link in a page still warns).
@@ -65,9 +70,17 @@ html_last_updated_fmt = None
 
 def reference_pages() -> list:
     """Top-level pages not in the guide or about lists: the known ones first, then the rest."""
-    skip = {"index", *GUIDE, *ABOUT}
+    skip = {"index", *GUIDE, *ABOUT, *SUBPAGES}
     found = sorted(p.stem for p in DOCS.glob("*.md") if p.stem not in skip)
     return [p for p in KNOWN_REFERENCE if p in found] + [p for p in found if p not in KNOWN_REFERENCE]
+
+
+def _unlink_missing(app, docname, source):
+    """A guide page's link to a reference page that has not landed (``[text](cameras.md)``)
+    becomes its plain text, so the guide builds before and after the page exists."""
+    for page in KNOWN_REFERENCE:
+        if not (DOCS / f"{page}.md").exists():
+            source[0] = re.sub(r"\[([^\]]+)\]\(" + re.escape(page) + r"\.md(#[^)]*)?\)", r"\1", source[0])
 
 
 def _fill_index(app, docname, source):
@@ -103,3 +116,4 @@ def setup(app):
     app.connect("builder-inited", _copy_notebooks)
     app.connect("builder-inited", _api_pages)
     app.connect("source-read", _fill_index)
+    app.connect("source-read", _unlink_missing)
