@@ -187,8 +187,9 @@ def _flc(path: Path, seed: int, size: int = 64):
     return path
 
 
-def _stand_ins(where: Path):
-    """The files and folders the examples name, made small."""
+def _stand_ins(where: Path, text: str):
+    """The files and folders the examples of a page (``text``) name, made small; a checkpoint
+    the page writes itself (``--out det.pth``, ``cq.save("vi.pth"``) is left to the page."""
     import astroscrappy
     from astropy.io import fits
     import cosmiq_pyro as cq
@@ -199,7 +200,8 @@ def _stand_ins(where: Path):
         _flc(where / name, 10 * (k + 1))
     (where / "more.txt").write_text("extra/j4_flc.fits\n")
     raw = simulate_frame(size=64, seed=7).image / 1.9  # ADU at 1.9 e-/ADU
-    fits.PrimaryHDU(raw.astype(np.float32)).writeto(where / "frame.fits")
+    for name in ("frame.fits", "raw_frame.fits"):
+        fits.PrimaryHDU(raw.astype(np.float32)).writeto(where / name)
     shutil.copy(Path(astroscrappy.__file__).parent / "tests" / "data" / "gmos.fits", where / "gmos.fits")
     pairs = write_pairs(where / "deepCR_pairs", make_dataset(4, size=64, seed=5))
     target = where / "deepCR_data" / "F606W"
@@ -210,8 +212,9 @@ def _stand_ins(where: Path):
              np.stack([simulate_frame(size=64, seed=s).mask for s in range(2)]), None)
     det = cq.fit_deterministic(cq.UNet2Sigmoid(hidden=4), train, epochs=1, batch_size=2, progress=False)
     vi = cq.fit_svi(cq.UNet2SigmoidVI(hidden=4), train, epochs=1, batch_size=2, progress=False)
-    cq.save(where / "det.pth", det)
-    cq.save(where / "vi.pth", vi)
+    for name, fit in (("det.pth", det), ("vi.pth", vi)):
+        if f"--out {name}" not in text and f'cq.save("{name}"' not in text:
+            cq.save(where / name, fit)
 
 
 def smoke(source: str) -> str:
@@ -227,7 +230,7 @@ def test_examples_run(page, tmp_path, monkeypatch):
 
     pytest.importorskip("deepCR")
     monkeypatch.chdir(tmp_path)
-    _stand_ins(tmp_path)
+    _stand_ins(tmp_path, page.read_text())
     namespace = {"__name__": "__example__"}
     for lang, source, runnable in blocks(page):
         if not runnable:
