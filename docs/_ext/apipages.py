@@ -91,19 +91,37 @@ def module_page(module_name: str, modules: list[str]) -> tuple[str, dict]:
     if here:
         if elsewhere:
             lines += ["Defined here", "-" * 12, ""]
+        attr_docs = _attribute_docs(module_name)
         for name in here:
             obj = getattr(module, name)
-            lines += [f".. {directive(obj)}:: {module_name}.{name}"]
-            if directive(obj) == "autoclass":
-                lines += ["   :members:", "   :show-inheritance:"]
-            elif directive(obj) == "autodata":
-                lines += ["   :no-value:"] if _long_value(obj) else []
+            if directive(obj) == "autodata":
+                # a constant: its ``#:`` comment and its value (autodoc would show the docstring
+                # of the value's type, e.g. ``str``, for a constant without a comment)
+                lines += [f".. py:data:: {module_name}.{name}"]
+                if not _long_value(obj):
+                    lines += [f"   :value: {obj!r}"]
+                lines += [""] + [f"   {line}" for line in attr_docs.get(name, [])]
+            else:
+                lines += [f".. {directive(obj)}:: {module_name}.{name}"]
+                if directive(obj) == "autoclass":
+                    lines += ["   :members:", "   :show-inheritance:"]
             lines.append("")
     return "\n".join(lines) + "\n", homes
 
 
 def _long_value(obj) -> bool:
-    return len(repr(obj)) > 80
+    return len(repr(obj)) > 80 or "\n" in repr(obj)
+
+
+def _attribute_docs(module_name: str) -> dict:
+    """``{name: [lines]}`` of the module's ``#:`` comments (Sphinx's own source analyzer)."""
+    from sphinx.pycode import ModuleAnalyzer
+
+    try:
+        docs = ModuleAnalyzer.for_module(module_name).find_attr_docs()
+    except Exception:  # a module without source: no comments to show
+        return {}
+    return {name: list(lines) for (scope, name), lines in docs.items() if scope == ""}
 
 
 def write_pages(outdir: Path, package: str = PACKAGE) -> dict:
