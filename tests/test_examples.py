@@ -244,3 +244,18 @@ def test_examples_run(page, tmp_path, monkeypatch):
         else:
             for argv in command_lines(source):
                 assert main(argv) == 0, f"{page.name}: cosmiq {shlex.join(argv)} failed"
+
+
+@pytest.mark.parametrize("notebook", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
+def test_notebook_names_exist(notebook):
+    """The names the committed notebooks import from the package exist, without a
+    DeprecationWarning (running them is the slow tests/test_notebooks.py)."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    source = "\n".join(line for cell in nb.cells if cell.cell_type == "code"
+                       for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        for name in names_used(source):
+            resolve(name)
