@@ -10,9 +10,9 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DOCS_STAMP := $(VENV)/.docs-installed
 TORCH  ?= torch==2.13.0
-# Debian packages the tests or docs need (one place): installed by `make apt` as root where
-# apt-get exists, skipped elsewhere.
-APT_PACKAGES ?=
+# Debian packages the tests or docs need, in one place (fitsverify: the FITS products test).
+# `make apt` installs the missing ones as root where apt-get exists, and says so elsewhere.
+APT_PACKAGES ?= fitsverify
 
 .PHONY: apt install test test-slow docs demo bench notebooks clean
 
