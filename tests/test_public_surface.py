@@ -98,3 +98,29 @@ def test_api_reference_documents_exactly_each_modules_all(tmp_path):
     # a name documented on its home page is not documented again on a facade's page
     top = (tmp_path / "cosmiq_pyro.rst").read_text()
     assert ".. autofunction:: cosmiq_pyro.predict" not in top and "<cosmiq_pyro.inference.predictive.predict>" in top
+
+
+#: (module, name) pairs that moved in 0.2.0: the package itself must import them from their home.
+MOVED = {("cosmiq_pyro.io.fitsio", "write_hdulist_atomic"): "cosmiq_pyro.io.fitswrite",
+         ("cosmiq_pyro.evaluation.plots", "plot_maps"): "cosmiq_pyro.evaluation.plot_maps",
+         ("cosmiq_pyro.app.cli", "HELD_OUT_SEED"): "cosmiq_pyro.data.seeds",
+         ("cosmiq_pyro", "load_model"): "cosmiq_pyro.models.registry"}
+
+
+def test_the_package_imports_no_moved_name():
+    from pathlib import Path
+
+    root = Path(cosmiq_pyro.__file__).parent
+    found = []
+    for path in root.rglob("*.py"):
+        parts = list(path.relative_to(root.parent).with_suffix("").parts)
+        package = parts[:-1] if parts[-1] != "__init__" else parts[:-1]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = package[:len(package) - node.level + 1] if node.level else []
+                module = ".".join(base + ([node.module] if node.module else []))
+                for alias in node.names:
+                    if (module, alias.name) in MOVED:
+                        found.append(f"{path.relative_to(root.parent)}: import {alias.name} from "
+                                     f"{MOVED[module, alias.name]}, not {module}")
+    assert found == []
