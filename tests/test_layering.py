@@ -10,7 +10,7 @@ PACKAGE = Path(cosmiq_pyro.__file__).parent
 #: matching prefix decides.  The seed-compatibility shims and the top-level __init__ are exempt.
 FLOORS = [
     ("utils", 0), ("_version", 0),
-    ("io", 1), ("data", 1), ("evaluation.metrics", 1),
+    ("io", 1), ("data", 1), ("evaluation.metrics", 1), ("instruments", 1),
     ("models", 2),
     ("inference", 3),
     ("evaluation", 4),

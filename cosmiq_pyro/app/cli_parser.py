@@ -1,4 +1,4 @@
-"""The argparse parser of ``cosmiq`` (`build_parser`): its six subcommands and option types.
+"""The argparse parser of ``cosmiq`` (`build_parser`): its subcommands and option types.
 
 Each subcommand's ``run`` default is its function in `cosmiq_pyro.app.cli_runs`; a bad option
 value raises `CommandError` (one line, exit status 2) instead of printing usage and exiting.
@@ -12,7 +12,8 @@ from pathlib import Path
 from .._version import __version__
 from ..data.seeds import HELD_OUT_SEED
 from ..utils.checks import MAX_SEED
-from .cli_runs import CommandError, run_compare, run_demo, run_evaluate, run_predict, run_simulate, run_train
+from .cli_runs import (CommandError, run_adapt, run_compare, run_demo, run_evaluate, run_predict, run_simulate,
+                       run_train)
 
 __all__ = ["build_parser"]
 
@@ -25,7 +26,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argparse parser of ``cosmiq`` and its six subcommands."""
+    """The argparse parser of ``cosmiq`` and its subcommands."""
     parser = _Parser(prog="cosmiq", description="Cosmic-ray detection with calibrated uncertainty "
                      "for HST ACS/WFC-style CCD images (cosmiq_pyro).")
     parser.add_argument("--version", action="version", version=f"cosmiq_pyro {__version__}")
@@ -75,7 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=16, help="minibatch size (default 16)")
     p.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate (default 0.005)")
     p.add_argument("--kl-beta", type=_positive_float, default=1e-6, help="KL weight, --bayesian (default 1e-6)")
-    p.add_argument("--prior-scale", type=_positive_float, default=1.0, help="prior sd, --bayesian (default 1)")
+    p.add_argument("--prior", choices=("iid", "kaiming", "centred"), default="iid",
+                   help="--bayesian: weight prior: iid N(0, s^2), layer-wise Kaiming N(0, g^2/fan_in), or "
+                   "N(w, s^2) centred on --init-from's weights (default iid)")
+    p.add_argument("--prior-scale", type=_positive_float, default=None,
+                   help="--bayesian: the prior's s (iid: default 1; centred: default 0.1) or Kaiming gain g "
+                   "(default sqrt 2)")
     p.add_argument("--init-from", type=Path, default=None, metavar="DET.pth",
                    help="--bayesian: start the posterior means from this deterministic checkpoint")
     p.add_argument("--init-scale", type=_positive_float, default=1e-3,
@@ -91,6 +97,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", type=_device, default=None, help="cpu, cuda (default: cuda when available)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or epoch table")
     p.set_defaults(run=run_train)
+
+    p = sub.add_parser("adapt", help="make a Bayesian model for a camera with the ACS-WFC-VI recipe",
+                       description="Make a Bayesian CR model for a camera (cosmiq_pyro.adapt): the prior centred "
+                       "on --from's weights, the ACS-WFC-VI recipe (exact ELBO, scales with their own learning "
+                       "rate, temperature fitted on held-out validation frames, novelty model fitted), trained on "
+                       "simulated frames of the camera, on your CR-free images plus dark frames (--images, "
+                       "--darks: deepCR's 'simulate' data), or both (give --n-frames too). Writes one checkpoint "
+                       "with its model card. Resumable: --chunk-epochs N runs N epochs per call; call again.")
+    p.add_argument("--instrument", required=True, metavar="NAME|SPEC.toml", help="camera name or spec file")
+    p.add_argument("--from", dest="start", required=True, metavar="MODEL",
+                   help="starting model: a published name (ACS-WFC, WFC3-UVIS, decam, ...) or a checkpoint")
+    p.add_argument("--out", required=True, type=Path, metavar="MODEL.pth", help="checkpoint to write")
+    p.add_argument("--images", type=Path, default=None, metavar="DIR", help="CR-free images (.npy, electrons)")
+    p.add_argument("--darks", type=Path, default=None, metavar="DIR", help="dark frames (.npy, [CR charge, CR mask])")
+    p.add_argument("--n-frames", type=_nonnegative_int, default=None,
+                   help="simulated training frames (default 512; 0 with --images)")
+    p.add_argument("--size", type=_size, default=None, help="simulated frame side (default 256, or the images')")
+    p.add_argument("--epochs", type=_positive_int, default=None, help="total epochs (default 6)")
+    p.add_argument("--chunk-epochs", type=_positive_int, default=None, help="at most this many epochs in this call")
+    p.add_argument("--work", type=Path, default=None, metavar="DIR",
+                   help="run directory between chunks (default OUT's stem + .adapt, removed when done)")
+    p.add_argument("--overwrite", action="store_true", help="replace an --out made otherwise")
+    p.add_argument("--device", type=_device, default=None, help="cpu, cuda (default: cuda when available)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=run_adapt)
 
     p = sub.add_parser("predict", help="CR probability, entropy, epistemic and mask maps of FITS files",
                        description="For each input FITS file write OUTDIR/<name>_cosmiq.fits with, per SCI "

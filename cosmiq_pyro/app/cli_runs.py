@@ -13,7 +13,7 @@ from pathlib import Path
 from ..io.atomic import check_writable_directory, staged_directory, write_bytes_atomic
 
 __all__ = ["CommandError", "USER_ERRORS", "EXIT_USAGE", "EXIT_SOME_FAILED", "EXIT_INTERRUPTED", "error_line",
-           "run_simulate", "run_train", "run_predict", "run_evaluate", "run_compare", "run_demo"]
+           "run_simulate", "run_train", "run_adapt", "run_predict", "run_evaluate", "run_compare", "run_demo"]
 
 USER_ERRORS = (ValueError, TypeError, OSError)  # FileNotFoundError, FileExistsError are OSErrors
 EXIT_USAGE = 2
@@ -144,6 +144,8 @@ def run_train(args) -> int:
         raise FileExistsError(f"{str(out)!r} exists; pass --resume to continue it or --overwrite to replace it")
     if args.init_from is not None and not args.bayesian:
         raise CommandError("cosmiq train: --init-from needs --bayesian")
+    if not args.bayesian and (args.prior != "iid" or args.prior_scale is not None):
+        raise CommandError("cosmiq train: --prior and --prior-scale need --bayesian")
     check_writable_directory(out.parent, "directory of --out")
     data = {"mode": "pair"}
     if args.darks is not None:
@@ -167,7 +169,8 @@ def run_train(args) -> int:
     trainer = train(image=image, **data, name=out.stem, directory=str(out.parent) or ".",
                     hidden=args.hidden, epoch=args.epochs, epoch_phase0=args.epoch_phase0,
                     batch_size=args.batch_size, lr=args.lr, verbose=not args.quiet, use_tqdm=not args.quiet,
-                    bayesian=args.bayesian, kl_beta=args.kl_beta, prior_scale=args.prior_scale, norm_layer=args.norm,
+                    bayesian=args.bayesian, kl_beta=args.kl_beta, prior=args.prior, prior_scale=args.prior_scale,
+                    norm_layer=args.norm,
                     init_from=args.init_from, init_scale=args.init_scale, seed=args.seed, resume=args.resume,
                     overwrite=args.overwrite, device=args.device)
     result = trainer.train()
@@ -176,6 +179,20 @@ def run_train(args) -> int:
         print(f"cosmiq train: interrupted; {where}", file=sys.stderr)
         return EXIT_INTERRUPTED
     print(f"wrote {out}")
+    return 0
+
+
+def run_adapt(args) -> int:
+    from ..inference.adaptation import adapt
+
+    result = adapt(args.instrument, args.start, args.out, images=args.images, darks=args.darks,
+                   n_frames=args.n_frames, size=args.size, epochs=args.epochs, chunk_epochs=args.chunk_epochs,
+                   work=args.work, overwrite=args.overwrite, device=args.device, progress=not args.quiet)
+    if result.interrupted:
+        print(f"cosmiq adapt: interrupted; the best epoch so far is kept in the work directory "
+              f"(run the same command to continue); {args.out} not written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(result.summary())
     return 0
 
 

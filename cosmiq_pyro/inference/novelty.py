@@ -33,6 +33,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from ..data.input_transform import model_input
 from ..models.fused import FusedWeights, fuse_weights, fused_bottleneck
 from ..models.guides import guide_locs
 from ..models.registry import resolve
@@ -288,7 +289,8 @@ def fit_novelty(model, fit_images, calibration_images, *, classes=None, guide=No
         `state_dict` in the checkpoint and `predict` uses it.
     """
     weights = mean_weights(model, guide)
-    items = [[(bottleneck_block_means(weights, img, block_px), img) for img in images]
+    transform = getattr(model, "input_transform", None)  # features in the net's units, noise in electrons
+    items = [[(bottleneck_block_means(weights, model_input(img, transform), block_px), img) for img in images]
              for images in (fit_images, calibration_images)]
     return fit_novelty_model(*items, classes=classes, block_px=block_px, read_noise_e=read_noise_e,
                              shrinkage=shrinkage, false_alarm=false_alarm)
@@ -348,7 +350,8 @@ def image_novelty(model, image, *, guide=None, novelty=None, tile: int = 512) ->
     if x.ndim != 2 or not np.isfinite(x).all():
         raise ValueError(f"image must be a finite 2-D array, got shape {x.shape}")
     weights = mean_weights(model, guide)
-    padded = np.pad(x, ((0, -x.shape[0] % 4), (0, -x.shape[1] % 4)), mode="symmetric")
+    z = model_input(x, getattr(model, "input_transform", None))  # the net's units; the noise uses x
+    padded = np.pad(z, ((0, -x.shape[0] % 4), (0, -x.shape[1] % 4)), mode="symmetric")
     height, width = padded.shape
     sums = BlockSums(padded.shape, 2 * weights.hidden, novelty.block_px)
     m = ENCODER_MARGIN

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..data.input_transform import model_input
 from ..io.fitsio import MAX_ABS_ELECTRONS
 from ..models.bayesian import draw_weights
 from ..models.fused import FusedWeights, fuse_weights, fused_bottleneck, fused_logits
@@ -112,7 +113,8 @@ def predict(model, image, *, guide=None, T: int = 16, ignore=None, seed: int = 0
         A VI model needs its ``guide`` (given here or inside the `FitResult`); a plain net is
         the deterministic twin (one pass, ``T = 1``, epistemic all zero).
     image : array_like, shape (H, W)
-        In electrons (what the model was trained on).  Any size.
+        In electrons (what the model was trained on).  Any size.  A `FitResult` with an
+        ``input_transform`` (e.g. standardised frames) gets it applied to the whole image first.
     T : int
         Posterior draws for the Bayesian model.
     ignore : array_like of bool, shape (H, W), optional
@@ -162,7 +164,7 @@ def predict(model, image, *, guide=None, T: int = 16, ignore=None, seed: int = 0
         guide.to(device)
 
     height, width = x.shape
-    padded = pad_to_grid(x)
+    padded = pad_to_grid(model_input(x, getattr(model, "input_transform", None)))  # the net's units
     maps = np.zeros((2,) + padded.shape, dtype=np.float32)  # prob, aleatoric
     if progress is None:
         progress = max(padded.shape) > tile

@@ -9,7 +9,10 @@ A checkpoint is a single ``torch.save`` file that ``torch.load(path, weights_onl
      "guide_state": {...} | None,   # the guide's state dict (None: deterministic twin)
      "history": {...},
      "temperature": 1.0,            # post-hoc logit temperature (inference.temperature); 1 if absent
-     "novelty": {...}}              # optional: inference.novelty.NoveltyModel.state_dict()
+     "novelty": {...},              # optional: inference.novelty.NoveltyModel.state_dict()
+     "card": {...},                 # optional: the model card (plain Python; inference.adaptation)
+     "input_transform": {...}}      # optional: what the image goes through before the net
+                                    # (data.input_transform; e.g. {"kind": "standardise"})
 
 This module knows only the payload (`write_payload`, `read_payload`: format and version checks,
 ``weights_only`` loading, atomic writes).  Turning a payload into a model and back is
@@ -19,6 +22,7 @@ prior objects existed carry ``"prior_scale"`` instead of ``"prior"`` in their co
 from __future__ import annotations
 
 import math
+import numbers
 from pathlib import Path
 
 import torch
@@ -34,11 +38,13 @@ _REQUIRED = ("config", "net_state", "guide_state")
 
 
 def write_payload(path, config: dict, net_state: dict, guide_state: dict | None, history: dict | None,
-                  novelty: dict | None = None, temperature: float = 1.0) -> Path:
+                  novelty: dict | None = None, temperature: float = 1.0, *, card: dict | None = None,
+                  input_transform: dict | None = None) -> Path:
     """Write one checkpoint file (complete or absent: a temporary beside ``path``, then renamed).
 
     States are copied to the CPU and detached; ``novelty`` (a novelty model's state, tensors and
-    plain Python) is stored when given.  Returns the path.
+    plain Python), ``card`` (the model card) and ``input_transform`` (plain Python) are stored
+    when given.  Returns the path.
     """
     payload = {
         "format": FORMAT,
@@ -52,6 +58,9 @@ def write_payload(path, config: dict, net_state: dict, guide_state: dict | None,
     }
     if novelty is not None:
         payload["novelty"] = novelty
+    for key, value in (("card", card), ("input_transform", input_transform)):
+        if value is not None:
+            payload[key] = _plain(value, key)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(path) as fh:
@@ -85,8 +94,33 @@ def read_payload(path) -> dict:
     missing = [k for k in _REQUIRED if k not in payload]
     if missing or not isinstance(payload["config"], dict) or "kind" not in payload["config"]:
         raise ValueError(f"{str(path)!r} is an incomplete cosmiq_pyro checkpoint (missing {missing or ['config.kind']})")
+    for key in ("card", "input_transform"):
+        if payload.get(key) is not None and not isinstance(payload[key], dict):
+            raise ValueError(f"{str(path)!r}: {key} must be a dict, got {type(payload[key]).__name__}")
     _check_finite(path, payload)
     return payload
+
+
+def _plain(value, where: str):
+    """``value`` as plain Python (dicts with str keys, lists, str, int, float, bool, None), tuples
+    turned into lists, so that ``torch.load(weights_only=True)`` reads it; else a TypeError."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):  # str subclasses (e.g. torch.__version__) as plain str
+        return str(value)
+    if isinstance(value, numbers.Integral):  # numpy integers too
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, dict):
+        bad = [k for k in value if not isinstance(k, str)]
+        if bad:
+            raise TypeError(f"{where}: keys must be str, got {bad[0]!r}")
+        return {k: _plain(v, f"{where}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    raise TypeError(f"{where} must hold plain Python (dict, list, str, int, float, bool, None), "
+                    f"got {type(value).__name__}")
 
 
 def _check_finite(path: Path, payload: dict) -> None:

@@ -17,11 +17,13 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..data.input_transform import STANDARDISE, check_input_transform
 from ..io.checkpoint import read_payload, write_payload
 from .bayesian import UNet2SigmoidVI
 from .guides import locs_from_state, make_guide
 from .results import FitResult
 from .unet import UNet2Sigmoid, deepcr_weights_file
+from .weight_norm import STANDARDISED, unet_from_weight_norm
 
 __all__ = ["load_model", "load", "save", "resolve", "build_model", "PUBLISHED", "PUBLISHED_DIR"]
 
@@ -40,6 +42,10 @@ def _published_novelty(name: str) -> dict | None:
 
 def _deepcr(name: str) -> Callable[[], FitResult]:
     def loader() -> FitResult:
+        if name in STANDARDISED:  # weight-norm convolutions, standardised frames (deepCR's norm)
+            net, path = unet_from_weight_norm(name)
+            return FitResult(model=net, weights_file=path, novelty=_published_novelty(name),
+                             input_transform=dict(STANDARDISE))
         return FitResult(model=UNet2Sigmoid.from_deepcr(name), weights_file=deepcr_weights_file(name),
                          novelty=_published_novelty(name))
 
@@ -166,25 +172,32 @@ def _load_checkpoint(path: Path, model) -> FitResult:
         except (KeyError, RuntimeError, ValueError) as err:
             raise ValueError(f"{str(path)!r} holds an incomplete or mismatched guide: "
                              f"{' '.join(str(err).split())[:300]}") from None
+    try:
+        transform = check_input_transform(payload.get("input_transform"))
+    except ValueError as err:
+        raise ValueError(f"{str(path)!r}: {err}") from None
     return FitResult(model=model.eval(), guide=guide, history=payload.get("history", {}), weights_file=path,
-                     novelty=payload.get("novelty"), temperature=payload["temperature"])
+                     novelty=payload.get("novelty"), temperature=payload["temperature"],
+                     card=payload.get("card"), input_transform=transform)
 
 
 def save(path, model, guide=None, history=None) -> Path:
-    """Write ``model`` (a net, a VI model or a `FitResult`) with its guide, history and novelty model
-    (a `FitResult`'s ``.novelty``) and logit temperature (``.temperature``; 1 otherwise) to ``path``.
+    """Write ``model`` (a net, a VI model or a `FitResult`) with its guide, history and, from a
+    `FitResult`, its novelty model (``.novelty``), logit temperature (``.temperature``; 1
+    otherwise), model card (``.card``) and input transform (``.input_transform``) to ``path``.
 
     Returns the path.  The file is complete or absent (`cosmiq_pyro.io.checkpoint`).
     """
-    novelty, temperature = None, 1.0
+    novelty, temperature, extra = None, 1.0, {}
     if isinstance(model, FitResult):
         temperature = model.temperature
+        extra = {"card": model.card, "input_transform": check_input_transform(model.input_transform)}
         model, guide, history, novelty = model.model, guide or model.guide, history or model.history, model.novelty
         if hasattr(novelty, "state_dict"):  # a NoveltyModel: stored as its tensors and plain Python
             novelty = novelty.state_dict()
     net, guide = resolve(model, guide)
     return write_payload(path, net.config, net.state_dict(),
-                         None if guide is None else guide.state_dict(), history, novelty, temperature)
+                         None if guide is None else guide.state_dict(), history, novelty, temperature, **extra)
 
 
 def resolve(model, guide=None) -> tuple[UNet2Sigmoid, nn.Module | None]:
