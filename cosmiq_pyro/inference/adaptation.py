@@ -260,6 +260,10 @@ def _datasets(camera: Camera, full: dict, user, transform):
         if full["size"] != user_parts[0].width:
             raise ValueError(f"size={full['size']} but the images are {user_parts[0].width} px wide; simulated "
                              "and own frames must have the same size (leave size out)")
+        if not full["n_train"] and len(user_parts[1]) < 2:
+            raise ValueError(f"images: the validation part (dark_f_val={full['dark_f_val']}) holds "
+                             f"{len(user_parts[1])} image(s); the temperature and the novelty model need at least 2: "
+                             "give more images or add simulated frames (n_frames)")
     if full["n_train"]:
         sim_train, sim_val = simulated_sets(camera, n_train=full["n_train"], n_val=full["n_val"],
                                             train_seed=full["train_seed"], val_seed=full["val_seed"],
