@@ -31,6 +31,7 @@ A changed recipe with an existing ``WORK/run.pth`` is refused (start a new ``--w
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import sys
@@ -132,6 +133,9 @@ def publish(args, card: dict, log_file: Path) -> None:
         "script": "benchmarks/train_published.py (cosmiq_pyro.adapt)",
         **card["versions"],
         "machine": card["machine"],
+        "weights_sha256": weights_sha256(args.out / f"{NAME}.pth"),
+        "weights_sha256_of": "SHA-256 over net_state then guide_state, keys sorted, each 'part/key' (UTF-8) "
+                             "then the tensor's raw bytes (C order)",
     }
     shutil.copyfile(log_file, args.out / f"{NAME}.log")
     meta_file.write_text(json.dumps(meta, indent=1) + "\n")
@@ -141,6 +145,18 @@ def publish(args, card: dict, log_file: Path) -> None:
     size_mb = (args.out / f"{NAME}.pth").stat().st_size / 1e6
     print(f"published {args.out / (NAME + '.pth')} ({size_mb:.2f} MB), epochs {meta['epochs_done']}, "
           f"best {meta['best_epoch']}, T = {meta['temperature']:.4f}")
+
+
+def weights_sha256(path: Path) -> str:
+    """The digest of the weights alone (net and guide states), as ``weights_sha256_of`` says."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    digest = hashlib.sha256()
+    for part in ("net_state", "guide_state"):
+        state = payload[part] or {}
+        for key in sorted(state):
+            digest.update(f"{part}/{key}".encode())
+            digest.update(state[key].contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def sigma_figure(history: dict, path: Path) -> None:

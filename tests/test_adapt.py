@@ -60,7 +60,7 @@ def test_adapt_resumes_in_chunks_and_writes_one_complete_checkpoint(adapted):
     # the first epoch was not run again: its record is the first chunk's
     assert card["validation"]["val_loss"][0] == after_first["card"]["validation"]["val_loss"][0]
     payload = torch.load(out, map_location="cpu", weights_only=True)  # one file, tensors and plain Python
-    assert payload["card"] == card and "novelty" in payload
+    assert payload["sections"]["card"] == card and "novelty" in payload["sections"]
 
 
 def test_adapted_model_loads_with_temperature_card_and_novelty_and_predicts(adapted):

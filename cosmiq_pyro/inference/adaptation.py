@@ -358,7 +358,7 @@ def _card(full: dict, camera: Camera, start: str, started: FitResult, user, resu
         data["user"] = {"images": str(Path(user[0][0]).parent.resolve()), "n_images": len(user[0]),
                         "darks": str(Path(user[1][0]).parent.resolve()), "n_darks": len(user[1]),
                         "n_mask": full["dark_n_mask"], "f_val": full["dark_f_val"]}
-    return {
+    card = {
         "card_version": CARD_VERSION, "name": full["name"], "made_by": "cosmiq_pyro.adapt",
         "created_utc": utc_now(), "instrument": camera.describe(),
         "start": {"model": start, "weights_file": None if started.weights_file is None else str(started.weights_file),
@@ -370,3 +370,4 @@ def _card(full: dict, camera: Camera, start: str, started: FitResult, user, resu
         | {"temperature": result.temperature, "novelty_threshold": novelty.get("threshold")},
         "versions": versions(), "machine": machine(),
     }
+    return json.loads(json.dumps(card))  # plain Python only (str subclasses, tuples: torch.load(weights_only=True))

@@ -41,7 +41,7 @@ def versions() -> dict:
 
     from .._version import __version__
 
-    return {"cosmiq_pyro": __version__, "torch": torch.__version__, "pyro": pyro.__version__,
+    return {"cosmiq_pyro": __version__, "torch": str(torch.__version__), "pyro": pyro.__version__,
             "numpy": numpy.__version__, "python": platform.python_version(), "git_commit": _git_commit()}
 
 

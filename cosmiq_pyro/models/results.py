@@ -34,15 +34,19 @@ class FitResult:
         the validation split, checkpoints store it.
     novelty : NoveltyModel, dict or None
         The model's fitted `cosmiq_pyro.inference.novelty.NoveltyModel` or its state dict (what
-        a checkpoint stores); `predict` scores every image with it.  None when it has none.
+        a checkpoint stores, as its ``"novelty"`` section); `predict` scores every image with it.
+        None when it has none.
     card : dict or None
-        The model card (plain Python): how the model was made -- recipe, seeds, data, versions,
-        validation figures (`cosmiq_pyro.adapt` writes one; `summary` shows it).  None when the
-        checkpoint has none.
+        The model card (plain Python, the checkpoint's ``"card"`` section): how the model was made
+        -- recipe, seeds, data, versions, validation figures (`cosmiq_pyro.adapt` writes one;
+        `summary` and ``print(result)`` show it).  None when the checkpoint has none.
     input_transform : dict or None
-        What an image goes through before the net (`cosmiq_pyro.data.input_transform`; e.g.
-        ``{"kind": "standardise"}`` for models adapted from deepCR's ``WFC3-UVIS``); `predict`
-        applies it.  None: the image in electrons as it is.
+        What an image goes through before the net (`cosmiq_pyro.data.input_transform`, the
+        ``"input_transform"`` section; e.g. ``{"kind": "standardise"}`` for deepCR's ``WFC3-UVIS``
+        and models adapted from it); `predict` applies it.  None: the image in electrons as it is.
+    sections : dict
+        The checkpoint's other named sections (``name -> tensors and plain Python``), read by
+        `load_model` and written back by `save` (`cosmiq_pyro.io.checkpoint`).
     """
 
     model: nn.Module
@@ -54,6 +58,7 @@ class FitResult:
     novelty: dict | None = None
     card: dict | None = None
     input_transform: dict | None = None
+    sections: dict = field(default_factory=dict)
 
     @property
     def bayesian(self) -> bool:
