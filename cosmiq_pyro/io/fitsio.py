@@ -9,34 +9,12 @@ non-finite pixel), the extension header, the primary header and the celestial WC
 temporary file beside the target and renames it into place, so a crash never leaves a half-written
 product.  The unit conversion is `cosmiq_pyro.io.fitsunits`.
 
-DQ flag values (ACS Data Handbook; STScI "ACS Data Quality Flags" page)
------------------------------------------------------------------------
-====== ======================================================  ==========
-bit    meaning                                                 in default
-====== ======================================================  ==========
-1      Reed-Solomon decoding error (data lost)                 yes
-2      data replaced by fill value                             yes
-4      bad detector pixel, or beyond aperture / vignetted      yes
-8      masked by an aperture feature (HRC occulting finger)    yes
-16     hot pixel (dark current > 0.14 e-/s)                    yes
-32     unstable dark current (telegraph noise, fading hot)     yes
-64     warm pixel (0.06-0.14 e-/s)                             no
-128    bias structure (bad or unstable columns)                yes
-256    full-well saturated                                     yes
-512    bad pixel in a reference file (flat edges, dust motes)  no
-1024   charge trap / sink pixel                                yes
-2048   A-to-D saturated                                        yes
-4096   cosmic ray flagged by AstroDrizzle                      never
-8192   cosmic ray flagged by CALACS (ACSREJ)                   never
-====== ======================================================  ==========
-
-The default marks pixels whose value is not a measurement of the sky (lost, filled,
-defective, saturated, trapped) or whose dark correction is unreliable enough to mimic a
-cosmic ray (hot, unstable).  Warm pixels (64) are corrected well by the superdark and are
-numerous, and 512 flags large areas (dust motes, flat edges) whose pixels are still real
-data; both stay usable.  The cosmic-ray bits 4096 and 8192 are never in the default:
-they come from earlier CR rejection, and masking them would hide exactly the pixels a
-cosmic-ray detector is asked about.
+DQ flags: which bits mark a pixel as bad is a fact of the camera, in its spec
+(``[reader] dq_ignore_bits``; the ACS/WFC table with the meaning of every bit is in
+``cosmiq_pyro/instruments/specs/ACS-WFC.toml``).  `DEFAULT_DQ_FLAGS` is ACS/WFC's: lost, filled,
+defective, saturated, trapped, hot and unstable pixels, but not warm pixels (64) nor reference-
+file flags (512), and never the cosmic-ray bits 4096 and 8192 (`CR_DQ_FLAGS`), which come from
+earlier CR rejection and would hide exactly the pixels a cosmic-ray detector is asked about.
 """
 from __future__ import annotations
 
@@ -51,6 +29,7 @@ from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS, FITSFixedWarning
 
+from ..instruments import get_instrument
 from .fitsunits import GAIN_KEYWORDS, check_optional_positive, check_unit_name, electrons_per_unit, header_number
 from .fitswrite import write_hdulist_atomic
 from ..utils.checks import check_int
@@ -64,11 +43,12 @@ __all__ = [
     "write_hdulist_atomic",
 ]
 
-#: DQ bits treated as bad pixels by default (see the module docstring's table).
-DEFAULT_DQ_FLAGS = 1 | 2 | 4 | 8 | 16 | 32 | 128 | 256 | 1024 | 2048  # = 3519
+_ACS_READER = get_instrument("ACS-WFC").reader
+#: DQ bits treated as bad pixels by default: ACS/WFC's (its spec's ``dq_ignore_bits``, = 3519).
+DEFAULT_DQ_FLAGS = _ACS_READER.dq_ignore_bits
 
-#: DQ bits set by earlier cosmic-ray rejection (AstroDrizzle 4096, CALACS 8192).
-CR_DQ_FLAGS = 4096 | 8192
+#: DQ bits set by earlier cosmic-ray rejection (AstroDrizzle 4096, CALACS 8192; ``dq_cr_bits``).
+CR_DQ_FLAGS = _ACS_READER.dq_cr_bits
 
 #: Pixels beyond this magnitude (electrons) are fill values (1e30, -1e31 ...), not charge: a CCD
 #: pixel holds ~1e5 e- (ACS/WFC full well 84 700 e-), a deep co-added frame ~1e7.  They are

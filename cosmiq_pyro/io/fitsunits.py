@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..instruments.units import UNIT_HELP, parse_bunit
+
 __all__ = ["GAIN_KEYWORDS", "electrons_per_unit", "header_number", "check_unit_name", "check_optional_positive"]
 
-# BUNIT spellings found in HST and ground-based CCD headers.  astropy.units does not parse
-# them reliably ("ELECTRONS" fails; "DN/S" parses as DN per siemens), hence this table.
-_ELECTRON_NAMES = {"ELECTRONS", "ELECTRON", "E-", "E"}
-_COUNT_NAMES = {"COUNTS", "COUNT", "CTS", "CT", "ADU", "ADUS", "DN"}
-_SECOND_NAMES = {"S", "SEC", "SECOND", "SECONDS"}
+#: Gain keywords searched for a frame whose camera has no spec (a spec names its own,
+#: `cosmiq_pyro.instruments.ReaderSpec.gain_keywords`): HST's CCDGAIN / ATODGAIN, then GAIN.
 GAIN_KEYWORDS = ("CCDGAIN", "ATODGAIN", "GAIN")
 
 
@@ -45,21 +44,18 @@ def electrons_per_unit(bunit, headers, path, where, gain_e_per_adu, exptime_s):
     """
     if bunit is None:  # read_hst warns once per file
         return 1.0, None
-    parts = str(bunit).strip().upper().replace(" ", "").split("/")
-    numerator = parts[0]
-    rate = len(parts) == 2 and parts[1] in _SECOND_NAMES
-    if len(parts) > 2 or (len(parts) == 2 and not rate) or \
-            numerator not in _ELECTRON_NAMES | _COUNT_NAMES:
+    unit = parse_bunit(str(bunit))
+    if unit is None:
         raise ValueError(f"{path!r} {where}: BUNIT {bunit!r} cannot be converted to electrons "
-                         "(expected ELECTRONS, ELECTRONS/S, COUNTS or COUNTS/S)")
+                         f"(expected {UNIT_HELP})")
     factor, g = 1.0, None
-    if rate:
+    if unit.rate:
         t = exptime_s if exptime_s is not None else header_number(headers, ("EXPTIME",))
         if t is None or not np.isfinite(t) or t <= 0:
             raise ValueError(f"{path!r} {where}: BUNIT {bunit!r} is a rate but EXPTIME is "
                              f"{'missing' if t is None else t}; pass exptime_s=")
         factor *= t
-    if numerator in _COUNT_NAMES:
+    if unit.counts:
         g = gain_e_per_adu if gain_e_per_adu is not None else header_number(headers, GAIN_KEYWORDS)
         if g is None or not np.isfinite(g) or g <= 0:
             raise ValueError(f"{path!r} {where}: BUNIT {bunit!r} is in counts but no gain "
