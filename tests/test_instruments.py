@@ -166,6 +166,22 @@ def test_synthetic_acs_header_recognised_with_primary_then_extension():
     assert instrument_for_header(fits.Header()) is None
 
 
+def test_synthetic_wfc3_and_decam_headers_recognised():
+    assert set(list_instruments()) >= {"ACS-WFC", "WFC3-UVIS", "DECam"}
+    wfc3 = instrument_for_header({"TELESCOP": "HST", "INSTRUME": "WFC3", "DETECTOR": "UVIS"})
+    assert wfc3.name == "WFC3-UVIS" and wfc3.detector.ccd_shape_px == (2051, 4096)
+    assert instrument_for_header({"TELESCOP": "HST", "INSTRUME": "WFC3", "DETECTOR": "IR"}) is None
+    # DECam Community Pipeline primary header (DECaPS data model of the _ooi_ files)
+    decam = instrument_for_header(fits.Header({"TELESCOP": "CTIO 4.0-m telescope", "INSTRUME": "DECam"}))
+    assert decam.name == "DECam"
+    assert decam.reader.bunit == "ADU" and decam.models.deepcr == "decam"
+    assert decam.models.deepcr_input_unit == "ADU"  # deepCR model zoo, DECam Note 2
+    assert decam.reader.is_science("S29") and decam.reader.is_science("n4")
+    assert not decam.reader.is_science("PRIMARY") and not decam.reader.is_science("SCI")
+    assert decam.detector.dark_e_per_s == pytest.approx(2.0 / 3600)  # "2 electron / h"
+    assert decam.detector.ccd_thickness_um == (250.0, 250.0)  # one value -> (v, v)
+
+
 def test_real_headers_of_cameras_without_spec():
     """gmos.fits (Gemini GMOS-S, astroscrappy) and a8280271.fits (SAAO 1.0 m, ccdproc): no spec."""
     astroscrappy = pytest.importorskip("astroscrappy")
