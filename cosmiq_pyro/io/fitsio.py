@@ -1,9 +1,16 @@
 """Read HST-style CCD frames from FITS into electrons, with an ``ignore`` mask from DQ flags.
 
 `read_hst` returns one `HSTImage` per science extension (both WFC chips of an ACS
-``_flc``/``_flt`` file, or the primary image of a simple FITS file): the pixels in
-electrons as float32, a boolean ``ignore`` mask (DQ bits in ``dq_flags``, plus any
+``_flc``/``_flt`` file, every CCD of a DECam file, or the primary image of a simple FITS file):
+the pixels in electrons as float32, a boolean ``ignore`` mask (DQ bits in ``dq_flags``, plus any
 non-finite pixel), the extension header, the primary header and the celestial WCS.
+
+The camera is recognised from the primary header (`cosmiq_pyro.instruments.instrument_for_header`)
+unless ``instrument=`` names one; its spec says which extensions hold pixels, which DQ bits are
+bad, the unit when BUNIT is missing, where the gain and exposure time are, and the default gain.
+Each setting is taken from the keyword argument (the command line), else the header, else the
+spec.  A camera without spec is read as before: every SCI extension (else the primary / first
+image), ACS/WFC's DQ bits, BUNIT (else electrons, with a warning), CCDGAIN / ATODGAIN / GAIN.
 
 `write_hdulist_atomic` (`cosmiq_pyro.io.fitswrite`) writes an `~astropy.io.fits.HDUList` to a
 temporary file beside the target and renames it into place, so a crash never leaves a half-written
@@ -29,7 +36,7 @@ from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS, FITSFixedWarning
 
-from ..instruments import get_instrument
+from ..instruments import get_instrument, instrument_for_header
 from .fitsunits import GAIN_KEYWORDS, check_optional_positive, check_unit_name, electrons_per_unit, header_number
 from .fitswrite import write_hdulist_atomic
 from ..utils.checks import check_int
@@ -91,6 +98,11 @@ class HSTImage:
         neither exists (read as electrons, with a warning).
     gain_e_per_adu : float or None
         The gain applied (e-/ADU), None when the unit is not a count unit.
+    instrument : str or None
+        Name of the camera spec applied (`cosmiq_pyro.instruments`), None for a camera without
+        spec.
+    gain_from_spec : bool
+        True when the gain is the spec's default (neither the argument nor the header gave one).
     """
 
     image: np.ndarray
@@ -106,10 +118,12 @@ class HSTImage:
     path: str = field(repr=False, default="")
     bunit_used: str | None = None
     gain_e_per_adu: float | None = None
+    instrument: str | None = None
+    gain_from_spec: bool = False
 
 
-def read_hst(path, ext=None, dq_flags=DEFAULT_DQ_FLAGS, *, bunit=None, gain_e_per_adu=None,
-             exptime_s=None):
+def read_hst(path, ext=None, dq_flags=None, *, bunit=None, gain_e_per_adu=None,
+             exptime_s=None, instrument=None):
     """Read every science extension of an HST-style FITS file, in electrons.
 
     Parameters
@@ -117,18 +131,25 @@ def read_hst(path, ext=None, dq_flags=DEFAULT_DQ_FLAGS, *, bunit=None, gain_e_pe
     path : str or os.PathLike
         FITS file (``_flc``/``_flt``/``_drc`` or any single-image FITS).
     ext : int, str or (str, int), optional
-        Read only this extension (``1``, ``"SCI"``, ``("SCI", 2)``).  By default every
-        ``SCI`` extension is read; a file without ``SCI`` extensions yields its primary
-        image, or else its first image extension.
+        Read only this extension (``1``, ``"SCI"``, ``("SCI", 2)``, ``"S29"``).  By default
+        every science extension of the camera's spec is read (``SCI`` for HST, every CCD for
+        DECam), or for a camera without spec every ``SCI`` extension; a file with none yields
+        its primary image, or else its first image extension.
     dq_flags : int, optional
-        DQ bits that mark a pixel as bad (default `DEFAULT_DQ_FLAGS`); 0 uses no DQ.  The
-        DQ extension is the one whose EXTVER matches the science extension.
+        DQ bits that mark a pixel as bad; 0 uses no DQ.  Default: the spec's
+        ``dq_ignore_bits``, or `DEFAULT_DQ_FLAGS` (ACS/WFC's) for a camera without spec.  The
+        DQ extension (the spec's ``dq_extname``, else ``DQ``) is the one whose EXTVER matches
+        the science extension.
     bunit : str, optional
-        Unit to assume instead of the header's BUNIT (e.g. for files without one).
+        Unit to assume instead of the header's BUNIT (which in turn wins over the spec's).
     gain_e_per_adu : float, optional
-        Gain for count units, overriding CCDGAIN / ATODGAIN / GAIN from the headers.
+        Gain for count units, overriding the header's gain keywords (the spec's, else CCDGAIN /
+        ATODGAIN / GAIN), which override the spec's default gain (used with a warning).
     exptime_s : float, optional
-        Exposure time for rate units, overriding EXPTIME from the headers.
+        Exposure time for rate units, overriding EXPTIME (the spec's ``exptime_keyword``).
+    instrument : str, os.PathLike or Instrument, optional
+        The camera's spec (a shipped name such as ``"DECam"`` or a ``.toml`` path) instead of
+        the one recognised from the header.
 
     Returns
     -------
@@ -157,10 +178,12 @@ def read_hst(path, ext=None, dq_flags=DEFAULT_DQ_FLAGS, *, bunit=None, gain_e_pe
         is empty or not 2-D, the unit cannot be converted, or the DQ array does not match
         the image.
     TypeError
-        If ``bunit``, ``gain_e_per_adu``, ``exptime_s`` or ``dq_flags`` has the wrong type.
+        If ``bunit``, ``gain_e_per_adu``, ``exptime_s``, ``dq_flags`` or ``instrument`` has the
+        wrong type.
     """
     path = os.fspath(path)
-    dq_flags = _check_dq_flags(dq_flags)
+    dq_flags = None if dq_flags is None else _check_dq_flags(dq_flags)
+    spec = None if instrument is None else get_instrument(instrument)
     bunit = check_unit_name(bunit, "bunit")
     gain_e_per_adu = check_optional_positive(gain_e_per_adu, "gain_e_per_adu")
     exptime_s = check_optional_positive(exptime_s, "exptime_s")
@@ -183,19 +206,25 @@ def read_hst(path, ext=None, dq_flags=DEFAULT_DQ_FLAGS, *, bunit=None, gain_e_pe
             raise ValueError(f"{path!r} is not a readable FITS file ({err})") from err
         with hdul:
             try:
-                indices = _science_indices(hdul, path, ext)
                 primary = hdul[0].header
+                if spec is None:
+                    spec = instrument_for_header(primary)
+                if dq_flags is None:
+                    dq_flags = DEFAULT_DQ_FLAGS if spec is None else spec.reader.dq_ignore_bits
+                indices = _science_indices(hdul, path, ext, spec)
                 images = []
                 for i in indices:  # a plain loop keeps warnings' stacklevel pointing at the caller
                     images.append(_read_extension(hdul, i, path, primary, dq_flags, bunit,
-                                                  gain_e_per_adu, exptime_s))
+                                                  gain_e_per_adu, exptime_s, spec))
             except AstropyUserWarning as err:
                 raise ValueError(f"{path!r} is truncated ({err})") from None
             except (OSError, TypeError) as err:  # e.g. "buffer is too small for requested array"
                 raise ValueError(f"{path!r} is not a readable FITS file ({err})") from err
+    _warn_spec_gain(images, spec, path)
     assumed = [f"{im.extname},{im.extver}" for im in images if im.bunit_used is None]
     if assumed:
-        gain = header_number((images[0].header, images[0].primary_header), GAIN_KEYWORDS)
+        keywords = GAIN_KEYWORDS if spec is None else spec.reader.gain_keywords
+        gain = header_number((images[0].header, images[0].primary_header), keywords)
         hint = (f"; the header gives a gain of {gain:g} e-/ADU: if the pixels are counts, pass "
                 "bunit='ADU' (--bunit ADU)" if gain is not None else "")
         warnings.warn(f"{path!r}: no BUNIT keyword in extension(s) {', '.join(assumed)}; pixels "
@@ -208,9 +237,17 @@ def read_hst(path, ext=None, dq_flags=DEFAULT_DQ_FLAGS, *, bunit=None, gain_e_pe
 
 
 def _check_dq_flags(dq_flags):
-    if dq_flags is None:
-        return 0
     return check_int(dq_flags, "dq_flags (a bit mask)", minimum=0)
+
+
+def _warn_spec_gain(images, spec, path):
+    """One warning per file when the spec's default gain converted counts (no header gain)."""
+    used = [f"{im.extname},{im.extver}" for im in images if im.gain_from_spec]
+    if used:
+        warnings.warn(f"{path!r}: no gain keyword ({'/'.join(spec.reader.gain_keywords)}) in "
+                      f"extension(s) {', '.join(used[:5])}{' ...' if len(used) > 5 else ''}; using the "
+                      f"{spec.name} spec's gain {spec.detector.gain_e_per_adu:g} e-/ADU (pass "
+                      "gain_e_per_adu= / --gain to state it)", UserWarning, stacklevel=3)
 
 
 def _check_gzip_complete(path):
@@ -231,15 +268,17 @@ def _has_image(hdu):
         hdu.header.get("NAXIS", 0) > 0
 
 
-def _science_indices(hdul, path, ext):
-    """HDU indices to read: the requested one, every SCI, the primary, or the first image."""
+def _science_indices(hdul, path, ext, spec):
+    """HDU indices to read: the requested one, every science extension of the spec (else every
+    SCI), the primary, or the first image."""
     if ext is not None:
         try:
             hdu = hdul[ext]
         except (KeyError, IndexError) as err:
             raise ValueError(f"{path!r} has no extension {ext!r}") from err
         return [hdul.index(hdu)]
-    sci = [i for i, hdu in enumerate(hdul) if hdu.name == "SCI" and _has_image(hdu)]
+    is_science = (lambda name: name == "SCI") if spec is None else spec.reader.is_science
+    sci = [i for i, hdu in enumerate(hdul) if i > 0 and is_science(hdu.name) and _has_image(hdu)]
     if sci:
         return sci
     images = [i for i, hdu in enumerate(hdul) if _has_image(hdu)]
@@ -247,7 +286,8 @@ def _science_indices(hdul, path, ext):
         raise ValueError(f"{path!r} has no image extension (no HDU with pixel data)")
     if images[0] != 0:
         hdu = hdul[images[0]]
-        warnings.warn(f"{path!r} has no SCI extension; reading extension {images[0]} "
+        wanted = "SCI" if spec is None else "/".join(spec.reader.science_extnames)
+        warnings.warn(f"{path!r} has no {wanted} extension; reading extension {images[0]} "
                       f"({hdu.name or 'unnamed'},{hdu.ver or 1}), its first image, of {len(images)} "
                       "(pass ext= / --ext to choose another)", UserWarning, stacklevel=4)
     return images[:1]
@@ -265,7 +305,7 @@ def _celestial_wcs(hdul, header, path, where):
     return wcs if wcs.has_celestial else None
 
 
-def _read_extension(hdul, index, path, primary, dq_flags, bunit, gain_e_per_adu, exptime_s):
+def _read_extension(hdul, index, path, primary, dq_flags, bunit, gain_e_per_adu, exptime_s, spec):
     hdu = hdul[index]
     extname = hdu.name or ("PRIMARY" if index == 0 else str(index))
     extver = int(hdu.ver) if hdu.ver else 1
@@ -284,8 +324,10 @@ def _read_extension(hdul, index, path, primary, dq_flags, bunit, gain_e_per_adu,
     if isinstance(found_bunit, str) and not found_bunit.strip():
         found_bunit = None
     bunit_used = bunit if bunit is not None else found_bunit
-    factor, gain_used = electrons_per_unit(bunit_used, headers, path, where, gain_e_per_adu,
-                                            exptime_s)
+    if bunit_used is None and spec is not None:
+        bunit_used = spec.reader.bunit  # the camera's unit when the header states none
+    factor, gain_used, gain_from_spec = electrons_per_unit(bunit_used, headers, path, where,
+                                                           gain_e_per_adu, exptime_s, spec)
 
     image = np.array(data, dtype=np.float64)  # (H, W), native byte order, detached from file
     image *= factor
@@ -307,15 +349,17 @@ def _read_extension(hdul, index, path, primary, dq_flags, bunit, gain_e_per_adu,
         image[ignore] = np.median(usable) if usable.size else 0.0
     image = image.astype(np.float32)
 
-    if dq_flags and ("DQ", extver) in hdul:
-        dq = hdul["DQ", extver].data
+    dq_name = "DQ" if spec is None else spec.reader.dq_extname
+    if dq_flags and dq_name and (dq_name, extver) in hdul:
+        dq = hdul[dq_name, extver].data
         if dq is not None:  # an all-zero DQ may be stored without pixels
             if dq.shape != image.shape:
-                raise ValueError(f"{path!r} DQ,{extver} has shape {dq.shape} but {where} "
+                raise ValueError(f"{path!r} {dq_name},{extver} has shape {dq.shape} but {where} "
                                  f"has shape {image.shape}")
             ignore |= (dq.astype(np.int64) & dq_flags) != 0
 
-    t = exptime_s if exptime_s is not None else header_number(headers, ("EXPTIME",))
+    keyword = "EXPTIME" if spec is None else spec.reader.exptime_keyword
+    t = exptime_s if exptime_s is not None else header_number(headers, (keyword,))
     return HSTImage(
         image=image,
         ignore=ignore,
@@ -330,4 +374,6 @@ def _read_extension(hdul, index, path, primary, dq_flags, bunit, gain_e_per_adu,
         gain_e_per_adu=gain_used,
         exptime_s=t,
         path=path,
+        instrument=None if spec is None else spec.name,
+        gain_from_spec=gain_from_spec,
     )
