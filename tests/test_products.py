@@ -130,3 +130,98 @@ def test_every_hdu_of_a_product_carries_verified_checksums(models, tmp_path):
     with fits.open(out, checksum=True, disable_image_compression=True) as hdul:
         for hdu in hdul:
             assert hdu.verify_checksum() == 1 and hdu.verify_datasum() == 1
+
+
+# ---------------------------------------------------------------- item 3: two runs, one directory
+
+
+def test_two_runs_into_one_directory_make_each_product_once(models, tmp_path, monkeypatch):
+    import threading
+
+    from cosmiq_pyro.app import batch
+
+    source = frame(tmp_path / "f.fits")
+    out = tmp_path / "p"
+    real, calls = products.predict_fits, []
+    started, release = threading.Event(), threading.Event()
+
+    def slow_predict(*args, **kwargs):  # the first run holds its frame until the second one has started
+        calls.append(args[1])
+        started.set()
+        assert release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(batch.products, "predict_fits", slow_predict)
+    tables = {}
+    first = threading.Thread(target=lambda: tables.setdefault("first", predict_many(source, model=models["det"], outdir=out)))
+    first.start()
+    assert started.wait(30)
+    second = threading.Thread(target=lambda: tables.setdefault("second", predict_many(source, model=models["det"], outdir=out)))
+    second.start()
+    second.join(1.0)
+    assert second.is_alive()  # waiting for the product the first run is making, not making it too
+    release.set()
+    first.join(30)
+    second.join(30)
+    assert tables["first"].loc[0, "status"] == "done" and len(calls) == 1
+    assert tables["second"].loc[0, "status"] == "skipped" and "another run" in tables["second"].loc[0, "note"]
+    assert product_damage(out / "f_cosmiq.fits") == "" and sorted(p.name for p in out.iterdir()) == ["f_cosmiq.fits"]
+
+
+def test_the_loser_of_the_final_rename_takes_the_same_product_as_done(models, tmp_path, monkeypatch):
+    from cosmiq_pyro.app import batch
+
+    source = frame(tmp_path / "f.fits")
+    out = tmp_path / "p"
+    real = products.predict_fits
+
+    def other_run_finishes_first(model, in_path, out_path, **kwargs):  # as a run on another host would
+        real(model, in_path, out_path, **kwargs)
+        return real(model, in_path, out_path, **kwargs)  # ours: the rename finds the product there
+
+    monkeypatch.setattr(batch.products, "predict_fits", other_run_finishes_first)
+    table = predict_many(source, model=models["det"], outdir=out)
+    assert table.loc[0, "status"] == "done" and "another run wrote" in table.loc[0, "note"], table.loc[0, "error"]
+    monkeypatch.undo()
+    with_other_seed = predict_many(source, model=models["vi"], outdir=tmp_path / "q", T=2, seed=1)
+    assert with_other_seed.loc[0, "status"] == "done"
+
+
+def test_two_processes_into_one_directory(models, tmp_path):
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    for k in range(4):
+        frame(data / f"f{k}.fits", seed=k)
+    out = tmp_path / "p"
+    argv = [sys.executable, "-c", "import sys; from cosmiq_pyro.app.cli import main; sys.exit(main(sys.argv[1:]))", "predict", str(data), "--model", str(models["vi"]),
+            "-T", "2", "-o", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(Path(products.__file__).parents[2])}
+    runs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    results = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], results
+    stdout = "".join(out_text for out_text, _ in results)
+    assert stdout.count("wrote ") == 4 and "failed" not in "".join(err for _, err in results)
+    assert all(product_damage(out / f"f{k}_cosmiq.fits") == "" for k in range(4))
+
+
+# ---------------------------------------------------------------- item 4: names that are not ASCII
+
+
+def test_non_ascii_and_long_file_names_are_stored_fits_legal(models, tmp_path, capsys):
+    from urllib.parse import unquote
+
+    name = "Ωmega_frame_" + "x" * 70 + "_é.fits"
+    source = frame(tmp_path / "données" / name)
+    model = tmp_path / "modèle ß.pth"
+    model.write_bytes(Path(models["det"]).read_bytes())
+    status, stdout, err = run(capsys, "predict", source, "--model", model, "-o", tmp_path / "p")
+    assert status == 0 and not err, err
+    product = tmp_path / "p" / (name[:-5] + "_cosmiq.fits")
+    with fits.open(product) as hdul:
+        for hdu in hdul:
+            assert unquote(hdu.header["CQSOURCE"]) == name and unquote(hdu.header["CQMODEL"]) == model.name
+        assert hdul[0].header["CQSOURCE"].isascii()
+    assert product_damage(product) == ""
+    assert "1 skipped" in run(capsys, "predict", source, "--model", model, "-o", tmp_path / "p")[1]

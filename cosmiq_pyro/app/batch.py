@@ -43,7 +43,7 @@ from astropy.io import fits
 from astropy.io.fits.verify import VerifyError
 from tqdm.auto import tqdm
 
-from ..io.atomic import check_writable_directory
+from ..io.atomic import check_writable_directory, file_lock
 from ..utils.checks import check_float, check_int, check_seed
 from . import products
 from .inputs import FITS_SUFFIXES, expand_inputs, product_name
@@ -236,9 +236,8 @@ def _checked_options(options: dict) -> dict:
 
 
 def _judge(job: _Job):
-    """What to do with the existing product of ``job``: a row (skipped, failed, or done when it
-    appeared after the batch was planned: made by a retried task of this batch, or by another
-    run at the same time), or the reason to make it again (a str: damaged, input changed)."""
+    """What to do with the existing product of ``job``: a row (skipped, or failed: made with
+    other settings), or the reason to make it again (a str: damaged, input changed)."""
     damage = product_damage(job.output)
     if damage:
         return f"damaged ({damage})"
@@ -251,17 +250,26 @@ def _judge(job: _Job):
     if made.source_sha256 != source:
         was = f"{made.source_sha256[:12]}..." if made.source_sha256 else "not recorded"
         return f"input changed (CQSRCSHA {was}, now {source[:12]}...)"
-    if not job.existed:
-        return _row(job, "done", cr_pixels=_cr_pixels(job.output), novelty=_novelty(job.output))
-    return _row(job, "skipped", novelty=_novelty(job.output))
+    # made after the batch was planned: by another run at the same time, or by an earlier try of
+    # this task (its worker died after writing it)
+    note = "" if job.existed else "made meanwhile by another run"
+    return _row(job, "skipped", novelty=_novelty(job.output), note=note)
 
 
 def _run_serial(jobs: dict):
-    for i, job in jobs.items():
-        try:
-            yield i, _run_job(job)
-        except Exception as err:  # noqa: BLE001 -- an unforeseen error in one frame: report it, go on
-            yield i, _row(job, "failed", error=f"{type(err).__name__}: {_describe(err)}")
+    """Rows of the jobs, in order, except that a product locked by another run (`atomic.file_lock`)
+    is left for the end (and then waited for), so two runs into one directory share the work."""
+    busy = {}
+    for pass_jobs, wait in ((jobs, False), (busy, True)):
+        for i, job in list(pass_jobs.items()):
+            try:
+                row = _run_job(job, wait=wait)
+            except Exception as err:  # noqa: BLE001 -- an unforeseen error in one frame: report it, go on
+                row = _row(job, "failed", error=f"{type(err).__name__}: {_describe(err)}")
+            if row is None:
+                busy[i] = job
+            else:
+                yield i, row
 
 
 def _run_on(client, jobs: dict):
@@ -290,28 +298,48 @@ def _run_on(client, jobs: dict):
         client.cancel([f for f in futures if not f.done()])
 
 
-def _run_job(job: _Job) -> dict:
+def _run_job(job: _Job, wait: bool = True) -> dict | None:
     """Judge an existing product, predict the frame and write its product when needed (in a
-    Dask worker, or serially); return its row."""
+    Dask worker, or serially); return its row.
+
+    The product's `atomic.file_lock` is held throughout, so a second run making the same
+    product waits and then finds it made (or, with ``wait=False``, returns None at once).  A run
+    whose product appears under it anyway (no lock: another host, a file system without
+    ``flock``) finds the product at the final rename and judges it like any existing one.
+    """
+    with file_lock(job.output, blocking=wait) as locked:
+        if not locked:
+            return None
+        try:
+            return _make(job)
+        except _INPUT_ERRORS as err:
+            return _row(job, "failed", error=_describe(err))
+
+
+def _make(job: _Job) -> dict:
+    redo = ""
+    if not job.overwrite and os.path.exists(job.output):
+        verdict = _judge(job)
+        if isinstance(verdict, dict):
+            return verdict
+        redo = verdict
+    loaded = cached_model(job.model, job.options.get("device"))
+    if loaded.sha256 != job.expected.model_sha256:
+        raise ValueError(f"model {job.model!r} read here has SHA-256 {loaded.sha256[:12]}..., the batch "
+                         f"uses {job.expected.model_sha256[:12]}... (a different file at the same path?)")
+    start = time.perf_counter()
     try:
-        redo = ""
-        if not job.overwrite and os.path.exists(job.output):
-            verdict = _judge(job)
-            if isinstance(verdict, dict):
-                return verdict
-            redo = verdict
-        loaded = cached_model(job.model, job.options.get("device"))
-        if loaded.sha256 != job.expected.model_sha256:
-            raise ValueError(f"model {job.model!r} read here has SHA-256 {loaded.sha256[:12]}..., the batch "
-                             f"uses {job.expected.model_sha256[:12]}... (a different file at the same path?)")
-        start = time.perf_counter()
         with _PREDICT_LOCK:
             products.predict_fits(loaded.result, job.input, job.output, model_file=loaded.weights_file,
                                   overwrite=job.overwrite or bool(redo), progress=False, **job.options)
-        return _row(job, "redone" if redo else "done", seconds=time.perf_counter() - start,
-                    cr_pixels=_cr_pixels(job.output), novelty=_novelty(job.output), note=redo)
-    except _INPUT_ERRORS as err:
-        return _row(job, "failed", error=_describe(err))
+    except FileExistsError:  # another run wrote it first (it lost no race: it finished first)
+        verdict = _judge(job)
+        if not isinstance(verdict, dict) or verdict["status"] != "skipped":
+            raise
+        return _row(job, "done", seconds=time.perf_counter() - start, cr_pixels=_cr_pixels(job.output),
+                    novelty=_novelty(job.output), note="another run wrote the same product first")
+    return _row(job, "redone" if redo else "done", seconds=time.perf_counter() - start,
+                cr_pixels=_cr_pixels(job.output), novelty=_novelty(job.output), note=redo)
 
 
 def _cr_pixels(product: str) -> int:
