@@ -8,6 +8,7 @@ directory of them.  `cosmiq_pyro.inference.adaptation` builds everything through
 """
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import ConcatDataset, Dataset
 
+from ..instruments import SPEC_DIR, Instrument, get_instrument
 from .dark_mix import DarkMixDataset
 from .simulated import SimulatedDataset
 
@@ -26,60 +28,51 @@ SIMULATOR_CAMERA = "ACS-WFC"
 
 @dataclass(frozen=True)
 class Camera:
-    """A camera as `adapt` uses it: its name, where its spec came from, and the spec itself
-    (an ``Instrument`` of `cosmiq_pyro.instruments` when that package is present, else None for
-    the built-in ACS/WFC simulator)."""
+    """A camera as `adapt` uses it: its spec (`cosmiq_pyro.instruments.Instrument`) and where the
+    spec came from (``"package"`` or the TOML file's absolute path)."""
 
-    name: str
+    spec: Instrument
     source: str
-    spec: object | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def read_noise_e(self) -> float:
+        """The middle of the spec's read-noise range (e-): the novelty model's noise floor."""
+        return float(self.spec.detector.read_noise_mid_e)
 
     def describe(self) -> dict:
         return {"name": self.name, "source": self.source}
 
-    @property
-    def read_noise_e(self) -> float | None:
-        """The spec's read noise (e-), what the novelty model's noise floor assumes; None without
-        a spec (the novelty model's ACS/WFC default)."""
-        value = getattr(self.spec, "read_noise_e", None)
-        return None if value is None else float(value)
-
 
 def resolve_camera(instrument) -> Camera:
-    """The camera named by ``instrument``: a camera name (``"ACS-WFC"``) or a TOML spec path.
+    """The camera named by ``instrument``: a shipped spec's name (``"ACS-WFC"``, ``"DECam"``...), a
+    TOML spec path, or an `Instrument`.
 
     Raises
     ------
     FileNotFoundError
         A spec path that does not exist.
     ValueError
-        An unknown camera name, or a spec this package cannot simulate.
+        An unknown name or an invalid spec (`cosmiq_pyro.instruments.get_instrument`).
     """
     if isinstance(instrument, Camera):
         return instrument
-    if not isinstance(instrument, (str, os.PathLike)):
-        raise TypeError(f"instrument must be a camera name or a spec path (.toml), got {type(instrument).__name__}")
-    text = os.fspath(instrument)
-    is_path = isinstance(instrument, os.PathLike) or text.endswith(".toml") or os.sep in text
-    if is_path and not os.path.isfile(text):
-        raise FileNotFoundError(f"instrument spec {text!r} does not exist")
-    try:
-        from ..instruments import get_instrument  # the spec registry (issue 21 item 1)
-    except ImportError:
-        get_instrument = None
-    if get_instrument is None:
-        if text != SIMULATOR_CAMERA:
-            raise ValueError(f"instrument {text!r}: this build simulates only {SIMULATOR_CAMERA!r} "
-                             "(camera specs need cosmiq_pyro.instruments)")
-        return Camera(SIMULATOR_CAMERA, "built-in simulator")
-    spec = get_instrument(text)
-    return Camera(spec.name, os.path.abspath(text) if is_path else "package", spec)
+    spec = get_instrument(instrument)
+    shipped = bool(spec.source) and os.path.dirname(os.path.abspath(spec.source)) == os.path.abspath(SPEC_DIR)
+    return Camera(spec, "package" if shipped else (spec.source or "<Instrument object>"))
 
 
 def _simulated(camera: Camera, n: int, seed: int, augment: bool, options: dict) -> SimulatedDataset:
     options = {k: (tuple(v) if isinstance(v, list) else v) for k, v in options.items() if v is not None}
-    if camera.spec is not None:
-        options["instrument"] = camera.spec
+    if "instrument" in inspect.signature(SimulatedDataset).parameters:  # the spec-driven simulator (issue 21 item 2)
+        return SimulatedDataset(n, seed=seed, augment=augment, instrument=camera.spec, **options)
+    if camera.name != SIMULATOR_CAMERA:
+        raise ValueError(f"instrument {camera.name!r}: this build simulates only {SIMULATOR_CAMERA!r} frames; "
+                         "train on your own images and darks instead (n_frames=0)")
+    options.pop("cr_rate_multiplier", None)
     return SimulatedDataset(n, seed=seed, augment=augment, **options)
 
 

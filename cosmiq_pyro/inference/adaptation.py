@@ -47,7 +47,7 @@ from ..models.results import FitResult
 from ..models.unet import UNet2Sigmoid
 from ..utils.checks import check_int
 from .fit import fit_svi
-from .novelty import READ_NOISE_REF_E, fit_novelty
+from .novelty import fit_novelty
 from .temperature import calibrate
 
 __all__ = ["adapt", "ACS_WFC_VI", "CAMERA_KEYS", "resolve_recipe", "plain_net"]
@@ -65,6 +65,7 @@ ACS_WFC_VI = {
     "filters": ["F435W", "F606W", "F814W"],
     "exptime_s": [100, 1200],
     "label_rule": "drizcr",
+    "cr_rate_multiplier": 1.0,    # the real CR rate (ground-based specs record a larger training factor)
     "n_train": 512,
     "n_val": 32,
     "train_seed": 13,             # hashed frame seeds (< 2**32), disjoint from held-out sets
@@ -94,7 +95,7 @@ ACS_WFC_VI = {
 }
 #: Recipe keys that describe the camera's frames: for a camera other than ACS-WFC they default to
 #: None (the camera spec's values), not to ACS-WFC-VI's.
-CAMERA_KEYS = ("fields", "filters", "exptime_s", "label_rule")
+CAMERA_KEYS = ("fields", "filters", "exptime_s", "label_rule", "cr_rate_multiplier")
 _FIT_KEYS = ("batch_size", "lr", "scale_lr", "kl_beta", "num_particles", "init_scale", "phase0_epochs",
              "val_samples", "lr_decay_factor", "lr_decay_patience", "save_after")
 
@@ -118,6 +119,9 @@ def resolve_recipe(camera: Camera, start: str, out: Path, recipe: dict | None, *
     full["n_train"] = check_int(full["n_train"], "n_train", minimum=0)
     if full["kl_beta"] is None:
         full["kl_beta"] = 1.0 / full["size"] ** 2
+    if full["cr_rate_multiplier"] is None:  # the spec's training factor on its real CR rate
+        simulation = camera.spec.simulation
+        full["cr_rate_multiplier"] = 1.0 if simulation is None else float(simulation.cr_rate_multiplier)
     return json.loads(json.dumps(full))  # plain JSON types (tuples -> lists), as stored
 
 
@@ -149,8 +153,9 @@ def adapt(instrument, start, out, *, images=None, darks=None, n_frames: int | No
 
     Parameters
     ----------
-    instrument : str or os.PathLike
-        A camera name (``"ACS-WFC"``) or the path of a camera spec (``.toml``).
+    instrument : str, os.PathLike or Instrument
+        A shipped camera spec's name (``"ACS-WFC"``, ``"WFC3-UVIS"``, ``"DECam"``) or the path of a
+        camera spec (``.toml``; `cosmiq_pyro.instruments`).
     start : str or os.PathLike
         The starting model: a published name (``"ACS-WFC"``, a deepCR model such as
         ``"WFC3-UVIS"`` or ``"decam"``) or a checkpoint (a Bayesian one gives its posterior means).
@@ -339,7 +344,7 @@ def _novelty(result: FitResult, camera: Camera, full: dict, user_parts, progress
         classes = None  # a class Gaussian needs two frames at least: one Gaussian for all
     if progress:
         print(f"adapt: fitting the novelty model on {len(fit)} + {len(cal)} frames", flush=True)
-    return fit_novelty(result, fit, cal, classes=classes, read_noise_e=camera.read_noise_e or READ_NOISE_REF_E,
+    return fit_novelty(result, fit, cal, classes=classes, read_noise_e=camera.read_noise_e,
                        shrinkage=full["novelty_shrinkage"], false_alarm=full["novelty_false_alarm"]).state_dict()
 
 
