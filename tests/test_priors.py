@@ -154,7 +154,11 @@ def test_deepcr_train_facade_takes_a_prior_by_name(tmp_path, tiny_set):
 
 
 def test_cosmiq_train_reaches_a_non_iid_prior(tmp_path, capsys):
-    from cosmiq_pyro.app.cli import main
+    from cosmiq_pyro.app.cli import build_parser, main
+    from cosmiq_pyro.models.priors import PRIOR_NAMES
+
+    train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
+    assert next(a for a in train_parser._actions if a.dest == "prior").choices == PRIOR_NAMES
 
     out = tmp_path / "k.pth"
     assert main(["train", "simulate:4", "--bayesian", "--prior", "kaiming", "--prior-scale", "1", "--hidden", "2",
