@@ -39,21 +39,33 @@ def test_the_recipe_is_the_one_acs_wfc_vi_was_trained_with():
     assert defaults["calibration_draws"] == ACS_WFC_VI["calibration_draws"] or "calibration_draws" in shipped
 
 
+def toy_spec(folder):
+    """A user's TOML spec of a ground-based toy camera: DECam's spec under another name."""
+    from cosmiq_pyro.instruments import get_instrument
+
+    text = re.sub(r'(?m)^name = "DECam"$', 'name = "TOY-CAM"', get_instrument("DECam").to_toml(), count=1)
+    assert 'name = "TOY-CAM"' in text
+    path = folder / "toy_cam.toml"
+    path.write_text(text)
+    return path
+
+
 @pytest.fixture(scope="module")
 def adapted(tmp_path_factory):
-    """A model adapted in two resumed chunks of one epoch; the card after the first chunk."""
+    """A model for the toy camera adapted in two resumed chunks of one epoch; the card after the
+    first chunk."""
     folder = tmp_path_factory.mktemp("adapt")
-    out = folder / "toy.pth"
-    first = cq.adapt("ACS-WFC", "ACS-WFC", out, n_frames=4, size=64, epochs=2, chunk_epochs=1,
-                     recipe=SMOKE, progress=False)
+    spec, out = toy_spec(tmp_path_factory.mktemp("spec")), folder / "toy.pth"
+    first = cq.adapt(spec, "ACS-WFC", out, n_frames=4, size=64, epochs=2, chunk_epochs=1, recipe=SMOKE,
+                     progress=False)
     after_first = {"card": first.card, "work": sorted(p.name for p in (folder / "toy.adapt").iterdir())}
-    second = cq.adapt("ACS-WFC", "ACS-WFC", out, n_frames=4, size=64, epochs=2, chunk_epochs=1,
-                      recipe=SMOKE, progress=False)
-    return out, after_first, second
+    second = cq.adapt(spec, "ACS-WFC", out, n_frames=4, size=64, epochs=2, chunk_epochs=1, recipe=SMOKE,
+                      progress=False)
+    return out, after_first, second, spec
 
 
 def test_adapt_resumes_in_chunks_and_writes_one_complete_checkpoint(adapted):
-    out, after_first, second = adapted
+    out, after_first, second, _ = adapted
     assert after_first["card"]["training"]["epochs_done"] == 1 and after_first["work"] == ["adapt.json", "run.pth"]
     assert sorted(p.name for p in out.parent.iterdir()) == ["toy.pth"]  # the work directory is gone when done
     card = second.card
@@ -65,18 +77,23 @@ def test_adapt_resumes_in_chunks_and_writes_one_complete_checkpoint(adapted):
 
 
 def test_adapted_model_loads_with_temperature_card_and_novelty_and_predicts(adapted):
-    out, _, _ = adapted
+    out, _, _, spec = adapted
     model = cq.load(out)
     assert model.bayesian and model.novelty is not None and model.input_transform is None
     card = model.card
     assert card["recipe"]["kl_beta"] == 1 / 64 ** 2 and card["recipe"]["size"] == 64  # exact ELBO of 64 px frames
-    assert card["recipe"]["prior_scale"] == 0.1 and card["instrument"]["name"] == "ACS-WFC"
+    assert card["recipe"]["prior_scale"] == 0.1
+    assert card["instrument"] == {"name": "TOY-CAM", "source": str(spec)}
+    # the camera's own frames: its label rule, exposure times and training CR-rate factor (DECam's spec)
+    assert card["recipe"]["label_rule"] == "sigma" and card["recipe"]["cr_rate_multiplier"] == 50.0
+    assert card["recipe"]["exptime_s"] == [30.0, 600.0]
+    assert model.novelty["read_noise_e"] == 7.5  # the spec's read noise, 6-9 e-
     assert card["validation"]["temperature"] == model.temperature != 1.0
     assert model.model.prior.to_dict() == {"kind": "CentredNormalPrior", "scale": 0.1, "source": "deepCR:ACS-WFC"}
     assert len(card["validation"]["val_loss"]) == 2 and card["training"]["best_epoch"] in (1, 2)
     text = str(model)
-    assert "model card: toy" in text and "temperature" in text and "ACS-WFC" in text
-    frame = SimulatedDataset(1, size=256, exptime_s=1000, seed=HELD_OUT_SEED).frame(0)
+    assert "model card: toy" in text and "camera: TOY-CAM" in text and "started from ACS-WFC" in text
+    frame = SimulatedDataset(1, size=256, instrument=spec, cr_rate_multiplier=50.0, seed=HELD_OUT_SEED).frame(0)
     pred = cq.predict(model, frame.image, T=4, seed=0)
     assert pred.novelty is not None and math.isfinite(pred.novelty)
     # two tiny epochs from deepCR's weights under a prior centred there: its detections stay deepCR's
@@ -87,12 +104,12 @@ def test_adapted_model_loads_with_temperature_card_and_novelty_and_predicts(adap
 
 
 def test_adapt_again_with_the_same_recipe_does_nothing_and_another_is_refused(adapted):
-    out, _, second = adapted
+    out, _, second, spec = adapted
     before = out.stat().st_mtime_ns
-    again = cq.adapt("ACS-WFC", "ACS-WFC", out, n_frames=4, size=64, epochs=2, recipe=SMOKE, progress=False)
+    again = cq.adapt(spec, "ACS-WFC", out, n_frames=4, size=64, epochs=2, recipe=SMOKE, progress=False)
     assert again.card == second.card and out.stat().st_mtime_ns == before
     with pytest.raises(ValueError, match=r"another recipe \(differs in \['batch_size'\]\)"):
-        cq.adapt("ACS-WFC", "ACS-WFC", out, n_frames=4, size=64, epochs=2, recipe={**SMOKE, "batch_size": 4},
+        cq.adapt(spec, "ACS-WFC", out, n_frames=4, size=64, epochs=2, recipe={**SMOKE, "batch_size": 4},
                  progress=False)
 
 

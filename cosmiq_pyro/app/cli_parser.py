@@ -33,25 +33,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cosmiq_pyro {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("simulate", help="simulate HST-like frames with CR truth (deepCR 'pair' files)",
-                       description="Simulate ACS/WFC-like frames with cosmic rays and write them in "
-                       "deepCR's 'pair' layout (NNNNNN_<field>_<filter>.npy = [image, CR mask, ignore], "
-                       "sky.npy), meta.csv (one row per frame, the pair file's name in column 'file'; frames "
-                       "are numbered from 000001) and a few FITS previews (SCI, CRMASK, IGNORE) that "
+    p = sub.add_parser("simulate", help="simulate frames of a camera with CR truth (deepCR 'pair' files)",
+                       description="Simulate frames of a camera (ACS/WFC unless --instrument says) with "
+                       "cosmic rays and write them in deepCR's 'pair' layout (NNNNNN_<field>_<filter>.npy = "
+                       "[image, CR mask, ignore], sky.npy), meta.csv (one row per frame, the pair file's name "
+                       "in column 'file'; frames are numbered from 000001) and a few FITS previews (SCI, "
+                       "CRMASK, IGNORE; TELESCOP / INSTRUME / DETECTOR from the camera's spec) that "
                        "'cosmiq predict' reads.")
     p.add_argument("outdir", metavar="OUTDIR", help="new (or empty) directory to create")
+    p.add_argument("--instrument", default="ACS-WFC", metavar="NAME|SPEC.toml",
+                   help="camera: a shipped spec (ACS-WFC, WFC3-UVIS, DECam) or the path of a TOML spec "
+                   "with a [simulation] section (default ACS-WFC)")
     p.add_argument("--n", type=_positive_int, default=512, help="number of frames (default 512)")
     p.add_argument("--size", type=_size, default=256, help="frame side in pixels (default 256)")
-    p.add_argument("--fields", type=_names, default=("EX", "GC", "GAL"), help="comma-separated field "
-                   "types among EX,GC,GAL (default all three)")
-    p.add_argument("--filters", type=_names, default=("F435W", "F606W", "F814W"),
-                   help="comma-separated ACS filters (default F435W,F606W,F814W)")
-    p.add_argument("--exptime", type=_range, default=(100.0, 1200.0), metavar="MIN,MAX",
-                   help="exposure time range in s, log-uniform (default 100,1200; one number fixes it)")
+    p.add_argument("--fields", type=_names, default=None, help="comma-separated field "
+                   "types among EX,GC,GAL (default the spec's: all three)")
+    p.add_argument("--filters", type=_names, default=None,
+                   help="comma-separated filters of the camera (default all the spec's; ACS-WFC: "
+                   "F435W,F606W,F814W)")
+    p.add_argument("--exptime", type=_range, default=None, metavar="MIN,MAX",
+                   help="exposure time range in s, log-uniform (default the spec's, ACS-WFC 100,1200; "
+                   "one number fixes it)")
     p.add_argument("--seed", type=_seed, default=0, help="dataset seed (default 0)")
-    p.add_argument("--labels", choices=("drizcr", "sigma"), default="drizcr",
-                   help="CR truth rule: drizcr = AstroDrizzle's driz_cr with its defaults, as real "
-                   "ACS/WFC masks (default); sigma = CR charge above 1 sigma of the pixel's noise")
+    p.add_argument("--labels", choices=("drizcr", "sigma"), default=None,
+                   help="CR truth rule (default the spec's): drizcr = AstroDrizzle's driz_cr with its "
+                   "defaults, as real ACS/WFC and WFC3/UVIS masks; sigma = CR charge above k sigma of the "
+                   "pixel's noise (k from the spec: DECam's median-coadd labels)")
+    p.add_argument("--cr-rate-multiplier", type=_multiplier, default=1.0, metavar="M|training",
+                   help="factor on the camera's real CR rate, recorded in meta.csv (default 1: frames to "
+                   "test on); 'training' takes the spec's training-set factor and minimum count of CR "
+                   "pixels (DECam: 50x, ground CRs are sparse)")
     p.add_argument("--previews", type=_nonnegative_int, default=3, help="FITS previews of the first "
                    "frames (default 3)")
     p.add_argument("--overwrite", action="store_true", help="write into an existing non-empty OUTDIR")
@@ -295,6 +306,16 @@ def _float_range(text):
     return values
 
 
+def _parse_multiplier(text):
+    if text.strip().lower() == "training":
+        return "training"
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise ValueError(text)
+    return value
+
+
 _names = _typed(_split_names, "a comma-separated list")
+_multiplier = _typed(_parse_multiplier, "a positive number or 'training'")
 _paths = _typed(lambda text: tuple(Path(p) for p in _split_names(text)), "comma-separated paths")
 _range = _typed(_float_range, "MIN,MAX seconds (0 < MIN <= MAX) or one number")

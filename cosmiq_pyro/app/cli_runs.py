@@ -19,7 +19,7 @@ USER_ERRORS = (ValueError, TypeError, OSError)  # FileNotFoundError, FileExistsE
 EXIT_USAGE = 2
 EXIT_SOME_FAILED = 1  # cosmiq predict: some inputs failed, the others were done
 EXIT_INTERRUPTED = 130
-_PAIR_NAME = re.compile(r"^\d+_(?P<field>[A-Za-z]+)_(?P<filter>F\d+[A-Z]+)\.npy$")
+_PAIR_NAME = re.compile(r"^\d+_(?P<field>[A-Za-z]+)_(?P<filter>[A-Za-z0-9]+)\.npy$")
 
 
 class CommandError(Exception):
@@ -115,22 +115,30 @@ def _one_torch_thread() -> None:
 def run_simulate(args) -> int:
     from .previews import simulated_hdulist
     from ..io.fitsio import write_hdulist_atomic
-    from ..data.simulate import make_dataset, write_pairs
+    from ..data.simulate import make_dataset, resolve_instrument, write_pairs
 
+    instrument = resolve_instrument(args.instrument)  # a bad spec fails before OUTDIR is made
+    multiplier, min_cr_pixels = args.cr_rate_multiplier, 0
+    if multiplier == "training":
+        multiplier = instrument.simulation.cr_rate_multiplier
+        min_cr_pixels = instrument.simulation.min_cr_pixels
     with staged_directory(args.outdir, overwrite=args.overwrite) as staging:
         dataset = make_dataset(args.n, size=args.size, fields=args.fields, filters=args.filters,
-                               exptime_s=args.exptime, seed=args.seed, label_rule=args.labels)
+                               exptime_s=args.exptime, seed=args.seed, label_rule=args.labels,
+                               instrument=instrument, cr_rate_multiplier=multiplier,
+                               min_cr_pixels=min_cr_pixels)
         paths = write_pairs(staging, dataset)
         previews = []
         for i in range(min(args.previews, len(dataset))):
             name = Path(paths[i]).with_suffix(".fits").name
             hdul = simulated_hdulist(dataset.image[i], dataset.mask[i], dataset.ignore[i],
-                                     dataset.meta.iloc[i].to_dict())
+                                     dataset.meta.iloc[i].to_dict(), instrument=instrument)
             previews.append(write_hdulist_atomic(hdul, staging / name).name)
         meta = dataset.meta.copy()
         meta.insert(0, "file", [Path(p).name for p in paths])  # row <-> file, whatever the numbering
         meta.to_csv(staging / "meta.csv", index=False)
-    print(f"wrote {len(paths)} pair files, sky.npy, meta.csv and {len(previews)} FITS previews to {args.outdir}")
+    print(f"wrote {len(paths)} {instrument.name} pair files, sky.npy, meta.csv and {len(previews)} FITS "
+          f"previews to {args.outdir}")
     return 0
 
 

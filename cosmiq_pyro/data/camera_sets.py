@@ -8,7 +8,6 @@ directory of them.  `cosmiq_pyro.inference.adaptation` builds everything through
 """
 from __future__ import annotations
 
-import inspect
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +20,6 @@ from .dark_mix import DarkMixDataset
 from .simulated import SimulatedDataset
 
 __all__ = ["Camera", "resolve_camera", "simulated_sets", "simulated_images", "dark_mix_sets", "image_files", "frame_width", "concat"]
-
-#: The camera today's simulator makes (HST ACS/WFC; `cosmiq_pyro.data.simulate`).
-SIMULATOR_CAMERA = "ACS-WFC"
-
 
 @dataclass(frozen=True)
 class Camera:
@@ -67,13 +62,7 @@ def resolve_camera(instrument) -> Camera:
 
 def _simulated(camera: Camera, n: int, seed: int, augment: bool, options: dict) -> SimulatedDataset:
     options = {k: (tuple(v) if isinstance(v, list) else v) for k, v in options.items() if v is not None}
-    if "instrument" in inspect.signature(SimulatedDataset).parameters:  # the spec-driven simulator (issue 21 item 2)
-        return SimulatedDataset(n, seed=seed, augment=augment, instrument=camera.spec, **options)
-    if camera.name != SIMULATOR_CAMERA:
-        raise ValueError(f"instrument {camera.name!r}: this build simulates only {SIMULATOR_CAMERA!r} frames; "
-                         "train on your own images and darks instead (n_frames=0)")
-    options.pop("cr_rate_multiplier", None)
-    return SimulatedDataset(n, seed=seed, augment=augment, **options)
+    return SimulatedDataset(n, seed=seed, augment=augment, instrument=camera.spec, **options)
 
 
 def simulated_sets(camera: Camera, *, n_train: int, n_val: int, train_seed: int, val_seed: int,
@@ -81,7 +70,7 @@ def simulated_sets(camera: Camera, *, n_train: int, n_val: int, train_seed: int,
     """Simulated training frames (random flips / rotations) and validation frames of ``camera``.
 
     ``options``: `SimulatedDataset` keywords (``size``, ``fields``, ``filters``, ``exptime_s``,
-    ``label_rule``); a None value means the camera's default.
+    ``label_rule``, ``cr_rate_multiplier``); a None value means the camera spec's.
     """
     return (_simulated(camera, n_train, train_seed, True, options),
             _simulated(camera, n_val, val_seed, False, options))
