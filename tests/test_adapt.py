@@ -233,3 +233,16 @@ def test_own_images_only_need_two_validation_images(tmp_path):
                       recipe={**SMOKE, "dark_f_val": 0.5}, progress=False)
     assert result.card["data"]["simulated"] is None and result.novelty is not None
     assert result.card["data"]["user"]["n_darks"] == 4 and len(result.card["validation"]["val_loss"]) == 1
+
+
+def test_deepcr_decam_takes_adu_so_predict_divides_electrons_by_the_specs_gain():
+    """deepCR's decam model takes ADU (DECam spec: deepcr_input_unit = "ADU", gain 4 e-/ADU):
+    `predict` on electrons equals the deepCR facade (deepCR's semantics) on the frame in ADU."""
+    pytest.importorskip("deepCR")
+    model = cq.load("decam")
+    assert model.input_transform == {"kind": "scale", "divide_by": 4.0}
+    rng = np.random.default_rng(4)
+    electrons = rng.normal(1000.0, 30.0, (64, 64)).astype(np.float32)
+    electrons[10, 5:12] += 8000.0
+    np.testing.assert_allclose(cq.predict(model, electrons).prob,
+                               deepCR(mask="decam").clean(electrons / 4.0, binary=False), atol=1e-6)

@@ -12,7 +12,10 @@ such a model keeps the transform: its checkpoint carries it (``"input_transform"
 (`TransformedDataset`).  A transform is a dict:
 
 * ``None`` -- the image as it is (electrons);
-* ``{"kind": "standardise"}`` -- `standardise`.
+* ``{"kind": "standardise"}`` -- `standardise`;
+* ``{"kind": "scale", "divide_by": g}`` -- ``z = x / g``: a model that takes ADU (deepCR's
+  ``decam``, whose spec says ``deepcr_input_unit = "ADU"``) gets electrons divided by the
+  camera's gain ``g`` (e-/ADU).
 """
 from __future__ import annotations
 
@@ -20,20 +23,35 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["STANDARDISE", "KINDS", "check_input_transform", "standardise", "model_input", "TransformedDataset"]
+__all__ = ["STANDARDISE", "KINDS", "check_input_transform", "adu_transform", "standardise", "model_input",
+           "TransformedDataset"]
 
 #: The transform of deepCR's standardised models (``WFC3-UVIS``).
 STANDARDISE = {"kind": "standardise"}
-KINDS = ("standardise",)
+#: kind -> the other keys it takes.
+KINDS = {"standardise": (), "scale": ("divide_by",)}
 
 
 def check_input_transform(transform) -> dict | None:
-    """``transform`` checked: None or a dict with ``"kind"`` in `KINDS` (a copy); else a ValueError."""
+    """``transform`` checked: None or a dict with ``"kind"`` in `KINDS` and that kind's keys (a
+    copy); else a ValueError."""
     if transform is None:
         return None
-    if not isinstance(transform, dict) or transform.get("kind") not in KINDS or set(transform) != {"kind"}:
-        raise ValueError(f"input_transform must be None or {{'kind': one of {KINDS}}}, got {transform!r}")
+    kind = transform.get("kind") if isinstance(transform, dict) else None
+    if kind not in KINDS or set(transform) != {"kind", *KINDS[kind]}:
+        raise ValueError(f"input_transform must be None, {{'kind': 'standardise'}} or "
+                         f"{{'kind': 'scale', 'divide_by': g}}, got {transform!r}")
+    if kind == "scale":
+        g = transform["divide_by"]
+        if isinstance(g, bool) or not isinstance(g, (int, float)) or not (np.isfinite(g) and g > 0):
+            raise ValueError(f"input_transform 'scale': divide_by must be a finite number > 0, got {g!r}")
+        return {"kind": "scale", "divide_by": float(g)}
     return dict(transform)
+
+
+def adu_transform(gain_e_per_adu: float) -> dict:
+    """The transform of a model that takes ADU: electrons divided by the gain."""
+    return check_input_transform({"kind": "scale", "divide_by": gain_e_per_adu})
 
 
 def standardise(image: np.ndarray) -> tuple[np.ndarray, np.float32, np.float32]:
@@ -53,8 +71,11 @@ def standardise(image: np.ndarray) -> tuple[np.ndarray, np.float32, np.float32]:
 
 def model_input(image: np.ndarray, transform: dict | None) -> np.ndarray:
     """The whole frame ``image`` (H, W) as the model takes it (float32)."""
-    if check_input_transform(transform) is None:
+    transform = check_input_transform(transform)
+    if transform is None:
         return np.asarray(image, dtype=np.float32)
+    if transform["kind"] == "scale":
+        return (np.asarray(image, dtype=np.float32) / np.float32(transform["divide_by"])).astype(np.float32)
     return standardise(image)[0]
 
 

@@ -17,7 +17,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..data.input_transform import STANDARDISE, check_input_transform
+from ..data.input_transform import STANDARDISE, adu_transform, check_input_transform
+from ..instruments import get_instrument, list_instruments
 from ..io.checkpoint import check_section, read_payload, write_payload
 from .bayesian import UNet2SigmoidVI
 from .guides import locs_from_state, make_guide
@@ -53,10 +54,20 @@ def _deepcr(name: str) -> Callable[[], FitResult]:
             return FitResult(model=net, weights_file=path, novelty=_published_novelty(name),
                              input_transform=dict(STANDARDISE))
         return FitResult(model=UNet2Sigmoid.from_deepcr(name), weights_file=deepcr_weights_file(name),
-                         novelty=_published_novelty(name))
+                         novelty=_published_novelty(name), input_transform=_deepcr_input_transform(name))
 
     loader.__doc__ = f"deepCR's published {name!r} mask weights in the deterministic twin."
     return loader
+
+
+def _deepcr_input_transform(name: str) -> dict | None:
+    """A deepCR model that takes ADU (its camera's spec: ``[models] deepcr = name``,
+    ``deepcr_input_unit = "ADU"``, e.g. ``decam``) gets electrons divided by the spec's gain."""
+    for camera in list_instruments():
+        spec = get_instrument(camera)
+        if spec.models.deepcr == name and (spec.models.deepcr_input_unit or "").upper() == "ADU":
+            return adu_transform(spec.detector.gain_e_per_adu)
+    return None
 
 
 #: Published models by name: a loader ``() -> FitResult``, or the file name of a checkpoint
