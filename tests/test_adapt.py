@@ -246,3 +246,18 @@ def test_deepcr_decam_takes_adu_so_predict_divides_electrons_by_the_specs_gain()
     electrons[10, 5:12] += 8000.0
     np.testing.assert_allclose(cq.predict(model, electrons).prob,
                                deepCR(mask="decam").clean(electrons / 4.0, binary=False), atol=1e-6)
+
+
+def test_a_bayesian_start_model_gives_its_posterior_means():
+    """`plain_net` of a Bayesian model is the net of its posterior means: the same probabilities as
+    the Pyro model run with every weight site fixed at the guide's means."""
+    from cosmiq_pyro.inference.adaptation import plain_net
+    from cosmiq_pyro.models.bayesian import probs_given_weights
+    from cosmiq_pyro.models.guides import guide_locs
+
+    vi = cq.load("ACS-WFC-VI")
+    net = plain_net(vi)
+    x = torch.from_numpy(SimulatedDataset(1, size=64, seed=HELD_OUT_SEED).frame(0).image)[None, None]
+    with torch.no_grad():
+        expected = probs_given_weights(vi.model.eval(), x, guide_locs(vi.guide, vi.model.weight_sites))
+        torch.testing.assert_close(net.eval()(x), expected, rtol=0, atol=1e-6)

@@ -238,6 +238,7 @@ def adapt(instrument, start, out, *, images=None, darks=None, n_frames: int | No
         warnings.warn(f"no temperature fitted (kept at 1): {err}", RuntimeWarning, stacklevel=2)
     result.history["temperature"] = result.temperature
     save(work / "run.pth", result)
+    result.model.cpu(), result.guide.cpu()  # the novelty features are computed on the CPU
     result.input_transform = transform
     result.novelty = _novelty(result, camera, full, user_parts, progress)
     seconds = time.perf_counter() - t0
