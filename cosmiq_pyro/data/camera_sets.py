@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from torch.utils.data import ConcatDataset, Dataset
+from tqdm.auto import tqdm
 
 from ..instruments import SPEC_DIR, Instrument, get_instrument
 from .dark_mix import DarkMixDataset
@@ -76,10 +77,13 @@ def simulated_sets(camera: Camera, *, n_train: int, n_val: int, train_seed: int,
             _simulated(camera, n_val, val_seed, False, options))
 
 
-def simulated_images(camera: Camera, n: int, seed: int, **options) -> tuple[list[np.ndarray], list[str]]:
-    """``n`` simulated frames of ``camera`` (images (H, W) in electrons) and their field types."""
+def simulated_images(camera: Camera, n: int, seed: int, progress: bool = False,
+                     **options) -> tuple[list[np.ndarray], list[str]]:
+    """``n`` simulated frames of ``camera`` (images (H, W) in electrons) and their field types;
+    ``progress``: a tqdm bar."""
     ds = _simulated(camera, n, seed, False, options)
-    return [ds.frame(i).image for i in range(n)], [str(f) for f in ds.meta["field"]]
+    frames = tqdm(range(n), desc="novelty frames", unit="frame", disable=not progress, leave=False)
+    return [ds.frame(i).image for i in frames], [str(f) for f in ds.meta["field"]]
 
 
 def frame_width(path) -> int:

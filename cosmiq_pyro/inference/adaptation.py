@@ -240,12 +240,15 @@ def adapt(instrument, start, out, *, images=None, darks=None, n_frames: int | No
     save(work / "run.pth", result)
     result.model.cpu(), result.guide.cpu()  # the novelty features are computed on the CPU
     result.input_transform = transform
+    t1 = time.perf_counter()
     result.novelty = _novelty(result, camera, full, user_parts, progress)
     seconds = time.perf_counter() - t0
-    state["chunks"].append({"epochs": [done + 1, target], "seconds": round(seconds, 1), "device": str(device or "default"),
+    state["chunks"].append({"epochs": [done + 1, target], "seconds": round(seconds, 1),
+                            "novelty_seconds": round(time.perf_counter() - t1, 1), "device": str(device or "default"),
                             "machine": machine(), "finished_utc": utc_now()})
     result.card = _card(full, camera, start_text, started, user, result, state["chunks"])
     save(out, result)
+    result.weights_file = out
     if target >= full["epochs"] and not keep_work:
         shutil.rmtree(work, ignore_errors=True)  # out holds everything: best weights, history, card
     else:
@@ -333,18 +336,18 @@ def _novelty(result: FitResult, camera: Camera, full: dict, user_parts, progress
     """The novelty model: fitted on simulated frames of the camera and/or the user's training
     frames, thresholded on as many held-out ones (validation part for the user's)."""
     fit, cal, classes = [], [], []
+    if progress:
+        print("adapt: fitting the novelty model", flush=True)
     if full["n_train"]:
         options = {k: full[k] for k in ("size", *CAMERA_KEYS)}
-        fit, classes = simulated_images(camera, full["n_novelty"], full["novelty_fit_seed"], **options)
-        cal, _ = simulated_images(camera, full["n_novelty"], full["novelty_cal_seed"], **options)
+        fit, classes = simulated_images(camera, full["n_novelty"], full["novelty_fit_seed"], progress, **options)
+        cal, _ = simulated_images(camera, full["n_novelty"], full["novelty_cal_seed"], progress, **options)
     if user_parts is not None:
         for part, into in zip(user_parts, (fit, cal)):
             into.extend(part[i][0][0].numpy() for i in range(len(part)))
         classes += ["own"] * len(user_parts[0])
     if classes and min(classes.count(c) for c in set(classes)) < 2:
         classes = None  # a class Gaussian needs two frames at least: one Gaussian for all
-    if progress:
-        print(f"adapt: fitting the novelty model on {len(fit)} + {len(cal)} frames", flush=True)
     return fit_novelty(result, fit, cal, classes=classes, read_noise_e=camera.read_noise_e,
                        shrinkage=full["novelty_shrinkage"], false_alarm=full["novelty_false_alarm"]).state_dict()
 

@@ -93,7 +93,8 @@ def card_lines(card: dict) -> list[str]:
     losses = val.get("val_loss") or []
     at_best = (lambda k: (val.get(k) or [None] * len(losses))[best - 1]) if best else (lambda k: None)
     lines.append(f"  trained {train.get('epochs_done', '?')} of {train.get('epochs', '?')} epochs "
-                 f"in {_fmt(train.get('wall_seconds'), '.0f')} s; best epoch {best}: val BCE {_fmt(at_best('val_loss'))}, "
+                 f"({len(train.get('chunks') or [])} call(s), {_fmt(train.get('wall_seconds'), '.0f')} s with the "
+                 f"novelty fits); best epoch {best}: val BCE {_fmt(at_best('val_loss'))}, "
                  f"TPR {_fmt(at_best('val_tpr'), '.2f')} %, FPR {_fmt(at_best('val_fpr'), '.4f')} %; "
                  f"temperature {_fmt(val.get('temperature'))}")
     vers = get("versions") or {}
