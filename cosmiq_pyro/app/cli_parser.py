@@ -12,7 +12,7 @@ from pathlib import Path
 from .._version import __version__
 from ..data.seeds import HELD_OUT_SEED
 from ..models.defaults import DEFAULT_MODEL
-from ..utils.checks import MAX_SEED
+from ..utils.checks import MAX_INT64, MAX_SEED
 from .cli_runs import CommandError, run_compare, run_demo, run_evaluate, run_predict, run_simulate, run_train
 
 __all__ = ["build_parser"]
@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="normalisation layers (default batch)")
     p.add_argument("--batch-size", type=_positive_int, default=16, help="minibatch size (default 16)")
     p.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate (default 0.005)")
-    p.add_argument("--kl-beta", type=_positive_float, default=1e-6, help="KL weight, --bayesian (default 1e-6)")
+    p.add_argument("--kl-beta", type=_positive_float, default=None, help="KL weight, --bayesian (default "
+                   "1 / pixels per frame: the exact per-pixel ELBO)")
     p.add_argument("--prior-scale", type=_positive_float, default=1.0, help="prior sd, --bayesian (default 1)")
     p.add_argument("--init-from", type=Path, default=None, metavar="DET.pth",
                    help="--bayesian: start the posterior means from this deterministic checkpoint")
@@ -122,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gain", dest="gain_e_per_adu", type=_positive_float, default=None, metavar="E_PER_ADU",
                    help="gain in e-/ADU for ADU frames (default: the GAIN, CCDGAIN or ATODGAIN keyword)")
     p.add_argument("--tile", type=_tile, default=1024, help="tile side in px (default 1024)")
-    p.add_argument("--dq-flags", type=_nonnegative_int, default=None,
+    p.add_argument("--dq-flags", type=_dq_flags, default=None,
                    help="DQ bits treated as bad (default: cosmiq_pyro.io.fitsio.DEFAULT_DQ_FLAGS; 0: none)")
     p.add_argument("--overwrite", action="store_true", help="make every product again (default: an input "
                    "whose product exists with the same version, model, T, seed and threshold is skipped)")
@@ -213,6 +214,7 @@ _probability = _check(lambda v: 0 <= v <= 1, float, "a probability in [0, 1]")
 _size = _check(lambda v: v >= 16 and v % 4 == 0, int, "a frame side >= 16, a multiple of 4")
 _tile = _check(lambda v: v >= 4 and v % 4 == 0, int, "a positive multiple of 4")
 _seed = _check(lambda v: 0 <= v <= MAX_SEED, int, "an integer seed in [0, 2**63 - 1]")
+_dq_flags = _check(lambda v: 0 <= v <= MAX_INT64, int, "a DQ bit mask in [0, 2**63 - 1]")
 
 
 def _parse_ext(text):

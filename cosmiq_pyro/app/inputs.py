@@ -25,7 +25,8 @@ def expand_inputs(inputs) -> list[Path]:
 
         * a file (kept even if it does not exist: `predict_many` then reports it as failed);
         * a directory: its FITS files (`FITS_SUFFIXES`, not recursive, sorted by name), except
-          products (``*_cosmiq.fits``).  A directory holding HST calibrated exposures
+          products (``*_cosmiq.fits``); a FITS name that is a dangling symbolic link is kept, so
+          that `predict_many` reports it as failed (naming the link's target).  A directory holding HST calibrated exposures
           (``*_flc``, ``*_flt``) yields only those, and for an exposure present as both only
           the CTE-corrected ``_flc``: raw, drizzled, association and support files are not
           single calibrated exposures;
@@ -113,7 +114,9 @@ def _read_list(name: str) -> list[Path]:
 
 
 def _directory_frames(folder: Path) -> list[Path]:
-    files = sorted(p for p in folder.iterdir() if p.is_file() and _is_fits(p.name) and not _is_product(p.name))
+    # a dangling symbolic link is kept: the batch reports it (a failed input naming its target)
+    files = sorted(p for p in folder.iterdir()
+                   if (p.is_file() or (p.is_symlink() and not p.exists())) and _is_fits(p.name) and not _is_product(p.name))
     exposures = {}
     for path in files:
         stem = product_name(path)[: -len(PRODUCT_SUFFIX)]

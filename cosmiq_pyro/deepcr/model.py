@@ -200,6 +200,8 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         """
         _check_threshold(threshold)
         x = np.asarray(img0)
+        validated_image(self._model_units(x)[0], remedy="clean() takes no ignore= (as deepCR's): call "
+                        "clean_vi(img0, ignore=~numpy.isfinite(img0)) to leave them out, or replace them first")
         prob = self.predict(x, T=T, seed=seed, patch=patch, segment=segment, n_jobs=n_jobs).prob
         crs = prob > threshold
         out = crs.astype(np.uint8) if binary else prob

@@ -5,7 +5,8 @@ validation batch is turned into probabilities:
 
 * deterministic: ``BCE_mean(logits, y)`` over the non-ignored pixels of the batch;
 * variational: the scaled negative ELBO of `objective.svi_loss`,
-  ``BCE_mean + kl_beta * (log q(w) - log p(w)) / N_train`` with ``w ~ q``.
+  ``BCE_mean + kl_beta * (log q(w) - log p(w)) / N_train`` with ``w ~ q`` (default
+  ``kl_beta = 1 / pixels per image``: the exact negative ELBO per pixel).
 
 deepCR's two-phase batch-norm schedule is available to both (``phase0_epochs``): phase 0 trains
 with batch statistics; phase 1 freezes the running statistics (norm layers in eval mode) and
@@ -142,7 +143,7 @@ def fit_deterministic(net: UNet2Sigmoid, train, val=None, *, epochs: int, batch_
 
 
 def fit_svi(model: UNet2SigmoidVI, train, val=None, *, epochs: int, batch_size: int = 16, lr: float = 1e-3,
-            kl_beta: float = 1e-6, num_particles: int = 1, init_scale: float = DEFAULT_INIT_SCALE, init_from=None,
+            kl_beta: float | None = None, num_particles: int = 1, init_scale: float = DEFAULT_INIT_SCALE, init_from=None,
             guide=None, seed: int = 0, progress: bool = True, checkpoint=None, resume: bool = False,
             save_after: int = 0, val_samples: int = 4, phase0_epochs: int | None = None,
             lr_decay_factor: float | None = 0.1, lr_decay_patience: int = 4, device=None,
@@ -155,9 +156,13 @@ def fit_svi(model: UNet2SigmoidVI, train, val=None, *, epochs: int, batch_size: 
     .. math:: \\mathcal{L} = \\mathrm{BCE}_\\text{mean}(\\text{valid pixels of the batch})
               + \\beta \\, \\frac{\\log q(w) - \\log p(w)}{N_\\text{train}}, \\qquad w \\sim q,
 
-    (`pyro.infer.Trace_ELBO`, averaged over ``num_particles`` draws).  ``kl_beta = 1 / (pixels
-    per image)`` makes this exactly the negative ELBO per pixel; the default 1e-6 down-weights
-    the KL (about 15x less than exact for 256x256 frames), as the prototype did.
+    (`pyro.infer.Trace_ELBO`, averaged over ``num_particles`` draws).  The default
+    ``kl_beta = 1 / P``, ``P`` the pixels per training image, makes this exactly the negative
+    ELBO per pixel (the ELBO of the ``N_train * P`` pixel labels divided by ``N_train * P``), so
+    the data set the posterior widths: two fits that differ only in ``init_scale`` (1e-3 vs
+    1e-2) end within 2x of each other (docs/defaults.md).  A smaller ``kl_beta`` (the seed's
+    scaled ELBO, e.g. 1e-6) weakens the pull of the prior's entropy term: the widths then stay
+    near ``init_scale`` and the epistemic maps reflect that choice, not the data.
 
     The guide's scale parameters ``rho`` (``sigma = softplus(rho)``) have their own Adam group
     with learning rate ``scale_lr``, so the posterior widths are learned within the budget
@@ -171,8 +176,9 @@ def fit_svi(model: UNet2SigmoidVI, train, val=None, *, epochs: int, batch_size: 
     train, val, epochs, batch_size, lr, seed, progress, checkpoint, resume, save_after,
     phase0_epochs, lr_decay_factor, lr_decay_patience, device, on_epoch, calibrate
         As for `fit_deterministic`.
-    kl_beta : float
-        Weight of the KL term (> 0).
+    kl_beta : float, optional
+        Weight ``beta`` of the KL term (> 0).  Default: ``1 / (H * W)`` of the first training
+        image, the exact per-pixel ELBO.
     num_particles : int
         Monte Carlo draws of ``w`` per step.
     init_scale : float
@@ -202,7 +208,8 @@ def fit_svi(model: UNet2SigmoidVI, train, val=None, *, epochs: int, batch_size: 
     if not isinstance(model, UNet2SigmoidVI):
         raise TypeError(f"fit_svi fits a UNet2SigmoidVI, got {type(model).__name__} "
                         "(use fit_deterministic for UNet2Sigmoid)")
-    kl_beta = check_float(kl_beta, "kl_beta", positive=True)
+    if kl_beta is not None:
+        kl_beta = check_float(kl_beta, "kl_beta", positive=True)
     num_particles = check_int(num_particles, "num_particles", minimum=1)
     init_scale = check_float(init_scale, "init_scale", positive=True)
     scale_lr = check_float(scale_lr, "scale_lr", positive=True)
@@ -211,6 +218,8 @@ def fit_svi(model: UNet2SigmoidVI, train, val=None, *, epochs: int, batch_size: 
     device = resolve_device(device)
     model.to(device)
     train_ds = _non_empty(as_dataset(train, name="train"), "train")
+    if kl_beta is None:  # the exact negative ELBO per pixel
+        kl_beta = 1.0 / train_ds[0][0].numel()  # item image: (1, H, W)
     run = TrainingRun(checkpoint, resume=resume, save_after=save_after)
     previous = run.resume_into(model)
     model.to(device)

@@ -53,7 +53,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 
 from .fitsunits import GAIN_KEYWORDS, check_optional_positive, check_unit_name, electrons_per_unit, header_number
 from .fitswrite import write_hdulist_atomic
-from ..utils.checks import check_int
+from ..utils.checks import MAX_INT64, check_int
 
 __all__ = [
     "DEFAULT_DQ_FLAGS",
@@ -185,7 +185,8 @@ def read_hst(path, ext=None, dq_flags=DEFAULT_DQ_FLAGS, *, bunit=None, gain_e_pe
     gain_e_per_adu = check_optional_positive(gain_e_per_adu, "gain_e_per_adu")
     exptime_s = check_optional_positive(exptime_s, "exptime_s")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"FITS file {path!r} does not exist")
+        link = f" (a symbolic link to {os.readlink(path)!r}, which does not exist)" if os.path.islink(path) else ""
+        raise FileNotFoundError(f"FITS file {path!r} does not exist{link}")
     if os.path.isdir(path):
         raise ValueError(f"{path!r} is a directory, expected a FITS file")
     _check_gzip_complete(path)
@@ -230,7 +231,10 @@ def read_hst(path, ext=None, dq_flags=DEFAULT_DQ_FLAGS, *, bunit=None, gain_e_pe
 def _check_dq_flags(dq_flags):
     if dq_flags is None:
         return 0
-    return check_int(dq_flags, "dq_flags (a bit mask)", minimum=0)
+    dq_flags = check_int(dq_flags, "dq_flags (a bit mask)", minimum=0)
+    if dq_flags > MAX_INT64:  # DQ pixels are compared as int64
+        raise ValueError(f"dq_flags must be a bit mask in [0, 2**63 - 1], got {dq_flags!r}")
+    return dq_flags
 
 
 def _check_gzip_complete(path):
