@@ -114,6 +114,8 @@ BAD_SPECS = [  # (edit, the field the error names, a phrase of it)
     (("pixel_pitch_um = 15.0 ", 'pixel_pitch_um = "15 arcsec" '), r"\[detector\] pixel_pitch_um",
      "convertible to um"),
     (("pixel_scale_arcsec = 0.05 ", ""), r"\[detector\] pixel_scale_arcsec", "missing"),
+    (("pixel_scale_arcsec = 0.05 ", "pixel_scale = 0.05 "), r"\[detector\] pixel_scale_arcsec",
+     "found 'pixel_scale'"),
     (("ccds = 2 ", "ccds = 2\nfocal_ratio = 5 "), r"\[detector\] focal_ratio", "unknown field"),
     (("read_noise_e = [3.75, 5.65]", "read_noise_e = [5.65, 3.75]"), r"\[detector\] read_noise_e",
      "above high"),
