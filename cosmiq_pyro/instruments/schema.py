@@ -29,7 +29,7 @@ varies between amplifiers, CCDs or frames):
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from .fields import SpecTable
 from .simulation import SimulationSpec
@@ -273,15 +273,7 @@ class Instrument:
     detector: DetectorSpec
     models: ModelsSpec
     simulation: SimulationSpec | None = None
-    source: str = ""
-
-    def __eq__(self, other):
-        if not isinstance(other, Instrument):
-            return NotImplemented
-        return self.to_dict() == other.to_dict()
-
-    def __hash__(self):
-        return hash(self.name)
+    source: str = field(default="", compare=False)
 
     @classmethod
     def from_dict(cls, data, origin="<dict>", source=""):
