@@ -207,3 +207,13 @@ def test_ambiguous_match_is_an_error(tmp_path):
     # the more specific spec wins over one that constrains fewer keywords
     c = _write(tmp_path, _edited('TELESCOP = "HST"\n', "", _edited('name = "ACS-WFC"', 'name = "C"')), "c.toml")
     assert instrument_for_header(header, candidates=[c, a]).name == "A"
+
+
+def test_deepcr_facade_reports_the_unit_its_model_takes():
+    """The facade reads the unit from the spec of the camera deepCR's model was made for."""
+    pytest.importorskip("deepCR")
+    from cosmiq_pyro.deepcr.model import deepCR
+
+    assert deepCR(mask="decam").input_unit == "ADU"  # deepCR model zoo, DECam Note 2
+    assert deepCR(mask="ACS-WFC").input_unit == "ELECTRONS"
+    assert deepCR(mask="example_model").input_unit is None  # no camera's model
