@@ -90,6 +90,11 @@ def test_user_spec_from_toml_path(tmp_path):
     mine = get_instrument(path)
     assert mine.name == "MyCam" and mine.source == str(path)
     assert get_instrument(str(path)) == mine
+    # the digest follows the values, not the comments or the file
+    assert mine.digest() == Instrument.from_dict(tomllib.loads(mine.to_toml())).digest()
+    assert mine.digest() != get_instrument("ACS-WFC").digest()
+    commented = _write(tmp_path, "# my notes\n" + text, "commented.toml")
+    assert get_instrument(commented).digest() == mine.digest()
     assert mine.detector.pixel_scale_arcsec == pytest.approx(0.05)  # converted by astropy.units
     assert mine.detector.pixel_pitch_um == pytest.approx(15.0)
     assert mine.match.instrume == ("MYCAM", "MYCAM2") and mine.match.telescop == ()

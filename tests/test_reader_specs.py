@@ -223,7 +223,8 @@ def test_products_record_the_camera_spec(models, tmp_path, capsys):
                  "--instrument", "decam", "--ext", "N4"])
     assert code == 0
     with fits.open(out / "c4d_1_ooi_z_v1_cosmiq.fits") as hdul:
-        assert hdul[0].header["CQREAD"].endswith("instrument=DECam")
+        from cosmiq_pyro.instruments import get_instrument
+        assert hdul[0].header["CQREAD"].endswith(f"instrument=DECam:{get_instrument('DECam').digest()}")
         assert [h.header["CQINSTR"] for h in hdul if h.name == "PROB"] == ["DECam"]
     capsys.readouterr()
     assert main(["predict", str(source), "--model", str(models["det"]), "-o", str(out),

@@ -271,12 +271,16 @@ def reading_options(ext=None, bunit=None, gain_e_per_adu=None, dq_flags=None, in
     Two runs whose values are equal read the same pixels from the same file, so a product made
     with other reading options is never taken for this run's (``predict_many``'s resume).
     ``dq_flags=None`` (the camera spec's bits) reads ``dq=camera``; a given ``instrument`` (name,
-    spec path or `Instrument`) adds ``instrument=<its name>``.
+    spec path or `Instrument`) adds ``instrument=<its name>:<Instrument.digest>``, so an edited
+    spec file reads as other options.
     """
     gain = None if gain_e_per_adu is None else float(gain_e_per_adu)
     dq = "camera" if dq_flags is None else int(dq_flags)
     text = f"ext={ext} bunit={bunit} gain={gain} dq={dq}"
-    return text if instrument is None else f"{text} instrument={get_instrument(instrument).name}"
+    if instrument is None:
+        return text
+    spec = get_instrument(instrument)
+    return f"{text} instrument={spec.name}:{spec.digest()}"
 
 
 def file_sha256(path, chunk_bytes: int = 1 << 20) -> str:

@@ -29,6 +29,7 @@ varies between amplifiers, CCDs or frames):
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 from dataclasses import dataclass, field, fields
 
 from .fields import SpecTable
@@ -316,6 +317,11 @@ class Instrument:
         import tomli_w
 
         return tomli_w.dumps(self.to_dict())
+
+    def digest(self) -> str:
+        """First 16 hex digits of the SHA-256 of `to_toml`: equal for equal specs whatever their
+        comments, layout or file, different when any value differs (for provenance)."""
+        return hashlib.sha256(self.to_toml().encode()).hexdigest()[:16]
 
 
 def _section(obj) -> dict:
