@@ -155,3 +155,49 @@ def test_a_gain_keyword_stored_as_a_string_is_read(tmp_path):
         {"BUNIT": "ADU", "GAIN": "unknown"}))]).writeto(path)
     with pytest.raises(ValueError, match="in counts but no gain"):
         read_hst(path)
+
+
+def test_a_rate_file_without_exptime_needs_the_option(twin_file, tmp_path, capsys):
+    source = electrons_file(tmp_path / "rate.fits", header={"BUNIT": "ELECTRONS/S"})
+    status, _, err = run(capsys, "predict", source, "--model", twin_file, "-o", tmp_path / "a")
+    assert status == 1 and "EXPTIME is missing; pass exptime_s= (--exptime)" in err[0]
+    status, _, _ = run(capsys, "predict", source, "--model", twin_file, "-o", tmp_path / "b", "--exptime", 400)
+    assert status == 0
+    with fits.open(tmp_path / "b" / "rate_cosmiq.fits") as hdul:
+        assert "exptime=400.0" in hdul[0].header["CQREAD"]  # the option is part of the provenance
+    # the maps are those of the frame in electrons: rate x 400 s
+    from cosmiq_pyro.io.fitsio import read_hst
+    np.testing.assert_allclose(read_hst(source, exptime_s=400.0)[0].image, fits.getdata(source, "SCI") * 400.0,
+                               rtol=1e-6)
+
+
+def test_gain_on_an_electrons_file_warns(twin_file, tmp_path, capsys):
+    from cosmiq_pyro.io.fitsio import read_hst
+    source = electrons_file(tmp_path / "e.fits")
+    with pytest.warns(UserWarning, match=r"gain_e_per_adu=1.9 \(--gain\) was not used: the pixels are in ELECTRONS"):
+        frame = read_hst(source, gain_e_per_adu=1.9)[0]
+    np.testing.assert_array_equal(frame.image, fits.getdata(source, "SCI"))  # not multiplied
+    status, _, err = run(capsys, "predict", source, "--model", twin_file, "-o", tmp_path / "o", "--gain", 1.9)
+    assert status == 0 and any("(--gain) was not used" in line for line in err)
+
+
+def test_a_read_only_output_directory_holding_every_product_reports_them_skipped(twin_file, tmp_path, capsys,
+                                                                                 monkeypatch):
+    from pathlib import Path
+    sources = [electrons_file(tmp_path / f"f{i}.fits") for i in range(2)]
+    out = tmp_path / "out"
+    assert run(capsys, "predict", *sources, "--model", twin_file, "-o", out)[0] == 0
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    out.chmod(0o555)  # read-only; root ignores the mode, so the access check sees it so too
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if Path(path) == out and mode & os.W_OK
+                        else real_access(path, mode, **kw))
+    try:
+        status, stdout, err = run(capsys, "predict", *sources, "--model", twin_file, "-o", out)
+        assert status == 0 and err == [] and "0 done, 0 redone, 2 skipped, 0 failed" in stdout
+        assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before  # nothing written
+        electrons_file(tmp_path / "f2.fits")  # a new input: its product cannot be written
+        status, _, err = run(capsys, "predict", *sources, tmp_path / "f2.fits", "--model", twin_file, "-o", out)
+        assert status == 2 and len(err) == 1 and "not writable" in err[0]
+    finally:
+        out.chmod(0o755)

@@ -113,7 +113,7 @@ def _one_torch_thread() -> None:
 
 
 def run_simulate(args) -> int:
-    from .products import simulated_hdulist
+    from .previews import simulated_hdulist
     from ..io.fitsio import write_hdulist_atomic
     from ..data.simulate import make_dataset, write_pairs
 
@@ -182,13 +182,12 @@ def run_train(args) -> int:
 def run_predict(args) -> int:
     from contextlib import nullcontext
 
-    from ..io.fitsio import DEFAULT_DQ_FLAGS
     from .batch import predict_many, summary
     from .products import novel_extensions
 
     options = dict(threshold=args.threshold, seed=args.seed, tile=args.tile, device=args.device, ext=args.ext,
-                   dq_flags=DEFAULT_DQ_FLAGS if args.dq_flags is None else args.dq_flags, bunit=args.bunit,
-                   gain_e_per_adu=args.gain_e_per_adu)
+                   dq_flags=args.dq_flags, bunit=args.bunit, gain_e_per_adu=args.gain_e_per_adu,
+                   instrument=args.instrument, exptime_s=args.exptime_s)
     if args.T is not None:
         options["T"] = args.T
     with _dask_client(args) if args.workers or args.scheduler else nullcontext() as client:
@@ -198,7 +197,8 @@ def run_predict(args) -> int:
         if row.status == "failed":
             error_line(f"cosmiq predict: error: {row.error}")
         else:
-            print(f"{'wrote' if row.status == 'done' else 'skipped (same provenance)'} {row.output}")
+            print({"done": f"wrote {row.output}", "skipped": f"skipped (same input and provenance) {row.output}",
+                   "redone": f"redid {row.output}: {row.note}"}[row.status])
             novel = novel_extensions(row.output)
             if novel:
                 scores = ", ".join(f"{ext} {novelty:.2f}" for ext, novelty in novel)

@@ -13,6 +13,7 @@ import numpy as np
 from scipy import stats
 from scipy.special import ndtr
 
+from ...instruments import get_instrument
 from .detector import PIXEL_PITCH_UM
 
 # HST Data Handbook, WF/PC-1 Sec. 46.5: ~1.7 CR events per second per 800x800 CCD of 15 um
@@ -21,7 +22,8 @@ from .detector import PIXEL_PITCH_UM
 # IHB-C14: 1.2 cm^-2 s^-1 x 0.147 cm^2 x 1000 s = 177 CRs per 256^2 frame; at 5.5-11 pixels
 # each that is the handbook's 1.5-3 % of pixels (and ~4-7 % per orbit, IHB 7.5).
 CR_RATE_PER_CM2_S = 1.2
-CCD_THICKNESS_UM = (12.0, 17.0)  # IHB-C14 5.6.6: WFC CCDs are 12-17 um thick (per frame)
+# IHB-C14 5.6.6: WFC CCDs are 12-17 um thick (per frame); from the ACS-WFC spec
+CCD_THICKNESS_UM = get_instrument("ACS-WFC").detector.ccd_thickness_um
 SI_PAIR_ENERGY_EV = 3.6  # mean energy per electron-hole pair in silicon
 # A minimum-ionising particle crossing 12-17 um of silicon at the isotropic angles below
 # leaves a median of 1.2-1.7 ke- (`_landau_mpv_e`), while IHB-C14 measured a median of

@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import numpy as np
 
-PIXEL_SCALE_ARCSEC = 0.05  # IHB Table 3.1: ~0.05 x 0.05 arcsec^2 per WFC pixel
-PIXEL_PITCH_UM = 15.0  # IHB Table 3.1: WFC pixels are 15 x 15 um^2
-GAIN_E_PER_ADU = 2.0  # IHB Table 3.1: gains 0.5, 1.0, 1.4, 2.0 e-/DN; GAIN=2 is the default
-READ_NOISE_RANGE_E = (3.75, 5.65)  # IHB Table 3.1: 3.75-5.65 e- over amplifiers
-DARK_E_PER_S = 0.0161  # IHB Table 3.1: WFC dark current, e-/s/pixel (Cycle 32)
-SATURATION_RANGE_E = (72_000.0, 82_000.0)  # IHB 4.3.1: ~77,400 e-, 72,000-82,000 e-
+from ...instruments import get_instrument
+
+# The camera's constants live in its spec (cosmiq_pyro/instruments/specs/ACS-WFC.toml, where
+# each cites its source): IHB Table 3.1 for scale, pitch, gain (2.0 e-/DN, the default of
+# 0.5/1.0/1.4/2.0), read noise (3.75-5.65 e- over amplifiers) and dark current (0.0161 e-/s,
+# Cycle 32); IHB 4.3.1 for the full well (72,000-82,000 e-).
+_ACS = get_instrument("ACS-WFC").detector
+PIXEL_SCALE_ARCSEC = _ACS.pixel_scale_arcsec
+PIXEL_PITCH_UM = _ACS.pixel_pitch_um
+GAIN_E_PER_ADU = _ACS.gain_e_per_adu
+READ_NOISE_RANGE_E = _ACS.read_noise_e
+DARK_E_PER_S = _ACS.dark_e_per_s
+SATURATION_RANGE_E = _ACS.saturation_e
 # mean number of bad-column segments per 256 columns: assumed (no handbook count found; the
 # ACS anomalies page and ACS-DQ list bad columns without a rate)
 BAD_COLUMNS_PER_256 = 1.0
