@@ -48,7 +48,14 @@ CANDIDATES = {
     "exact_slr0.01": ("exact ELBO, scale_lr = 0.01", {"kl_beta": 1.0 / SIZE ** 2, "scale_lr": 0.01}),
     "exact_slr0.1": ("exact ELBO, scale_lr = 0.1", {"kl_beta": 1.0 / SIZE ** 2, "scale_lr": 0.1}),
     "exact_slr0.2": ("exact ELBO, scale_lr = 0.2", {"kl_beta": 1.0 / SIZE ** 2, "scale_lr": 0.2}),
+    "exact_slr0.3": ("exact ELBO, scale_lr = 0.3", {"kl_beta": 1.0 / SIZE ** 2, "scale_lr": 0.3}),
     "exact_slr0.5": ("exact ELBO, scale_lr = 0.5", {"kl_beta": 1.0 / SIZE ** 2, "scale_lr": 0.5}),
+    "exact_slr0.1_p2": ("exact ELBO, scale_lr = 0.1, num_particles = 2",
+                        {"kl_beta": 1.0 / SIZE ** 2, "scale_lr": 0.1, "num_particles": 2}),
+    "exact_slr0.1_p2_seed1": ("the same, fit seed 1 (another initialisation and batch order)",
+                              {"kl_beta": 1.0 / SIZE ** 2, "scale_lr": 0.1, "num_particles": 2, "seed": 1}),
+    "exact_p2": ("exact ELBO, num_particles = 2 (scale_lr 0.05)",
+                 {"kl_beta": 1.0 / SIZE ** 2, "num_particles": 2}),
     "seed_1e-6_slr0.2": ("kl_beta = 1e-6, scale_lr = 0.2", {"kl_beta": 1e-6, "scale_lr": 0.2}),
 }
 

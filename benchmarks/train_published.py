@@ -148,6 +148,7 @@ def main(argv=None) -> int:
     started = time.time()
     result = fit_svi(model, train, val, epochs=target, batch_size=recipe["batch_size"], lr=recipe["lr"],
                      scale_lr=recipe["scale_lr"], kl_beta=recipe["kl_beta"], init_scale=recipe["init_scale"],
+                     num_particles=1,  # as trained (fit_svi's default became 2 after the shipped model)
                      phase0_epochs=recipe["phase0_epochs"], val_samples=recipe["val_samples"],
                      seed=recipe["fit_seed"], checkpoint=checkpoint, resume=True, calibrate=True,
                      device=args.device, progress=False, on_epoch=log_epoch)
