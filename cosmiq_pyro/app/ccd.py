@@ -16,7 +16,7 @@ from astropy.nddata import CCDData
 
 from .._version import __version__
 from ..utils.checks import check_float, check_seed
-from ..inference.predictive import predict
+from ..inference.predictive import predict, validated_image
 from .modelcache import DEFAULT_MODEL, cached_model
 
 __all__ = ["cosmicray_cosmiq"]
@@ -74,7 +74,9 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int = 16, threshold: 
     ValueError
         ``ccd`` is not 2-D, has no unit or one other than electron / adu, an ``adu`` frame has
         no ``gain`` (or an electron frame has one), ``gain`` is not in electron / adu or not
-        positive, or a bad ``T``, ``threshold`` or ``seed``.
+        positive, a bad ``T``, ``threshold`` or ``seed``, or fill-value pixels (finite, beyond
+        ``io.fitsio.MAX_ABS_ELECTRONS``) outside ``ccd.mask`` (non-finite pixels are left out
+        by themselves).
 
     Notes
     -----
@@ -104,6 +106,8 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int = 16, threshold: 
     ignore = ~np.isfinite(image)
     if ccd.mask is not None:
         ignore |= np.asarray(ccd.mask, dtype=bool)
+    image = validated_image(image, ignore, remedy="set them in ccd.mask (CCDData's bad-pixel mask) to leave "
+                            "them out")
     prediction = predict(loaded.result, image, T=T, ignore=ignore, seed=seed, tile=tile, device=device)
     crs = prediction.prob > threshold  # (H, W) bool
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from .._version import __version__
 from ..data.seeds import HELD_OUT_SEED
 from ..models.defaults import DEFAULT_MODEL
-from ..utils.checks import MAX_SEED
+from ..utils.checks import MAX_INT64, MAX_SEED
 from .cli_runs import (CommandError, run_adapt, run_compare, run_demo, run_evaluate, run_predict, run_simulate,
                        run_train)
 
@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="normalisation layers (default batch)")
     p.add_argument("--batch-size", type=_positive_int, default=16, help="minibatch size (default 16)")
     p.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate (default 0.005)")
-    p.add_argument("--kl-beta", type=_positive_float, default=1e-6, help="KL weight, --bayesian (default 1e-6)")
+    p.add_argument("--kl-beta", type=_positive_float, default=None, help="KL weight, --bayesian (default "
+                   "1 / pixels per frame: the exact per-pixel ELBO)")
     p.add_argument("--prior", choices=("iid", "kaiming", "centred"), default="iid",
                    help="--bayesian: weight prior: iid N(0, s^2), layer-wise Kaiming N(0, g^2/fan_in), or "
                    "N(w, s^2) centred on --init-from's weights (default iid)")
@@ -155,17 +156,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_seed, default=0, help="seed of the posterior draws (default 0)")
     p.add_argument("-o", "--outdir", type=Path, default=Path("."), metavar="OUTDIR",
                    help="output directory (default: the current directory)")
+    p.add_argument("--instrument", default=None, metavar="NAME|SPEC.toml", help="camera spec to read the "
+                   "frames with: a shipped name (ACS-WFC, WFC3-UVIS, DECam) or your own spec file (default: "
+                   "recognised from each header; a camera without spec is read from BUNIT / GAIN)")
     p.add_argument("--ext", type=_ext, default=None, metavar="EXT", help="read only this extension: "
-                   "an index (1), a name (SCI) or NAME,VER (SCI,2) (default: every SCI extension, else the "
-                   "primary or first image)")
+                   "an index (1), a name (SCI, S29) or NAME,VER (SCI,2) (default: the camera's science "
+                   "extensions, every SCI extension for a camera without spec, else the primary or first image)")
     p.add_argument("--bunit", default=None, metavar="UNIT", help="unit of the pixels when BUNIT is missing or "
-                   "wrong: ELECTRONS, ELECTRONS/S, ADU (COUNTS, DN) or ADU/S (default: the header's BUNIT; "
-                   "none: electrons, with a warning)")
+                   "wrong: ELECTRONS, ELECTRONS/S, ADU (COUNTS, DN) or ADU/S (default: the header's BUNIT, "
+                   "else the camera spec's; none: electrons, with a warning)")
     p.add_argument("--gain", dest="gain_e_per_adu", type=_positive_float, default=None, metavar="E_PER_ADU",
-                   help="gain in e-/ADU for ADU frames (default: the GAIN, CCDGAIN or ATODGAIN keyword)")
+                   help="gain in e-/ADU for ADU frames (default: the header's gain keyword, e.g. CCDGAIN or "
+                   "GAIN, else the camera spec's gain)")
+    p.add_argument("--exptime", dest="exptime_s", type=_positive_float, default=None, metavar="SECONDS",
+                   help="exposure time of rate frames (ELECTRONS/S, ADU/S) whose header has none (default: "
+                   "the header's EXPTIME)")
     p.add_argument("--tile", type=_tile, default=1024, help="tile side in px (default 1024)")
-    p.add_argument("--dq-flags", type=_nonnegative_int, default=None,
-                   help="DQ bits treated as bad (default: cosmiq_pyro.io.fitsio.DEFAULT_DQ_FLAGS; 0: none)")
+    p.add_argument("--dq-flags", type=_dq_flags, default=None,
+                   help="DQ bits treated as bad (default: the camera spec's, ACS/WFC's "
+                   "cosmiq_pyro.io.fitsio.DEFAULT_DQ_FLAGS for a camera without spec; 0: none)")
     p.add_argument("--overwrite", action="store_true", help="make every product again (default: an input "
                    "whose product exists with the same version, model, T, seed and threshold is skipped)")
     p.add_argument("--device", type=_device, default=None, help="cpu, cuda (default: cuda when available)")
@@ -255,6 +264,7 @@ _probability = _check(lambda v: 0 <= v <= 1, float, "a probability in [0, 1]")
 _size = _check(lambda v: v >= 16 and v % 4 == 0, int, "a frame side >= 16, a multiple of 4")
 _tile = _check(lambda v: v >= 4 and v % 4 == 0, int, "a positive multiple of 4")
 _seed = _check(lambda v: 0 <= v <= MAX_SEED, int, "an integer seed in [0, 2**63 - 1]")
+_dq_flags = _check(lambda v: 0 <= v <= MAX_INT64, int, "a DQ bit mask in [0, 2**63 - 1]")
 
 
 def _parse_ext(text):

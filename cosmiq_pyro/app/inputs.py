@@ -28,7 +28,9 @@ def expand_inputs(inputs) -> list[Path]:
 
         * a file (kept even if it does not exist: `predict_many` then reports it as failed);
         * a directory: its FITS files (`FITS_SUFFIXES`, not recursive, sorted by name), except
-          products (``*_cosmiq.fits``).  A directory holding a known camera's calibrated
+          products (``*_cosmiq.fits``); a FITS name that is a dangling symbolic link is kept, so
+          that `predict_many` reports it as failed (naming the link's target).  A directory
+          holding a known camera's calibrated
           exposures (the file name endings of its spec, ``[reader] suffixes``: ``*_flc.fits``,
           ``*_flt.fits`` for ACS/WFC and WFC3/UVIS, ``*_ooi_*.fits.fz`` for DECam) yields only
           those, and for an exposure present under several endings only the spec's first (the
@@ -118,7 +120,9 @@ def _read_list(name: str) -> list[Path]:
 
 
 def _directory_frames(folder: Path) -> list[Path]:
-    files = sorted(p for p in folder.iterdir() if p.is_file() and _is_fits(p.name) and not _is_product(p.name))
+    # a dangling symbolic link is kept: the batch reports it (a failed input naming its target)
+    files = sorted(p for p in folder.iterdir()
+                   if (p.is_file() or (p.is_symlink() and not p.exists())) and _is_fits(p.name) and not _is_product(p.name))
     best = {}  # (camera, exposure stem) -> (preference, path)
     for path in files:
         for camera, rank, stem in _exposure_keys(path.name):

@@ -38,7 +38,9 @@ save_after         deepCR writes the best-so-far model only after epoch ``save_a
                    Here ``{name}.pth`` is written at every improving epoch from epoch
                    ``save_after`` on (default 0: from the first; atomic, so an interrupted
                    run leaves the last good file) and once more when training ends: the
-                   file ends with the best validation epoch and the full history.
+                   file ends with the best validation epoch and the full history.  An
+                   existing ``{name}.pth`` is replaced, as deepCR does (``overwrite=False``
+                   refuses instead).
 verbose            print the setup before training and a per-epoch table after it.
 use_tqdm,          progress bars (tqdm.auto picks the notebook widget in Jupyter).
 use_tqdm_notebook
@@ -117,8 +119,9 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
         deepCR's meaning; see the module docstring for where they differ.
     bayesian : bool
         Train the variational twin `UNet2SigmoidVI` by SVI instead of the deterministic net.
-    kl_beta : float
-        Weight of the KL term in the SVI loss (`fit.fit_svi`).
+    kl_beta : float, optional
+        Weight of the KL term in the SVI loss (`fit.fit_svi`); default (None) ``1 / pixels per
+        frame``, the exact per-pixel ELBO, as `fit.fit_svi`.
     prior : {"iid", "kaiming", "centred"} or Prior
         Bayesian model only: the weight prior (`models.priors.make_prior`): iid ``N(0, s^2)``;
         layer-wise Kaiming ``N(0, (g / sqrt(fan_in))^2)``; or ``N(w_init, s^2)`` centred on the
@@ -144,8 +147,10 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
         checkpoint's history; its weights change only if a continued epoch reaches a lower
         validation loss.
     overwrite : bool
-        Replace an existing ``{directory}/{name}.pth``.  Without it (and without ``resume``)
-        `train` refuses to start when the file exists, as ``cosmiq train`` does.
+        Replace an existing ``{directory}/{name}.pth`` (default True: deepCR's behaviour, so
+        two runs with the default ``name`` in one directory both train, the second replacing the
+        first's file).  False: refuse to start when the file exists (unless ``resume``), as
+        ``cosmiq train`` does without ``--overwrite``.
     device : str, optional
         "cpu", "cuda", deepCR's "CPU"/"GPU"; default CUDA when available.
 
@@ -166,8 +171,8 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
                  name="model", hidden=None, epoch=50, epoch_phase0=None, batch_size=16, lr=None,
                  auto_lr_decay=True, lr_decay_patience=4, lr_decay_factor=0.1, save_after=0, plot_every=None,
                  verbose=True, use_tqdm=False, use_tqdm_notebook=False, directory="./", *, bayesian=False,
-                 kl_beta=1e-6, prior="iid", prior_scale=None, T_val=4, norm_layer="batch", init_from=None, init_scale=1e-3,
-                 seed=0, resume=False, overwrite=False, device=None):
+                 kl_beta=None, prior="iid", prior_scale=None, T_val=4, norm_layer="batch", init_from=None,
+                 init_scale=1e-3, seed=0, resume=False, overwrite=True, device=None):
         if isinstance(norm, str):
             raise TypeError(f"norm={norm!r}: norm is deepCR's input standardisation for mode='simulate' (a bool); "
                             "the network's normalisation layers are norm_layer='batch' | 'group' | 'none'")

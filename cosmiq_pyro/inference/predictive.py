@@ -299,7 +299,7 @@ def _tiles(shape, tile: int):
                                      max(c0 - TILE_MARGIN, 0), min(c1 + TILE_MARGIN, width))
 
 
-def validated_image(image, ignore=None) -> np.ndarray:
+def validated_image(image, ignore=None, *, remedy: str = "mark them in ignore") -> np.ndarray:
     """``image`` as a finite float32 (H, W) array, a copy.
 
     Parameters
@@ -310,6 +310,9 @@ def validated_image(image, ignore=None) -> np.ndarray:
         Pixels allowed to be non-finite or fill values (magnitude above
         `io.fitsio.MAX_ABS_ELECTRONS`, e.g. 1e30); they are replaced by the median of the other
         pixels.
+    remedy : str
+        How the caller's user fixes such pixels, the end of the error message (e.g. a function
+        without ``ignore`` names its own way).
 
     Raises
     ------
@@ -341,7 +344,7 @@ def validated_image(image, ignore=None) -> np.ndarray:
         row, col = np.argwhere(unexplained)[0]
         raise ValueError(f"image has {int(unexplained.sum())} non-finite or fill-value pixel(s) "
                          f"(|value| > {MAX_ABS_ELECTRONS:.0e} e-) not in ignore (first at row {row}, "
-                         f"column {col}, value {x[row, col]:.3g}); mark them in ignore")
+                         f"column {col}, value {x[row, col]:.3g}); {remedy}")
     if bad.any():
         x[bad] = np.median(x[~bad]) if (~bad).any() else 0.0
     return x

@@ -39,7 +39,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 from ..instruments import get_instrument, instrument_for_header
 from .fitsunits import GAIN_KEYWORDS, check_optional_positive, check_unit_name, electrons_per_unit, header_number
 from .fitswrite import write_hdulist_atomic
-from ..utils.checks import check_int
+from ..utils.checks import MAX_INT64, check_int
 
 __all__ = [
     "DEFAULT_DQ_FLAGS",
@@ -188,7 +188,8 @@ def read_hst(path, ext=None, dq_flags=None, *, bunit=None, gain_e_per_adu=None,
     gain_e_per_adu = check_optional_positive(gain_e_per_adu, "gain_e_per_adu")
     exptime_s = check_optional_positive(exptime_s, "exptime_s")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"FITS file {path!r} does not exist")
+        link = f" (a symbolic link to {os.readlink(path)!r}, which does not exist)" if os.path.islink(path) else ""
+        raise FileNotFoundError(f"FITS file {path!r} does not exist{link}")
     if os.path.isdir(path):
         raise ValueError(f"{path!r} is a directory, expected a FITS file")
     _check_gzip_complete(path)
@@ -221,6 +222,11 @@ def read_hst(path, ext=None, dq_flags=None, *, bunit=None, gain_e_per_adu=None,
             except (OSError, TypeError) as err:  # e.g. "buffer is too small for requested array"
                 raise ValueError(f"{path!r} is not a readable FITS file ({err})") from err
     _warn_spec_gain(images, spec, path)
+    if gain_e_per_adu is not None and all(im.gain_e_per_adu is None for im in images):
+        units = ", ".join(sorted({"electrons (no BUNIT)" if im.bunit_used is None else str(im.bunit_used)
+                                  for im in images}))
+        warnings.warn(f"{path!r}: gain_e_per_adu={gain_e_per_adu:g} (--gain) was not used: the pixels are in "
+                      f"{units}, not counts", UserWarning, stacklevel=2)
     assumed = [f"{im.extname},{im.extver}" for im in images if im.bunit_used is None]
     if assumed:
         keywords = GAIN_KEYWORDS if spec is None else spec.reader.gain_keywords
@@ -237,7 +243,10 @@ def read_hst(path, ext=None, dq_flags=None, *, bunit=None, gain_e_per_adu=None,
 
 
 def _check_dq_flags(dq_flags):
-    return check_int(dq_flags, "dq_flags (a bit mask)", minimum=0)
+    dq_flags = check_int(dq_flags, "dq_flags (a bit mask)", minimum=0)
+    if dq_flags > MAX_INT64:  # DQ pixels are compared as int64
+        raise ValueError(f"dq_flags must be a bit mask in [0, 2**63 - 1], got {dq_flags!r}")
+    return dq_flags
 
 
 def _warn_spec_gain(images, spec, path):

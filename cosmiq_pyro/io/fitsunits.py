@@ -28,11 +28,20 @@ GAIN_KEYWORDS = ("CCDGAIN", "ATODGAIN", "GAIN")
 
 
 def header_number(headers, names):
-    """First value among ``names`` found in ``headers`` (searched in order)."""
+    """First number among ``names`` found in ``headers`` (searched in order).
+
+    A number stored as a string (``GAIN = '1.9'``, as some ground-based headers do) is read; a
+    string that is not a number, a logical and an undefined value are passed over.
+    """
     for header in headers:
         for name in names:
             value = header.get(name)
-            if value is not None and not isinstance(value, str):
+            if isinstance(value, str):
+                try:
+                    value = float(value.strip())
+                except ValueError:
+                    continue
+            if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
                 return float(value)
     return None
 
@@ -62,7 +71,7 @@ def electrons_per_unit(bunit, headers, path, where, gain_e_per_adu, exptime_s, i
         t = exptime_s if exptime_s is not None else header_number(headers, (keyword,))
         if t is None or not np.isfinite(t) or t <= 0:
             raise ValueError(f"{path!r} {where}: BUNIT {bunit!r} is a rate but {keyword} is "
-                             f"{'missing' if t is None else t}; pass exptime_s=")
+                             f"{'missing' if t is None else t}; pass exptime_s= (--exptime)")
         factor *= t
     if unit.counts:
         keywords = GAIN_KEYWORDS if reader is None else reader.gain_keywords

@@ -177,6 +177,9 @@ def _load_checkpoint(path: Path, model) -> FitResult:
     except RuntimeError as err:
         raise ValueError(f"{str(path)!r} does not fit {type(model).__name__}({_describe(model.config)}): {err}") from None
     guide = None
+    if payload["guide_state"] is None and isinstance(model, UNet2SigmoidVI):
+        raise ValueError(f"{str(path)!r} holds a UNet2SigmoidVI without its guide (guide_state is None): "
+                         "the weights of a Bayesian model live in its guide; the checkpoint is incomplete")
     if payload["guide_state"] is not None:
         if not isinstance(model, UNet2SigmoidVI):
             raise ValueError(f"{str(path)!r} holds a guide but its model is {type(model).__name__}")
