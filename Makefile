@@ -47,7 +47,7 @@ test-slow: apt $(STAMP)
 	$(PY) -m pytest -q -m slow; rc=$$?; if [ $$rc -eq 5 ]; then echo "no slow tests"; exit 0; fi; exit $$rc
 
 docs: $(DOCS_STAMP)
-	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+	$(PY) -m sphinx -E -W --keep-going -b html docs docs/_build/html
 	@echo "open docs/_build/html/index.html"
 
 demo: $(STAMP)

@@ -31,6 +31,7 @@ _EXPORTS = {
     "compare": ("evaluation.study", "compare"),
     "predict_many": ("app.batch", "predict_many"),
     "cosmicray_cosmiq": ("app.ccd", "cosmicray_cosmiq"),
+    "adapt": ("inference.adaptation", "adapt"),
 }
 
 #: Removed in 0.2.0, answered with a DeprecationWarning for one release.

@@ -60,8 +60,10 @@ def command_lines(source: str):
     """The ``cosmiq`` command lines of a bash block (comments dropped), as argument lists; other
     commands (``make``, ``pip``, ...) are not the package's and are left alone."""
     lines = []
-    for line in source.splitlines():
-        line = line.split("  #")[0].split(" # ")[0].strip()
+    joined = re.sub(r"\\\n\s*", " ", "\n".join(line.split("  #")[0].split(" # ")[0].rstrip()
+                                              for line in source.splitlines()))
+    for line in joined.splitlines():  # backslash continuations joined, comments dropped
+        line = line.strip()
         if line.startswith("cosmiq "):
             lines.append(shlex.split(line)[1:])
     return lines
@@ -143,6 +145,7 @@ def test_stale_name_checks_fail_on_stale_names():
     assert sorted(names_used("import cosmiq_pyro as cq\nfrom cosmiq_pyro.io import fitsio\ncq.load_model('x')\nfitsio.read_hst")) == [
         "cosmiq_pyro", "cosmiq_pyro.io.fitsio", "cosmiq_pyro.io.fitsio.read_hst", "cosmiq_pyro.load_model"]
     assert command_lines("make test\ncosmiq predict 'a b.fits' -o out/   # comment\n") == [["predict", "a b.fits", "-o", "out/"]]
+    assert command_lines("cosmiq adapt --out m.pth \\\n   --n-frames 2   # note\n") == [["adapt", "--out", "m.pth", "--n-frames", "2"]]
 
 
 def test_readme_layout_lists_every_module():

@@ -30,12 +30,14 @@ tiles are at most `CPU_TILE` px, which keeps a tile's activations in the process
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..data.input_transform import model_input
 from ..io.fitsio import MAX_ABS_ELECTRONS
 from ..models.bayesian import draw_weights
 from ..models.fused import FusedWeights, fuse_weights, fused_bottleneck, fused_logits
@@ -77,7 +79,7 @@ class Prediction:
     T : number of posterior draws (1 for the deterministic twin).
     novelty : how unlike the model's training frames the image is (float, higher = less alike;
         1 = the 95th percentile of held-out in-distribution frames), `inference.novelty`; None
-        when the model carries no novelty model.
+        when the model carries no novelty model or the image is smaller than one novelty block.
     novelty_map : the per-block (64x64 px) novelty on each pixel (float32, image shape; 1 = the
         95th percentile of in-distribution blocks), or None.
     is_novel : ``novelty`` above the threshold stored with the model (a 5 % false-alarm rate on
@@ -114,7 +116,8 @@ def predict(model, image, *, guide=None, T: int = 16, ignore=None, seed: int = 0
         A VI model needs its ``guide`` (given here or inside the `FitResult`); a plain net is
         the deterministic twin (one pass, ``T = 1``, epistemic all zero).
     image : array_like, shape (H, W)
-        In electrons (what the model was trained on).  Any size.
+        In electrons (what the model was trained on).  Any size.  A `FitResult` with an
+        ``input_transform`` (e.g. standardised frames) gets it applied to the whole image first.
     T : int
         Posterior draws for the Bayesian model.
     ignore : array_like of bool, shape (H, W), optional
@@ -136,7 +139,7 @@ def predict(model, image, *, guide=None, T: int = 16, ignore=None, seed: int = 0
         default (None or True) the one a `FitResult` carries (``.novelty``); False skips it.
         Its features are the bottleneck map of the same pass (deterministic twin) or of one
         encoder pass with the posterior means (VI), so it adds a few percent to the time.
-        Images narrower than 3 px get none.
+        An image smaller than one novelty block (64x64 px) gets none, with a warning saying so.
     temperature : float, optional
         Divide every logit by this before the sigmoid (> 0).  Default: the `FitResult`'s
         ``temperature`` (fitted on validation data at the end of training), 1 for a bare net.
@@ -154,7 +157,8 @@ def predict(model, image, *, guide=None, T: int = 16, ignore=None, seed: int = 0
     if tile % TILE_ALIGN:
         raise ValueError(f"tile must be a positive multiple of {TILE_ALIGN}, got {tile!r}")
     x = validated_image(image, ignore)
-    if x.shape[1] < 3:  # the noise statistic needs three columns
+    if novelty_model is not None and novelty_model.too_small(x.shape):
+        warnings.warn(novelty_model.too_small(x.shape), UserWarning, stacklevel=2)
         novelty_model = None
     if guide is None:
         T = 1
@@ -164,7 +168,7 @@ def predict(model, image, *, guide=None, T: int = 16, ignore=None, seed: int = 0
         guide.to(device)
 
     height, width = x.shape
-    padded = pad_to_grid(x)
+    padded = pad_to_grid(model_input(x, getattr(model, "input_transform", None)))  # the net's units
     maps = np.zeros((2,) + padded.shape, dtype=np.float32)  # prob, aleatoric
     if progress is None:
         progress = max(padded.shape) > tile
@@ -297,7 +301,7 @@ def _tiles(shape, tile: int):
                                      max(c0 - TILE_MARGIN, 0), min(c1 + TILE_MARGIN, width))
 
 
-def validated_image(image, ignore=None) -> np.ndarray:
+def validated_image(image, ignore=None, *, remedy: str = "mark them in ignore") -> np.ndarray:
     """``image`` as a finite float32 (H, W) array, a copy.
 
     Parameters
@@ -308,6 +312,9 @@ def validated_image(image, ignore=None) -> np.ndarray:
         Pixels allowed to be non-finite or fill values (magnitude above
         `io.fitsio.MAX_ABS_ELECTRONS`, e.g. 1e30); they are replaced by the median of the other
         pixels.
+    remedy : str
+        How the caller's user fixes such pixels, the end of the error message (e.g. a function
+        without ``ignore`` names its own way).
 
     Raises
     ------
@@ -339,7 +346,7 @@ def validated_image(image, ignore=None) -> np.ndarray:
         row, col = np.argwhere(unexplained)[0]
         raise ValueError(f"image has {int(unexplained.sum())} non-finite or fill-value pixel(s) "
                          f"(|value| > {MAX_ABS_ELECTRONS:.0e} e-) not in ignore (first at row {row}, "
-                         f"column {col}, value {x[row, col]:.3g}); mark them in ignore")
+                         f"column {col}, value {x[row, col]:.3g}); {remedy}")
     if bad.any():
         x[bad] = np.median(x[~bad]) if (~bad).any() else 0.0
     return x
