@@ -38,14 +38,25 @@ def touch(path):
     return Path(path)
 
 
+def written(card):
+    """A card's keyword, value and comment; DATASUM's comment is the time it was computed."""
+    return (card.keyword, card.value, "" if card.keyword == "DATASUM" else card.comment)
+
+
 def hdus_equal(a, b):
-    """Every HDU's pixels equal bit for bit and every header card equal except DATE (write time)."""
+    """Every HDU's pixels equal bit for bit and every header card equal except DATE (write time),
+    CHECKSUM (which covers DATE) and the time stamp in DATASUM's comment (its value must agree)."""
+    with fits.open(a) as x:
+        assert all("DATASUM" in h.header for h in x)
     with fits.open(a) as x, fits.open(b) as y:
         assert [h.name for h in x] == [h.name for h in y]
         for p, q in zip(x, y):
             assert (p.data is None and q.data is None) or p.data.tobytes() == q.data.tobytes()
-            assert [(c.keyword, c.value, c.comment) for c in p.header.cards if c.keyword != "DATE"] == \
-                [(c.keyword, c.value, c.comment) for c in q.header.cards if c.keyword != "DATE"]
+            # CHECKSUM covers the header, so DATE with it; DATASUM (the data's sum) must agree, its
+            # comment is the time it was computed
+            assert [written(c) for c in p.header.cards if c.keyword not in ("DATE", "CHECKSUM")] == \
+                [written(c) for c in q.header.cards if c.keyword not in ("DATE", "CHECKSUM")]
+            assert "CHECKSUM" in p.header and "CHECKSUM" in q.header
 
 
 # ---------------------------------------------------------------- inputs
@@ -113,13 +124,13 @@ def test_serial_batch_goes_on_past_bad_inputs_and_resumes(models, tmp_path):
     out = tmp_path / "out"
     table = predict_many([data, data / "missing.fits"], model=models["vi"], outdir=out, T=3, seed=7,
                          threshold=0.4)
-    assert list(table.columns) == ["input", "output", "status", "seconds", "cr_pixels", "novelty", "error"]
+    assert list(table.columns) == ["input", "output", "status", "seconds", "cr_pixels", "novelty", "error", "note"]
     assert list(table["status"]) == ["done", "done", "done", "failed", "failed"]
     bad, missing = table.iloc[3], table.iloc[4]
     assert "j9_flc.fits" in bad["error"] and "not a readable FITS file" in bad["error"]
     assert "missing.fits" in missing["error"] and "does not exist" in missing["error"]
     assert sorted(p.name for p in out.iterdir()) == [f"j{k}_flc_cosmiq.fits" for k in range(3)]  # nothing else
-    assert (table.loc[:2, "seconds"] > 0).all() and summary(table).startswith("3 done, 0 skipped, 2 failed")
+    assert (table.loc[:2, "seconds"] > 0).all() and summary(table).startswith("3 done, 0 redone, 0 skipped, 2 failed")
     assert table["novelty"].isna().all()  # this model has no novelty score
     # each product holds what predict gives on the frame, and cr_pixels counts its MASK over all chips
     model = load(models["vi"])
@@ -158,9 +169,9 @@ def test_cli_reports_each_failure_in_one_line_and_exits_1(models, tmp_path, caps
     stdout, stderr = capsys.readouterr()
     errors = [line for line in stderr.splitlines() if line.strip()]
     assert status == 1 and len(errors) == 1 and "broken.fits.gz" in errors[0]
-    assert "2 done, 0 skipped, 1 failed" in stdout and f"wrote {out / 'f0_cosmiq.fits'}" in stdout
+    assert "2 done, 0 redone, 0 skipped, 1 failed" in stdout and f"wrote {out / 'f0_cosmiq.fits'}" in stdout
     (data / "broken.fits.gz").unlink()
-    assert main(argv) == 0 and "0 done, 2 skipped, 0 failed" in capsys.readouterr()[0]
+    assert main(argv) == 0 and "0 done, 0 redone, 2 skipped, 0 failed" in capsys.readouterr()[0]
     assert main(argv + ["--workers", "2", "--scheduler", "tcp://127.0.0.1:1"]) == 2
     assert "not allowed with" in capsys.readouterr()[1]
 

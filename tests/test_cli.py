@@ -219,7 +219,7 @@ def test_predict_resumes_refuses_to_overwrite_and_goes_on_past_bad_inputs(models
     product = outdir / "a_flc_cosmiq.fits"
     before = product.read_bytes()
     status, stdout, err = run(capsys, "predict", source, "--model", models["det"], "-o", outdir)
-    assert status == 0 and not err and f"skipped (same provenance) {product}" in stdout  # resumed
+    assert status == 0 and not err and f"skipped (same input and provenance) {product}" in stdout  # resumed
     status, _, err = run(capsys, "predict", source, "--model", models["vi"], "-o", outdir)  # another model
     assert status == 1 and len(err) == 1 and "--overwrite" in err[0] and "CQMSHA" in err[0]
     assert product.read_bytes() == before

@@ -4,12 +4,17 @@ Each input FITS file gets the product `products.predict_fits` writes (``<name>_c
 in ``outdir``), and one row of the returned table says what became of it:
 
 * ``done``: the product was written (atomically: complete or absent);
-* ``skipped``: a product with the same provenance already exists (package version, model
-  SHA-256, T, seed, threshold and reading options, read from its header:
-  `products.Provenance.RUN_FIELDS`);
-  ``overwrite=True`` makes it again;
+* ``skipped``: a product made from the same input (its SHA-256, CQSRCSHA) with the same
+  settings (the `products.KEYWORDS` rows with reuse ``setting``: package version, model SHA-256,
+  T, seed, threshold, reading options) already exists; ``overwrite=True`` makes it again;
+* ``redone``: a product exists but its input changed since (another CQSRCSHA: a new file of the
+  same name, or one re-reduced in place), or it is damaged (truncated, checksums wrong, maps
+  missing); it is made again and ``note`` says why;
 * ``failed``: the input could not be read or predicted, or an existing product was made with
   other settings; ``error`` says why, naming the input, and the batch goes on.
+
+Every input runs as a job (`_run_job`) that first judges an existing product (hashing the
+input, on the worker that runs it), so resume costs one read of each input.
 
 Serial by default, in the calling process.  With ``client=`` (a `distributed.Client`) every
 frame is a task: the worker loads the model once (`modelcache.cached_model`), reads the frame,
@@ -43,12 +48,15 @@ from ..utils.checks import check_float, check_int, check_seed
 from . import products
 from .inputs import FITS_SUFFIXES, expand_inputs, product_name
 from .modelcache import DEFAULT_MODEL, cached_model
+from .productcheck import product_damage
 from .products import Provenance
 
-__all__ = ["predict_many", "expand_inputs", "product_name", "summary", "COLUMNS", "FITS_SUFFIXES"]
+__all__ = ["predict_many", "expand_inputs", "product_name", "summary", "COLUMNS", "STATUSES", "FITS_SUFFIXES"]
 
 #: Columns of the table `predict_many` returns.
-COLUMNS = ("input", "output", "status", "seconds", "cr_pixels", "novelty", "error")
+COLUMNS = ("input", "output", "status", "seconds", "cr_pixels", "novelty", "error", "note")
+#: The statuses of a row, in the order `summary` counts them.
+STATUSES = ("done", "redone", "skipped", "failed")
 # errors that belong to one input (unreadable, not FITS, bad units, output clash): reported, not retried
 _INPUT_ERRORS = (ValueError, TypeError, OSError, EOFError, VerifyError)
 # options of predict_fits that predict_many sets itself
@@ -64,8 +72,9 @@ class _Job:
     input: str
     output: str
     model: str
-    expected: Provenance  # how the product is made (the skip test)
+    expected: Provenance  # how the product is made (the settings of the skip test)
     overwrite: bool
+    existed: bool  # the product existed when the batch was planned
     options: dict = field(default_factory=dict)
 
 
@@ -91,7 +100,8 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
         The model is also loaded once in the calling process, to check it before any frame
         runs and to know whether it is Bayesian (which decides the products' T).
     overwrite : bool
-        Make every product again, even where one with the same provenance exists.
+        Make every product again, even where one with the same provenance exists (and where
+        one made with other settings exists).
     progress : bool, optional
         A tqdm bar over frames (default: shown when stderr is a terminal).
     **predict_options
@@ -103,11 +113,12 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
     -------
     pandas.DataFrame
         One row per input frame, in input order, with `COLUMNS`: ``input`` and ``output``
-        paths, ``status`` (``"done"``, ``"skipped"``, ``"failed"``), ``seconds`` (reading,
-        prediction and writing of a done frame; the first frame of each worker does not
-        include loading the model), ``cr_pixels`` (MASK pixels set, all extensions, done
-        frames), ``novelty`` (the largest CQNOVEL of the product's extensions when the model
-        gives a novelty score, else NaN) and ``error`` (empty unless failed).
+        paths, ``status`` (`STATUSES`: ``"done"``, ``"redone"``, ``"skipped"``, ``"failed"``;
+        see the module docstring), ``seconds`` (reading, prediction and writing of a done or
+        redone frame; the first frame of each worker does not include loading the model),
+        ``cr_pixels`` (MASK pixels set, all extensions, done and redone frames), ``novelty``
+        (the largest CQNOVEL of the product's extensions when the model gives a novelty score,
+        else NaN), ``error`` (empty unless failed) and ``note`` (why a product was redone).
 
     Raises
     ------
@@ -148,16 +159,11 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
     outdir.mkdir(parents=True, exist_ok=True)
 
     rows: dict[int, dict] = {}
-    jobs: dict[int, _Job] = {}
-    for i, (source, out) in enumerate(zip(frames, outputs)):
-        job = _Job(input=str(source), output=str(out), model=os.fspath(model), expected=expected,
-                   overwrite=overwrite, options=options)
-        rows[i] = None if overwrite or not out.exists() else _existing(job, expected)
-        if rows[i] is None:
-            jobs[i] = job
+    jobs = {i: _Job(input=str(source), output=str(out), model=os.fspath(model), expected=expected,
+                    overwrite=overwrite, existed=out.exists(), options=options)
+            for i, (source, out) in enumerate(zip(frames, outputs))}
     bar = tqdm(total=len(frames), unit="frame", desc="frames", disable=None if progress is None else not progress)
     try:
-        bar.update(len(frames) - len(jobs))
         results = _run_serial(jobs) if client is None else _run_on(client, jobs)
         for i, row in results:
             rows[i] = row
@@ -172,10 +178,11 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
 
 
 def summary(table: pd.DataFrame) -> str:
-    """One line: counts per status and the time per done frame (median, min, max)."""
-    counts = {status: int((table["status"] == status).sum()) for status in ("done", "skipped", "failed")}
+    """One line: counts per status (`STATUSES`) and the time per made frame (done or redone:
+    median, min, max)."""
+    counts = {status: int((table["status"] == status).sum()) for status in STATUSES}
     text = ", ".join(f"{n} {status}" for status, n in counts.items())
-    seconds = table.loc[table["status"] == "done", "seconds"].to_numpy(dtype=float)
+    seconds = table.loc[table["status"].isin(("done", "redone")), "seconds"].to_numpy(dtype=float)
     if seconds.size:
         text += (f"; {np.median(seconds):.3g} s per frame (median; min {seconds.min():.3g}, "
                  f"max {seconds.max():.3g})")
@@ -228,23 +235,23 @@ def _checked_options(options: dict) -> dict:
 # --------------------------------------------------------------------------- running
 
 
-def _existing(job: _Job, expected: Provenance, *, made_by_this_batch: bool = False) -> dict:
-    """The row of an input whose product exists: skipped when made the same way, else failed.
-
-    ``made_by_this_batch``: the product appeared after the batch checked for it, as when a task
-    runs again because its worker died after writing the product but before its row was
-    collected; made the same way, it is then ``done``.
-    """
-    try:
-        made = Provenance.from_header(fits.getheader(job.output, 0))
-    except (OSError, ValueError, VerifyError) as err:
-        return _row(job, "failed", error=f"{job.output!r} exists but is not a readable cosmiq_pyro product "
-                    f"({_describe(err)}); pass overwrite=True (--overwrite) to replace it")
-    differences = made.differences(expected)
+def _judge(job: _Job):
+    """What to do with the existing product of ``job``: a row (skipped, failed, or done when it
+    appeared after the batch was planned: made by a retried task of this batch, or by another
+    run at the same time), or the reason to make it again (a str: damaged, input changed)."""
+    damage = product_damage(job.output)
+    if damage:
+        return f"damaged ({damage})"
+    made = Provenance.from_header(fits.getheader(job.output, 0, memmap=False))
+    differences = made.differences(job.expected)
     if differences:
         return _row(job, "failed", error=f"{job.output!r} exists, made with {'; '.join(differences)}; "
                     "pass overwrite=True (--overwrite) to replace it")
-    if made_by_this_batch:
+    source = products.file_sha256(job.input)  # the input must be readable to be judged
+    if made.source_sha256 != source:
+        was = f"{made.source_sha256[:12]}..." if made.source_sha256 else "not recorded"
+        return f"input changed (CQSRCSHA {was}, now {source[:12]}...)"
+    if not job.existed:
         return _row(job, "done", cr_pixels=_cr_pixels(job.output), novelty=_novelty(job.output))
     return _row(job, "skipped", novelty=_novelty(job.output))
 
@@ -284,10 +291,15 @@ def _run_on(client, jobs: dict):
 
 
 def _run_job(job: _Job) -> dict:
-    """Predict one frame and write its product (in a Dask worker, or serially); return its row."""
+    """Judge an existing product, predict the frame and write its product when needed (in a
+    Dask worker, or serially); return its row."""
     try:
+        redo = ""
         if not job.overwrite and os.path.exists(job.output):
-            return _existing(job, job.expected, made_by_this_batch=True)
+            verdict = _judge(job)
+            if isinstance(verdict, dict):
+                return verdict
+            redo = verdict
         loaded = cached_model(job.model, job.options.get("device"))
         if loaded.sha256 != job.expected.model_sha256:
             raise ValueError(f"model {job.model!r} read here has SHA-256 {loaded.sha256[:12]}..., the batch "
@@ -295,10 +307,9 @@ def _run_job(job: _Job) -> dict:
         start = time.perf_counter()
         with _PREDICT_LOCK:
             products.predict_fits(loaded.result, job.input, job.output, model_file=loaded.weights_file,
-                         overwrite=job.overwrite, progress=False, **job.options)
-        cr_pixels = _cr_pixels(job.output)
-        return _row(job, "done", seconds=time.perf_counter() - start, cr_pixels=cr_pixels,
-                    novelty=_novelty(job.output))
+                                  overwrite=job.overwrite or bool(redo), progress=False, **job.options)
+        return _row(job, "redone" if redo else "done", seconds=time.perf_counter() - start,
+                    cr_pixels=_cr_pixels(job.output), novelty=_novelty(job.output), note=redo)
     except _INPUT_ERRORS as err:
         return _row(job, "failed", error=_describe(err))
 
@@ -316,9 +327,9 @@ def _novelty(product: str) -> float:
 
 
 def _row(job: _Job, status: str, *, seconds: float = float("nan"), cr_pixels=None, novelty=float("nan"),
-         error: str = "") -> dict:
+         error: str = "", note: str = "") -> dict:
     return {"input": job.input, "output": job.output, "status": status, "seconds": seconds,
-            "cr_pixels": cr_pixels, "novelty": novelty, "error": _name_input(job.input, error)}
+            "cr_pixels": cr_pixels, "novelty": novelty, "error": _name_input(job.input, error), "note": note}
 
 
 def _name_input(source: str, error: str) -> str:

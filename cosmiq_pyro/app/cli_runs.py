@@ -113,7 +113,7 @@ def _one_torch_thread() -> None:
 
 
 def run_simulate(args) -> int:
-    from .products import simulated_hdulist
+    from .previews import simulated_hdulist
     from ..io.fitsio import write_hdulist_atomic
     from ..data.simulate import make_dataset, write_pairs
 
@@ -198,7 +198,8 @@ def run_predict(args) -> int:
         if row.status == "failed":
             error_line(f"cosmiq predict: error: {row.error}")
         else:
-            print(f"{'wrote' if row.status == 'done' else 'skipped (same provenance)'} {row.output}")
+            print({"done": f"wrote {row.output}", "skipped": f"skipped (same input and provenance) {row.output}",
+                   "redone": f"redid {row.output}: {row.note}"}[row.status])
             novel = novel_extensions(row.output)
             if novel:
                 scores = ", ".join(f"{ext} {novelty:.2f}" for ext, novelty in novel)

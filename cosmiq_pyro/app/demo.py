@@ -32,7 +32,8 @@ from ..data.seeds import HELD_OUT_SEED
 from ..io.fitsio import write_hdulist_atomic
 from ..evaluation.peers import DEFAULT_SIGCLIPS, DeepCRPeer, LACosmicPeer
 from ..inference.predictive import predict
-from .products import predict_fits, simulated_hdulist
+from .previews import simulated_hdulist
+from .products import predict_fits
 from ..data.simulate import make_dataset
 from ..evaluation.study import compare
 from ..deepcr.training import train

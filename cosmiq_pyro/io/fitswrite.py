@@ -20,7 +20,8 @@ def write_hdulist_atomic(hdul, path, overwrite=False):
 
     The file appears under its final name only once it is complete (``os.link`` when
     ``overwrite`` is False, so an existing file is never clobbered even by a race;
-    ``os.replace`` otherwise).  The temporary file is fsync-ed before the rename and the
+    ``os.replace`` otherwise).  Every HDU gets CHECKSUM and DATASUM cards (the FITS checksum
+    convention), so a damaged copy can be told from a whole one.  The temporary file is fsync-ed before the rename and the
     directory after it; it is removed on any failure, and temporaries of ``path`` left by
     killed processes are removed first (`atomic.remove_stale_temporaries`).
 
@@ -56,7 +57,7 @@ def write_hdulist_atomic(hdul, path, overwrite=False):
     tmp = temporary_path(path)
     try:
         with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as fh:
-            hdul.writeto(fh, output_verify="exception")
+            hdul.writeto(fh, output_verify="exception", checksum=True)
             fh.flush()
             os.fsync(fh.fileno())
         if overwrite:

@@ -1,0 +1,132 @@
+"""Products you can trust: the provenance keyword table, input identity, damaged products, names."""
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from cosmiq_pyro import load, predict, predict_many
+from cosmiq_pyro.app import products
+from cosmiq_pyro.app.cli import main
+from cosmiq_pyro.app.productcheck import product_damage
+from cosmiq_pyro.app.products import KEYWORDS, REUSE, Provenance
+
+H, W = 36, 32
+
+
+def frame(path, seed=0, streak_row=5):
+    """A one-chip file in electrons (SCI + DQ) with a CR streak on ``streak_row``."""
+    rng = np.random.default_rng(seed)
+    image = rng.normal(100.0, 8.0, (H, W)).astype(np.float32)
+    image[streak_row, 4:11] += 3000.0
+    sci = fits.ImageHDU(image, name="SCI", ver=1)
+    sci.header["BUNIT"] = "ELECTRONS"
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fits.HDUList([fits.PrimaryHDU(), sci, fits.ImageHDU(np.zeros((H, W), np.int16), name="DQ", ver=1)]
+                 ).writeto(path, overwrite=True)
+    return Path(path)
+
+
+def run(capsys, *argv):
+    status = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, [line for line in err.splitlines() if line.strip()]
+
+
+# ---------------------------------------------------------------- the keyword table
+
+
+def test_keyword_table_and_provenance_agree():
+    names = [row.keyword for row in KEYWORDS]
+    assert len(names) == len(set(names)) and all(len(k) <= 8 and k == k.upper() for k in names)
+    assert all(row.reuse in REUSE and row.where in ("all", "primary", "maps") and row.meaning for row in KEYWORDS)
+    recorded = [row.records.split(".", 1)[1] for row in KEYWORDS if row.records.startswith("Provenance.")]
+    assert sorted(recorded) == sorted(f.name for f in dataclasses.fields(Provenance))  # one row per field
+    settings = {row.records.split(".", 1)[1] for row in KEYWORDS if row.reuse == "setting"}
+    assert set(Provenance.RUN_FIELDS) == settings and Provenance.INPUT_FIELDS == ("source_sha256",)
+
+
+def test_every_keyword_of_a_product_is_in_the_table(models, tmp_path):
+    source = frame(tmp_path / "f.fits")
+    out = tmp_path / "f_cosmiq.fits"
+    products.predict_fits(load(models["vi"]), source, out, model_file=models["vi"], T=2)
+    rows = {row.keyword: row for row in KEYWORDS}
+    with fits.open(out) as hdul:
+        for index, hdu in enumerate(hdul):
+            ours = {k for k in hdu.header if k.startswith("CQ") or k in ("ORIGIN", "DATE")}
+            assert ours <= set(rows), ours - set(rows)
+            expected = {k for k, r in rows.items() if r.where in ("all", "primary" if index == 0 else "maps")
+                        and r.records.startswith(("Provenance.", "constant"))}
+            assert expected <= ours, expected - ours
+        assert hdul[0].header["CQSRCSHA"] == products.file_sha256(source)
+        assert Provenance.from_header(hdul[0].header).source_file == "f.fits"
+
+
+# ---------------------------------------------------------------- item 1: the input's identity
+
+
+def test_another_input_of_the_same_name_is_redone_not_skipped(models, tmp_path, capsys):
+    v1, v2 = frame(tmp_path / "v1" / "frame.fits", streak_row=5), frame(tmp_path / "v2" / "frame.fits", streak_row=20)
+    out = tmp_path / "p"
+    product = out / "frame_cosmiq.fits"
+    assert run(capsys, "predict", v1, "--model", models["det"], "-o", out)[0] == 0
+    mask_v1 = fits.getdata(product, "MASK")
+    status, stdout, err = run(capsys, "predict", v2, "--model", models["det"], "-o", out)
+    assert status == 0 and not err
+    assert f"redid {product}: input changed" in stdout and "0 done, 1 redone, 0 skipped, 0 failed" in stdout
+    expected = predict(load(models["det"]), fits.getdata(v2, "SCI")).mask()  # independent: v2's own mask
+    np.testing.assert_array_equal(fits.getdata(product, "MASK"), expected.astype(np.uint8))
+    assert not np.array_equal(expected, mask_v1.astype(bool))  # so v1's product would have been wrong
+    status, stdout, _ = run(capsys, "predict", v2, "--model", models["det"], "-o", out)
+    assert status == 0 and "0 done, 0 redone, 1 skipped" in stdout
+    # re-reduced in place: same name, same size, same modification time, other pixels
+    stat = v2.stat()
+    frame(v2, streak_row=30)
+    os.utime(v2, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert v2.stat().st_size == stat.st_size
+    table = predict_many(v2, model=models["det"], outdir=out)
+    assert list(table["status"]) == ["redone"] and "input changed" in table.loc[0, "note"]
+    expected = predict(load(models["det"]), fits.getdata(v2, "SCI")).mask()
+    np.testing.assert_array_equal(fits.getdata(product, "MASK"), expected.astype(np.uint8))
+    # other settings stay an error for that input (unless --overwrite), whatever the input
+    frame(v2, streak_row=31)
+    status, _, err = run(capsys, "predict", v2, "--model", models["det"], "-o", out, "--threshold", "0.3")
+    assert status == 1 and len(err) == 1 and "CQTHRESH" in err[0] and "--overwrite" in err[0]
+
+
+# ---------------------------------------------------------------- item 2: damaged products
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip a data byte", "flip a header byte"])
+def test_a_damaged_product_is_redone_and_says_so(models, tmp_path, capsys, damage):
+    source = frame(tmp_path / "x.fits")
+    out = tmp_path / "p"
+    argv = ("predict", source, "--model", models["vi"], "-T", "2", "-o", out)
+    assert run(capsys, *argv)[0] == 0
+    product = out / "x_cosmiq.fits"
+    whole = fits.getdata(product, "PROB", memmap=False)
+    assert product_damage(product) == ""
+    raw = bytearray(product.read_bytes())
+    if damage == "truncate":
+        os.truncate(product, 2880)
+    else:
+        with fits.open(product) as hdul:
+            info = hdul.fileinfo(1)  # the first PROB extension
+        at = info["datLoc"] + 5 if damage == "flip a data byte" else info["hdrLoc"] + 80 * 40 + 79
+        raw[at] ^= 0x01 if damage == "flip a data byte" else 0x20  # a space in a card becomes '\0'
+        product.write_bytes(bytes(raw))
+    assert product_damage(product) != ""
+    status, stdout, err = run(capsys, *argv)
+    assert status == 0 and not err and f"redid {product}: damaged" in stdout and "1 redone" in stdout
+    assert product_damage(product) == ""
+    np.testing.assert_array_equal(fits.getdata(product, "PROB"), whole)
+
+
+def test_every_hdu_of_a_product_carries_verified_checksums(models, tmp_path):
+    out = tmp_path / "f_cosmiq.fits"
+    products.predict_fits(load(models["vi"]), frame(tmp_path / "f.fits"), out, model_file=models["vi"], T=2)
+    with fits.open(out, checksum=True, disable_image_compression=True) as hdul:
+        for hdu in hdul:
+            assert hdu.verify_checksum() == 1 and hdu.verify_datasum() == 1
