@@ -7,9 +7,9 @@ EXTNAME    type     content
 =========  =======  ===================================================================
 PROB,v     float32  posterior-mean CR probability
 ENTROPY,v  float32  binary entropy of PROB, nats (total predictive uncertainty)
-EPISTEMIC  float32  mutual information between label and weights, nats; only when the
-                    maps come from T > 1 posterior draws (a deterministic model has no
-                    weight uncertainty: an all-zero map would read as "certain")
+EPISTEMIC  float32  mutual information between label and weights, nats; for a Bayesian
+                    model, whatever the predictive method (CQMETHOD); a deterministic model
+                    has no weight uncertainty (an all-zero map would read as "certain")
 MASK,v     uint8    1 where PROB > threshold, else 0
 NOVELTY,v  float32  how unlike the model's training frames each 64x64 px block is (1 = the
                     95th percentile of in-distribution blocks); only when the model carries
@@ -47,7 +47,7 @@ from .._version import __version__
 from ..models.results import FitResult
 from ..io.atomic import check_writable_directory
 from ..io.fitsio import DEFAULT_DQ_FLAGS, HSTImage, read_hst, write_hdulist_atomic
-from ..inference.predictive import Prediction, predict
+from ..inference.predictive import DEFAULT_T, Prediction, predict, run_settings
 from ..utils.checks import check_probability
 
 __all__ = ["IDENTIFYING_KEYWORDS", "PRODUCT_EXTENSIONS", "DEFAULT_T", "KEYWORDS", "Keyword", "REUSE",
@@ -58,11 +58,9 @@ __all__ = ["IDENTIFYING_KEYWORDS", "PRODUCT_EXTENSIONS", "DEFAULT_T", "KEYWORDS"
 IDENTIFYING_KEYWORDS = ("TELESCOP", "INSTRUME", "DETECTOR", "FILTER", "FILTER1", "FILTER2",
                         "ROOTNAME", "DATE-OBS", "TIME-OBS", "EXPSTART", "EXPTIME", "TARGNAME",
                         "PROPOSID", "CCDCHIP", "CCDGAIN")
-#: Product extensions written per input science extension, in order (EPISTEMIC only for T > 1,
-#: NOVELTY only when the model has a novelty model).
+#: Product extensions written per input science extension, in order (EPISTEMIC only for a
+#: Bayesian model, NOVELTY only when the model has a novelty model).
 PRODUCT_EXTENSIONS = ("PROB", "ENTROPY", "EPISTEMIC", "MASK", "NOVELTY")
-#: Default posterior draws per pixel of a Bayesian model in `predict_fits`.
-DEFAULT_T = 16
 _COMMENTS = {
     "PROB": "posterior-mean cosmic-ray probability",
     "ENTROPY": "binary entropy of PROB [nats]",
@@ -103,7 +101,12 @@ KEYWORDS = (
     Keyword("CQMSHA", "Provenance.model_sha256", "setting", "all", "SHA-256 of the model file, 64 hex digits"),
     Keyword("CQKIND", "Provenance.model_kind", "no", "all",
             "model class: UNet2SigmoidVI (Bayesian) or UNet2Sigmoid (deterministic); follows from CQMSHA"),
-    Keyword("CQT", "Provenance.T", "setting", "all", "posterior draws per pixel (1 for a deterministic model)"),
+    Keyword("CQMETHOD", "Provenance.method", "setting", "all",
+            "predictive method: mc (Monte Carlo, iid draws), mc-antithetic, mc-sobol, moments (sampling-free), "
+            "or deterministic (a deterministic model's one pass)"),
+    Keyword("CQT", "Provenance.T", "setting", "all",
+            "posterior draws per pixel of a Monte Carlo method (1 for a deterministic model; absent for a "
+            "sampling-free method)"),
     Keyword("CQTHRESH", "Provenance.threshold", "setting", "all", "MASK threshold: CR where PROB > CQTHRESH"),
     Keyword("CQSEED", "Provenance.seed", "setting", "all", "seed of the posterior draws"),
     Keyword("CQREAD", "Provenance.reading", "setting", "all",
@@ -161,8 +164,9 @@ class Provenance:
         SHA-256 of the model file, 64 hex digits [CQMSHA].
     model_kind : str
         ``"UNet2SigmoidVI"`` (Bayesian) or ``"UNet2Sigmoid"`` (deterministic) [CQKIND].
-    T : int
-        Posterior draws per pixel (1 for the deterministic twin) [CQT].
+    T : int or None
+        Posterior draws per pixel of a Monte Carlo method (1 for the deterministic twin; None, and
+        no card, for a sampling-free method) [CQT].
     threshold : float
         MASK threshold on PROB [CQTHRESH].
     seed : int
@@ -174,6 +178,9 @@ class Provenance:
         The input file [CQSOURCE: its base name, `fits_name`].
     source_sha256 : str
         SHA-256 of the input file's bytes [CQSRCSHA]; "" when unknown (an array, not a file).
+    method : str
+        The predictive method (`cosmiq_pyro.inference.predictive.METHODS`), ``"deterministic"``
+        for a deterministic model [CQMETHOD].
     package_version : str
         cosmiq_pyro version [CQVERS].
     date : str
@@ -183,10 +190,11 @@ class Provenance:
     model_file: str
     model_sha256: str
     model_kind: str
-    T: int
+    T: int | None
     threshold: float
     seed: int
     reading: str = ""
+    method: str = "mc"
     source_file: str = ""
     source_sha256: str = ""
     package_version: str = __version__
@@ -202,7 +210,7 @@ class Provenance:
     #: from another version of the input and is redone.
     INPUT_FIELDS = tuple(_provenance_keywords("input"))
     #: Keywords a product of an older version may lack (their value then reads as "").
-    OPTIONAL_KEYWORDS = ("CQREAD", "CQSOURCE", "CQSRCSHA")
+    OPTIONAL_KEYWORDS = ("CQREAD", "CQSOURCE", "CQSRCSHA", "CQMETHOD", "CQT")
 
     @classmethod
     def from_header(cls, header) -> "Provenance":
@@ -217,7 +225,9 @@ class Provenance:
                    if key not in header and key not in cls.OPTIONAL_KEYWORDS]
         if missing:
             raise ValueError(f"no provenance keyword {', '.join(missing)} (not a cosmiq_pyro product)")
-        return cls(**{name: header.get(key, "") for name, key in cls.KEYWORDS.items()})
+        values = {name: header.get(key, "") for name, key in cls.KEYWORDS.items()}
+        values["T"] = header.get("CQT")  # None: a sampling-free method's product
+        return cls(**values)
 
     def differences(self, other: "Provenance", names=None) -> list[str]:
         """One ``"CQT 8, not 16"`` line per field in ``names`` (default `RUN_FIELDS`) whose value
@@ -238,6 +248,8 @@ class Provenance:
             value = getattr(self, name)
             if name in ("model_file", "source_file"):
                 value = fits_name(value)
+            elif name == "T" and value is None:
+                continue  # a sampling-free method makes no draws: no CQT card
             elif name in ("T", "seed"):
                 value = int(value)
             elif name == "threshold":
@@ -256,7 +268,7 @@ class Provenance:
 
 # short card comments (long string values get none: no room)
 _CARD_COMMENTS = {"ORIGIN": "software that made this file", "CQVERS": "cosmiq_pyro version",
-                  "CQKIND": "model class", "CQT": "posterior draws per pixel",
+                  "CQKIND": "model class", "CQMETHOD": "predictive method", "CQT": "posterior draws per pixel",
                   "CQTHRESH": "MASK = PROB > CQTHRESH", "CQSEED": "seed of the posterior draws",
                   "DATE": "UTC date this file was written"}
 
@@ -283,10 +295,10 @@ def file_sha256(path, chunk_bytes: int = 1 << 20) -> str:
 
 def product_maps(provenance: Provenance) -> tuple:
     """The map extensions every input extension's product holds, in order: PROB, ENTROPY,
-    EPISTEMIC (only for ``T > 1``), MASK.  NOVELTY comes on top when the model has a novelty
-    model."""
+    EPISTEMIC (a Bayesian model's, whatever the method), MASK.  NOVELTY comes on top when the
+    model has a novelty model."""
     return tuple(name for name in PRODUCT_EXTENSIONS
-                 if name != "NOVELTY" and (name != "EPISTEMIC" or int(provenance.T) > 1))
+                 if name != "NOVELTY" and (name != "EPISTEMIC" or provenance.method != "deterministic"))
 
 
 def product_hdulist(images: Sequence[HSTImage], predictions: Sequence[Prediction],
@@ -304,7 +316,7 @@ def product_hdulist(images: Sequence[HSTImage], predictions: Sequence[Prediction
     Returns
     -------
     astropy.io.fits.HDUList
-        A primary HDU without data, then PROB, ENTROPY, EPISTEMIC (when ``provenance.T > 1``),
+        A primary HDU without data, then PROB, ENTROPY, EPISTEMIC (a Bayesian model's),
         MASK, NOVELTY (when the prediction has a novelty score) per image.
     """
     if not isinstance(provenance, Provenance):
@@ -369,7 +381,8 @@ def write_products(path, images: Sequence[HSTImage], predictions: Sequence[Predi
                                 overwrite=overwrite)
 
 
-def predict_fits(model: FitResult, in_path, out_path, *, model_file, T: int | None = None,
+def predict_fits(model: FitResult, in_path, out_path, *, model_file, method: str | None = None,
+                 T: int | None = None,
                  threshold: float = 0.5, seed: int = 0, tile: int = 1024,
                  dq_flags: int = DEFAULT_DQ_FLAGS, ext=None, bunit: str | None = None,
                  gain_e_per_adu: float | None = None, overwrite: bool = False, device=None,
@@ -386,9 +399,13 @@ def predict_fits(model: FitResult, in_path, out_path, *, model_file, T: int | No
     in_path, out_path : str or os.PathLike
     model_file : str or os.PathLike
         The file the model was read from; its SHA-256 goes into the provenance keywords.
+    method : str, optional
+        The predictive method (default `cosmiq_pyro.inference.predictive.DEFAULT_METHOD`),
+        recorded as CQMETHOD; a deterministic model makes one pass (CQMETHOD 'deterministic').
     T : int, optional
-        Posterior draws per pixel of a Bayesian model (default `DEFAULT_T`).  A deterministic
-        model makes one pass: a ``T`` other than 1 is not used and a warning says so.
+        Posterior draws per pixel of a Bayesian model and a Monte Carlo method (default
+        `DEFAULT_T`); a ValueError with a sampling-free method.  A deterministic model makes one
+        pass: a ``T`` other than 1 is not used and a warning says so.
     threshold, seed, tile, device, progress
         As for `predictive.predict`; ``threshold`` makes the MASK.
     dq_flags, ext, bunit, gain_e_per_adu
@@ -415,17 +432,18 @@ def predict_fits(model: FitResult, in_path, out_path, *, model_file, T: int | No
     if deterministic and T is not None and T != 1:
         warnings.warn(f"T={T} was not used: model {os.path.basename(os.fspath(model_file))!r} is "
                       "deterministic (one pass, no EPISTEMIC map)", UserWarning, stacklevel=2)
-    draws = 1 if deterministic else (DEFAULT_T if T is None else T)
+    method, draws = run_settings(method, T, bayesian=not deterministic)
     # the provenance (with the input's digest, taken before it is read) is built, and its cards
     # checked FITS-legal, before any computation
     provenance = Provenance(model_file=os.fspath(model_file), model_sha256=file_sha256(model_file),
-                            model_kind=type(model.model).__name__, T=draws, threshold=float(threshold),
+                            model_kind=type(model.model).__name__, T=draws, method=method,
+                            threshold=float(threshold),
                             seed=int(seed), reading=reading_options(ext, bunit, gain_e_per_adu, dq_flags),
                             source_file=os.fspath(in_path), source_sha256=_input_sha256(in_path))
     provenance.header()
     images = read_hst(in_path, ext=ext, dq_flags=dq_flags, bunit=bunit, gain_e_per_adu=gain_e_per_adu)
-    predictions = [predict(model, im.image, T=draws, ignore=im.ignore, seed=seed, tile=tile, device=device,
-                           progress=progress) for im in images]
+    predictions = [predict(model, im.image, method=None if deterministic else method, T=draws, ignore=im.ignore,
+                           seed=seed, tile=tile, device=device, progress=progress) for im in images]
     return write_products(out_path, images, predictions, provenance, overwrite=overwrite)
 
 

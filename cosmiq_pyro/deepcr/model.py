@@ -139,7 +139,7 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         ``segment`` and ``n_jobs`` as in `clean`; ``method``, ``T`` and ``seed`` as in `clean_vi`.
         """
         x, _, _ = self._model_units(image)
-        spec = check_method(method)
+        spec = check_method(method, T)
         workers = resolve_n_jobs(n_jobs)
         side = _patch(patch) if (segment or workers > 1) else max(_ALIGN, -(-max(x.shape) // _ALIGN) * _ALIGN)
         margin = tile_margin(self.result.model, spec.extra_margin)

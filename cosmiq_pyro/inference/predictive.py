@@ -23,7 +23,12 @@ Methods (``predict(..., method=)``, `METHODS`; default `DEFAULT_METHOD`):
 * ``"mc-antithetic"``, ``"mc-sobol"`` -- the same average over antithetic pairs or scrambled
   Sobol draws (`draws`), variance-reduced Monte Carlo.
 * a sampling-free method (``"moments"``) gives ``p`` and ``A`` in one deterministic pass per
-  tile; it takes no ``T`` (an explicit ``T`` is an error: it would not be used).
+  tile; it takes no ``T``.
+
+The rule for ``T``: it counts Monte Carlo draws.  ``method=None`` with a ``T`` means ``"mc"``
+(whatever `DEFAULT_METHOD` is), without one `DEFAULT_METHOD` (``T`` = `DEFAULT_T` if that is
+Monte Carlo); a ``T`` given with a sampling-free method is a ValueError (it would not be used).
+A deterministic model makes one pass whatever the method (``T = 1``).
 
 Monte Carlo draws are made `DRAW_CHUNK` at a time (`draws.weight_chunks`); each chunk's batch
 norms are folded into the convolutions and every tile runs one fused forward pass per draw
@@ -59,7 +64,8 @@ from .novelty import BlockSums, NoveltyModel, mean_weights
 from .temperature import check_temperature
 
 __all__ = ["CPU_TILE", "CUDA_PASS_BYTES", "DEFAULT_METHOD", "DEFAULT_T", "DRAW_CHUNK", "MAX_T", "METHODS",
-           "PredictiveMethod", "Prediction", "predict", "check_method", "validated_image"]
+           "PredictiveMethod", "Prediction", "predict", "check_method", "method_draws", "run_settings",
+           "validated_image"]
 
 #: Largest core tile side on the CPU (px).  Tiles are balanced (a 1024 px side runs as three
 #: 344 px tiles), so an input tile is at most 408 px and each 32-channel activation at most
@@ -114,9 +120,14 @@ METHODS = {m.name: m for m in (PredictiveMethod("mc", "iid"),
 DEFAULT_METHOD = "mc"
 
 
-def check_method(method) -> PredictiveMethod:
-    """The `PredictiveMethod` named ``method`` (None: `DEFAULT_METHOD`); ValueError naming the known ones."""
-    method = DEFAULT_METHOD if method is None else method
+def check_method(method, T=None) -> PredictiveMethod:
+    """The `PredictiveMethod` named ``method``; ValueError naming the known ones.
+
+    ``method=None`` means `DEFAULT_METHOD`, except when a number of draws ``T`` is given: then
+    ``"mc"`` (asking for ``T`` draws asks for Monte Carlo, whatever the default).
+    """
+    if method is None:
+        method = "mc" if T is not None else DEFAULT_METHOD
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
     return METHODS[method]
@@ -127,15 +138,30 @@ def method_draws(method: PredictiveMethod, T, bayesian: bool = True) -> int | No
 
     Monte Carlo: ``T`` (default `DEFAULT_T`; at most `MAX_T`); sampling-free: None, and a ``T``
     given with it is a ValueError (it would not be used).  A deterministic model (``bayesian``
-    False) makes one pass whatever the method: 1.
+    False) makes one pass whatever the method and ``T``: 1.
     """
+    if not bayesian:
+        if T is not None:
+            check_draws(T)
+        return 1
     if not method.sampling:
         if T is not None:
             raise ValueError(f"T={T!r} counts Monte Carlo draws; method {method.name!r} makes none "
                              "(leave T out, or pass method='mc')")
-        return None if bayesian else 1
-    T = check_draws(DEFAULT_T if T is None else T, method.scheme)
-    return T if bayesian else 1
+        return None
+    return check_draws(DEFAULT_T if T is None else T, method.scheme)
+
+
+def run_settings(method, T, bayesian: bool = True) -> tuple[str, int | None]:
+    """What ``predict(model, ..., method=method, T=T)`` records: ``(method name, draws)``.
+
+    A Bayesian model: the method's name and `method_draws`; a deterministic one:
+    ``("deterministic", 1)`` (one pass, whatever the method).  ValueError as `check_method` and
+    `method_draws`.
+    """
+    spec = check_method(method, T)
+    draws = method_draws(spec, T, bayesian)
+    return (spec.name if bayesian else "deterministic"), draws
 
 
 @dataclass
@@ -196,7 +222,8 @@ def predict(model, image, *, guide=None, method: str | None = None, T: int | Non
         In electrons (what the model was trained on).  Any size.
     method : str, optional
         The predictive method (`METHODS`): ``"mc"`` (Monte Carlo, iid draws),
-        ``"mc-antithetic"``, ``"mc-sobol"``, or a sampling-free one.  Default `DEFAULT_METHOD`.
+        ``"mc-antithetic"``, ``"mc-sobol"``, or a sampling-free one.  Default `DEFAULT_METHOD`,
+        or ``"mc"`` when ``T`` is given (`check_method`).
     T : int, optional
         Posterior draws of a Monte Carlo method (default `DEFAULT_T`, at most `MAX_T`; even for
         ``"mc-antithetic"``).  Memory does not grow with it.  Giving ``T`` with a sampling-free
@@ -232,7 +259,7 @@ def predict(model, image, *, guide=None, method: str | None = None, T: int | Non
     novelty_model = _novelty_model(model, novelty)
     temperature = check_temperature(getattr(model, "temperature", 1.0) if temperature is None else temperature)
     net, guide = resolve(model, guide)
-    spec = check_method(method)
+    spec = check_method(method, T)
     T = method_draws(spec, T, bayesian=guide is not None)
     seed = check_seed(seed)
     tile = check_int(tile, "tile", TILE_ALIGN)
