@@ -2,7 +2,6 @@
 the deepCR facade and the study."""
 import numpy as np
 import pytest
-import torch
 from astropy.io import fits
 from astropy.nddata import CCDData
 
@@ -10,24 +9,7 @@ from cosmiq_pyro import cosmicray_cosmiq, load, predict, predict_many
 from cosmiq_pyro.app.cli import main
 from cosmiq_pyro.deepcr.model import deepCR
 from cosmiq_pyro.evaluation.study import evaluate
-from cosmiq_pyro.inference.predictive import METHODS, PredictiveMethod
-from cosmiq_pyro.models.fused import fuse_weights, fused_logits
-from cosmiq_pyro.models.guides import guide_locs
-from cosmiq_pyro.utils.torchtools import binary_entropy
 from test_batch import frame
-
-
-def posterior_mean_maps(net, guide, x, temperature):
-    """A sampling-free stand-in for the plumbing: the posterior-mean net's p and H(p)."""
-    fw = fuse_weights(net, {s: v[None] for s, v in guide_locs(guide, net.weight_sites).items()})
-    p = torch.sigmoid(fused_logits(fw, x)[0, 0, 0].double() / temperature)
-    return p, binary_entropy(p)
-
-
-@pytest.fixture
-def plug_in(monkeypatch):
-    monkeypatch.setitem(METHODS, "plug-in", PredictiveMethod("plug-in", None, tile_maps=posterior_mean_maps))
-    return "plug-in"
 
 
 def cards(path):
@@ -35,7 +17,7 @@ def cards(path):
         return hdul[0].header, [h.name for h in hdul]
 
 
-def test_products_record_the_method_and_resume_treats_another_as_other_settings(models, tmp_path, plug_in):
+def test_products_record_the_method_and_resume_treats_another_as_other_settings(models, tmp_path):
     data, out = frame(tmp_path / "in" / "a.fits").parent, tmp_path / "out"
     table = predict_many(data, model=models["vi"], outdir=out, method="mc-antithetic", T=4)
     assert list(table.status) == ["done"]
@@ -44,16 +26,16 @@ def test_products_record_the_method_and_resume_treats_another_as_other_settings(
     again = predict_many(data, model=models["vi"], outdir=out, method="mc", T=4)
     assert list(again.status) == ["failed"] and "CQMETHOD 'mc-antithetic', not 'mc'" in again.error[0]
     # a sampling-free method: no CQT, EPISTEMIC still written; the same settings are skipped
-    free = predict_many(data, model=models["vi"], outdir=tmp_path / "free", method=plug_in)
+    free = predict_many(data, model=models["vi"], outdir=tmp_path / "free", method="moments")
     header, names = cards(free.output[0])
-    assert header["CQMETHOD"] == "plug-in" and "CQT" not in header and "EPISTEMIC" in names
-    assert list(predict_many(data, model=models["vi"], outdir=tmp_path / "free", method=plug_in).status) == ["skipped"]
+    assert header["CQMETHOD"] == "moments" and "CQT" not in header and "EPISTEMIC" in names
+    assert list(predict_many(data, model=models["vi"], outdir=tmp_path / "free", method="moments").status) == ["skipped"]
     with pytest.raises(ValueError, match="makes none"):
-        predict_many(data, model=models["vi"], outdir=tmp_path / "x", method=plug_in, T=8)
+        predict_many(data, model=models["vi"], outdir=tmp_path / "x", method="moments", T=8)
     with pytest.raises(ValueError, match="method must be one of"):
         predict_many(data, model=models["vi"], outdir=tmp_path / "x", method="bogus")
     # a deterministic model: one pass whatever the method
-    det = predict_many(data, model=models["det"], outdir=tmp_path / "det", method=plug_in)
+    det = predict_many(data, model=models["det"], outdir=tmp_path / "det", method="moments")
     header, names = cards(det.output[0])
     assert (header["CQMETHOD"], header["CQT"]) == ("deterministic", 1) and "EPISTEMIC" not in names
 
@@ -66,28 +48,28 @@ def test_cli_method_option(models, tmp_path):
     assert (header["CQMETHOD"], header["CQT"]) == ("mc-antithetic", 2)
 
 
-def test_ccddata_facade_and_study_take_the_method(models, plug_in):
+def test_ccddata_facade_and_study_take_the_method(models):
     image = np.random.default_rng(0).normal(100.0, 8.0, (24, 28)).astype(np.float32)
     image[6, 3:9] += 2500.0
-    result = cosmicray_cosmiq(CCDData(image, unit="electron"), model=models["vi"], method=plug_in)
-    assert result.meta["CQMETHOD"] == "plug-in" and "CQT" not in result.meta
-    expected = predict(load(models["vi"]), image, method=plug_in)
+    result = cosmicray_cosmiq(CCDData(image, unit="electron"), model=models["vi"], method="moments")
+    assert result.meta["CQMETHOD"] == "moments" and "CQT" not in result.meta
+    expected = predict(load(models["vi"]), image, method="moments")
     np.testing.assert_array_equal(result.cr_prediction.prob, expected.prob)
     mc = cosmicray_cosmiq(CCDData(image, unit="electron"), model=models["vi"], method="mc-antithetic", T=2)
     assert (mc.meta["CQMETHOD"], mc.meta["CQT"]) == ("mc-antithetic", 2)
     square = np.stack([image[:24, :24]] * 2)
     masks = square > 1000
-    table = evaluate(load(models["vi"]), (square, masks, None), method=plug_in,
+    table = evaluate(load(models["vi"]), (square, masks, None), method="moments",
                      progress=False)
     assert table["T"].isna().all()  # no draws behind a sampling-free method
 
 
-def test_deepcr_facade_clean_vi_takes_the_method(models, plug_in):
+def test_deepcr_facade_clean_vi_takes_the_method(models):
     image = np.random.default_rng(2).normal(100.0, 8.0, (40, 36)).astype(np.float32)
     mdl = deepCR(mask=str(models["vi"]))
     prob, epistemic = mdl.clean_vi(image, return_epistemic=True, method="mc-antithetic", T=4, patch=16)
     whole = predict(mdl.result, image, method="mc-antithetic", T=4, novelty=False)
     np.testing.assert_allclose(prob, whole.prob, atol=2e-6)
     np.testing.assert_allclose(epistemic, whole.epistemic, atol=2e-6)
-    free = mdl.clean_vi(image, method=plug_in, patch=16)
-    np.testing.assert_allclose(free, predict(mdl.result, image, method=plug_in).prob, atol=2e-6)
+    free = mdl.clean_vi(image, method="moments", patch=16)
+    np.testing.assert_allclose(free, predict(mdl.result, image, method="moments").prob, atol=2e-6)

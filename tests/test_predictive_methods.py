@@ -7,9 +7,8 @@ from scipy.stats import norm as normal
 from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, fit_svi, predict
 from cosmiq_pyro.inference import predictive
 from cosmiq_pyro.inference.draws import DRAW_BLOCK, MAX_T, block_seed, weight_chunks
-from cosmiq_pyro.inference.predictive import METHODS, PredictiveMethod, check_method
+from cosmiq_pyro.inference.predictive import check_method
 from cosmiq_pyro.models.bayesian import draw_weights, probs_given_weights
-from cosmiq_pyro.models.fused import fuse_weights, fused_logits
 from cosmiq_pyro.models.guides import guide_locs, guide_scales
 from cosmiq_pyro.utils.tiling import tile_margin
 from cosmiq_pyro.utils.torchtools import binary_entropy
@@ -40,20 +39,6 @@ def fit(one_torch_thread):
                    init_from=plain, init_scale=0.05, progress=False)
 
 
-def posterior_mean_maps(net, guide, x, temperature):
-    """A sampling-free stand-in: the posterior-mean net's p and H(p) (for the plumbing tests)."""
-    fw = fuse_weights(net, {s: v[None] for s, v in guide_locs(guide, net.weight_sites).items()})
-    z = fused_logits(fw, x)[0, 0, 0].double() / temperature
-    p = torch.sigmoid(z)
-    return p, binary_entropy(p)
-
-
-@pytest.fixture
-def with_plug_in(monkeypatch):
-    monkeypatch.setitem(METHODS, "plug-in", PredictiveMethod("plug-in", None, tile_maps=posterior_mean_maps))
-    return "plug-in"
-
-
 def reference(fit, draws, image):
     """p and A from the sequential Pyro model, one pass per draw, untiled (float64)."""
     model = fit.model.eval()
@@ -72,15 +57,15 @@ def all_draws(fit, T, seed, scheme):
     return chunks[0]
 
 
-@pytest.mark.parametrize("method", ["mc", "mc-antithetic", "mc-sobol", "plug-in"])
-def test_tiled_maps_equal_untiled_for_every_method(fit, method, with_plug_in):
+@pytest.mark.parametrize("method", ["mc", "mc-antithetic", "mc-sobol", "moments"])
+def test_tiled_maps_equal_untiled_for_every_method(fit, method):
     image = sky((70, 58))
-    T = None if method == "plug-in" else 4
+    T = None if method == "moments" else 4
     whole = predict(fit, image, method=method, T=T, seed=3, tile=1024)
     tiled = predict(fit, image, method=method, T=T, seed=3, tile=16)  # 20 tiles of 16 px, margins 12 px
     for name in ("prob", "aleatoric", "epistemic"):
         np.testing.assert_allclose(getattr(tiled, name), getattr(whole, name), atol=2e-6, rtol=0)
-    assert (whole.epistemic.max() > 1e-4) == (method != "plug-in")
+    assert whole.epistemic.max() > 1e-4
     assert whole.method == method and tiled.T == T
 
 
@@ -142,18 +127,18 @@ def test_sobol_draws_stratify_every_weight():
     assert (cells == np.arange(16)[:, None]).all()
 
 
-def test_T_counts_monte_carlo_draws_only(fit, with_plug_in):
+def test_T_counts_monte_carlo_draws_only(fit):
     image = sky((20, 20))
-    with pytest.raises(ValueError, match="T=8 counts Monte Carlo draws; method 'plug-in' makes none"):
-        predict(fit, image, method="plug-in", T=8)
-    pred = predict(fit, image, method="plug-in")
-    assert pred.T is None and pred.method == "plug-in" and pred.epistemic.max() < 1e-6  # one point estimate
-    with pytest.raises(ValueError, match="method must be one of 'mc', 'mc-antithetic'"):
+    with pytest.raises(ValueError, match="T=8 counts Monte Carlo draws; method 'moments' makes none"):
+        predict(fit, image, method="moments", T=8)
+    pred = predict(fit, image, method="moments")
+    assert pred.T is None and pred.method == "moments"
+    with pytest.raises(ValueError, match="method must be one of 'mc', 'moments'"):
         predict(fit, image, method="MC")
     with pytest.raises(ValueError, match="even"):
         predict(fit, image, method="mc-antithetic", T=3)
     assert check_method(None, T=8).name == "mc"  # asking for draws asks for Monte Carlo
-    assert predict(UNet2Sigmoid(hidden=4).eval(), image, method="plug-in").method == "deterministic"
+    assert predict(UNet2Sigmoid(hidden=4).eval(), image, method="moments").method == "deterministic"
 
 
 def test_an_absurd_T_is_refused_before_any_work(fit, monkeypatch):

@@ -22,8 +22,9 @@ Methods (``predict(..., method=)``, `METHODS`; default `DEFAULT_METHOD`):
   the reference every other method is measured against.
 * ``"mc-antithetic"``, ``"mc-sobol"`` -- the same average over antithetic pairs or scrambled
   Sobol draws (`draws`), variance-reduced Monte Carlo.
-* a sampling-free method (``"moments"``) gives ``p`` and ``A`` in one deterministic pass per
-  tile; it takes no ``T``.
+* ``"moments"`` -- sampling-free: ``p`` and ``A`` from the mean and variance of every
+  pixel's logit, carried through the net in one deterministic pass per tile
+  (`inference.moments`); it takes no ``T``.
 
 The rule for ``T``: it counts Monte Carlo draws.  ``method=None`` with a ``T`` means ``"mc"``
 (whatever `DEFAULT_METHOD` is), without one `DEFAULT_METHOD` (``T`` = `DEFAULT_T` if that is
@@ -60,6 +61,7 @@ from ..utils.checks import check_int, check_seed
 from ..utils.tiling import TILE_ALIGN, pad_to_grid, tile_boxes, tile_margin
 from ..utils.torchtools import binary_entropy, eval_mode, resolve_device
 from .draws import DRAW_BLOCK, MAX_T, check_draws, weight_chunks
+from .moments import MomentPass
 from .novelty import BlockSums, NoveltyModel, mean_weights
 from .temperature import check_temperature
 
@@ -94,16 +96,17 @@ class PredictiveMethod:
         What ``predict(..., method=name)`` and the products' CQMETHOD keyword call it.
     scheme : str or None
         The draw scheme of a Monte Carlo method (`draws.SCHEMES`); None for a sampling-free one.
-    tile_maps : callable or None
-        Sampling-free methods: ``tile_maps(net, guide, x, temperature) -> (prob, aleatoric)``,
-        ``x`` a (1, 1, h, w) float32 tile, both maps (h, w) float64 tensors.
+    prepare : callable or None
+        Sampling-free methods: ``prepare(model, guide, temperature, device)`` (``model`` as given
+        to `predict`) returns ``tile_maps(x) -> (prob, aleatoric)`` for one model, ``x`` a
+        (1, 1, h, w) float32 tile, both maps (h, w) tensors.
     extra_margin : int
         Receptive field (px) the method adds to the network's own (0 for Monte Carlo).
     """
 
     name: str
     scheme: str | None
-    tile_maps: Callable | None = None
+    prepare: Callable | None = None
     extra_margin: int = 0
 
     @property
@@ -112,8 +115,19 @@ class PredictiveMethod:
         return self.scheme is not None
 
 
+def _moment_maps(model, guide, temperature, device):
+    """`inference.moments.MomentPass` as a sampling-free method: (prob, aleatoric) per tile."""
+    moment_pass = MomentPass(model, guide, temperature=temperature, device=device)
+
+    def tile_maps(x):
+        prob, aleatoric, _ = moment_pass(x)  # (1, 1, h, w) each
+        return prob[0, 0], aleatoric[0, 0]
+    return tile_maps
+
+
 #: The predictive methods by name.
 METHODS = {m.name: m for m in (PredictiveMethod("mc", "iid"),
+                                PredictiveMethod("moments", None, prepare=_moment_maps),
                                 PredictiveMethod("mc-antithetic", "antithetic"),
                                 PredictiveMethod("mc-sobol", "sobol"))}
 #: The method `predict`, the CLI and the products use when none is given.
@@ -221,8 +235,8 @@ def predict(model, image, *, guide=None, method: str | None = None, T: int | Non
     image : array_like, shape (H, W)
         In electrons (what the model was trained on).  Any size.
     method : str, optional
-        The predictive method (`METHODS`): ``"mc"`` (Monte Carlo, iid draws),
-        ``"mc-antithetic"``, ``"mc-sobol"``, or a sampling-free one.  Default `DEFAULT_METHOD`,
+        The predictive method (`METHODS`): ``"mc"`` (Monte Carlo, iid draws), ``"moments"``
+        (sampling-free moment propagation), ``"mc-antithetic"``, ``"mc-sobol"``.  Default `DEFAULT_METHOD`,
         or ``"mc"`` when ``T`` is given (`check_method`).
     T : int, optional
         Posterior draws of a Monte Carlo method (default `DEFAULT_T`, at most `MAX_T`; even for
@@ -285,6 +299,7 @@ def predict(model, image, *, guide=None, method: str | None = None, T: int | Non
     sums = np.zeros((2,) + padded.shape, dtype=np.float64)  # sums over draws of p_t and H[p_t]
     with eval_mode(net), torch.inference_mode():
         mean_pass = None if features is None or guide is None else mean_weights(net, guide)
+        tile_maps = None if guide is None or spec.sampling else spec.prepare(model, guide, temperature, device)
         if guide is None or not spec.sampling:
             chunks, n_chunks = [None], 1
         else:
@@ -302,7 +317,7 @@ def predict(model, image, *, guide=None, method: str | None = None, T: int | Non
                 target = sums[:, r0:r1, c0:c1]  # (2, h_core, w_core), a view
                 low = None
                 if guide is not None and not spec.sampling:
-                    prob, alea = spec.tile_maps(net, guide, block, temperature)  # (h, w) each
+                    prob, alea = tile_maps(block)  # (h, w) each
                     target[0], target[1] = prob[core].cpu().numpy(), alea[core].cpu().numpy()
                 else:
                     low = _add_draws(passes, block, core, target, temperature,
