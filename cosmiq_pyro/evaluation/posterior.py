@@ -26,7 +26,8 @@ from torch import nn
 from torch.distributions import Normal, kl_divergence
 
 from .._version import __version__
-from ..models.bayesian import UNet2SigmoidVI, draw_weights, probs_given_weights
+from ..inference.draws import weight_chunks
+from ..models.bayesian import UNet2SigmoidVI, probs_given_weights
 from ..models.guides import guide_locs, guide_scales
 from ..models.registry import resolve
 from ..models.results import FitResult
@@ -218,7 +219,8 @@ def to_inference_data(fit_or_guide, num_samples: int = 200, sites=None, seed: in
     -------
     arviz.InferenceData
         * ``posterior``: one variable per site, shape (chain=1, draw, *weight_shape), drawn
-          from the guide ``q(w)`` with `pyro.infer.Predictive` (`models.bayesian.draw_weights`);
+          from the guide ``q(w)`` with `pyro.infer.Predictive`, in `predict`'s seeded blocks
+          (`inference.draws.weight_chunks`);
         * ``prior``: the same sites drawn from the model's prior (`UNet2SigmoidVI.prior`);
         * with ``pixels``: ``posterior_predictive`` variable ``prob`` (chain, draw, pixel), the
           per-draw CR probability ``sigma(f_w(x))`` at each pixel, and ``constant_data``
@@ -248,7 +250,7 @@ def to_inference_data(fit_or_guide, num_samples: int = 200, sites=None, seed: in
     device = module_device(model)
     guide.to(device)
     with seeded(seed, device):
-        draws = draw_weights(model, guide, num_samples)  # {site: (S, *shape)}, every site
+        draws = next(weight_chunks(model, guide, num_samples, seed, chunk=num_samples))  # {site: (S, *shape)}
         predictive = None if image is None else _in_eval(model, lambda: _pixel_probs(model, draws, image, rc))
         torch.manual_seed(_prior_seed(seed))
         dummy = torch.zeros(1, model.n_channels, 4, 4, device=device)
