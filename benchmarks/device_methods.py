@@ -1,7 +1,7 @@
 """Every predictive method on CUDA against the CPU (issue 23, item 7): agreement and time.
 
 For the shipped ``ACS-WFC-VI`` on one simulated held-out frame (``--side`` px, default 1024), each
-method of `cosmiq_pyro.inference.predictive.METHODS` runs on the CPU and on ``--device`` (default
+method of `cosmiq_pyro.inference.methods.METHODS` runs on the CPU and on ``--device`` (default
 cuda) with the same seed: the largest |delta p| and |delta epistemic| between the two, and the
 wall time of each (CUDA synchronised; one warm-up call first).  Antithetic and Sobol draws are made
 on the CPU, so their maps must agree to float rounding; iid draws come from the device's own RNG
@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 import cosmiq_pyro as cq  # noqa: E402
 from cosmiq_pyro.data.datasets import SimulatedDataset  # noqa: E402
 from cosmiq_pyro.data.seeds import HELD_OUT_SEED  # noqa: E402
-from cosmiq_pyro.inference.predictive import METHODS, predict  # noqa: E402
+from cosmiq_pyro.inference.methods import METHODS  # noqa: E402
+from cosmiq_pyro.inference.predictive import predict  # noqa: E402
 from cosmiq_pyro.utils.torchtools import resolve_device  # noqa: E402
 
 

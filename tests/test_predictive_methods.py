@@ -7,7 +7,7 @@ from scipy.stats import norm as normal
 from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, fit_svi, predict
 from cosmiq_pyro.inference import predictive
 from cosmiq_pyro.inference.draws import DRAW_BLOCK, MAX_T, block_seed, weight_chunks
-from cosmiq_pyro.inference.predictive import check_method
+from cosmiq_pyro.inference.methods import check_method
 from cosmiq_pyro.models.bayesian import draw_weights, probs_given_weights
 from cosmiq_pyro.models.guides import guide_locs, guide_scales
 from cosmiq_pyro.utils.tiling import tile_margin

@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 
 from ..io.atomic import check_writable_directory
 from ..inference.draws import check_draws
-from ..inference.predictive import check_method, run_settings
+from ..inference.methods import check_method, run_settings
 from ..utils.checks import check_float, check_seed
 from . import products
 from .inputs import FITS_SUFFIXES, expand_inputs, product_name

@@ -36,7 +36,7 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int | None = None, th
         once per process (`modelcache.cached_model`).
     T : int, optional
         Posterior draws per pixel for a Bayesian model and a Monte Carlo method (default
-        `cosmiq_pyro.inference.predictive.DEFAULT_T`; a deterministic model makes one pass; an
+        `cosmiq_pyro.inference.methods.DEFAULT_T`; a deterministic model makes one pass; an
         error with a sampling-free method).
     threshold : float
         A pixel is a cosmic ray when its probability exceeds this.
@@ -49,7 +49,7 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int | None = None, th
         As for `cosmiq_pyro.predict`.
     method : str, optional
         The predictive method, as for `cosmiq_pyro.predict` (default
-        `cosmiq_pyro.inference.predictive.DEFAULT_METHOD`).
+        `cosmiq_pyro.inference.methods.DEFAULT_METHOD`).
 
     Returns
     -------

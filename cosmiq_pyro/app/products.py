@@ -47,7 +47,8 @@ from .._version import __version__
 from ..models.results import FitResult
 from ..io.atomic import check_writable_directory
 from ..io.fitsio import DEFAULT_DQ_FLAGS, HSTImage, read_hst, write_hdulist_atomic
-from ..inference.predictive import DEFAULT_T, Prediction, predict, run_settings
+from ..inference.methods import DEFAULT_T, run_settings
+from ..inference.predictive import Prediction, predict
 from ..utils.checks import check_probability
 
 __all__ = ["IDENTIFYING_KEYWORDS", "PRODUCT_EXTENSIONS", "DEFAULT_T", "KEYWORDS", "Keyword", "REUSE",
@@ -179,7 +180,7 @@ class Provenance:
     source_sha256 : str
         SHA-256 of the input file's bytes [CQSRCSHA]; "" when unknown (an array, not a file).
     method : str
-        The predictive method (`cosmiq_pyro.inference.predictive.METHODS`), ``"deterministic"``
+        The predictive method (`cosmiq_pyro.inference.methods.METHODS`), ``"deterministic"``
         for a deterministic model [CQMETHOD].
     package_version : str
         cosmiq_pyro version [CQVERS].
@@ -400,7 +401,7 @@ def predict_fits(model: FitResult, in_path, out_path, *, model_file, method: str
     model_file : str or os.PathLike
         The file the model was read from; its SHA-256 goes into the provenance keywords.
     method : str, optional
-        The predictive method (default `cosmiq_pyro.inference.predictive.DEFAULT_METHOD`),
+        The predictive method (default `cosmiq_pyro.inference.methods.DEFAULT_METHOD`),
         recorded as CQMETHOD; a deterministic model makes one pass (CQMETHOD 'deterministic').
     T : int, optional
         Posterior draws per pixel of a Bayesian model and a Monte Carlo method (default

@@ -31,7 +31,8 @@ import torch
 from .inpaint import median_inpaint
 from .inpaint_net import InpaintUNet, inpaint_with_net
 from ..inference.novelty import image_novelty
-from ..inference.predictive import Prediction, check_method, predict, validated_image
+from ..inference.methods import check_method
+from ..inference.predictive import Prediction, predict, validated_image
 from ..models.registry import load_model
 from ..models.results import FitResult
 from ..models.unet import deepcr_weights_file
@@ -273,7 +274,7 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
             In electrons.
         T : int, optional
             Posterior weight draws of a Monte Carlo method (``p = mean_t sigma(f_{w_t}(x))``;
-            default `cosmiq_pyro.inference.predictive.DEFAULT_T`); not with a sampling-free method.
+            default `cosmiq_pyro.inference.methods.DEFAULT_T`); not with a sampling-free method.
         return_entropy : bool
             Also return the predictive entropy ``H[p]`` (nats).
         return_epistemic : bool
@@ -284,7 +285,7 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
             Seed of the draws: the same seed gives the same maps.
         method : str, optional
             The predictive method (``"mc"``, ...; default
-            `cosmiq_pyro.inference.predictive.DEFAULT_METHOD`), as for `cosmiq_pyro.predict`.
+            `cosmiq_pyro.inference.methods.DEFAULT_METHOD`), as for `cosmiq_pyro.predict`.
         ignore : array_like of bool (H, W), optional
             Bad pixels (their non-finite values are allowed).
         patch : int

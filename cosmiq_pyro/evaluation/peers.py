@@ -31,7 +31,8 @@ from typing import Mapping, Optional
 
 import numpy as np
 
-from ..inference.predictive import check_method, method_draws, predict, validated_image
+from ..inference.methods import check_method, method_draws
+from ..inference.predictive import predict, validated_image
 from ..models.registry import resolve
 from ..utils.checks import check_int
 from .metrics import binary_entropy
@@ -86,7 +87,7 @@ class ModelPredictor:
     guide : AutoNormal, optional
         Needed for a bare `UNet2SigmoidVI` (a `FitResult` carries its own).
     method : str, optional
-        The predictive method (`cosmiq_pyro.inference.predictive.METHODS`; default its
+        The predictive method (`cosmiq_pyro.inference.methods.METHODS`; default its
         ``DEFAULT_METHOD``).
     T : int, optional
         Posterior draws per image of a Monte Carlo method (default ``DEFAULT_T``; ignored by

@@ -16,20 +16,11 @@ with each draw's entropy computed from its logit without forming ``log p``:
 (`inference.temperature`, ``FitResult.temperature = T_c``) has every logit divided first,
 ``z_t -> z_t / T_c``, so all maps describe the tempered predictive.
 
-Methods (``predict(..., method=)``, `METHODS`; default `DEFAULT_METHOD`):
-
-* ``"mc"`` -- the Monte Carlo average above over ``T`` iid draws (`pyro.infer.Predictive`);
-  the reference every other method is measured against.
-* ``"mc-antithetic"``, ``"mc-sobol"`` -- the same average over antithetic pairs or scrambled
-  Sobol draws (`draws`), variance-reduced Monte Carlo.
-* ``"moments"`` -- sampling-free: ``p`` and ``A`` from the mean and variance of every
-  pixel's logit, carried through the net in one deterministic pass per tile
-  (`inference.moments`); it takes no ``T``.
-
-The rule for ``T``: it counts Monte Carlo draws.  ``method=None`` with a ``T`` means ``"mc"``
-(whatever `DEFAULT_METHOD` is), without one `DEFAULT_METHOD` (``T`` = `DEFAULT_T` if that is
-Monte Carlo); a ``T`` given with a sampling-free method is a ValueError (it would not be used).
-A deterministic model makes one pass whatever the method (``T = 1``).
+Methods (``predict(..., method=)``; `methods.METHODS`, default `methods.DEFAULT_METHOD`): ``"mc"``,
+the Monte Carlo average above over ``T`` iid draws (the reference); ``"moments"``, sampling-free
+(``p`` and ``A`` from the logit's mean and variance carried through the net, `inference.moments`);
+``"mc-antithetic"`` and ``"mc-sobol"``, the same average over variance-reduced draws
+(`inference.draws`).  ``T`` counts Monte Carlo draws: the rule is in `methods`.
 
 Monte Carlo draws are made `DRAW_CHUNK` at a time (`draws.weight_chunks`); each chunk's batch
 norms are folded into the convolutions and every tile runs one fused forward pass per draw
@@ -48,7 +39,6 @@ which keeps a tile's activations in the processor's cache.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -60,14 +50,12 @@ from ..models.registry import resolve
 from ..utils.checks import check_int, check_seed
 from ..utils.tiling import TILE_ALIGN, pad_to_grid, tile_boxes, tile_margin
 from ..utils.torchtools import binary_entropy, eval_mode, resolve_device
-from .draws import DRAW_BLOCK, MAX_T, check_draws, weight_chunks
-from .moments import MomentPass
+from .draws import DRAW_BLOCK, weight_chunks
+from .methods import DEFAULT_METHOD, check_method, method_draws
 from .novelty import BlockSums, NoveltyModel, mean_weights
 from .temperature import check_temperature
 
-__all__ = ["CPU_TILE", "CUDA_PASS_BYTES", "DEFAULT_METHOD", "DEFAULT_T", "DRAW_CHUNK", "MAX_T", "METHODS",
-           "PredictiveMethod", "Prediction", "predict", "check_method", "method_draws", "run_settings",
-           "validated_image"]
+__all__ = ["CPU_TILE", "CUDA_PASS_BYTES", "DRAW_CHUNK", "Prediction", "predict", "validated_image"]
 
 #: Largest core tile side on the CPU (px).  Tiles are balanced (a 1024 px side runs as three
 #: 344 px tiles), so an input tile is at most 408 px and each 32-channel activation at most
@@ -82,102 +70,6 @@ CUDA_PASS_BYTES = 2 * 1024 ** 3
 #: Posterior draws held in memory at once (they are made in seeded blocks of
 #: `draws.DRAW_BLOCK`, so this changes memory, not the maps).
 DRAW_CHUNK = DRAW_BLOCK
-#: Posterior draws of a Monte Carlo method when ``T`` is not given.
-DEFAULT_T = 16
-
-
-@dataclass(frozen=True)
-class PredictiveMethod:
-    """One way of turning the weight posterior into per-pixel maps.
-
-    Attributes
-    ----------
-    name : str
-        What ``predict(..., method=name)`` and the products' CQMETHOD keyword call it.
-    scheme : str or None
-        The draw scheme of a Monte Carlo method (`draws.SCHEMES`); None for a sampling-free one.
-    prepare : callable or None
-        Sampling-free methods: ``prepare(model, guide, temperature, device)`` (``model`` as given
-        to `predict`) returns ``tile_maps(x) -> (prob, aleatoric)`` for one model, ``x`` a
-        (1, 1, h, w) float32 tile, both maps (h, w) tensors.
-    extra_margin : int
-        Receptive field (px) the method adds to the network's own (0 for Monte Carlo).
-    """
-
-    name: str
-    scheme: str | None
-    prepare: Callable | None = None
-    extra_margin: int = 0
-
-    @property
-    def sampling(self) -> bool:
-        """Whether the method averages ``T`` posterior draws."""
-        return self.scheme is not None
-
-
-def _moment_maps(model, guide, temperature, device):
-    """`inference.moments.MomentPass` as a sampling-free method: (prob, aleatoric) per tile."""
-    moment_pass = MomentPass(model, guide, temperature=temperature, device=device)
-
-    def tile_maps(x):
-        prob, aleatoric, _ = moment_pass(x)  # (1, 1, h, w) each
-        return prob[0, 0], aleatoric[0, 0]
-    return tile_maps
-
-
-#: The predictive methods by name.
-METHODS = {m.name: m for m in (PredictiveMethod("mc", "iid"),
-                                PredictiveMethod("moments", None, prepare=_moment_maps),
-                                PredictiveMethod("mc-antithetic", "antithetic"),
-                                PredictiveMethod("mc-sobol", "sobol"))}
-#: The method `predict`, the CLI and the products use when none is given.
-DEFAULT_METHOD = "mc"
-
-
-def check_method(method, T=None) -> PredictiveMethod:
-    """The `PredictiveMethod` named ``method``; ValueError naming the known ones.
-
-    ``method=None`` means `DEFAULT_METHOD`, except when a number of draws ``T`` is given: then
-    ``"mc"`` (asking for ``T`` draws asks for Monte Carlo, whatever the default).
-    """
-    if method is None:
-        method = "mc" if T is not None else DEFAULT_METHOD
-    if not isinstance(method, str) or method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
-    return METHODS[method]
-
-
-def method_draws(method: PredictiveMethod, T, bayesian: bool = True) -> int | None:
-    """The number of posterior draws ``method`` makes when asked for ``T``.
-
-    Monte Carlo: ``T`` (default `DEFAULT_T`; at most `MAX_T`); sampling-free: None, and a ``T``
-    given with it is a ValueError (it would not be used).  A deterministic model (``bayesian``
-    False) makes one pass whatever the method and ``T``: 1.
-    """
-    if not bayesian:
-        if T is not None:
-            check_draws(T)
-        return 1
-    if not method.sampling:
-        if T is not None:
-            raise ValueError(f"T={T!r} counts Monte Carlo draws; method {method.name!r} makes none "
-                             "(leave T out, or pass method='mc')")
-        return None
-    return check_draws(DEFAULT_T if T is None else T, method.scheme)
-
-
-def run_settings(method, T, bayesian: bool = True) -> tuple[str, int | None]:
-    """What ``predict(model, ..., method=method, T=T)`` records: ``(method name, draws)``.
-
-    A Bayesian model: the method's name and `method_draws`; a deterministic one:
-    ``("deterministic", 1)`` (one pass, whatever the method).  ValueError as `check_method` and
-    `method_draws`.
-    """
-    spec = check_method(method, T)
-    draws = method_draws(spec, T, bayesian)
-    return (spec.name if bayesian else "deterministic"), draws
-
-
 @dataclass
 class Prediction:
     """Per-pixel maps from `predict`, each float32 of shape (H, W).
@@ -197,7 +89,7 @@ class Prediction:
         95th percentile of in-distribution blocks), or None.
     is_novel : ``novelty`` above the threshold stored with the model (a 5 % false-alarm rate on
         held-out in-distribution frames), or None.
-    method : the predictive method (`METHODS`), or ``"deterministic"`` for a plain net.
+    method : the predictive method (`methods.METHODS`), or ``"deterministic"`` for a plain net.
     """
 
     prob: np.ndarray
@@ -235,11 +127,12 @@ def predict(model, image, *, guide=None, method: str | None = None, T: int | Non
     image : array_like, shape (H, W)
         In electrons (what the model was trained on).  Any size.
     method : str, optional
-        The predictive method (`METHODS`): ``"mc"`` (Monte Carlo, iid draws), ``"moments"``
-        (sampling-free moment propagation), ``"mc-antithetic"``, ``"mc-sobol"``.  Default `DEFAULT_METHOD`,
-        or ``"mc"`` when ``T`` is given (`check_method`).
+        The predictive method (`methods.METHODS`): ``"mc"`` (Monte Carlo, iid draws),
+        ``"moments"`` (sampling-free moment propagation), ``"mc-antithetic"``, ``"mc-sobol"``.
+        Default `methods.DEFAULT_METHOD`, or ``"mc"`` when ``T`` is given (`methods.check_method`).
     T : int, optional
-        Posterior draws of a Monte Carlo method (default `DEFAULT_T`, at most `MAX_T`; even for
+        Posterior draws of a Monte Carlo method (default `methods.DEFAULT_T`, at most
+        `draws.MAX_T`; even for
         ``"mc-antithetic"``).  Memory does not grow with it.  Giving ``T`` with a sampling-free
         method is a ValueError.
     ignore : array_like of bool, shape (H, W), optional

@@ -103,7 +103,7 @@ def evaluate(model, dataset, *, method: str | None = None, T: int | None = None,
         its ``frame(i)``, which also yields the simulator's per-frame metadata (read noise,
         full well) that `peers.LACosmicPeer` uses.
     method : str, optional
-        The predictive method of a VI model (`cosmiq_pyro.inference.predictive.METHODS`;
+        The predictive method of a VI model (`cosmiq_pyro.inference.methods.METHODS`;
         default its ``DEFAULT_METHOD``).
     T : int, optional
         Posterior draws per image of a Monte Carlo method (default ``DEFAULT_T``; not with a
