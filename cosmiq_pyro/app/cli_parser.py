@@ -108,8 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "ACS-WFC (deepCR's published weights; needs the deepCR package)")
     _method_option(p)
     p.add_argument("-T", type=_positive_int, default=None, help="posterior draws per pixel of a Bayesian "
-                   "model and a Monte Carlo method (default 16, at most 65536; an error with a sampling-free "
-                   "method); a deterministic model makes one pass and says that -T was not used")
+                   "model and a Monte Carlo method (default 16, at most 65536); -T without --method means "
+                   "--method mc, -T with a sampling-free method is an error; a deterministic model makes one "
+                   "pass and says that -T was not used")
     p.add_argument("--threshold", type=_probability, default=0.5, help="MASK = PROB > threshold (default 0.5)")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the posterior draws (default 0)")
     p.add_argument("-o", "--outdir", type=Path, default=Path("."), metavar="OUTDIR",
@@ -184,7 +185,7 @@ def _method_option(p) -> None:
 def _evaluation_options(p) -> None:
     _method_option(p)
     p.add_argument("-T", type=_positive_int, default=None, help="posterior draws per pixel of a Monte Carlo "
-                   "method (default 16)")
+                   "method (default 16; -T without --method means --method mc)")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the posterior draws (default 0)")
     p.add_argument("--size", type=_size, default=256, help="frame side for simulate:N (default 256)")
     p.add_argument("--data-seed", type=_seed, default=HELD_OUT_SEED,
