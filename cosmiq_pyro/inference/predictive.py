@@ -265,9 +265,25 @@ def _draws_per_pass(device: torch.device, side: int, hidden: int) -> int:
 
 
 def _fused_passes(net, draws: dict, k: int) -> list[FusedWeights]:
-    """The draws ``{site: (T, *shape)}`` folded with ``net``'s norms, in groups of ``k`` per pass."""
-    T = len(next(iter(draws.values())))
-    return [fuse_weights(net, {site: w[t:t + k] for site, w in draws.items()}) for t in range(0, T, k)]
+    """The draws ``{site: (T, *shape)}`` folded with ``net``'s norms (in one call), in groups of
+    ``k`` per pass: each group a view of the folded weights (`FusedWeights` stacks draws along
+    the output channels, so draws ``[a, b)`` are rows ``[a o, b o)`` of every layer)."""
+    fw = fuse_weights(net, draws)
+    return [_draw_range(fw, t, min(t + k, fw.k)) for t in range(0, fw.k, k)]
+
+
+def _draw_range(fw: FusedWeights, a: int, b: int) -> FusedWeights:
+    """Draws ``[a, b)`` of ``fw`` as a `FusedWeights` of ``b - a`` draws (views, no copy)."""
+    def rows(t):
+        if t is None:
+            return None
+        per_draw = t.shape[0] // fw.k
+        return t[a * per_draw:b * per_draw]
+    convs = {name: (rows(w), rows(bias)) for name, (w, bias) in fw.convs.items()}
+    norms = None if fw.group_norms is None else {
+        name: (groups // fw.k * (b - a), rows(gamma), rows(beta), eps)
+        for name, (groups, gamma, beta, eps) in fw.group_norms.items()}
+    return FusedWeights(k=b - a, hidden=fw.hidden, n_classes=fw.n_classes, convs=convs, group_norms=norms)
 
 
 def _add_draws(passes: list[FusedWeights], x: torch.Tensor, core: tuple[slice, slice], target: np.ndarray,
