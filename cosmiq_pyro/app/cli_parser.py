@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _method_option(p) -> None:
     p.add_argument("--method", default=None, metavar="METHOD", help="predictive method of a Bayesian model: "
-                   "mc (Monte Carlo over -T posterior draws), mc-antithetic, mc-sobol, or moments (sampling-free, "
+                   "mc (Monte Carlo over -T posterior draws) or moments (sampling-free, "
                    "no -T); default: cosmiq_pyro.inference.methods.DEFAULT_METHOD; recorded as CQMETHOD")
 
 

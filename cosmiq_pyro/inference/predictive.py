@@ -17,10 +17,9 @@ with each draw's entropy computed from its logit without forming ``log p``:
 ``z_t -> z_t / T_c``, so all maps describe the tempered predictive.
 
 Methods (``predict(..., method=)``; `methods.METHODS`, default `methods.DEFAULT_METHOD`): ``"mc"``,
-the Monte Carlo average above over ``T`` iid draws (the reference); ``"moments"``, sampling-free
-(``p`` and ``A`` from the logit's mean and variance carried through the net, `inference.moments`);
-``"mc-antithetic"`` and ``"mc-sobol"``, the same average over variance-reduced draws
-(`inference.draws`).  ``T`` counts Monte Carlo draws: the rule is in `methods`.
+the Monte Carlo average above over ``T`` iid draws (the reference), and ``"moments"``,
+sampling-free (``p`` and ``A`` from the logit's mean and variance carried through the net,
+`inference.moments`).  ``T`` counts Monte Carlo draws: the rule is in `methods`.
 
 Monte Carlo draws are made `DRAW_CHUNK` at a time (`draws.weight_chunks`); each chunk's batch
 norms are folded into the convolutions and every tile runs one fused forward pass per draw
@@ -127,13 +126,12 @@ def predict(model, image, *, guide=None, method: str | None = None, T: int | Non
     image : array_like, shape (H, W)
         In electrons (what the model was trained on).  Any size.
     method : str, optional
-        The predictive method (`methods.METHODS`): ``"mc"`` (Monte Carlo, iid draws),
-        ``"moments"`` (sampling-free moment propagation), ``"mc-antithetic"``, ``"mc-sobol"``.
-        Default `methods.DEFAULT_METHOD`, or ``"mc"`` when ``T`` is given (`methods.check_method`).
+        The predictive method (`methods.METHODS`): ``"mc"`` (Monte Carlo over ``T`` posterior
+        draws) or ``"moments"`` (sampling-free moment propagation).  Default
+        `methods.DEFAULT_METHOD`, or ``"mc"`` when ``T`` is given (`methods.check_method`).
     T : int, optional
         Posterior draws of a Monte Carlo method (default `methods.DEFAULT_T`, at most
-        `draws.MAX_T`; even for
-        ``"mc-antithetic"``).  Memory does not grow with it.  Giving ``T`` with a sampling-free
+        `draws.MAX_T`).  Memory does not grow with it.  Giving ``T`` with a sampling-free
         method is a ValueError.
     ignore : array_like of bool, shape (H, W), optional
         Pixels to exclude (bad pixels, saturation).  Their maps are still computed; non-finite
@@ -196,7 +194,7 @@ def predict(model, image, *, guide=None, method: str | None = None, T: int | Non
         if guide is None or not spec.sampling:
             chunks, n_chunks = [None], 1
         else:
-            chunks = weight_chunks(net, guide, T, seed, spec.scheme, chunk=DRAW_CHUNK, device=device)
+            chunks = weight_chunks(net, guide, T, seed, chunk=DRAW_CHUNK, device=device)
             n_chunks = -(-T // DRAW_CHUNK)
         bar = tqdm(total=len(boxes) * n_chunks, desc="tiles", unit="tile", disable=not progress)
         for i, draws in enumerate(chunks):
