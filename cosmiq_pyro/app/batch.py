@@ -10,6 +10,9 @@ in ``outdir``), and one row of the returned table says what became of it:
 * ``redone``: a product exists but its input changed since (another CQSRCSHA: a new file of the
   same name, or one re-reduced in place), or it is damaged (truncated, checksums wrong, maps
   missing); it is made again and ``note`` says why;
+* a product that appears, with the same input and settings, after the batch was planned (made
+  by another run into the same directory, or by an earlier try of a task whose worker died)
+  is ``done``, with a note saying so;
 * ``failed``: the input could not be read or predicted, or an existing product was made with
   other settings; ``error`` says why, naming the input, and the batch goes on.
 
@@ -61,6 +64,8 @@ STATUSES = ("done", "redone", "skipped", "failed")
 _INPUT_ERRORS = (ValueError, TypeError, OSError, EOFError, VerifyError)
 # options of predict_fits that predict_many sets itself
 _OWN_OPTIONS = {"model", "in_path", "out_path", "model_file", "overwrite", "progress"}
+# the note of a product that appeared after the batch was planned, with this batch's provenance
+_MEANWHILE = "made meanwhile (by another run, or by an earlier try of this task)"
 # Pyro's handler stack is process-global: one prediction at a time per worker process
 _PREDICT_LOCK = threading.Lock()
 
@@ -250,10 +255,10 @@ def _judge(job: _Job):
     if made.source_sha256 != source:
         was = f"{made.source_sha256[:12]}..." if made.source_sha256 else "not recorded"
         return f"input changed (CQSRCSHA {was}, now {source[:12]}...)"
-    # made after the batch was planned: by another run at the same time, or by an earlier try of
-    # this task (its worker died after writing it)
-    note = "" if job.existed else "made meanwhile by another run"
-    return _row(job, "skipped", novelty=_novelty(job.output), note=note)
+    if not job.existed:  # made after the batch was planned: what it asked for, and fresh
+        return _row(job, "done", cr_pixels=_cr_pixels(job.output), novelty=_novelty(job.output),
+                    note=_MEANWHILE)
+    return _row(job, "skipped", novelty=_novelty(job.output))
 
 
 def _run_serial(jobs: dict):
@@ -334,10 +339,10 @@ def _make(job: _Job) -> dict:
                                   overwrite=job.overwrite or bool(redo), progress=False, **job.options)
     except FileExistsError:  # another run wrote it first (it lost no race: it finished first)
         verdict = _judge(job)
-        if not isinstance(verdict, dict) or verdict["status"] != "skipped":
+        if not isinstance(verdict, dict) or verdict["status"] not in ("done", "skipped"):
             raise
-        return _row(job, "done", seconds=time.perf_counter() - start, cr_pixels=_cr_pixels(job.output),
-                    novelty=_novelty(job.output), note="another run wrote the same product first")
+        return {**verdict, "status": "done", "seconds": time.perf_counter() - start, "note": _MEANWHILE,
+                "cr_pixels": _cr_pixels(job.output)}
     return _row(job, "redone" if redo else "done", seconds=time.perf_counter() - start,
                 cr_pixels=_cr_pixels(job.output), novelty=_novelty(job.output), note=redo)
 
