@@ -111,8 +111,8 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
         A tqdm bar over frames (default: shown when stderr is a terminal).
     **predict_options
         Passed to `products.predict_fits` for every frame: ``T``, ``threshold``, ``seed``,
-        ``tile``, ``dq_flags``, ``device``, and the reading options it takes (``ext``, ``bunit``,
-        ``gain_e_per_adu``).
+        ``tile``, ``dq_flags``, ``device``, ``maps`` (the map extensions written, MASK always),
+        and the reading options it takes (``ext``, ``bunit``, ``gain_e_per_adu``).
 
     Returns
     -------
@@ -159,7 +159,8 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
                           threshold=float(options.get("threshold", _default("threshold"))),
                           seed=int(options.get("seed", _default("seed"))),
                           reading=products.reading_options(
-                              *(options.get(k, _default(k)) for k in ("ext", "bunit", "gain_e_per_adu", "dq_flags"))))
+                              *(options.get(k, _default(k)) for k in ("ext", "bunit", "gain_e_per_adu", "dq_flags"))),
+                          maps=products.map_choice(options.get("maps")))
     created = [folder for folder in (outdir, *outdir.parents) if not folder.exists()]  # deepest first
     outdir.mkdir(parents=True, exist_ok=True)
 
@@ -234,6 +235,8 @@ def _checked_options(options: dict) -> dict:
         check_int(options["T"], "T", minimum=1)
     check_seed(options.get("seed", 0))
     check_float(options.get("threshold", 0.5), "threshold", minimum=0.0, maximum=1.0)
+    if options.get("maps") is not None:
+        options["maps"] = products.map_choice(options["maps"])
     return options
 
 
@@ -348,8 +351,9 @@ def _make(job: _Job) -> dict:
 
 
 def _cr_pixels(product: str) -> int:
+    """Cosmic-ray pixels of a product: MASK & MASK_CR over its extensions (ignored pixels left out)."""
     with fits.open(product) as hdul:
-        return int(sum(np.count_nonzero(hdu.data) for hdu in hdul if hdu.name == "MASK"))
+        return int(sum(np.count_nonzero(hdu.data & products.MASK_CR) for hdu in hdul if hdu.name == "MASK"))
 
 
 def _novelty(product: str) -> float:

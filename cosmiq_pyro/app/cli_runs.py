@@ -188,7 +188,7 @@ def run_predict(args) -> int:
 
     options = dict(threshold=args.threshold, seed=args.seed, tile=args.tile, device=args.device, ext=args.ext,
                    dq_flags=DEFAULT_DQ_FLAGS if args.dq_flags is None else args.dq_flags, bunit=args.bunit,
-                   gain_e_per_adu=args.gain_e_per_adu)
+                   gain_e_per_adu=args.gain_e_per_adu, maps=args.maps)
     if args.T is not None:
         options["T"] = args.T
     with _dask_client(args) if args.workers or args.scheduler else nullcontext() as client:
