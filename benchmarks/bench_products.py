@@ -12,7 +12,10 @@ up-down, rotated 180 degrees: no tile row repeats another's pixels in the same o
 compressor finds a repeat that a real chip would not have).  Predicting the whole chip would
 take ~100 s per run here and give maps of the same statistics.
 
-Each candidate writes one chip's product, PROB, ENTROPY, EPISTEMIC, NOVELTY (float32) and MASK
+Candidates: the float maps as they are, lossless, as 16-bit scaled integers, or quantised with
+the absolute step q = 3.9e-5 (every stored value within q/2 = 1.95e-5 of the computed one)
+with and without subtractive dithering (fixed seed), each with a tile compressor of the FITS
+tiled-image convention (one row per tile unless stated).  Each candidate writes one chip's product, PROB, ENTROPY, EPISTEMIC, NOVELTY (float32) and MASK
 (uint8), with `write_hdulist_atomic` (checksums included), then reads every map back with astropy.
 A chip with the mix of both fields is about the mean of their rows (``--field ex`` / ``gc`` use
 one field's prediction in all eight tiles).
@@ -84,16 +87,22 @@ def candidates():
     def ints(kind):
         return lambda name, data: fits.CompImageHDU(data, name=name, compression_type=kind)
 
+    def tiled(kind, method, rows=16):
+        return lambda name, data: fits.CompImageHDU(data, name=name, compression_type=kind, quantize_level=-3.9e-5,
+                                                    quantize_method=method, dither_seed=1,
+                                                    tile_shape=(rows, data.shape[1]))
+
     return {
         "float32, uncompressed (today)": (plain, plain),
         "lossless float32 GZIP_2; MASK GZIP_2": (lossless("GZIP_2"), ints("GZIP_2")),
         "int16 scaled, RICE_1; MASK RICE_1": (int16_scaled, ints("RICE_1")),
-        "q=3.9e-5 dithered (SUBTRACTIVE_DITHER_2) RICE_1; MASK RICE_1": (quantised("RICE_1", 2), ints("RICE_1")),
-        "q=3.9e-5 NO_DITHER RICE_1; MASK RICE_1": (quantised("RICE_1", -1), ints("RICE_1")),
-        "q=3.9e-5 dithered GZIP_2; MASK GZIP_2": (quantised("GZIP_2", 2), ints("GZIP_2")),
-        "q=3.9e-5 NO_DITHER GZIP_1; MASK GZIP_1": (quantised("GZIP_1", -1), ints("GZIP_1")),
-        "q=3.9e-5 NO_DITHER GZIP_2; MASK RICE_1": (quantised("GZIP_2", -1), ints("RICE_1")),
-        "q=3.9e-5 NO_DITHER GZIP_2; MASK GZIP_2 (chosen: compressed_image_hdu)":
+        "q dithered RICE_1; MASK RICE_1": (quantised("RICE_1", 2), ints("RICE_1")),
+        "q NO_DITHER RICE_1; MASK RICE_1": (quantised("RICE_1", -1), ints("RICE_1")),
+        "q dithered HCOMPRESS_1, 16-row tiles; MASK GZIP_2": (tiled("HCOMPRESS_1", 2), ints("GZIP_2")),
+        "q dithered GZIP_2; MASK GZIP_2": (quantised("GZIP_2", 2), ints("GZIP_2")),
+        "q NO_DITHER GZIP_1; MASK GZIP_1": (quantised("GZIP_1", -1), ints("GZIP_1")),
+        "q NO_DITHER GZIP_2; MASK GZIP_2": (quantised("GZIP_2", -1), ints("GZIP_2")),
+        "q NO_DITHER GZIP_2, 16-row tiles; MASK GZIP_2, 16-row tiles (chosen: compressed_image_hdu)":
             (lambda n, d: compressed_image_hdu(d, name=n, quantize_step=3.9e-5), lambda n, d: compressed_image_hdu(d, name=n)),
     }
 
