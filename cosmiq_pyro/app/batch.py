@@ -6,7 +6,7 @@ in ``outdir``), and one row of the returned table says what became of it:
 * ``done``: the product was written (atomically: complete or absent);
 * ``skipped``: a product made from the same input (its SHA-256, CQSRCSHA) with the same
   settings (the `products.KEYWORDS` rows with reuse ``setting``: package version, model SHA-256,
-  T, seed, threshold, reading options) already exists; ``overwrite=True`` makes it again;
+  method, T, seed, threshold, reading options) already exists; ``overwrite=True`` makes it again;
 * ``redone``: a product exists but its input changed since (another CQSRCSHA: a new file of the
   same name, or one re-reduced in place), or it is damaged (truncated, checksums wrong, maps
   missing); it is made again and ``note`` says why;
@@ -47,7 +47,9 @@ from astropy.io.fits.verify import VerifyError
 from tqdm.auto import tqdm
 
 from ..io.atomic import check_writable_directory, file_lock
-from ..utils.checks import check_float, check_int, check_seed
+from ..inference.draws import check_draws
+from ..inference.methods import check_method, run_settings
+from ..utils.checks import check_float, check_seed
 from . import products
 from .inputs import FITS_SUFFIXES, expand_inputs, product_name
 from .modelcache import DEFAULT_MODEL, cached_model
@@ -110,7 +112,7 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
     progress : bool, optional
         A tqdm bar over frames (default: shown when stderr is a terminal).
     **predict_options
-        Passed to `products.predict_fits` for every frame: ``T``, ``threshold``, ``seed``,
+        Passed to `products.predict_fits` for every frame: ``method``, ``T``, ``threshold``, ``seed``,
         ``tile``, ``dq_flags``, ``device``, ``maps`` (the map extensions written, MASK always),
         and the reading options it takes (``ext``, ``bunit``, ``gain_e_per_adu``).
 
@@ -153,9 +155,9 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
                       "(one pass per frame, no EPISTEMIC map)", UserWarning, stacklevel=2)
     if not loaded.bayesian:
         options.pop("T", None)
+    method, draws = run_settings(options.get("method"), options.get("T"), loaded.bayesian)
     expected = Provenance(model_file=os.fspath(loaded.weights_file), model_sha256=loaded.sha256,
-                          model_kind=type(loaded.result.model).__name__,
-                          T=(options.get("T") or _default_T()) if loaded.bayesian else 1,
+                          model_kind=type(loaded.result.model).__name__, T=draws, method=method,
                           threshold=float(options.get("threshold", _default("threshold"))),
                           seed=int(options.get("seed", _default("seed"))),
                           reading=products.reading_options(
@@ -219,11 +221,6 @@ def _default(name):
     return _OPTIONS[name]
 
 
-def _default_T() -> int:
-    default = _default("T")
-    return getattr(products, "DEFAULT_T", 16) if default is None else default
-
-
 def _checked_options(options: dict) -> dict:
     allowed = _OPTIONS
     unknown = sorted(set(options) - set(allowed))
@@ -232,7 +229,8 @@ def _checked_options(options: dict) -> dict:
                         f"expected some of {', '.join(sorted(allowed))}")
     options = {name: (value.item() if isinstance(value, np.generic) else value) for name, value in options.items()}
     if options.get("T") is not None:
-        check_int(options["T"], "T", minimum=1)
+        check_draws(options["T"])
+    check_method(options.get("method"), options.get("T"))
     check_seed(options.get("seed", 0))
     check_float(options.get("threshold", 0.5), "threshold", minimum=0.0, maximum=1.0)
     if options.get("maps") is not None:

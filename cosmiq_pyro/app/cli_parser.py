@@ -106,8 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="ACS-WFC-VI", metavar="MODEL", help="cosmiq_pyro checkpoint, or a "
                    "published model: ACS-WFC-VI (default; the Bayesian model shipped with the package) or "
                    "ACS-WFC (deepCR's published weights; needs the deepCR package)")
+    _method_option(p)
     p.add_argument("-T", type=_positive_int, default=None, help="posterior draws per pixel of a Bayesian "
-                   "model (default 16); a deterministic model makes one pass and says that -T was not used")
+                   "model and a Monte Carlo method (default 16, at most 65536); -T without --method means "
+                   "--method mc, -T with a sampling-free method is an error; a deterministic model makes one "
+                   "pass and says that -T was not used")
     p.add_argument("--threshold", type=_probability, default=0.5, help="MASK = PROB > threshold (default 0.5)")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the posterior draws (default 0)")
     p.add_argument("-o", "--outdir", type=Path, default=Path("."), metavar="OUTDIR",
@@ -176,8 +179,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _method_option(p) -> None:
+    p.add_argument("--method", default=None, metavar="METHOD", help="predictive method of a Bayesian model: "
+                   "mc (Monte Carlo over -T posterior draws), mc-antithetic, mc-sobol, or moments (sampling-free, "
+                   "no -T); default: cosmiq_pyro.inference.methods.DEFAULT_METHOD; recorded as CQMETHOD")
+
+
 def _evaluation_options(p) -> None:
-    p.add_argument("-T", type=_positive_int, default=16, help="posterior draws per pixel (default 16)")
+    _method_option(p)
+    p.add_argument("-T", type=_positive_int, default=None, help="posterior draws per pixel of a Monte Carlo "
+                   "method (default 16; -T without --method means --method mc)")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the posterior draws (default 0)")
     p.add_argument("--size", type=_size, default=256, help="frame side for simulate:N (default 256)")
     p.add_argument("--data-seed", type=_seed, default=HELD_OUT_SEED,

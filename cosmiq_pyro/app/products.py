@@ -8,9 +8,9 @@ EXTNAME    type     content
 =========  =======  ===================================================================
 PROB,v     float32  posterior-mean CR probability
 ENTROPY,v  float32  binary entropy of PROB, nats (total predictive uncertainty)
-EPISTEMIC  float32  mutual information between label and weights, nats; only when the
-                    maps come from T > 1 posterior draws (a deterministic model has no
-                    weight uncertainty: an all-zero map would read as "certain")
+EPISTEMIC  float32  mutual information between label and weights, nats; for a Bayesian
+                    model, whatever the predictive method (CQMETHOD); a deterministic model
+                    has no weight uncertainty (an all-zero map would read as "certain")
 MASK,v     uint8    `MASK_CR` (1) where PROB > threshold, `MASK_IGNORED` (2) on ignored
                     pixels, else 0
 NOVELTY,v  float32  how unlike the model's training frames each 64x64 px block is (1 = the
@@ -55,6 +55,7 @@ from ..models.results import FitResult
 from ..io.atomic import check_writable_directory
 from ..io.fitsio import DEFAULT_DQ_FLAGS, HSTImage, read_hst, write_hdulist_atomic
 from ..io.fitswrite import compressed_image_hdu
+from ..inference.methods import DEFAULT_T, run_settings
 from ..inference.predictive import Prediction, predict
 from ..utils.checks import check_probability
 
@@ -66,11 +67,9 @@ __all__ = ["IDENTIFYING_KEYWORDS", "PRODUCT_EXTENSIONS", "DEFAULT_T", "KEYWORDS"
 IDENTIFYING_KEYWORDS = ("TELESCOP", "INSTRUME", "DETECTOR", "FILTER", "FILTER1", "FILTER2",
                         "ROOTNAME", "DATE-OBS", "TIME-OBS", "EXPSTART", "EXPTIME", "TARGNAME",
                         "PROPOSID", "CCDCHIP", "CCDGAIN")
-#: Product extensions written per input science extension, in order (EPISTEMIC only for T > 1,
-#: NOVELTY only when the model has a novelty model).
+#: Product extensions written per input science extension, in order (EPISTEMIC only for a
+#: Bayesian model, NOVELTY only when the model has a novelty model).
 PRODUCT_EXTENSIONS = ("PROB", "ENTROPY", "EPISTEMIC", "MASK", "NOVELTY")
-#: Default posterior draws per pixel of a Bayesian model in `predict_fits`.
-DEFAULT_T = 16
 #: MASK values: a cosmic ray (PROB > CQTHRESH), an ignored pixel (DQ-flagged, NaN or fill value
 #: in the input: its maps are NaN); 0 elsewhere.  Bits, as in HST DQ arrays: ``MASK & 1`` are the
 #: cosmic rays, ``MASK != 0`` every pixel not to use.
@@ -119,7 +118,12 @@ KEYWORDS = (
     Keyword("CQMSHA", "Provenance.model_sha256", "setting", "all", "SHA-256 of the model file, 64 hex digits"),
     Keyword("CQKIND", "Provenance.model_kind", "no", "all",
             "model class: UNet2SigmoidVI (Bayesian) or UNet2Sigmoid (deterministic); follows from CQMSHA"),
-    Keyword("CQT", "Provenance.T", "setting", "all", "posterior draws per pixel (1 for a deterministic model)"),
+    Keyword("CQMETHOD", "Provenance.method", "setting", "all",
+            "predictive method: mc (Monte Carlo, iid draws), mc-antithetic, mc-sobol, moments (sampling-free), "
+            "or deterministic (a deterministic model's one pass)"),
+    Keyword("CQT", "Provenance.T", "setting", "all",
+            "posterior draws per pixel of a Monte Carlo method (1 for a deterministic model; absent for a "
+            "sampling-free method)"),
     Keyword("CQTHRESH", "Provenance.threshold", "setting", "all", "MASK threshold: CR where PROB > CQTHRESH"),
     Keyword("CQSEED", "Provenance.seed", "setting", "all", "seed of the posterior draws"),
     Keyword("CQREAD", "Provenance.reading", "setting", "all",
@@ -127,7 +131,7 @@ KEYWORDS = (
             "gain, DQ bits ignored"),
     Keyword("CQMAPS", "Provenance.maps", "setting", "all",
             "the map extensions asked for (`map_choice`, ``--maps``; MASK always), e.g. PROB,MASK; EPISTEMIC "
-            "is written only for CQT > 1 and NOVELTY only for a model with a novelty model"),
+            "is written only for a Bayesian model and NOVELTY only for a model with a novelty model"),
     Keyword("CQSOURCE", "Provenance.source_file", "no", "all",
             "base name of the input file (`fits_name`); the input is identified by CQSRCSHA"),
     Keyword("CQSRCSHA", "Provenance.source_sha256", "input", "all",
@@ -188,8 +192,9 @@ class Provenance:
         SHA-256 of the model file, 64 hex digits [CQMSHA].
     model_kind : str
         ``"UNet2SigmoidVI"`` (Bayesian) or ``"UNet2Sigmoid"`` (deterministic) [CQKIND].
-    T : int
-        Posterior draws per pixel (1 for the deterministic twin) [CQT].
+    T : int or None
+        Posterior draws per pixel of a Monte Carlo method (1 for the deterministic twin; None, and
+        no card, for a sampling-free method) [CQT].
     threshold : float
         MASK threshold on PROB [CQTHRESH].
     seed : int
@@ -203,6 +208,9 @@ class Provenance:
         The input file [CQSOURCE: its base name, `fits_name`].
     source_sha256 : str
         SHA-256 of the input file's bytes [CQSRCSHA]; "" when unknown (an array, not a file).
+    method : str
+        The predictive method (`cosmiq_pyro.inference.methods.METHODS`), ``"deterministic"``
+        for a deterministic model [CQMETHOD].
     package_version : str
         cosmiq_pyro version [CQVERS].
     date : str
@@ -212,11 +220,12 @@ class Provenance:
     model_file: str
     model_sha256: str
     model_kind: str
-    T: int
+    T: int | None
     threshold: float
     seed: int
     reading: str = ""
     maps: str = ",".join(PRODUCT_EXTENSIONS)
+    method: str = "mc"
     source_file: str = ""
     source_sha256: str = ""
     package_version: str = __version__
@@ -232,7 +241,7 @@ class Provenance:
     #: from another version of the input and is redone.
     INPUT_FIELDS = tuple(_provenance_keywords("input"))
     #: Keywords a product of an older version may lack (their value then reads as "").
-    OPTIONAL_KEYWORDS = ("CQREAD", "CQMAPS", "CQSOURCE", "CQSRCSHA")
+    OPTIONAL_KEYWORDS = ("CQREAD", "CQMAPS", "CQSOURCE", "CQSRCSHA", "CQMETHOD", "CQT")
 
     @classmethod
     def from_header(cls, header) -> "Provenance":
@@ -247,7 +256,9 @@ class Provenance:
                    if key not in header and key not in cls.OPTIONAL_KEYWORDS]
         if missing:
             raise ValueError(f"no provenance keyword {', '.join(missing)} (not a cosmiq_pyro product)")
-        return cls(**{name: header.get(key, "") for name, key in cls.KEYWORDS.items()})
+        values = {name: header.get(key, "") for name, key in cls.KEYWORDS.items()}
+        values["T"] = header.get("CQT")  # None: a sampling-free method's product
+        return cls(**values)
 
     def differences(self, other: "Provenance", names=None) -> list[str]:
         """One ``"CQT 8, not 16"`` line per field in ``names`` (default `RUN_FIELDS`) whose value
@@ -268,6 +279,8 @@ class Provenance:
             value = getattr(self, name)
             if name in ("model_file", "source_file"):
                 value = fits_name(value)
+            elif name == "T" and value is None:
+                continue  # a sampling-free method makes no draws: no CQT card
             elif name in ("T", "seed"):
                 value = int(value)
             elif name == "threshold":
@@ -291,7 +304,7 @@ class Provenance:
 _SHORT_STRING = 68
 # short card comments (long string values get none: no room)
 _CARD_COMMENTS = {"ORIGIN": "software that made this file", "CQVERS": "cosmiq_pyro version",
-                  "CQKIND": "model class", "CQT": "posterior draws per pixel",
+                  "CQKIND": "model class", "CQMETHOD": "predictive method", "CQT": "posterior draws per pixel",
                   "CQTHRESH": "MASK = PROB > CQTHRESH", "CQSEED": "seed of the posterior draws",
                   "DATE": "UTC date this file was written"}
 
@@ -343,11 +356,12 @@ def map_choice(maps=None) -> str:
 
 def product_maps(provenance: Provenance) -> tuple:
     """The map extensions every input extension's product holds, in order: those of CQMAPS
-    (`map_choice`) less EPISTEMIC when ``T = 1``.  NOVELTY, when asked for, comes only from a
-    model with a novelty model, so it is not among them."""
+    (`map_choice`) less EPISTEMIC for a deterministic model (a Bayesian model's, whatever the
+    method).  NOVELTY, when asked for, comes only from a model with a novelty model, so it is not
+    among them."""
     chosen = set(map_choice(provenance.maps or None).split(","))
-    return tuple(name for name in PRODUCT_EXTENSIONS if name in chosen
-                 and name != "NOVELTY" and (name != "EPISTEMIC" or int(provenance.T) > 1))
+    return tuple(name for name in PRODUCT_EXTENSIONS if name in chosen and name != "NOVELTY"
+                 and (name != "EPISTEMIC" or provenance.method != "deterministic"))
 
 
 def product_hdulist(images: Sequence[HSTImage], predictions: Sequence[Prediction],
@@ -365,7 +379,7 @@ def product_hdulist(images: Sequence[HSTImage], predictions: Sequence[Prediction
     Returns
     -------
     astropy.io.fits.HDUList
-        A primary HDU without data, then PROB, ENTROPY, EPISTEMIC (when ``provenance.T > 1``),
+        A primary HDU without data, then PROB, ENTROPY, EPISTEMIC (a Bayesian model's),
         MASK, NOVELTY (when the prediction has a novelty score) per image.
     """
     if not isinstance(provenance, Provenance):
@@ -449,7 +463,8 @@ def write_products(path, images: Sequence[HSTImage], predictions: Sequence[Predi
                                 overwrite=overwrite)
 
 
-def predict_fits(model: FitResult, in_path, out_path, *, model_file, T: int | None = None,
+def predict_fits(model: FitResult, in_path, out_path, *, model_file, method: str | None = None,
+                 T: int | None = None,
                  threshold: float = 0.5, seed: int = 0, tile: int = 1024,
                  dq_flags: int = DEFAULT_DQ_FLAGS, ext=None, bunit: str | None = None,
                  gain_e_per_adu: float | None = None, maps=None, overwrite: bool = False, device=None,
@@ -466,9 +481,13 @@ def predict_fits(model: FitResult, in_path, out_path, *, model_file, T: int | No
     in_path, out_path : str or os.PathLike
     model_file : str or os.PathLike
         The file the model was read from; its SHA-256 goes into the provenance keywords.
+    method : str, optional
+        The predictive method (default `cosmiq_pyro.inference.methods.DEFAULT_METHOD`),
+        recorded as CQMETHOD; a deterministic model makes one pass (CQMETHOD 'deterministic').
     T : int, optional
-        Posterior draws per pixel of a Bayesian model (default `DEFAULT_T`).  A deterministic
-        model makes one pass: a ``T`` other than 1 is not used and a warning says so.
+        Posterior draws per pixel of a Bayesian model and a Monte Carlo method (default
+        `DEFAULT_T`); a ValueError with a sampling-free method.  A deterministic model makes one
+        pass: a ``T`` other than 1 is not used and a warning says so.
     threshold, seed, tile, device, progress
         As for `predictive.predict`; ``threshold`` makes the MASK.
     dq_flags, ext, bunit, gain_e_per_adu
@@ -497,18 +516,19 @@ def predict_fits(model: FitResult, in_path, out_path, *, model_file, T: int | No
     if deterministic and T is not None and T != 1:
         warnings.warn(f"T={T} was not used: model {os.path.basename(os.fspath(model_file))!r} is "
                       "deterministic (one pass, no EPISTEMIC map)", UserWarning, stacklevel=2)
-    draws = 1 if deterministic else (DEFAULT_T if T is None else T)
+    method, draws = run_settings(method, T, bayesian=not deterministic)
     # the provenance (with the input's digest, taken before it is read) is built, and its cards
     # checked FITS-legal, before any computation
     provenance = Provenance(model_file=os.fspath(model_file), model_sha256=file_sha256(model_file),
-                            model_kind=type(model.model).__name__, T=draws, threshold=float(threshold),
+                            model_kind=type(model.model).__name__, T=draws, method=method,
+                            threshold=float(threshold),
                             seed=int(seed), reading=reading_options(ext, bunit, gain_e_per_adu, dq_flags),
                             maps=map_choice(maps),
                             source_file=os.fspath(in_path), source_sha256=_input_sha256(in_path))
     provenance.header()
     images = read_hst(in_path, ext=ext, dq_flags=dq_flags, bunit=bunit, gain_e_per_adu=gain_e_per_adu)
-    predictions = [predict(model, im.image, T=draws, ignore=im.ignore, seed=seed, tile=tile, device=device,
-                           progress=progress) for im in images]
+    predictions = [predict(model, im.image, method=None if deterministic else method, T=draws, ignore=im.ignore,
+                           seed=seed, tile=tile, device=device, progress=progress) for im in images]
     return write_products(out_path, images, predictions, provenance, overwrite=overwrite)
 
 

@@ -36,6 +36,7 @@ import torch
 from ..models.fused import FusedWeights, fuse_weights, fused_bottleneck
 from ..models.guides import guide_locs
 from ..models.registry import resolve
+from ..utils.tiling import TILE_ALIGN, pad_to_grid, tile_boxes, tile_margin
 from .novelty_stats import (BLOCK_PX, READ_NOISE_REF_E, BlockSums, GaussianDensity, auroc,
                             features_from_block_means, noise_excess)
 
@@ -274,8 +275,7 @@ def bottleneck_block_means(weights: FusedWeights, image: np.ndarray, block_px: i
     The image (H, W, electrons) is padded symmetrically to a multiple of 4 as `predict` pads it;
     ``weights`` come from `mean_weights`.  `predict` gets the same numbers tile by tile.
     """
-    x = np.asarray(image, dtype=np.float32)
-    padded = np.pad(x, ((0, -x.shape[0] % 4), (0, -x.shape[1] % 4)), mode="symmetric")
+    padded = pad_to_grid(np.asarray(image, dtype=np.float32))
     with torch.inference_mode():
         low = fused_bottleneck(weights, torch.from_numpy(padded)[None, None])  # (1, 2h, H/2, W/2)
         sums = BlockSums(padded.shape, low.shape[1], block_px)
@@ -321,11 +321,6 @@ class Novelty(NamedTuple):
     map: np.ndarray
 
 
-#: Margin (px) around each tile of `image_novelty`: more than the encoder's receptive-field radius
-#: (two 3x3 convolutions, a 2x2 pool, two more at half resolution: 7 px), a multiple of 4.
-ENCODER_MARGIN = 12
-
-
 def image_novelty(model, image, *, guide=None, novelty=None, tile: int = 512) -> Novelty:
     """Novelty of one image without the CR maps: the encoder pass only, tile by tile.
 
@@ -361,24 +356,20 @@ def image_novelty(model, image, *, guide=None, novelty=None, tile: int = 512) ->
                          "cosmiq_pyro.inference.novelty.fit_novelty and set result.novelty")
     if isinstance(novelty, dict):
         novelty = NoveltyModel.from_state_dict(novelty)
-    if not (isinstance(tile, int) and tile >= 4 and tile % 4 == 0):
-        raise ValueError(f"tile must be a positive multiple of 4, got {tile!r}")
+    if not (isinstance(tile, int) and tile >= TILE_ALIGN and tile % TILE_ALIGN == 0):
+        raise ValueError(f"tile must be a positive multiple of {TILE_ALIGN}, got {tile!r}")
     x = np.asarray(image, dtype=np.float32)
     if x.ndim != 2 or not np.isfinite(x).all():
         raise ValueError(f"image must be a finite 2-D array, got shape {x.shape}")
-    weights = mean_weights(model, guide)
-    padded = np.pad(x, ((0, -x.shape[0] % 4), (0, -x.shape[1] % 4)), mode="symmetric")
-    height, width = padded.shape
+    net, guide = resolve(model, guide)
+    weights = mean_weights(net, guide)
+    padded = pad_to_grid(x)
     sums = BlockSums(padded.shape, 2 * weights.hidden, novelty.block_px)
-    m = ENCODER_MARGIN
     with torch.inference_mode():
-        for r0 in range(0, height, tile):
-            for c0 in range(0, width, tile):
-                r1, c1 = min(r0 + tile, height), min(c0 + tile, width)
-                ir0, ic0 = max(r0 - m, 0), max(c0 - m, 0)
-                part = torch.from_numpy(padded[ir0:min(r1 + m, height), ic0:min(c1 + m, width)])
-                low = fused_bottleneck(weights, part[None, None])[0]  # (2h, h/2, w/2)
-                core = low[:, (r0 - ir0) // 2:(r1 - ir0) // 2, (c0 - ic0) // 2:(c1 - ic0) // 2]
-                sums.add(core, r0 // 2, c0 // 2)
+        for (r0, r1, c0, c1), (ir0, ir1, ic0, ic1) in tile_boxes(padded.shape, tile, tile_margin(net)):
+            part = torch.from_numpy(padded[ir0:ir1, ic0:ic1])
+            low = fused_bottleneck(weights, part[None, None])[0]  # (2h, h/2, w/2)
+            core = low[:, (r0 - ir0) // 2:(r1 - ir0) // 2, (c0 - ic0) // 2:(c1 - ic0) // 2]
+            sums.add(core, r0 // 2, c0 // 2)
     score, _, block_map = novelty.score(sums.means(), x)
     return Novelty(float(score), bool(score > novelty.threshold), novelty.expand(block_map, x.shape))
