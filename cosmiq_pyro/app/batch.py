@@ -10,6 +10,9 @@ in ``outdir``), and one row of the returned table says what became of it:
 * ``redone``: a product exists but its input changed since (another CQSRCSHA: a new file of the
   same name, or one re-reduced in place), or it is damaged (truncated, checksums wrong, maps
   missing); it is made again and ``note`` says why;
+* a product that appears, with the same input and settings, after the batch was planned (made
+  by another run into the same directory, or by an earlier try of a task whose worker died)
+  is ``done``, with a note saying so;
 * ``failed``: the input could not be read or predicted, or an existing product was made with
   other settings; ``error`` says why, naming the input, and the batch goes on.
 
@@ -43,7 +46,7 @@ from astropy.io import fits
 from astropy.io.fits.verify import VerifyError
 from tqdm.auto import tqdm
 
-from ..io.atomic import check_writable_directory
+from ..io.atomic import check_writable_directory, file_lock
 from ..inference.draws import check_draws
 from ..inference.methods import check_method, run_settings
 from ..utils.checks import check_float, check_seed
@@ -63,6 +66,8 @@ STATUSES = ("done", "redone", "skipped", "failed")
 _INPUT_ERRORS = (ValueError, TypeError, OSError, EOFError, VerifyError)
 # options of predict_fits that predict_many sets itself
 _OWN_OPTIONS = {"model", "in_path", "out_path", "model_file", "overwrite", "progress"}
+# the note of a product that appeared after the batch was planned, with this batch's provenance
+_MEANWHILE = "made meanwhile (by another run, or by an earlier try of this task)"
 # Pyro's handler stack is process-global: one prediction at a time per worker process
 _PREDICT_LOCK = threading.Lock()
 
@@ -108,8 +113,8 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
         A tqdm bar over frames (default: shown when stderr is a terminal).
     **predict_options
         Passed to `products.predict_fits` for every frame: ``method``, ``T``, ``threshold``, ``seed``,
-        ``tile``, ``dq_flags``, ``device``, and the reading options it takes (``ext``, ``bunit``,
-        ``gain_e_per_adu``).
+        ``tile``, ``dq_flags``, ``device``, ``maps`` (the map extensions written, MASK always),
+        and the reading options it takes (``ext``, ``bunit``, ``gain_e_per_adu``).
 
     Returns
     -------
@@ -156,7 +161,8 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
                           threshold=float(options.get("threshold", _default("threshold"))),
                           seed=int(options.get("seed", _default("seed"))),
                           reading=products.reading_options(
-                              *(options.get(k, _default(k)) for k in ("ext", "bunit", "gain_e_per_adu", "dq_flags"))))
+                              *(options.get(k, _default(k)) for k in ("ext", "bunit", "gain_e_per_adu", "dq_flags"))),
+                          maps=products.map_choice(options.get("maps")))
     created = [folder for folder in (outdir, *outdir.parents) if not folder.exists()]  # deepest first
     outdir.mkdir(parents=True, exist_ok=True)
 
@@ -227,6 +233,8 @@ def _checked_options(options: dict) -> dict:
     check_method(options.get("method"), options.get("T"))
     check_seed(options.get("seed", 0))
     check_float(options.get("threshold", 0.5), "threshold", minimum=0.0, maximum=1.0)
+    if options.get("maps") is not None:
+        options["maps"] = products.map_choice(options["maps"])
     return options
 
 
@@ -234,9 +242,8 @@ def _checked_options(options: dict) -> dict:
 
 
 def _judge(job: _Job):
-    """What to do with the existing product of ``job``: a row (skipped, failed, or done when it
-    appeared after the batch was planned: made by a retried task of this batch, or by another
-    run at the same time), or the reason to make it again (a str: damaged, input changed)."""
+    """What to do with the existing product of ``job``: a row (skipped, or failed: made with
+    other settings), or the reason to make it again (a str: damaged, input changed)."""
     damage = product_damage(job.output)
     if damage:
         return f"damaged ({damage})"
@@ -249,17 +256,26 @@ def _judge(job: _Job):
     if made.source_sha256 != source:
         was = f"{made.source_sha256[:12]}..." if made.source_sha256 else "not recorded"
         return f"input changed (CQSRCSHA {was}, now {source[:12]}...)"
-    if not job.existed:
-        return _row(job, "done", cr_pixels=_cr_pixels(job.output), novelty=_novelty(job.output))
+    if not job.existed:  # made after the batch was planned: what it asked for, and fresh
+        return _row(job, "done", cr_pixels=_cr_pixels(job.output), novelty=_novelty(job.output),
+                    note=_MEANWHILE)
     return _row(job, "skipped", novelty=_novelty(job.output))
 
 
 def _run_serial(jobs: dict):
-    for i, job in jobs.items():
-        try:
-            yield i, _run_job(job)
-        except Exception as err:  # noqa: BLE001 -- an unforeseen error in one frame: report it, go on
-            yield i, _row(job, "failed", error=f"{type(err).__name__}: {_describe(err)}")
+    """Rows of the jobs, in order, except that a product locked by another run (`atomic.file_lock`)
+    is left for the end (and then waited for), so two runs into one directory share the work."""
+    busy = {}
+    for pass_jobs, wait in ((jobs, False), (busy, True)):
+        for i, job in list(pass_jobs.items()):
+            try:
+                row = _run_job(job, wait=wait)
+            except Exception as err:  # noqa: BLE001 -- an unforeseen error in one frame: report it, go on
+                row = _row(job, "failed", error=f"{type(err).__name__}: {_describe(err)}")
+            if row is None:
+                busy[i] = job
+            else:
+                yield i, row
 
 
 def _run_on(client, jobs: dict):
@@ -288,33 +304,54 @@ def _run_on(client, jobs: dict):
         client.cancel([f for f in futures if not f.done()])
 
 
-def _run_job(job: _Job) -> dict:
+def _run_job(job: _Job, wait: bool = True) -> dict | None:
     """Judge an existing product, predict the frame and write its product when needed (in a
-    Dask worker, or serially); return its row."""
+    Dask worker, or serially); return its row.
+
+    The product's `atomic.file_lock` is held throughout, so a second run making the same
+    product waits and then finds it made (or, with ``wait=False``, returns None at once).  A run
+    whose product appears under it anyway (no lock: another host, a file system without
+    ``flock``) finds the product at the final rename and judges it like any existing one.
+    """
+    with file_lock(job.output, blocking=wait) as locked:
+        if not locked:
+            return None
+        try:
+            return _make(job)
+        except _INPUT_ERRORS as err:
+            return _row(job, "failed", error=_describe(err))
+
+
+def _make(job: _Job) -> dict:
+    redo = ""
+    if not job.overwrite and os.path.exists(job.output):
+        verdict = _judge(job)
+        if isinstance(verdict, dict):
+            return verdict
+        redo = verdict
+    loaded = cached_model(job.model, job.options.get("device"))
+    if loaded.sha256 != job.expected.model_sha256:
+        raise ValueError(f"model {job.model!r} read here has SHA-256 {loaded.sha256[:12]}..., the batch "
+                         f"uses {job.expected.model_sha256[:12]}... (a different file at the same path?)")
+    start = time.perf_counter()
     try:
-        redo = ""
-        if not job.overwrite and os.path.exists(job.output):
-            verdict = _judge(job)
-            if isinstance(verdict, dict):
-                return verdict
-            redo = verdict
-        loaded = cached_model(job.model, job.options.get("device"))
-        if loaded.sha256 != job.expected.model_sha256:
-            raise ValueError(f"model {job.model!r} read here has SHA-256 {loaded.sha256[:12]}..., the batch "
-                             f"uses {job.expected.model_sha256[:12]}... (a different file at the same path?)")
-        start = time.perf_counter()
         with _PREDICT_LOCK:
             products.predict_fits(loaded.result, job.input, job.output, model_file=loaded.weights_file,
                                   overwrite=job.overwrite or bool(redo), progress=False, **job.options)
-        return _row(job, "redone" if redo else "done", seconds=time.perf_counter() - start,
-                    cr_pixels=_cr_pixels(job.output), novelty=_novelty(job.output), note=redo)
-    except _INPUT_ERRORS as err:
-        return _row(job, "failed", error=_describe(err))
+    except FileExistsError:  # another run wrote it first (it lost no race: it finished first)
+        verdict = _judge(job)
+        if not isinstance(verdict, dict) or verdict["status"] not in ("done", "skipped"):
+            raise
+        return {**verdict, "status": "done", "seconds": time.perf_counter() - start, "note": _MEANWHILE,
+                "cr_pixels": _cr_pixels(job.output)}
+    return _row(job, "redone" if redo else "done", seconds=time.perf_counter() - start,
+                cr_pixels=_cr_pixels(job.output), novelty=_novelty(job.output), note=redo)
 
 
 def _cr_pixels(product: str) -> int:
+    """Cosmic-ray pixels of a product: MASK & MASK_CR over its extensions (ignored pixels left out)."""
     with fits.open(product) as hdul:
-        return int(sum(np.count_nonzero(hdu.data) for hdu in hdul if hdu.name == "MASK"))
+        return int(sum(np.count_nonzero(hdu.data & products.MASK_CR) for hdu in hdul if hdu.name == "MASK"))
 
 
 def _novelty(product: str) -> float:

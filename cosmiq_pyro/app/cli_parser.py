@@ -94,10 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="CR probability, entropy, epistemic and mask maps of FITS files",
                        description="For each input FITS file write OUTDIR/<name>_cosmiq.fits with, per SCI "
-                       "extension, PROB, ENTROPY, EPISTEMIC (float32) and MASK (uint8) extensions carrying "
+                       "extension, PROB, ENTROPY, EPISTEMIC (float32, tile-compressed to 2e-5) and MASK (uint8) extensions carrying "
                        "the input's WCS, identifying keywords and provenance (model SHA-256, T, threshold, "
                        "seed). Pixels are read in electrons (BUNIT converted); DQ-flagged pixels are ignored. "
-                       "An input whose product exists with the same provenance is skipped; a bad input gets "
+                       "An input whose product exists with the same input and provenance is skipped, one whose input changed or that is damaged is redone; a bad input gets "
                        "one error line and the others go on. Exit status: 0 when no input failed, 1 when "
                        "some did, 2 for usage errors.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="FITS files (HST _flc/_flt or any image), "
@@ -126,8 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", type=_tile, default=1024, help="tile side in px (default 1024)")
     p.add_argument("--dq-flags", type=_nonnegative_int, default=None,
                    help="DQ bits treated as bad (default: cosmiq_pyro.io.fitsio.DEFAULT_DQ_FLAGS; 0: none)")
-    p.add_argument("--overwrite", action="store_true", help="make every product again (default: an input "
-                   "whose product exists with the same version, model, T, seed and threshold is skipped)")
+    p.add_argument("--maps", default=None, metavar="NAMES", help="map extensions to write, comma-separated, "
+                   "from PROB, ENTROPY, EPISTEMIC, NOVELTY (MASK is always written; default: all)")
+    p.add_argument("--overwrite", action="store_true", help="make every product again, also one made with "
+                   "other settings (default: an input whose product exists from the same input with the same "
+                   "settings is skipped; one whose input changed, or that is damaged, is redone)")
     p.add_argument("--device", type=_device, default=None, help="cpu, cuda (default: cuda when available)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=_positive_int, default=None, metavar="N",

@@ -188,7 +188,7 @@ def run_predict(args) -> int:
 
     options = dict(threshold=args.threshold, seed=args.seed, tile=args.tile, device=args.device, ext=args.ext,
                    dq_flags=DEFAULT_DQ_FLAGS if args.dq_flags is None else args.dq_flags, bunit=args.bunit,
-                   gain_e_per_adu=args.gain_e_per_adu)
+                   gain_e_per_adu=args.gain_e_per_adu, maps=args.maps)
     if args.T is not None:
         options["T"] = args.T
     if args.method is not None:
@@ -201,7 +201,8 @@ def run_predict(args) -> int:
             error_line(f"cosmiq predict: error: {row.error}")
         else:
             print({"done": f"wrote {row.output}", "skipped": f"skipped (same input and provenance) {row.output}",
-                   "redone": f"redid {row.output}: {row.note}"}[row.status])
+                   "redone": f"redid {row.output}: {row.note}"}[row.status] if not row.note or row.status != "done"
+                  else f"found {row.output}, {row.note}")
             novel = novel_extensions(row.output)
             if novel:
                 scores = ", ".join(f"{ext} {novelty:.2f}" for ext, novelty in novel)

@@ -1,6 +1,7 @@
 """FITS output products: what `cosmiq predict` writes, and the provenance keyword table.
 
 A product file mirrors its input.  For every science extension ``SCI,v`` of the input it holds
+(each `map_choice` names, ``--maps``; MASK always)
 
 =========  =======  ===================================================================
 EXTNAME    type     content
@@ -10,11 +11,17 @@ ENTROPY,v  float32  binary entropy of PROB, nats (total predictive uncertainty)
 EPISTEMIC  float32  mutual information between label and weights, nats; for a Bayesian
                     model, whatever the predictive method (CQMETHOD); a deterministic model
                     has no weight uncertainty (an all-zero map would read as "certain")
-MASK,v     uint8    1 where PROB > threshold, else 0
+MASK,v     uint8    `MASK_CR` (1) where PROB > threshold, `MASK_IGNORED` (2) on ignored
+                    pixels, else 0
 NOVELTY,v  float32  how unlike the model's training frames each 64x64 px block is (1 = the
                     95th percentile of in-distribution blocks); only when the model carries
                     a novelty model (`inference.novelty`)
 =========  =======  ===================================================================
+
+Ignored pixels (`Prediction.ignore`: DQ-flagged, NaN or fill values in the input) are NaN in
+PROB, ENTROPY and EPISTEMIC and 2 in MASK; CQIGNORE counts them.  Every map is tile-compressed
+(`io.fitswrite.compressed_image_hdu`): the float maps quantised with step `QUANTIZE_STEP` (each
+stored value within CQPREC, about 2e-5, of the computed one), MASK losslessly.
 
 Every keyword cosmiq_pyro writes is a row of `KEYWORDS` (the provenance keyword table): the
 value it records, what it means, where it is written and whether it decides if an existing
@@ -47,12 +54,13 @@ from .._version import __version__
 from ..models.results import FitResult
 from ..io.atomic import check_writable_directory
 from ..io.fitsio import DEFAULT_DQ_FLAGS, HSTImage, read_hst, write_hdulist_atomic
+from ..io.fitswrite import compressed_image_hdu
 from ..inference.methods import DEFAULT_T, run_settings
 from ..inference.predictive import Prediction, predict
 from ..utils.checks import check_probability
 
 __all__ = ["IDENTIFYING_KEYWORDS", "PRODUCT_EXTENSIONS", "DEFAULT_T", "KEYWORDS", "Keyword", "REUSE",
-           "Provenance", "product_maps", "file_sha256", "fits_name", "reading_options", "product_hdulist", "unit_cards",
+           "Provenance", "map_choice", "product_maps", "MASK_CR", "MASK_IGNORED", "QUANTIZE_STEP", "file_sha256", "fits_name", "reading_options", "product_hdulist", "unit_cards",
            "write_products", "predict_fits", "novel_extensions"]
 
 #: Keywords copied from the input (science header first, then primary) into every product HDU.
@@ -62,11 +70,19 @@ IDENTIFYING_KEYWORDS = ("TELESCOP", "INSTRUME", "DETECTOR", "FILTER", "FILTER1",
 #: Product extensions written per input science extension, in order (EPISTEMIC only for a
 #: Bayesian model, NOVELTY only when the model has a novelty model).
 PRODUCT_EXTENSIONS = ("PROB", "ENTROPY", "EPISTEMIC", "MASK", "NOVELTY")
+#: MASK values: a cosmic ray (PROB > CQTHRESH), an ignored pixel (DQ-flagged, NaN or fill value
+#: in the input: its maps are NaN); 0 elsewhere.  Bits, as in HST DQ arrays: ``MASK & 1`` are the
+#: cosmic rays, ``MASK != 0`` every pixel not to use.
+MASK_CR, MASK_IGNORED = 1, 2
+#: Quantisation step of the float maps (PROB, ENTROPY, EPISTEMIC, NOVELTY): each stored value
+#: is within QUANTIZE_STEP / 2 = 1.95e-5 (plus float32 rounding) of the computed one (CQPREC); chosen by experiment
+#: (docs/products.md).
+QUANTIZE_STEP = 3.9e-5
 _COMMENTS = {
     "PROB": "posterior-mean cosmic-ray probability",
     "ENTROPY": "binary entropy of PROB [nats]",
     "EPISTEMIC": "mutual information label-weights [nats]",
-    "MASK": "1 where PROB > CQTHRESH (cosmic ray)",
+    "MASK": "1 = CR (PROB > CQTHRESH), 2 = ignored pixel",
     "NOVELTY": "block novelty, 1 = 95th pct in-distribution",
 }
 
@@ -113,16 +129,27 @@ KEYWORDS = (
     Keyword("CQREAD", "Provenance.reading", "setting", "all",
             "reading options that decide the input pixels (`reading_options`): extension, assumed unit, "
             "gain, DQ bits ignored"),
+    Keyword("CQMAPS", "Provenance.maps", "setting", "all",
+            "the map extensions asked for (`map_choice`, ``--maps``; MASK always), e.g. PROB,MASK; EPISTEMIC "
+            "is written only for a Bayesian model and NOVELTY only for a model with a novelty model"),
     Keyword("CQSOURCE", "Provenance.source_file", "no", "all",
             "base name of the input file (`fits_name`); the input is identified by CQSRCSHA"),
     Keyword("CQSRCSHA", "Provenance.source_sha256", "input", "all",
             "SHA-256 of the input file's bytes (as stored, compressed or not)"),
     Keyword("DATE", "Provenance.date", "no", "all", "UTC time the product was made, ISO 8601"),
+    Keyword("LONGSTRN", "'OGIP 1.0' when a value needs CONTINUE cards", "no", "all",
+            "only when a value (a long file name) continues on CONTINUE cards: the long-string convention"),
     Keyword("CQSRCEXT", "HSTImage.extname, extver", "no", "maps", "input extension of these maps, e.g. SCI,1"),
     Keyword("CQBUNIT", "HSTImage.bunit_used", "no", "maps",
             "unit the input pixels were read as (BUNIT or the caller's); part of CQREAD when given"),
     Keyword("CQEPERU", "HSTImage.electrons_per_unit", "no", "maps", "factor from stored values to electrons"),
     Keyword("CQGAIN", "HSTImage.gain_e_per_adu", "no", "maps", "gain applied, e-/ADU (count units only)"),
+    Keyword("CQIGNORE", "Prediction.ignore", "no", "maps",
+            "pixels of this input extension that were ignored (DQ-flagged, NaN, fill value): NaN in the "
+            "float maps, MASK = 2"),
+    Keyword("CQPREC", "the map's encoding", "no", "maps",
+            "largest |stored - computed| of a pixel of this map: half the quantisation step of a float map, "
+            "0 for MASK (lossless)"),
     Keyword("CQNOVEL", "Prediction.novelty", "no", "maps",
             "the frame's novelty, 1 = 95th percentile of in-distribution frames (models with a novelty model)"),
     Keyword("CQISNOV", "Prediction.is_novel", "no", "maps",
@@ -175,6 +202,8 @@ class Provenance:
     reading : str
         The reading options that decide the input pixels, `reading_options` [CQREAD]:
         extension, assumed unit, gain and DQ bits (``"ext=None bunit=None gain=None dq=..."``).
+    maps : str
+        The map extensions asked for, `map_choice` [CQMAPS].
     source_file : str
         The input file [CQSOURCE: its base name, `fits_name`].
     source_sha256 : str
@@ -195,6 +224,7 @@ class Provenance:
     threshold: float
     seed: int
     reading: str = ""
+    maps: str = ",".join(PRODUCT_EXTENSIONS)
     method: str = "mc"
     source_file: str = ""
     source_sha256: str = ""
@@ -211,7 +241,7 @@ class Provenance:
     #: from another version of the input and is redone.
     INPUT_FIELDS = tuple(_provenance_keywords("input"))
     #: Keywords a product of an older version may lack (their value then reads as "").
-    OPTIONAL_KEYWORDS = ("CQREAD", "CQSOURCE", "CQSRCSHA", "CQMETHOD", "CQT")
+    OPTIONAL_KEYWORDS = ("CQREAD", "CQMAPS", "CQSOURCE", "CQSRCSHA", "CQMETHOD", "CQT")
 
     @classmethod
     def from_header(cls, header) -> "Provenance":
@@ -262,11 +292,16 @@ class Provenance:
     def header(self) -> fits.Header:
         """The cards as a header, built (and so checked FITS-legal) without writing anything."""
         header = fits.Header()
-        for key, value, comment in self.cards():
+        cards = self.cards()
+        for key, value, comment in cards:
             header[key] = (value, comment)
+        if any(isinstance(value, str) and len(value) > _SHORT_STRING for _, value, _ in cards):
+            header["LONGSTRN"] = ("OGIP 1.0", "long strings continue on CONTINUE cards")
         return header
 
 
+# longest string value that fits one card (80 - 10 for the keyword and '= ', 2 quotes)
+_SHORT_STRING = 68
 # short card comments (long string values get none: no room)
 _CARD_COMMENTS = {"ORIGIN": "software that made this file", "CQVERS": "cosmiq_pyro version",
                   "CQKIND": "model class", "CQMETHOD": "predictive method", "CQT": "posterior draws per pixel",
@@ -294,12 +329,39 @@ def file_sha256(path, chunk_bytes: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def map_choice(maps=None) -> str:
+    """The map extensions to write, as CQMAPS records them: names from `PRODUCT_EXTENSIONS` in
+    its order, comma-separated, MASK always among them.
+
+    Parameters
+    ----------
+    maps : str or sequence of str, optional
+        ``"PROB,ENTROPY"`` or ``["PROB", "ENTROPY"]`` (any case); default: all of them.
+
+    >>> map_choice("prob")
+    'PROB,MASK'
+    """
+    if maps is None:
+        return ",".join(PRODUCT_EXTENSIONS)
+    names = maps.split(",") if isinstance(maps, str) else list(maps)
+    if not all(isinstance(n, str) for n in names):
+        raise TypeError(f"maps must be names of {', '.join(PRODUCT_EXTENSIONS)}, got {maps!r}")
+    wanted = {n.strip().upper() for n in names if n.strip()} | {"MASK"}
+    unknown = sorted(wanted - set(PRODUCT_EXTENSIONS))
+    if unknown:
+        raise ValueError(f"maps: unknown map(s) {', '.join(unknown)}; expected some of "
+                         f"{', '.join(PRODUCT_EXTENSIONS)} (MASK is always written)")
+    return ",".join(n for n in PRODUCT_EXTENSIONS if n in wanted)
+
+
 def product_maps(provenance: Provenance) -> tuple:
-    """The map extensions every input extension's product holds, in order: PROB, ENTROPY,
-    EPISTEMIC (a Bayesian model's, whatever the method), MASK.  NOVELTY comes on top when the
-    model has a novelty model."""
-    return tuple(name for name in PRODUCT_EXTENSIONS
-                 if name != "NOVELTY" and (name != "EPISTEMIC" or provenance.method != "deterministic"))
+    """The map extensions every input extension's product holds, in order: those of CQMAPS
+    (`map_choice`) less EPISTEMIC for a deterministic model (a Bayesian model's, whatever the
+    method).  NOVELTY, when asked for, comes only from a model with a novelty model, so it is not
+    among them."""
+    chosen = set(map_choice(provenance.maps or None).split(","))
+    return tuple(name for name in PRODUCT_EXTENSIONS if name in chosen and name != "NOVELTY"
+                 and (name != "EPISTEMIC" or provenance.method != "deterministic"))
 
 
 def product_hdulist(images: Sequence[HSTImage], predictions: Sequence[Prediction],
@@ -336,29 +398,48 @@ def product_hdulist(images: Sequence[HSTImage], predictions: Sequence[Prediction
         if prediction.prob.shape != image.image.shape:
             raise ValueError(f"prediction of shape {prediction.prob.shape} does not match "
                              f"extension {image.extname},{image.extver} of shape {image.image.shape}")
+        ignored = image.ignore if prediction.ignore is None else prediction.ignore
         maps = {
-            "PROB": prediction.prob.astype(np.float32),
-            "ENTROPY": prediction.entropy.astype(np.float32),
-            "EPISTEMIC": prediction.epistemic.astype(np.float32),
-            "MASK": (prediction.prob > provenance.threshold).astype(np.uint8),
+            "PROB": _nan_where(prediction.prob, ignored),
+            "ENTROPY": _nan_where(prediction.entropy, ignored),
+            "EPISTEMIC": _nan_where(prediction.epistemic, ignored),
+            "MASK": np.where(ignored, MASK_IGNORED, (prediction.prob > provenance.threshold) * MASK_CR).astype(np.uint8),
             "NOVELTY": prediction.novelty_map,
         }
         wcs_cards = _wcs_cards(image)
-        for name in product_maps(provenance) + (() if prediction.novelty is None else ("NOVELTY",)):
-            hdu = fits.ImageHDU(maps[name], name=name, ver=image.extver)
-            header = hdu.header
+        novelty = prediction.novelty is not None and "NOVELTY" in map_choice(provenance.maps or None)
+        for name in product_maps(provenance) + (("NOVELTY",) if novelty else ()):
+            header = fits.Header()
             header["EXTNAME"] = (name, _COMMENTS[name])
             header.extend(wcs_cards, update=True)
             _copy_identifying(header, (image.header, image.primary_header))
             header["CQSRCEXT"] = (f"{image.extname},{image.extver}", "input extension")
             for key, value, comment in unit_cards(image):
                 header[key] = (value, comment)
+            header["CQIGNORE"] = (int(np.count_nonzero(ignored)), "pixels ignored: NaN maps, MASK = 2")
             if prediction.novelty is not None:
                 header["CQNOVEL"] = (float(prediction.novelty), "novelty, 1 = 95th pct in-distribution")
                 header["CQISNOV"] = (bool(prediction.is_novel), "novelty above the model's threshold")
+            step = None if name == "MASK" else QUANTIZE_STEP
+            header["CQPREC"] = (_precision(maps[name], step), "max |stored - computed| of a pixel")
             _add_provenance(header, provenance)
-            hdus.append(hdu)
+            hdus.append(compressed_image_hdu(maps[name], name=name, ver=image.extver, quantize_step=step,
+                                             header=header))
     return fits.HDUList(hdus)
+
+
+def _precision(values: np.ndarray, step: float | None) -> float:
+    """Bound on |stored - computed| of a map quantised with ``step``: half the step, plus the
+    float32 rounding of the largest value (2**-24 relative); 0 when stored losslessly."""
+    if step is None:
+        return 0.0
+    finite = values[np.isfinite(values)]
+    largest = float(np.abs(finite).max()) if finite.size else 0.0
+    return step / 2 + largest * 2.0 ** -24
+
+
+def _nan_where(values: np.ndarray, ignored: np.ndarray) -> np.ndarray:
+    return np.where(ignored, np.float32(np.nan), values).astype(np.float32)
 
 
 def unit_cards(image: HSTImage) -> list[tuple]:
@@ -386,7 +467,7 @@ def predict_fits(model: FitResult, in_path, out_path, *, model_file, method: str
                  T: int | None = None,
                  threshold: float = 0.5, seed: int = 0, tile: int = 1024,
                  dq_flags: int = DEFAULT_DQ_FLAGS, ext=None, bunit: str | None = None,
-                 gain_e_per_adu: float | None = None, overwrite: bool = False, device=None,
+                 gain_e_per_adu: float | None = None, maps=None, overwrite: bool = False, device=None,
                  progress: bool | None = None) -> Path:
     """Run ``model`` on every science extension of a FITS file and write its product file.
 
@@ -412,6 +493,8 @@ def predict_fits(model: FitResult, in_path, out_path, *, model_file, method: str
     dq_flags, ext, bunit, gain_e_per_adu
         As for `fitsio.read_hst`: the DQ bits ignored, one extension only, the unit to assume
         instead of BUNIT, the gain (e-/ADU) instead of GAIN / CCDGAIN / ATODGAIN.
+    maps : str or sequence of str, optional
+        The map extensions to write (`map_choice`; default all, MASK always).
     overwrite : bool
         Replace an existing ``out_path`` (checked before any computation, as is the output
         directory's writability).
@@ -440,6 +523,7 @@ def predict_fits(model: FitResult, in_path, out_path, *, model_file, method: str
                             model_kind=type(model.model).__name__, T=draws, method=method,
                             threshold=float(threshold),
                             seed=int(seed), reading=reading_options(ext, bunit, gain_e_per_adu, dq_flags),
+                            maps=map_choice(maps),
                             source_file=os.fspath(in_path), source_sha256=_input_sha256(in_path))
     provenance.header()
     images = read_hst(in_path, ext=ext, dq_flags=dq_flags, bunit=bunit, gain_e_per_adu=gain_e_per_adu)

@@ -95,30 +95,38 @@ class NoveltyModel:
     read_noise_e: float = READ_NOISE_REF_E
 
     # -- scores -------------------------------------------------------------------------
-    def block_components(self, block_means: torch.Tensor, image: np.ndarray) -> dict:
+    def block_components(self, block_means: torch.Tensor, image: np.ndarray, ignore=None) -> dict:
         """``component -> (nby, nbx)`` block scores ``u_b`` from the bottleneck block means
-        (C, nby, nbx) and the image (H, W) in electrons."""
+        (C, nby, nbx) and the image (H, W) in electrons.
+
+        ``ignore`` (bool, (H, W)): pixels left out of the noise statistic (`noise_excess`); a
+        block more than half of whose pixels are ignored gets NaN in both components (its
+        bottleneck mean describes the stand-in values more than the sky)."""
         d2 = self.density.distance2(features_from_block_means(block_means))  # (nby, nbx)
-        r = noise_excess(image, self.block_px, self.read_noise_e)
+        r = noise_excess(image, self.block_px, self.read_noise_e, ignore=ignore)
         if tuple(d2.shape) != r.shape:
             raise ValueError(f"block_means cover {tuple(d2.shape)} blocks of {self.block_px} px, the image "
                              f"{r.shape} (image shape {np.shape(image)})")
         mean, sd = self.noise_block
-        return {"features": torch.log(d2.clamp_min(1e-12)).numpy(), "noise": (mean - r) / sd,
-                "_r": r}
+        features = torch.log(d2.clamp_min(1e-12)).numpy()
+        if ignore is not None and np.any(ignore):
+            mostly_ignored = _block_fraction(np.asarray(ignore, dtype=bool), self.block_px) > 0.5
+            features = np.where(mostly_ignored, np.nan, features)
+            r = np.where(mostly_ignored, np.nan, r)
+        return {"features": features, "noise": (mean - r) / sd, "_r": r}
 
     def frame_components(self, blocks: dict) -> dict:
-        """``component -> frame score s`` from `block_components`'s output."""
+        """``component -> frame score s`` from `block_components`'s output (NaN blocks left out)."""
         mean, sd = self.noise_frame
-        return {"features": float(np.mean(blocks["features"])),
-                "noise": float((mean - np.median(blocks["_r"])) / sd)}
+        return {"features": float(np.nanmean(blocks["features"])),
+                "noise": float((mean - np.nanmedian(blocks["_r"])) / sd)}
 
     @staticmethod
     def _scaled(scores: dict, ref: dict):
         return {k: (scores[k] - ref[k][0]) / (ref[k][1] - ref[k][0]) for k in COMPONENTS}
 
-    def score(self, block_means: torch.Tensor, image: np.ndarray):
-        """Frame novelty, its components and the block map.
+    def score(self, block_means: torch.Tensor, image: np.ndarray, ignore=None):
+        """Frame novelty, its components and the block map; ``ignore`` as for `block_components`.
 
         Parameters
         ----------
@@ -136,10 +144,12 @@ class NoveltyModel:
         block_map : ndarray, shape (nby, nbx), float32
             Per block, ``max_k`` of the component's block score on the calibration blocks' scale.
         """
-        blocks = self.block_components(block_means, image)
+        blocks = self.block_components(block_means, image, ignore)
+        if np.isnan(blocks["features"]).all():
+            raise ValueError("every novelty block is mostly ignored pixels: no novelty score")
         frame = self._scaled(self.frame_components(blocks), self.frame_ref)
         per_block = self._scaled(blocks, self.block_ref)
-        block_map = np.maximum(per_block["features"], per_block["noise"]).astype(np.float32)
+        block_map = np.fmax(per_block["features"], per_block["noise"]).astype(np.float32)
         return max(frame.values()), frame, block_map
 
     def expand(self, block_map: np.ndarray, shape) -> np.ndarray:
@@ -175,6 +185,15 @@ class NoveltyModel:
                    block_ref={k: tuple(v) for k, v in state["block_ref"].items()},
                    threshold=float(state["threshold"]), block_px=int(state["block_px"]),
                    read_noise_e=float(state["read_noise_e"]))
+
+
+def _block_fraction(mask: np.ndarray, block_px: int) -> np.ndarray:
+    """Fraction of True pixels of ``mask`` (H, W) in each block (partial edge blocks: of theirs)."""
+    height, width = mask.shape
+    pad = np.pad(mask, ((0, -height % block_px), (0, -width % block_px)))
+    ones = np.pad(np.ones_like(mask), ((0, -height % block_px), (0, -width % block_px)))
+    shape = (pad.shape[0] // block_px, block_px, pad.shape[1] // block_px, block_px)
+    return pad.reshape(shape).sum(axis=(1, 3)) / ones.reshape(shape).sum(axis=(1, 3))
 
 
 def _q95_ref(values) -> tuple:

@@ -88,6 +88,12 @@ class Prediction:
         95th percentile of in-distribution blocks), or None.
     is_novel : ``novelty`` above the threshold stored with the model (a 5 % false-alarm rate on
         held-out in-distribution frames), or None.
+    ignore : bool (H, W): the pixels the caller excluded (``predict``'s ``ignore``: DQ-flagged,
+        non-finite, fill values).  The maps hold the network's output there all the same (on
+        the stored value of a DQ-flagged pixel; on the median of the other pixels, put in place
+        of a non-finite or fill value), which describes no usable measurement: `mask` leaves
+        them out, as do CR counts and the novelty score, and a FITS product writes NaN maps and
+        MASK = 2 there.  None when made without ``predict``.
     method : the predictive method (`methods.METHODS`), or ``"deterministic"`` for a plain net.
     """
 
@@ -99,11 +105,13 @@ class Prediction:
     novelty: float | None = None
     novelty_map: np.ndarray | None = None
     is_novel: bool | None = None
+    ignore: np.ndarray | None = None
     method: str = DEFAULT_METHOD
 
     def mask(self, threshold: float = 0.5) -> np.ndarray:
-        """Boolean CR mask ``prob > threshold``."""
-        return self.prob > threshold
+        """Boolean CR mask ``prob > threshold``, False on `ignore`d pixels."""
+        crs = self.prob > threshold
+        return crs if self.ignore is None else crs & ~self.ignore
 
     def __repr__(self) -> str:
         how = f"method={self.method!r}" + ("" if self.T is None else f", T={self.T}")
@@ -134,8 +142,10 @@ def predict(model, image, *, guide=None, method: str | None = None, T: int | Non
         `draws.MAX_T`).  Memory does not grow with it.  Giving ``T`` with a sampling-free
         method is a ValueError.
     ignore : array_like of bool, shape (H, W), optional
-        Pixels to exclude (bad pixels, saturation).  Their maps are still computed; non-finite
-        pixels are allowed only here (they are replaced by the median of the finite pixels).
+        Pixels to exclude (bad pixels, saturation).  Non-finite pixels are allowed only here
+        (they are replaced by the median of the finite pixels).  Their maps are still computed
+        (see `Prediction.ignore`) but they are left out of `Prediction.mask` and the novelty
+        score.  Every pixel ignored is an error.
     seed : int
         Seed of the posterior draws: the same seed gives the same maps.
     tile : int
@@ -227,10 +237,11 @@ def predict(model, image, *, guide=None, method: str | None = None, T: int | Non
     if guide is None:
         epistemic[:] = 0.0
     aleatoric = (entropy - epistemic).astype(np.float32)  # exact split: entropy = aleatoric + epistemic
+    ignored = np.zeros(x.shape, bool) if ignore is None else np.array(ignore, dtype=bool)
     result = Prediction(prob=prob, entropy=entropy.astype(np.float32), aleatoric=aleatoric, epistemic=epistemic,
-                        T=T, method=spec.name if guide is not None else "deterministic")
+                        T=T, method=spec.name if guide is not None else "deterministic", ignore=ignored)
     if novelty_model is not None:
-        score, _, block_map = novelty_model.score(features.means(), x)
+        score, _, block_map = novelty_model.score(features.means(), x, ignore=ignored)
         result.novelty, result.is_novel = float(score), bool(score > novelty_model.threshold)
         result.novelty_map = novelty_model.expand(block_map, x.shape)
     return result
@@ -327,8 +338,9 @@ def validated_image(image, ignore=None) -> np.ndarray:
     Raises
     ------
     ValueError
-        Not 2-D, empty, ``ignore`` of another shape, or non-finite or fill-value pixels outside
-        ``ignore`` (the message gives the first one's row and column).
+        Not 2-D, empty, ``ignore`` of another shape, non-finite or fill-value pixels outside
+        ``ignore`` (the message gives the first one's row and column), or every pixel ignored
+        or non-finite (nothing to predict: not a frame without cosmic rays).
     TypeError
         Non-real dtype.
     """
@@ -355,6 +367,9 @@ def validated_image(image, ignore=None) -> np.ndarray:
         raise ValueError(f"image has {int(unexplained.sum())} non-finite or fill-value pixel(s) "
                          f"(|value| > {MAX_ABS_ELECTRONS:.0e} e-) not in ignore (first at row {row}, "
                          f"column {col}, value {x[row, col]:.3g}); mark them in ignore")
+    if bad.all() or (ignore is not None and ignore.all()):
+        raise ValueError(f"every pixel of the {x.shape[0]}x{x.shape[1]} image is non-finite, a fill value or "
+                         "ignored: nothing to predict")
     if bad.any():
-        x[bad] = np.median(x[~bad]) if (~bad).any() else 0.0
+        x[bad] = np.median(x[~bad])
     return x
