@@ -4,9 +4,11 @@ validation frames (issue 23, item 2b; `cosmiq_pyro.inference.moments_calibration
 Frames: the first ``--n`` frames of the model's own validation set (the recipe's ``val_seed``,
 size and label rule, ACS-WFC-VI.json): never the held-out frames of the accuracy study.  The
 fitted section is written as JSON (``--out``) and, with ``--write``, into the shipped checkpoint
-as its ``"moments"`` section (`cosmiq_pyro.io.checkpoint.update_sections`).
+as its ``"moments"`` section (`cosmiq_pyro.io.checkpoint.update_sections`: weights bit for bit);
+``--from-json`` writes the section of an earlier fit without refitting.
 
     python benchmarks/moments_calibrate.py --n 6 --T 128 --out benchmarks/moments_out/calibration.json
+    python benchmarks/moments_calibrate.py --from-json   # after a merge rewrote the shipped file
 """
 from __future__ import annotations
 
@@ -36,7 +38,15 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "moments_out" / "calibration.json")
     p.add_argument("--write", action="store_true", help="store the section in the shipped checkpoint")
+    p.add_argument("--from-json", action="store_true",
+                   help="write the section already fitted in --out into the shipped checkpoint (no refit)")
     args = p.parse_args(argv)
+    if args.from_json:
+        from cosmiq_pyro.io.checkpoint import update_sections
+        section = json.loads(args.out.read_text())["section"]
+        update_sections(PUBLISHED_DIR / "ACS-WFC-VI.pth", {SECTION: section})
+        print("written", section, "to", PUBLISHED_DIR / "ACS-WFC-VI.pth")
+        return 0
     torch.set_num_threads(args.threads)
     started = time.time()
     vi = cq.load("ACS-WFC-VI")
