@@ -83,6 +83,25 @@ def tile_ratios(vi, image: np.ndarray, repeats: int, compile_: bool, tiles=(CPU_
     return out
 
 
+def moments_chip(vi, image: np.ndarray, tile: int = CPU_TILE):
+    """The moment maps of one chip as ``predict(method="moments")`` computes them, for a tree
+    without the method switch: predict's tiles and margins, one `MomentPass` per tile, plus the
+    novelty encoder pass (posterior means) per tile."""
+    from cosmiq_pyro.inference.predictive import _tiles, pad_to_grid
+
+    mp, twin = MomentPass(vi), mean_weights(vi)
+    padded = pad_to_grid(image)
+    maps = np.zeros((2,) + padded.shape, np.float32)
+    with torch.inference_mode():
+        for (r0, r1, c0, c1), (ir0, ir1, ic0, ic1) in _tiles(padded.shape, tile):
+            x = torch.from_numpy(padded[ir0:ir1, ic0:ic1])[None, None]
+            prob, alea, _ = mp(x)
+            fused_bottleneck(twin, x)
+            maps[0, r0:r1, c0:c1] = prob[0, 0, r0 - ir0:r1 - ir0, c0 - ic0:c1 - ic0].numpy()
+            maps[1, r0:r1, c0:c1] = alea[0, 0, r0 - ir0:r1 - ir0, c0 - ic0:c1 - ic0].numpy()
+    return maps
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "moments_out")
@@ -98,16 +117,20 @@ def main(argv=None) -> int:
     result["tile"] = tile_ratios(vi, image, args.repeats, args.compile)
     print(json.dumps(result["tile"], indent=1), flush=True)
     has_method = "method" in inspect.signature(predict).parameters
-    if has_method and not args.skip_chip:
+    if not args.skip_chip:
         from accept_published import twin_of_means
 
         from cosmiq_pyro.models.results import FitResult
         twin = FitResult(model=twin_of_means(vi), temperature=vi.temperature)
-        cases = {"twin chip": lambda: predict(twin, image, progress=False),
-                 "moments chip": lambda: predict(vi, image, method="moments", progress=False)}
+        moments = (lambda: predict(vi, image, method="moments", progress=False)) if has_method else \
+            (lambda: moments_chip(vi, image))
+        cases = {"twin chip": lambda: predict(twin, image, progress=False, novelty=False), "moments chip": moments}
         t = interleaved(cases, repeats=max(1, args.repeats // 2), warmup=0)
         result["chip"] = {"twin_s": t.median("twin chip"), "moments_s": t.median("moments chip"),
-                          "ratio": t.ratio("moments chip", "twin chip"), "load": load_average()}
+                          "ratio": t.ratio("moments chip", "twin chip"), "load": load_average(),
+                          "moments_path": "predict(method='moments')" if has_method else "bench_moments.moments_chip"}
+        print(json.dumps(result["chip"], indent=1), flush=True)
+    if has_method and not args.skip_chip:
         code = ("import sys, numpy as np, torch; torch.set_num_threads(%d); sys.path.insert(0, %r); "
                 "from bench_moments import simulated; import cosmiq_pyro as cq; "
                 "from cosmiq_pyro.inference.predictive import predict; vi = cq.load('ACS-WFC-VI'); "
