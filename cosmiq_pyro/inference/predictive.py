@@ -37,6 +37,7 @@ which keeps a tile's activations in the processor's cache.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,7 +84,7 @@ class Prediction:
         None for a sampling-free method.
     novelty : how unlike the model's training frames the image is (float, higher = less alike;
         1 = the 95th percentile of held-out in-distribution frames), `inference.novelty`; None
-        when the model carries no novelty model.
+        when the model carries no novelty model or the image is smaller than one novelty block.
     novelty_map : the per-block (64x64 px) novelty on each pixel (float32, image shape; 1 = the
         95th percentile of in-distribution blocks), or None.
     is_novel : ``novelty`` above the threshold stored with the model (a 5 % false-alarm rate on
@@ -162,7 +163,8 @@ def predict(model, image, *, guide=None, method: str | None = None, T: int | Non
         default (None or True) the one a `FitResult` carries (``.novelty``); False skips it.
         Its features are the bottleneck map of the same pass (deterministic twin) or of one
         encoder pass with the posterior means (VI, whatever the method: the score does not
-        depend on it), so it adds a few percent to the time.  Images narrower than 3 px get none.
+        depend on it), so it adds a few percent to the time.  An image smaller than one novelty
+        block (64x64 px) gets none, with a warning saying so.
     temperature : float, optional
         Divide every logit by this before the sigmoid (> 0).  Default: the `FitResult`'s
         ``temperature`` (fitted on validation data at the end of training), 1 for a bare net.
@@ -181,7 +183,8 @@ def predict(model, image, *, guide=None, method: str | None = None, T: int | Non
     if tile % TILE_ALIGN:
         raise ValueError(f"tile must be a positive multiple of {TILE_ALIGN}, got {tile!r}")
     x = validated_image(image, ignore)
-    if x.shape[1] < 3:  # the noise statistic needs three columns
+    if novelty_model is not None and novelty_model.too_small(x.shape):
+        warnings.warn(novelty_model.too_small(x.shape), UserWarning, stacklevel=2)
         novelty_model = None
     device = resolve_device(device)
     net.to(device)
