@@ -185,6 +185,7 @@ def test_synthetic_wfc3_and_decam_headers_recognised():
     assert decam.models.deepcr_input_unit == "ADU"  # deepCR model zoo, DECam Note 2
     assert decam.reader.is_science("S29") and decam.reader.is_science("n4")
     assert not decam.reader.is_science("PRIMARY") and not decam.reader.is_science("SCI")
+    assert not decam.reader.is_science("FN1") and not decam.reader.is_science("GS2")  # focus, guide
     assert decam.detector.dark_e_per_s == pytest.approx(2.0 / 3600)  # "2 electron / h"
     assert decam.detector.ccd_thickness_um == (250.0, 250.0)  # one value -> (v, v)
 
