@@ -148,8 +148,8 @@ KEYWORDS = (
             "pixels of this input extension that were ignored (DQ-flagged, NaN, fill value): NaN in the "
             "float maps, MASK = 2"),
     Keyword("CQPREC", "the map's encoding", "no", "maps",
-            "largest |stored - computed| of a pixel of this map: half the quantisation step of a float map, "
-            "0 for MASK (lossless)"),
+            "bound on the absolute difference between a stored pixel of this map and the computed one: half "
+            "the quantisation step of a float map plus float32 rounding, 0 for MASK (lossless)"),
     Keyword("CQNOVEL", "Prediction.novelty", "no", "maps",
             "the frame's novelty, 1 = 95th percentile of in-distribution frames (models with a novelty model)"),
     Keyword("CQISNOV", "Prediction.is_novel", "no", "maps",
