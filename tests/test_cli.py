@@ -26,7 +26,7 @@ def run(capsys, *argv):
     return status, out, [line for line in err.splitlines() if line.strip()]
 
 
-def hst_file(path, n_chips=2):
+def hst_file(path, n_chips=2, shape=(H, W)):
     """An ACS/WFC-like _flc file: PRIMARY with identifying keywords + (SCI, DQ) per chip, TAN WCS."""
     primary = fits.PrimaryHDU()
     for key, value in dict(TELESCOP="HST", INSTRUME="ACS", DETECTOR="WFC", FILTER1="F606W",
@@ -44,9 +44,9 @@ def hst_file(path, n_chips=2):
         header = w.to_header()
         header["BUNIT"] = "ELECTRONS"
         header["CCDCHIP"] = 3 - chip  # ACS: SCI,1 is chip 2
-        image = rng.normal(100.0, 8.0, (H, W)).astype(np.float32)
+        image = rng.normal(100.0, 8.0, shape).astype(np.float32)
         image[10, 5:12] += 3000.0  # a CR streak
-        dq = np.zeros((H, W), np.int16)
+        dq = np.zeros(shape, np.int16)
         dq[0, 0] = 16  # a hot pixel
         hdus += [fits.ImageHDU(image, header=header, name="SCI", ver=chip),
                  fits.ImageHDU(dq, name="DQ", ver=chip)]
@@ -319,7 +319,7 @@ def test_predict_with_deepcr_published_weights(tmp_path, capsys):
     pytest.importorskip("deepCR")
     from cosmiq_pyro.models.unet import deepcr_weights_file
 
-    source = hst_file(tmp_path / "c_flc.fits", n_chips=1)
+    source = hst_file(tmp_path / "c_flc.fits", n_chips=1, shape=(64, 72))  # one whole novelty block
     status, _, err = run(capsys, "predict", source, "--model", "ACS-WFC", "-o", tmp_path)
     # its sky, N(100, 8) e-, is quieter than Poisson allows: one warning line names the frame
     assert status == 0 and len(err) == 1 and "c_flc.fits is unlike the model's training frames" in err[0]

@@ -7,6 +7,7 @@ calls ccdproc's function can call this one instead.
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 from astropy import units as u
@@ -67,7 +68,10 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int | None = None, th
         * ``meta`` (the FITS header ``write()`` saves) gains the keywords of the products'
           provenance: CQVERS, CQMODEL, CQMSHA, CQKIND, CQMETHOD, CQT (Monte Carlo methods only),
           CQTHRESH, CQSEED, plus CQNCRPIX
-          (pixels flagged as cosmic rays) and, for a model with a novelty score, CQNOVEL.
+          (pixels flagged as cosmic rays) and, for a model with a novelty model, CQNOVEL (the
+          frame's novelty, `cosmiq_pyro.inference.novelty`) and CQISNOV (True when it is above
+          the model's threshold: a UserWarning then says the mask may be wrong).  A frame smaller
+          than one novelty block (64x64 px) gets neither, with a warning saying so.
 
     Raises
     ------
@@ -123,9 +127,14 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int | None = None, th
             ("CQSEED", int(seed), "seed of the posterior draws"),
             ("CQNCRPIX", int(crs.sum()), "pixels flagged as cosmic rays by cosmiq_pyro")):
         result.meta[key] = (value, comment) if comment and isinstance(result.meta, fits.Header) else value
-    novelty = getattr(prediction, "novelty", None)
-    if novelty is not None:  # a model with a novelty score: how unlike its training frames this one is
-        result.meta["CQNOVEL"] = float(novelty)
+    if prediction.novelty is not None:  # a model with a novelty score: how unlike its training frames this one is
+        for key, value, comment in (("CQNOVEL", float(prediction.novelty), "novelty, 1 = 95th pct in-distribution"),
+                                    ("CQISNOV", bool(prediction.is_novel), "novelty above the model's threshold")):
+            result.meta[key] = (value, comment) if isinstance(result.meta, fits.Header) else value
+        if prediction.is_novel:
+            warnings.warn(f"the frame is unlike the training frames of {os.path.basename(loaded.weights_file)} "
+                          f"(novelty {prediction.novelty:.2f}; 1 = 95th percentile of in-distribution frames): "
+                          "its cosmic-ray mask may be wrong", UserWarning, stacklevel=2)
     result.cr_prediction = prediction
     return result
 

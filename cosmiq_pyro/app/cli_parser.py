@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .._version import __version__
 from ..data.seeds import HELD_OUT_SEED
+from ..models.defaults import DEFAULT_MODEL
 from ..utils.checks import MAX_SEED
 from .cli_runs import CommandError, run_compare, run_demo, run_evaluate, run_predict, run_simulate, run_train
 
@@ -103,8 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="FITS files (HST _flc/_flt or any image), "
                    "directories (their FITS files; only the _flc/_flt exposures where there are some), glob "
                    "patterns, or @LIST.txt (one input per line)")
-    p.add_argument("--model", default="ACS-WFC-VI", metavar="MODEL", help="cosmiq_pyro checkpoint, or a "
-                   "published model: ACS-WFC-VI (default; the Bayesian model shipped with the package) or "
+    p.add_argument("--model", default=DEFAULT_MODEL, metavar="MODEL", help="cosmiq_pyro checkpoint, or a "
+                   f"published model: {DEFAULT_MODEL} (default; the Bayesian model shipped with the package) or "
                    "ACS-WFC (deepCR's published weights; needs the deepCR package)")
     _method_option(p)
     p.add_argument("-T", type=_positive_int, default=None, help="posterior draws per pixel of a Bayesian "
@@ -181,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _method_option(p) -> None:
     p.add_argument("--method", default=None, metavar="METHOD", help="predictive method of a Bayesian model: "
-                   "mc (Monte Carlo over -T posterior draws), mc-antithetic, mc-sobol, or moments (sampling-free, "
+                   "mc (Monte Carlo over -T posterior draws) or moments (sampling-free, "
                    "no -T); default: cosmiq_pyro.inference.methods.DEFAULT_METHOD; recorded as CQMETHOD")
 
 

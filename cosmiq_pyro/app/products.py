@@ -119,7 +119,7 @@ KEYWORDS = (
     Keyword("CQKIND", "Provenance.model_kind", "no", "all",
             "model class: UNet2SigmoidVI (Bayesian) or UNet2Sigmoid (deterministic); follows from CQMSHA"),
     Keyword("CQMETHOD", "Provenance.method", "setting", "all",
-            "predictive method: mc (Monte Carlo, iid draws), mc-antithetic, mc-sobol, moments (sampling-free), "
+            "predictive method: mc (Monte Carlo over CQT posterior draws), moments (sampling-free), "
             "or deterministic (a deterministic model's one pass)"),
     Keyword("CQT", "Provenance.T", "setting", "all",
             "posterior draws per pixel of a Monte Carlo method (1 for a deterministic model; absent for a "

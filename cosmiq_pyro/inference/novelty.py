@@ -27,6 +27,7 @@ rate.  `predict` computes it from the features of its own forward pass.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -152,6 +153,19 @@ class NoveltyModel:
         block_map = np.fmax(per_block["features"], per_block["noise"]).astype(np.float32)
         return max(frame.values()), frame, block_map
 
+    def too_small(self, shape) -> str | None:
+        """Why an image of ``shape`` (H, W) gets no novelty score, or None when it gets one.
+
+        The scores are calibrated on whole ``block_px`` x ``block_px`` blocks; an image smaller
+        than one block in either direction has none, so it cannot be compared with the
+        training frames.
+        """
+        height, width = shape
+        if height >= self.block_px and width >= self.block_px:
+            return None
+        return (f"an image of {height}x{width} px is smaller than one novelty block "
+                f"({self.block_px}x{self.block_px} px): it gets no novelty score")
+
     def expand(self, block_map: np.ndarray, shape) -> np.ndarray:
         """A block map (nby, nbx) as an image-shaped float32 map (each block's value on its pixels)."""
         b = self.block_px
@@ -177,6 +191,9 @@ class NoveltyModel:
                                "threshold", "block_px", "read_noise_e") if k not in state]
         if missing:
             raise ValueError(f"novelty state lacks {missing}")
+        threshold = state["threshold"]
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+            raise ValueError(f"novelty state has threshold {threshold!r}; expected a finite number")
         density = GaussianDensity(mean=state["mean"].double(), whiten=state["whiten"].double(),
                                   classes=list(state["classes"]))
         return cls(density=density,
@@ -348,7 +365,8 @@ def image_novelty(model, image, *, guide=None, novelty=None, tile: int = 512) ->
     Raises
     ------
     ValueError
-        No novelty model given or carried by ``model``.
+        No novelty model given or carried by ``model``, or an image smaller than one novelty
+        block (`NoveltyModel.too_small`).
     """
     novelty = getattr(model, "novelty", None) if novelty is None else novelty
     if novelty is None:
@@ -361,6 +379,9 @@ def image_novelty(model, image, *, guide=None, novelty=None, tile: int = 512) ->
     x = np.asarray(image, dtype=np.float32)
     if x.ndim != 2 or not np.isfinite(x).all():
         raise ValueError(f"image must be a finite 2-D array, got shape {x.shape}")
+    small = novelty.too_small(x.shape)
+    if small:
+        raise ValueError(small)
     net, guide = resolve(model, guide)
     weights = mean_weights(net, guide)
     padded = pad_to_grid(x)

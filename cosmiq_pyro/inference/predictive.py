@@ -17,10 +17,9 @@ with each draw's entropy computed from its logit without forming ``log p``:
 ``z_t -> z_t / T_c``, so all maps describe the tempered predictive.
 
 Methods (``predict(..., method=)``; `methods.METHODS`, default `methods.DEFAULT_METHOD`): ``"mc"``,
-the Monte Carlo average above over ``T`` iid draws (the reference); ``"moments"``, sampling-free
-(``p`` and ``A`` from the logit's mean and variance carried through the net, `inference.moments`);
-``"mc-antithetic"`` and ``"mc-sobol"``, the same average over variance-reduced draws
-(`inference.draws`).  ``T`` counts Monte Carlo draws: the rule is in `methods`.
+the Monte Carlo average above over ``T`` iid draws (the reference), and ``"moments"``,
+sampling-free (``p`` and ``A`` from the logit's mean and variance carried through the net,
+`inference.moments`).  ``T`` counts Monte Carlo draws: the rule is in `methods`.
 
 Monte Carlo draws are made `DRAW_CHUNK` at a time (`draws.weight_chunks`); each chunk's batch
 norms are folded into the convolutions and every tile runs one fused forward pass per draw
@@ -38,6 +37,7 @@ which keeps a tile's activations in the processor's cache.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,7 +84,7 @@ class Prediction:
         None for a sampling-free method.
     novelty : how unlike the model's training frames the image is (float, higher = less alike;
         1 = the 95th percentile of held-out in-distribution frames), `inference.novelty`; None
-        when the model carries no novelty model.
+        when the model carries no novelty model or the image is smaller than one novelty block.
     novelty_map : the per-block (64x64 px) novelty on each pixel (float32, image shape; 1 = the
         95th percentile of in-distribution blocks), or None.
     is_novel : ``novelty`` above the threshold stored with the model (a 5 % false-alarm rate on
@@ -135,13 +135,12 @@ def predict(model, image, *, guide=None, method: str | None = None, T: int | Non
     image : array_like, shape (H, W)
         In electrons (what the model was trained on).  Any size.
     method : str, optional
-        The predictive method (`methods.METHODS`): ``"mc"`` (Monte Carlo, iid draws),
-        ``"moments"`` (sampling-free moment propagation), ``"mc-antithetic"``, ``"mc-sobol"``.
-        Default `methods.DEFAULT_METHOD`, or ``"mc"`` when ``T`` is given (`methods.check_method`).
+        The predictive method (`methods.METHODS`): ``"mc"`` (Monte Carlo over ``T`` posterior
+        draws) or ``"moments"`` (sampling-free moment propagation).  Default
+        `methods.DEFAULT_METHOD`, or ``"mc"`` when ``T`` is given (`methods.check_method`).
     T : int, optional
         Posterior draws of a Monte Carlo method (default `methods.DEFAULT_T`, at most
-        `draws.MAX_T`; even for
-        ``"mc-antithetic"``).  Memory does not grow with it.  Giving ``T`` with a sampling-free
+        `draws.MAX_T`).  Memory does not grow with it.  Giving ``T`` with a sampling-free
         method is a ValueError.
     ignore : array_like of bool, shape (H, W), optional
         Pixels to exclude (bad pixels, saturation).  Non-finite pixels are allowed only here
@@ -164,7 +163,8 @@ def predict(model, image, *, guide=None, method: str | None = None, T: int | Non
         default (None or True) the one a `FitResult` carries (``.novelty``); False skips it.
         Its features are the bottleneck map of the same pass (deterministic twin) or of one
         encoder pass with the posterior means (VI, whatever the method: the score does not
-        depend on it), so it adds a few percent to the time.  Images narrower than 3 px get none.
+        depend on it), so it adds a few percent to the time.  An image smaller than one novelty
+        block (64x64 px) gets none, with a warning saying so.
     temperature : float, optional
         Divide every logit by this before the sigmoid (> 0).  Default: the `FitResult`'s
         ``temperature`` (fitted on validation data at the end of training), 1 for a bare net.
@@ -183,7 +183,8 @@ def predict(model, image, *, guide=None, method: str | None = None, T: int | Non
     if tile % TILE_ALIGN:
         raise ValueError(f"tile must be a positive multiple of {TILE_ALIGN}, got {tile!r}")
     x = validated_image(image, ignore)
-    if x.shape[1] < 3:  # the noise statistic needs three columns
+    if novelty_model is not None and novelty_model.too_small(x.shape):
+        warnings.warn(novelty_model.too_small(x.shape), UserWarning, stacklevel=2)
         novelty_model = None
     device = resolve_device(device)
     net.to(device)
@@ -206,7 +207,7 @@ def predict(model, image, *, guide=None, method: str | None = None, T: int | Non
         if guide is None or not spec.sampling:
             chunks, n_chunks = [None], 1
         else:
-            chunks = weight_chunks(net, guide, T, seed, spec.scheme, chunk=DRAW_CHUNK, device=device)
+            chunks = weight_chunks(net, guide, T, seed, chunk=DRAW_CHUNK, device=device)
             n_chunks = -(-T // DRAW_CHUNK)
         bar = tqdm(total=len(boxes) * n_chunks, desc="tiles", unit="tile", disable=not progress)
         for i, draws in enumerate(chunks):
