@@ -16,7 +16,8 @@ from cosmiq_pyro.data import simulate as sim
 from cosmiq_pyro.data.simulate.optics import _render, psf_key
 from cosmiq_pyro.data.simulate.scenes import _Scene
 
-# ---- WFC3/UVIS: WFC3 Instrument Handbook Table 5.1 / Sec. 6.10.2, MultiDrizzle Handbook 6.6 ----
+# ---- WFC3/UVIS: WFC3 Instrument Handbook Table 5.1 / Sec. 6.10.2, MultiDrizzle Handbook 6.6,
+# STScI AB zeropoints (as tabulated in hst123) ----
 WFC3_GAIN = 1.55  # e-/DN
 WFC3_READ_NOISE = (3.1, 3.2)
 WFC3_FULL_WELL = (63_000, 72_000)
@@ -26,7 +27,7 @@ WFC3_PSF_FWHM_PX = (1.6, 2.3)  # MultiDrizzle Handbook 6.6: UVIS PSF FWHM 1.6-2.
 # sky: ACS-IDT rates (low..high zodiacal light) scaled by the WFC3/ACS zeropoint ratio and pixel area
 ACS_SKY = {"F435W": (0.0108, 0.0360), "F606W": (0.0510, 0.1701), "F814W": (0.0453, 0.1511)}
 ACS_ZP = {"F435W": 25.673, "F606W": 26.486, "F814W": 25.937}
-WFC3_ZP = {"F438W": ("F435W", 24.97), "F606W": ("F606W", 26.10), "F814W": ("F814W", 25.11)}
+WFC3_ZP = {"F438W": ("F435W", 24.856), "F606W": ("F606W", 26.103), "F814W": ("F814W", 25.139)}
 
 # ---- DECam: Flaugher et al. 2015, NOIRLab characteristics, DES DR1, DES SV, PDG ----
 DECAM_GAIN = 4.0
