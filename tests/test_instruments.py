@@ -92,6 +92,11 @@ def test_user_spec_from_toml_path(tmp_path):
     mine = get_instrument(path)
     assert mine.name == "MyCam" and mine.source == str(path)
     assert get_instrument(str(path)) == mine
+    # the digest follows the values, not the comments or the file
+    assert mine.digest() == Instrument.from_dict(tomllib.loads(mine.to_toml())).digest()
+    assert mine.digest() != get_instrument("ACS-WFC").digest()
+    commented = _write(tmp_path, "# my notes\n" + text, "commented.toml")
+    assert get_instrument(commented).digest() == mine.digest()
     assert mine.detector.pixel_scale_arcsec == pytest.approx(0.05)  # converted by astropy.units
     assert mine.detector.pixel_pitch_um == pytest.approx(15.0)
     assert mine.match.instrume == ("MYCAM", "MYCAM2") and mine.match.telescop == ()
@@ -116,6 +121,8 @@ BAD_SPECS = [  # (edit, the field the error names, a phrase of it)
     (("pixel_pitch_um = 15.0 ", 'pixel_pitch_um = "15 arcsec" '), r"\[detector\] pixel_pitch_um",
      "convertible to um"),
     (("pixel_scale_arcsec = 0.05 ", ""), r"\[detector\] pixel_scale_arcsec", "missing"),
+    (("pixel_scale_arcsec = 0.05 ", "pixel_scale = 0.05 "), r"\[detector\] pixel_scale_arcsec",
+     "found 'pixel_scale'"),
     (("ccds = 2 ", "ccds = 2\nfocal_ratio = 5 "), r"\[detector\] focal_ratio", "unknown field"),
     (("read_noise_e = [3.75, 5.65]", "read_noise_e = [5.65, 3.75]"), r"\[detector\] read_noise_e",
      "above high"),
@@ -207,3 +214,13 @@ def test_ambiguous_match_is_an_error(tmp_path):
     # the more specific spec wins over one that constrains fewer keywords
     c = _write(tmp_path, _edited('TELESCOP = "HST"\n', "", _edited('name = "ACS-WFC"', 'name = "C"')), "c.toml")
     assert instrument_for_header(header, candidates=[c, a]).name == "A"
+
+
+def test_deepcr_facade_reports_the_unit_its_model_takes():
+    """The facade reads the unit from the spec of the camera deepCR's model was made for."""
+    pytest.importorskip("deepCR")
+    from cosmiq_pyro.deepcr.model import deepCR
+
+    assert deepCR(mask="decam").input_unit == "ADU"  # deepCR model zoo, DECam Note 2
+    assert deepCR(mask="ACS-WFC").input_unit == "ELECTRONS"
+    assert deepCR(mask="example_model").input_unit is None  # no camera's model

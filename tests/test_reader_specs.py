@@ -202,3 +202,32 @@ def test_directories_keep_each_cameras_calibrated_exposures(tmp_path):
     for name in ("a.fits.fz", "b.fits"):
         (plain / name).write_bytes(b"")
     assert [p.name for p in expand_inputs(plain)] == ["a.fits.fz", "b.fits"]
+
+
+def test_products_record_the_camera_spec(models, tmp_path, capsys):
+    """`cosmiq predict` reads every DECam CCD through its spec; each map says which spec (CQINSTR)
+    and CQREAD records a spec given on the command line."""
+    from cosmiq_pyro.app.cli import main
+    from cosmiq_pyro.app.products import Provenance
+
+    source = _decam_file(tmp_path / "c4d_1_ooi_z_v1.fits.fz", gains=(4.2, 3.9, 4.0))
+    out = tmp_path / "out"
+    assert main(["predict", str(source), "--model", str(models["det"]), "-o", str(out)]) == 0
+    with fits.open(out / "c4d_1_ooi_z_v1_cosmiq.fits") as hdul:
+        probs = [h for h in hdul if h.name == "PROB"]
+        assert [h.header["CQSRCEXT"].split(",")[0] for h in probs] == ["S1", "N4", "S29"]
+        assert {h.header["CQINSTR"] for h in probs} == {"DECam"}
+        assert [h.header["CQGAIN"] for h in probs] == [4.2, 3.9, 4.0]
+        assert Provenance.from_header(hdul[0].header).reading.endswith("dq=camera")
+    code = main(["predict", str(source), "--model", str(models["det"]), "-o", str(out), "--overwrite",
+                 "--instrument", "decam", "--ext", "N4"])
+    assert code == 0
+    with fits.open(out / "c4d_1_ooi_z_v1_cosmiq.fits") as hdul:
+        from cosmiq_pyro.instruments import get_instrument
+        assert hdul[0].header["CQREAD"].endswith(f"instrument=DECam:{get_instrument('DECam').digest()}")
+        assert [h.header["CQINSTR"] for h in hdul if h.name == "PROB"] == ["DECam"]
+    capsys.readouterr()
+    assert main(["predict", str(source), "--model", str(models["det"]), "-o", str(out),
+                 "--instrument", str(tmp_path / "nope.toml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "nope.toml" in err and "does not exist" in err and len(err.splitlines()) == 1

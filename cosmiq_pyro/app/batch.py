@@ -154,7 +154,8 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
                           threshold=float(options.get("threshold", _default("threshold"))),
                           seed=int(options.get("seed", _default("seed"))),
                           reading=products.reading_options(
-                              *(options.get(k, _default(k)) for k in ("ext", "bunit", "gain_e_per_adu", "dq_flags"))))
+                              *(options.get(k, _default(k)) for k in ("ext", "bunit", "gain_e_per_adu", "dq_flags",
+                                                                  "instrument"))))
     created = [folder for folder in (outdir, *outdir.parents) if not folder.exists()]  # deepest first
     outdir.mkdir(parents=True, exist_ok=True)
 

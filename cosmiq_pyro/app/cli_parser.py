@@ -123,17 +123,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_seed, default=0, help="seed of the posterior draws (default 0)")
     p.add_argument("-o", "--outdir", type=Path, default=Path("."), metavar="OUTDIR",
                    help="output directory (default: the current directory)")
+    p.add_argument("--instrument", default=None, metavar="NAME|SPEC.toml", help="camera spec to read the "
+                   "frames with: a shipped name (ACS-WFC, WFC3-UVIS, DECam) or your own spec file (default: "
+                   "recognised from each header; a camera without spec is read from BUNIT / GAIN)")
     p.add_argument("--ext", type=_ext, default=None, metavar="EXT", help="read only this extension: "
-                   "an index (1), a name (SCI) or NAME,VER (SCI,2) (default: every SCI extension, else the "
-                   "primary or first image)")
+                   "an index (1), a name (SCI, S29) or NAME,VER (SCI,2) (default: the camera's science "
+                   "extensions, every SCI extension for a camera without spec, else the primary or first image)")
     p.add_argument("--bunit", default=None, metavar="UNIT", help="unit of the pixels when BUNIT is missing or "
-                   "wrong: ELECTRONS, ELECTRONS/S, ADU (COUNTS, DN) or ADU/S (default: the header's BUNIT; "
-                   "none: electrons, with a warning)")
+                   "wrong: ELECTRONS, ELECTRONS/S, ADU (COUNTS, DN) or ADU/S (default: the header's BUNIT, "
+                   "else the camera spec's; none: electrons, with a warning)")
     p.add_argument("--gain", dest="gain_e_per_adu", type=_positive_float, default=None, metavar="E_PER_ADU",
-                   help="gain in e-/ADU for ADU frames (default: the GAIN, CCDGAIN or ATODGAIN keyword)")
+                   help="gain in e-/ADU for ADU frames (default: the header's gain keyword, e.g. CCDGAIN or "
+                   "GAIN, else the camera spec's gain)")
     p.add_argument("--tile", type=_tile, default=1024, help="tile side in px (default 1024)")
     p.add_argument("--dq-flags", type=_nonnegative_int, default=None,
-                   help="DQ bits treated as bad (default: cosmiq_pyro.io.fitsio.DEFAULT_DQ_FLAGS; 0: none)")
+                   help="DQ bits treated as bad (default: the camera spec's, ACS/WFC's "
+                   "cosmiq_pyro.io.fitsio.DEFAULT_DQ_FLAGS for a camera without spec; 0: none)")
     p.add_argument("--overwrite", action="store_true", help="make every product again (default: an input "
                    "whose product exists with the same version, model, T, seed and threshold is skipped)")
     p.add_argument("--device", type=_device, default=None, help="cpu, cuda (default: cuda when available)")

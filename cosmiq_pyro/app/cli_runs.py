@@ -190,13 +190,12 @@ def run_train(args) -> int:
 def run_predict(args) -> int:
     from contextlib import nullcontext
 
-    from ..io.fitsio import DEFAULT_DQ_FLAGS
     from .batch import predict_many, summary
     from .products import novel_extensions
 
     options = dict(threshold=args.threshold, seed=args.seed, tile=args.tile, device=args.device, ext=args.ext,
-                   dq_flags=DEFAULT_DQ_FLAGS if args.dq_flags is None else args.dq_flags, bunit=args.bunit,
-                   gain_e_per_adu=args.gain_e_per_adu)
+                   dq_flags=args.dq_flags, bunit=args.bunit, gain_e_per_adu=args.gain_e_per_adu,
+                   instrument=args.instrument)
     if args.T is not None:
         options["T"] = args.T
     with _dask_client(args) if args.workers or args.scheduler else nullcontext() as client:

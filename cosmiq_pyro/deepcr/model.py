@@ -32,6 +32,7 @@ from .inpaint import median_inpaint
 from .inpaint_net import InpaintUNet, inpaint_with_net
 from ..inference.novelty import image_novelty
 from ..inference.predictive import TILE_MARGIN, Prediction, predict, validated_image
+from ..instruments import get_instrument, list_instruments
 from ..models.registry import load_model
 from ..models.results import FitResult
 from ..models.unet import deepcr_weights_file
@@ -49,6 +50,15 @@ _MARGIN = -(-TILE_MARGIN // _ALIGN) * _ALIGN  # px of real neighbours around eac
 INPUT_SCALE = {"example_model": 100.0}
 #: Pyro's handler stack is global: posterior draws (inside `predict`) must not run on two threads.
 _PYRO_LOCK = threading.Lock()
+
+
+def _deepcr_input_unit(name: str) -> str | None:
+    """The input unit a shipped camera spec records for deepCR's mask model ``name``, or None."""
+    for camera in list_instruments():
+        models = get_instrument(camera).models
+        if models.deepcr == name:
+            return models.deepcr_input_unit
+    return None
 
 
 class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs unchanged
@@ -90,6 +100,11 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         (``"WFC3-UVIS"``); the inpainted image is returned in the input's units.
     source : str
         ``mask`` as given.
+    input_unit : str or None
+        The pixel unit deepCR's published model takes, from the spec of the camera it was made for
+        (`cosmiq_pyro.instruments`, ``[models] deepcr_input_unit``): ``"ELECTRONS"`` for
+        ``"ACS-WFC"`` and ``"WFC3-UVIS"``, ``"ADU"`` (DECam's) for ``"decam"``; None for a
+        checkpoint path or a model no shipped spec names.
     weights_file : pathlib.Path
         The file the mask weights were read from.
     """
@@ -119,6 +134,7 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         if hidden is not None and hidden != model_hidden:
             raise ValueError(f"hidden={hidden!r} but the model {self.source!r} has hidden={model_hidden}")
         self.scale = INPUT_SCALE.get(self.source, 1.0) if isinstance(mask, str) else 1.0
+        self.input_unit = _deepcr_input_unit(self.source) if isinstance(mask, str) else None
         self.inpaintNet = None if inpaint is None else InpaintUNet.from_deepcr(inpaint).to(self.device)
         self.inpaint_file = None if inpaint is None else deepcr_weights_file(inpaint, kind="inpaint")
         self.bayesian = self.result.bayesian

@@ -12,6 +12,7 @@ line reads ``<spec>: [table] key: what was expected, got what``.
 """
 from __future__ import annotations
 
+import difflib
 import math
 
 from astropy import units as u
@@ -56,7 +57,9 @@ class SpecTable:
         self._used.add(key)
         if key not in self.data:
             if required:
-                raise self.error(key, "missing (a required field)")
+                near = difflib.get_close_matches(key, [k for k in self.data if isinstance(k, str)], n=1)
+                hint = f"; found {near[0]!r}: name the unit as in {key!r}" if near else ""
+                raise self.error(key, f"missing (a required field){hint}")
             return None
         return self.data[key]
 

@@ -29,7 +29,8 @@ varies between amplifiers, CCDs or frames):
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, fields
+import hashlib
+from dataclasses import dataclass, field, fields
 
 from .fields import SpecTable
 from .simulation import SimulationSpec
@@ -273,15 +274,7 @@ class Instrument:
     detector: DetectorSpec
     models: ModelsSpec
     simulation: SimulationSpec | None = None
-    source: str = ""
-
-    def __eq__(self, other):
-        if not isinstance(other, Instrument):
-            return NotImplemented
-        return self.to_dict() == other.to_dict()
-
-    def __hash__(self):
-        return hash(self.name)
+    source: str = field(default="", compare=False)
 
     @classmethod
     def from_dict(cls, data, origin="<dict>", source=""):
@@ -324,6 +317,11 @@ class Instrument:
         import tomli_w
 
         return tomli_w.dumps(self.to_dict())
+
+    def digest(self) -> str:
+        """First 16 hex digits of the SHA-256 of `to_toml`: equal for equal specs whatever their
+        comments, layout or file, different when any value differs (for provenance)."""
+        return hashlib.sha256(self.to_toml().encode()).hexdigest()[:16]
 
 
 def _section(obj) -> dict:
