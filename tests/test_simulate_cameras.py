@@ -239,6 +239,23 @@ def test_wfc3_cr_count_matches_the_acs_rate():
     assert abs(sum(counts) - mean) < 4 * math.sqrt(mean)
 
 
+@pytest.mark.slow
+def test_wfc3_cr_pixel_fraction_scales_with_exposure_time():
+    """As for ACS/WFC (tests/test_simulate.py): N = R A t events, each covering between L + 1
+    and 3 (L + 3) pixels above 1 sigma, E[L] = (14.5 um / 15 um) pi / 2 for an isotropic flux;
+    at 1000 s the fraction must also lie in the ACS handbook's 1.5-3 % (WFC3 IHB 6.10.2: CR
+    fluxes comparable to ACS's)."""
+    npix = 3 * 192 * 192
+    mean_length = 14.5 / 15.0 * math.pi / 2
+    for exptime_s in (300.0, 1000.0):
+        n_mean = WFC3_CR_RATE * (192 * PITCH_CM) ** 2 * exptime_s * 3
+        n_lo, n_hi = n_mean - 4 * math.sqrt(n_mean), n_mean + 4 * math.sqrt(n_mean)
+        frac = sum(wfc3(size=192, field="EX", exptime_s=exptime_s, seed=30 + s, label_rule="sigma",
+                        mask_threshold_sigma=1.0).mask.sum() for s in range(3)) / npix
+        assert n_lo * (mean_length + 1) / npix < frac < n_hi * 3 * (mean_length + 3) / npix
+    assert 0.015 < frac < 0.03
+
+
 def test_multiplier_is_recorded_and_scales_the_count():
     a = decam(exptime_s=300.0, seed=3, cr_rate_multiplier=1.0)
     b = decam(exptime_s=300.0, seed=3, cr_rate_multiplier=200.0)
