@@ -26,8 +26,9 @@ subtracted, trimmed to TRIMSEC, x 1.9 e-/ADU).
 Writes ``benchmarks/novelty_out/`` (table.md, scores.csv, figures) and the fitted novelty model
 of deepCR's ACS-WFC weights to ``cosmiq_pyro/models/published/ACS-WFC.novelty.pt``.  With
 ``--model ACS-WFC-VI`` (any published name or checkpoint) the same for that model: outputs in
-``benchmarks/novelty_out/<name>/``, its novelty model beside the published model (which
-`load_model` then attaches) or, for a checkpoint, in that directory.
+``benchmarks/novelty_out/<name>/``, its novelty model inside the checkpoint (the ``"novelty"``
+section; a published checkpoint is rewritten in place, weights unchanged bit for bit; a checkpoint
+path is copied into that directory with it), see `publish`.
 
 Run: ``.venv/bin/python benchmarks/novelty_study.py [--quick] [--vi PATH]`` (one torch thread);
 ``--overhead`` times `predict` with and without the novelty score (``overhead.md``).
@@ -92,8 +93,8 @@ def main(argv=None) -> int:
     parser.add_argument("--overhead", action="store_true", help="only time predict with / without novelty")
     parser.add_argument("--model", default="ACS-WFC",
                         help="model whose novelty model is fitted (published name or checkpoint; default "
-                             "ACS-WFC); for a published name it is written to models/published/<name>.novelty.pt, "
-                             "for a checkpoint beside the outputs")
+                             "ACS-WFC); stored inside a cosmiq_pyro checkpoint (a published one in place), beside "
+                             "deepCR's weights as models/published/<name>.novelty.pt")
     parser.add_argument("--no-epistemic", action="store_true", help="skip the (slow) epistemic candidate")
     parser.add_argument("--out", type=Path, default=None,
                         help="output directory (default benchmarks/novelty_out, or a subdirectory named "
@@ -185,13 +186,32 @@ def main(argv=None) -> int:
     print("\n".join(lines))
     figures(scores, model, sets, means)
     if not args.quick and not args.no_publish:
-        from cosmiq_pyro.io.atomic import atomic_open
-        target = (PUBLISHED_DIR if args.model in PUBLISHED else OUT) / f"{Path(args.model).stem}.novelty.pt"
-        with atomic_open(target) as fh:
-            torch.save(model.state_dict(), fh)
-        print(f"wrote {target}")
+        print(f"wrote {publish(args.model, model)}")
     print(f"total {time.time() - t0:.0f} s")
     return 0
+
+
+def publish(spec: str, model) -> Path:
+    """Store the fitted novelty model with the model it belongs to.
+
+    A cosmiq_pyro checkpoint carries it inside (its ``"novelty"`` section, weights unchanged bit
+    for bit: `io.checkpoint.update_sections`): a published checkpoint is rewritten in place, a
+    checkpoint path is copied to ``OUT/<stem>.pth`` with it.  deepCR's weights (``ACS-WFC``) are
+    not our file: their novelty model goes beside them, ``models/published/<name>.novelty.pt``.
+    """
+    from cosmiq_pyro.io.atomic import atomic_open
+    from cosmiq_pyro.io.checkpoint import update_sections
+    from cosmiq_pyro.models.registry import PUBLISHED
+
+    entry = PUBLISHED.get(spec)
+    if isinstance(entry, str):
+        return update_sections(PUBLISHED_DIR / entry, {"novelty": model.state_dict()})
+    if entry is None and Path(spec).suffix == ".pth":
+        return update_sections(spec, {"novelty": model.state_dict()}, out=OUT / Path(spec).name)
+    target = PUBLISHED_DIR / f"{Path(spec).stem}.novelty.pt"
+    with atomic_open(target) as fh:
+        torch.save(model.state_dict(), fh)
+    return target
 
 
 def overhead(repeats: int = 7) -> str:

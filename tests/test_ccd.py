@@ -57,7 +57,7 @@ def test_mask_merged_input_untouched_and_provenance_in_meta(vi_model):
     out = cosmicray_cosmiq(ccd, model=vi_model, T=3)
     assert np.array_equal(ccd.data, before.data) and np.array_equal(ccd.mask, before.mask)
     assert dict(ccd.meta) == dict(before.meta) and not hasattr(ccd, "cr_prediction")
-    crs = out.cr_prediction.prob > 0.5
+    crs = (out.cr_prediction.prob > 0.5) & ~bad  # a masked pixel is no cosmic ray (issue 25, item 5)
     np.testing.assert_array_equal(out.mask, bad | crs)
     maps = out.cr_prediction
     assert maps.prob.shape == maps.entropy.shape == maps.epistemic.shape == (H, W) and maps.T == 3
@@ -81,17 +81,19 @@ def test_same_mask_as_the_batch_product(vi_model, tmp_path):
 
 
 def test_real_raw_frame_in_adu_with_the_default_model():
-    pytest.importorskip("deepCR")
+    from cosmiq_pyro.models.defaults import DEFAULT_MODEL
+    from cosmiq_pyro.models.registry import PUBLISHED
     ccdproc = pytest.importorskip("ccdproc")
     path = Path(ccdproc.__file__).parent / "tests" / "data" / "a8280271.fits"
     if not path.exists():
         pytest.skip("ccdproc's test frame a8280271.fits is not installed")
     raw = CCDData.read(path, unit="adu")  # SAAO 1.0 m, uint16 with BZERO, GAIN 1.9
     gain = 2.0 * u.electron / u.adu  # a power of two: ADU x gain is exact
-    in_adu = cosmicray_cosmiq(raw, gain=gain)
-    in_e = cosmicray_cosmiq(CCDData(raw.data.astype(np.float32) * 2, unit="electron"))
+    in_adu = cosmicray_cosmiq(raw, gain=gain, T=2)
+    in_e = cosmicray_cosmiq(CCDData(raw.data.astype(np.float32) * 2, unit="electron"), T=2)
     np.testing.assert_array_equal(in_adu.mask, in_e.mask)
-    assert in_adu.mask.any() and in_adu.meta["CQMODEL"] == "ACS-WFC.pth" and in_adu.meta["CQT"] == 1
+    assert in_adu.mask.any() and in_adu.meta["CQMODEL"] == PUBLISHED[DEFAULT_MODEL] and in_adu.meta["CQT"] == 2
+    assert in_adu.meta["CQKIND"] == "UNet2SigmoidVI"
 
 
 @pytest.mark.parametrize("ccd, gain, error, fragment", [

@@ -26,7 +26,7 @@ def run(capsys, *argv):
     return status, out, [line for line in err.splitlines() if line.strip()]
 
 
-def hst_file(path, n_chips=2):
+def hst_file(path, n_chips=2, shape=(H, W)):
     """An ACS/WFC-like _flc file: PRIMARY with identifying keywords + (SCI, DQ) per chip, TAN WCS."""
     primary = fits.PrimaryHDU()
     for key, value in dict(TELESCOP="HST", INSTRUME="ACS", DETECTOR="WFC", FILTER1="F606W",
@@ -44,9 +44,9 @@ def hst_file(path, n_chips=2):
         header = w.to_header()
         header["BUNIT"] = "ELECTRONS"
         header["CCDCHIP"] = 3 - chip  # ACS: SCI,1 is chip 2
-        image = rng.normal(100.0, 8.0, (H, W)).astype(np.float32)
+        image = rng.normal(100.0, 8.0, shape).astype(np.float32)
         image[10, 5:12] += 3000.0  # a CR streak
-        dq = np.zeros((H, W), np.int16)
+        dq = np.zeros(shape, np.int16)
         dq[0, 0] = 16  # a hot pixel
         hdus += [fits.ImageHDU(image, header=header, name="SCI", ver=chip),
                  fits.ImageHDU(dq, name="DQ", ver=chip)]
@@ -191,11 +191,18 @@ def test_predict_products(models, tmp_path, capsys):
         assert primary["CQKIND"] == "UNet2SigmoidVI" and primary["CQSOURCE"] == source.name
         for v in (1, 2):
             prob = hdul["PROB", v].data
-            assert prob.dtype == np.dtype(">f4") and prob.shape == (H, W)
+            assert prob.dtype.kind == "f" and prob.itemsize == 4 and prob.shape == (H, W)
             assert hdul["MASK", v].data.dtype == np.uint8
-            np.testing.assert_array_equal(hdul["MASK", v].data, (prob > 0.3).astype(np.uint8))
+            # the hot pixel (DQ 16) is ignored: NaN maps, MASK 2; elsewhere MASK = PROB > 0.3 (to CQPREC)
+            assert np.isnan(prob[0, 0]) and hdul["MASK", v].data[0, 0] == 2
+            assert np.array_equal(np.isnan(prob), hdul["MASK", v].data == 2)
+            near = np.abs(prob - 0.3) <= hdul["PROB", v].header["CQPREC"]
+            np.testing.assert_array_equal(hdul["MASK", v].data[~near & ~np.isnan(prob)],
+                                          (prob[~near & ~np.isnan(prob)] > 0.3).astype(np.uint8))
             entropy, epistemic = hdul["ENTROPY", v].data, hdul["EPISTEMIC", v].data
-            assert np.all((epistemic >= 0) & (epistemic <= entropy + 1e-6))
+            prec = hdul["EPISTEMIC", v].header["CQPREC"] + hdul["ENTROPY", v].header["CQPREC"]
+            known = ~np.isnan(prob)
+            assert np.all((epistemic[known] >= -prec) & (epistemic[known] <= entropy[known] + prec))
             sci = src["SCI", v].header
             for name in ("PROB", "ENTROPY", "EPISTEMIC", "MASK"):
                 header = hdul[name, v].header
@@ -208,8 +215,11 @@ def test_predict_products(models, tmp_path, capsys):
     # the same maps as the model gives in Python, on the electrons of each chip
     from cosmiq_pyro import predict
     for chip in read_hst(source):
-        expected = predict(load(models["vi"]), chip.image, T=3, seed=7, ignore=chip.ignore).prob
-        np.testing.assert_array_equal(fits.getdata(product, ("PROB", chip.extver)), expected)
+        expected = predict(load(models["vi"]), chip.image, T=3, seed=7, ignore=chip.ignore)
+        np.testing.assert_allclose(fits.getdata(product, ("PROB", chip.extver)),
+                                   np.where(chip.ignore, np.nan, expected.prob), rtol=0, atol=2e-5)
+        np.testing.assert_array_equal(fits.getdata(product, ("MASK", chip.extver)),
+                                      np.where(chip.ignore, 2, expected.prob > 0.3))
 
 
 def test_predict_resumes_refuses_to_overwrite_and_goes_on_past_bad_inputs(models, tmp_path, capsys):
@@ -309,7 +319,7 @@ def test_predict_with_deepcr_published_weights(tmp_path, capsys):
     pytest.importorskip("deepCR")
     from cosmiq_pyro.models.unet import deepcr_weights_file
 
-    source = hst_file(tmp_path / "c_flc.fits", n_chips=1)
+    source = hst_file(tmp_path / "c_flc.fits", n_chips=1, shape=(64, 72))  # one whole novelty block
     status, _, err = run(capsys, "predict", source, "--model", "ACS-WFC", "-o", tmp_path)
     # its sky, N(100, 8) e-, is quieter than Poisson allows: one warning line names the frame
     assert status == 0 and len(err) == 1 and "c_flc.fits is unlike the model's training frames" in err[0]

@@ -182,7 +182,7 @@ def test_novelty_and_its_threshold_round_trip_through_a_checkpoint(deepcr_twin, 
     from cosmiq_pyro.inference.predictive import predict
     from cosmiq_pyro.models.results import FitResult
     path = cq.save(tmp_path / "twin.pth", FitResult(model=deepcr_twin, novelty=small_novelty))
-    assert torch.load(path, weights_only=True)["novelty"]["threshold"] == small_novelty.threshold
+    assert torch.load(path, weights_only=True)["sections"]["novelty"]["threshold"] == small_novelty.threshold
     back = cq.load(path)
     assert nv.NoveltyModel.from_state_dict(back.novelty).threshold == small_novelty.threshold
     image = np.random.default_rng(0).normal(300.0, 18.0, (64, 64)).astype(np.float32)
@@ -241,7 +241,6 @@ def test_the_published_models_flag_the_real_ground_based_frames(model_name, one_
     import cosmiq_pyro as cq
     from cosmiq_pyro.inference.predictive import predict
     pytest.importorskip("deepCR")  # carries deepCR's weights (ACS-WFC-VI's prior centre too)
-    assert (PUBLISHED.parent / f"{model_name}.novelty.pt").is_file()
     result = cq.load(model_name)
     assert result.novelty is not None
     for name, image in _real_frames().items():
@@ -284,21 +283,28 @@ def test_fits_product_has_a_novelty_extension_and_keywords(tmp_path, one_torch_t
     assert [ext for ext, _ in novel_extensions(out)] == ["SCI,1"]
 
 
-def test_a_published_checkpoint_gets_the_novelty_model_shipped_beside_it(tmp_path, monkeypatch, small_novelty):
+def test_a_published_checkpoint_carries_its_own_novelty_model_only_deepcr_weights_get_one_beside(
+        tmp_path, monkeypatch, small_novelty):
     import cosmiq_pyro as cq
     from cosmiq_pyro.models import registry
+    from cosmiq_pyro.models.results import FitResult
     from cosmiq_pyro.models.unet import UNet2Sigmoid
+    pytest.importorskip("deepCR")
+    assert PUBLISHED.is_file() and cq.load("ACS-WFC").novelty is not None  # deepCR's weights: beside them
     cq.save(tmp_path / "tiny.pth", UNet2Sigmoid(hidden=2))
     monkeypatch.setattr(registry, "PUBLISHED_DIR", tmp_path)
     monkeypatch.setitem(registry.PUBLISHED, "tiny", "tiny.pth")
-    assert cq.load("tiny").novelty is None
     torch.save(small_novelty.state_dict(), tmp_path / "tiny.novelty.pt")
-    assert cq.load("tiny").novelty["threshold"] == small_novelty.threshold
+    assert cq.load("tiny").novelty is None  # a file beside a checkpoint is not its novelty model
+    cq.save(tmp_path / "tiny.pth", FitResult(model=UNet2Sigmoid(hidden=2), novelty=small_novelty))
+    assert cq.load("tiny").novelty["threshold"] == cq.load(tmp_path / "tiny.pth").novelty["threshold"]
 
 
-def test_images_too_narrow_for_the_noise_statistic_get_no_novelty(deepcr_twin, small_novelty):
+def test_images_smaller_than_a_block_get_no_novelty_and_a_warning(deepcr_twin, small_novelty):
     from cosmiq_pyro.inference.predictive import predict
-    pred = predict(deepcr_twin, np.full((8, 2), 100.0, np.float32), novelty=small_novelty, progress=False)
-    assert pred.novelty is None and pred.prob.shape == (8, 2)
-    assert predict(deepcr_twin, np.full((8, 3), 100.0, np.float32), novelty=small_novelty,
+    for shape in ((8, 2), (63, 200), (200, 40)):
+        with pytest.warns(UserWarning, match=f"{shape[0]}x{shape[1]} px is smaller than one novelty block"):
+            pred = predict(deepcr_twin, np.full(shape, 100.0, np.float32), novelty=small_novelty, progress=False)
+        assert pred.novelty is None and pred.prob.shape == shape
+    assert predict(deepcr_twin, np.full((64, 64), 100.0, np.float32), novelty=small_novelty,
                    progress=False).novelty is not None

@@ -7,6 +7,7 @@ calls ccdproc's function can call this one instead.
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 from astropy import units as u
@@ -21,8 +22,8 @@ from .modelcache import DEFAULT_MODEL, cached_model
 __all__ = ["cosmicray_cosmiq"]
 
 
-def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int = 16, threshold: float = 0.5, gain=None,
-                     seed: int = 0, tile: int = 1024, device=None) -> CCDData:
+def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int | None = None, threshold: float = 0.5, gain=None,
+                     seed: int = 0, tile: int = 1024, device=None, method: str | None = None) -> CCDData:
     """Find cosmic rays in a `~astropy.nddata.CCDData` frame; return a copy with them masked.
 
     Parameters
@@ -34,8 +35,10 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int = 16, threshold: 
     model : str or os.PathLike
         A cosmiq_pyro checkpoint or a published model name (default `DEFAULT_MODEL`); read
         once per process (`modelcache.cached_model`).
-    T : int
-        Posterior draws per pixel for a Bayesian model (a deterministic one makes one pass).
+    T : int, optional
+        Posterior draws per pixel for a Bayesian model and a Monte Carlo method (default
+        `cosmiq_pyro.inference.methods.DEFAULT_T`; a deterministic model makes one pass; an
+        error with a sampling-free method).
     threshold : float
         A pixel is a cosmic ray when its probability exceeds this.
     gain : astropy.units.Quantity, optional
@@ -45,6 +48,9 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int = 16, threshold: 
         Seed of the posterior draws: the same seed gives the same maps.
     tile, device
         As for `cosmiq_pyro.predict`.
+    method : str, optional
+        The predictive method, as for `cosmiq_pyro.predict` (default
+        `cosmiq_pyro.inference.methods.DEFAULT_METHOD`).
 
     Returns
     -------
@@ -60,8 +66,12 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int = 16, threshold: 
           survive ``copy()``, arithmetic, slicing or ``write()``; ``cosmiq predict`` /
           `predict_many` write the maps to FITS.
         * ``meta`` (the FITS header ``write()`` saves) gains the keywords of the products'
-          provenance: CQVERS, CQMODEL, CQMSHA, CQKIND, CQT, CQTHRESH, CQSEED, plus CQNCRPIX
-          (pixels flagged as cosmic rays) and, for a model with a novelty score, CQNOVEL.
+          provenance: CQVERS, CQMODEL, CQMSHA, CQKIND, CQMETHOD, CQT (Monte Carlo methods only),
+          CQTHRESH, CQSEED, plus CQNCRPIX
+          (pixels flagged as cosmic rays) and, for a model with a novelty model, CQNOVEL (the
+          frame's novelty, `cosmiq_pyro.inference.novelty`) and CQISNOV (True when it is above
+          the model's threshold: a UserWarning then says the mask may be wrong).  A frame smaller
+          than one novelty block (64x64 px) gets neither, with a warning saying so.
 
     Raises
     ------
@@ -70,7 +80,7 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int = 16, threshold: 
     ValueError
         ``ccd`` is not 2-D, has no unit or one other than electron / adu, an ``adu`` frame has
         no ``gain`` (or an electron frame has one), ``gain`` is not in electron / adu or not
-        positive, or a bad ``T``, ``threshold`` or ``seed``.
+        positive, or a bad ``method``, ``T``, ``threshold`` or ``seed``.
 
     Notes
     -----
@@ -100,8 +110,9 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int = 16, threshold: 
     ignore = ~np.isfinite(image)
     if ccd.mask is not None:
         ignore |= np.asarray(ccd.mask, dtype=bool)
-    prediction = predict(loaded.result, image, T=T, ignore=ignore, seed=seed, tile=tile, device=device)
-    crs = prediction.prob > threshold  # (H, W) bool
+    prediction = predict(loaded.result, image, method=method, T=T, ignore=ignore, seed=seed, tile=tile,
+                         device=device)
+    crs = prediction.mask(threshold)  # (H, W) bool; ignored pixels are no cosmic rays (they are in ccd.mask)
 
     result = ccd.copy()
     result.mask = crs if ccd.mask is None else (np.asarray(ccd.mask, dtype=bool) | crs)
@@ -110,14 +121,20 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int = 16, threshold: 
             ("CQMODEL", os.path.basename(loaded.weights_file)[:60], "model file"),
             ("CQMSHA", loaded.sha256, ""),
             ("CQKIND", type(loaded.result.model).__name__, "model class"),
-            ("CQT", int(prediction.T), "posterior draws per pixel"),
+            ("CQMETHOD", prediction.method, "predictive method"),
+            *([] if prediction.T is None else [("CQT", int(prediction.T), "posterior draws per pixel")]),
             ("CQTHRESH", float(threshold), "CR where probability > CQTHRESH"),
             ("CQSEED", int(seed), "seed of the posterior draws"),
             ("CQNCRPIX", int(crs.sum()), "pixels flagged as cosmic rays by cosmiq_pyro")):
         result.meta[key] = (value, comment) if comment and isinstance(result.meta, fits.Header) else value
-    novelty = getattr(prediction, "novelty", None)
-    if novelty is not None:  # a model with a novelty score: how unlike its training frames this one is
-        result.meta["CQNOVEL"] = float(novelty)
+    if prediction.novelty is not None:  # a model with a novelty score: how unlike its training frames this one is
+        for key, value, comment in (("CQNOVEL", float(prediction.novelty), "novelty, 1 = 95th pct in-distribution"),
+                                    ("CQISNOV", bool(prediction.is_novel), "novelty above the model's threshold")):
+            result.meta[key] = (value, comment) if isinstance(result.meta, fits.Header) else value
+        if prediction.is_novel:
+            warnings.warn(f"the frame is unlike the training frames of {os.path.basename(loaded.weights_file)} "
+                          f"(novelty {prediction.novelty:.2f}; 1 = 95th percentile of in-distribution frames): "
+                          "its cosmic-ray mask may be wrong", UserWarning, stacklevel=2)
     result.cr_prediction = prediction
     return result
 

@@ -13,14 +13,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..models.defaults import DEFAULT_MODEL
 from .products import file_sha256
 
 __all__ = ["DEFAULT_MODEL", "LoadedModel", "cached_model", "cache_info"]
-
-#: The model `cosmicray_cosmiq` and `predict_many` use when none is named: deepCR's published
-#: ACS/WFC mask weights in the deterministic twin, until the package ships its own Bayesian
-#: model ("ACS-WFC-VI"); switching is this one line.
-DEFAULT_MODEL = "ACS-WFC"
 
 _MAX_MODELS = 4  # models kept per process (each ~0.5 MB of weights; a worker rarely needs two)
 _CACHE: OrderedDict = OrderedDict()  # (spec, device) -> LoadedModel, least recently used first

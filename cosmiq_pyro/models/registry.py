@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..io.checkpoint import read_payload, write_payload
+from ..io.checkpoint import check_section, read_payload, write_payload
 from .bayesian import UNet2SigmoidVI
 from .guides import locs_from_state, make_guide
 from .results import FitResult
@@ -32,10 +32,16 @@ PUBLISHED_DIR = Path(__file__).parent / "published"
 
 
 def _published_novelty(name: str) -> dict | None:
-    """The novelty model shipped beside a published model, ``<name>.novelty.pt`` in `PUBLISHED_DIR`
-    (a `NoveltyModel` state; benchmarks/novelty_study.py fits it), or None."""
+    """The novelty model of a published model that is not a cosmiq_pyro checkpoint (deepCR's
+    weights), ``<name>.novelty.pt`` in `PUBLISHED_DIR` (a `NoveltyModel` state;
+    benchmarks/novelty_study.py fits it), or None.  A checkpoint carries its own novelty model
+    inside (its ``"novelty"`` section), so a copy of it loaded by path behaves as its name."""
     path = PUBLISHED_DIR / f"{name}.novelty.pt"
-    return torch.load(path, weights_only=True) if path.is_file() else None
+    if not path.is_file():
+        return None
+    state = torch.load(path, weights_only=True)
+    check_section("novelty", state, repr(str(path)))
+    return state
 
 
 def _deepcr(name: str) -> Callable[[], FitResult]:
@@ -89,8 +95,6 @@ def load_model(spec, device=None, *, model: nn.Module | None = None) -> FitResul
         entry = PUBLISHED[text]
         if isinstance(entry, str):
             result = _load_checkpoint(PUBLISHED_DIR / entry, model)
-            if result.novelty is None:
-                result.novelty = _published_novelty(text)
         else:
             if model is not None:
                 raise ValueError(f"model= applies to checkpoints, not to the published model {text!r}")
@@ -166,25 +170,29 @@ def _load_checkpoint(path: Path, model) -> FitResult:
         except (KeyError, RuntimeError, ValueError) as err:
             raise ValueError(f"{str(path)!r} holds an incomplete or mismatched guide: "
                              f"{' '.join(str(err).split())[:300]}") from None
+    sections = dict(payload["sections"])
     return FitResult(model=model.eval(), guide=guide, history=payload.get("history", {}), weights_file=path,
-                     novelty=payload.get("novelty"), temperature=payload["temperature"])
+                     novelty=sections.pop("novelty", None), temperature=payload["temperature"], sections=sections)
 
 
 def save(path, model, guide=None, history=None) -> Path:
-    """Write ``model`` (a net, a VI model or a `FitResult`) with its guide, history and novelty model
-    (a `FitResult`'s ``.novelty``) and logit temperature (``.temperature``; 1 otherwise) to ``path``.
+    """Write ``model`` (a net, a VI model or a `FitResult`) with its guide, history, and for a
+    `FitResult` its novelty model (``.novelty``, stored as the ``"novelty"`` section), other
+    sections (``.sections``) and logit temperature (``.temperature``; 1 otherwise) to ``path``.
 
     Returns the path.  The file is complete or absent (`cosmiq_pyro.io.checkpoint`).
     """
-    novelty, temperature = None, 1.0
+    sections, temperature = {}, 1.0
     if isinstance(model, FitResult):
-        temperature = model.temperature
-        model, guide, history, novelty = model.model, guide or model.guide, history or model.history, model.novelty
+        temperature, sections, novelty = model.temperature, dict(model.sections), model.novelty
+        model, guide, history = model.model, guide or model.guide, history or model.history
         if hasattr(novelty, "state_dict"):  # a NoveltyModel: stored as its tensors and plain Python
             novelty = novelty.state_dict()
+        if novelty is not None:
+            sections["novelty"] = novelty
     net, guide = resolve(model, guide)
-    return write_payload(path, net.config, net.state_dict(),
-                         None if guide is None else guide.state_dict(), history, novelty, temperature)
+    return write_payload(path, net.config, net.state_dict(), None if guide is None else guide.state_dict(),
+                         history, sections=sections, temperature=temperature)
 
 
 def resolve(model, guide=None) -> tuple[UNet2Sigmoid, nn.Module | None]:

@@ -32,7 +32,12 @@ class FitResult:
         the validation split, checkpoints store it.
     novelty : NoveltyModel, dict or None
         The model's fitted `cosmiq_pyro.inference.novelty.NoveltyModel` or its state dict (what
-        a checkpoint stores); `predict` scores every image with it.  None when it has none.
+        a checkpoint stores, as its ``"novelty"`` section); `predict` scores every image with it.
+        None when it has none.
+    sections : dict
+        The checkpoint's other named sections (``name -> tensors and plain Python``, e.g. a
+        model card), read by `load_model` and written back by `save`
+        (`cosmiq_pyro.io.checkpoint`).
     """
 
     model: nn.Module
@@ -42,6 +47,7 @@ class FitResult:
     weights_file: Path | None = None
     temperature: float = 1.0
     novelty: dict | None = None
+    sections: dict = field(default_factory=dict)
 
     @property
     def bayesian(self) -> bool:
