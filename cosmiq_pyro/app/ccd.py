@@ -116,7 +116,7 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int | None = None, th
                             "them out")
     prediction = predict(loaded.result, image, method=method, T=T, ignore=ignore, seed=seed, tile=tile,
                          device=device)
-    crs = prediction.prob > threshold  # (H, W) bool
+    crs = prediction.mask(threshold)  # (H, W) bool; ignored pixels are no cosmic rays (they are in ccd.mask)
 
     result = ccd.copy()
     result.mask = crs if ccd.mask is None else (np.asarray(ccd.mask, dtype=bool) | crs)

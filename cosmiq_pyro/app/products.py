@@ -129,7 +129,8 @@ KEYWORDS = (
     Keyword("CQSEED", "Provenance.seed", "setting", "all", "seed of the posterior draws"),
     Keyword("CQREAD", "Provenance.reading", "setting", "all",
             "reading options that decide the input pixels (`reading_options`): extension, assumed unit, "
-            "gain, DQ bits ignored, and when given the camera spec and the exposure time"),
+            "gain, DQ bits ignored (camera: the spec's), and when given the camera spec (name:digest) and "
+            "the exposure time"),
     Keyword("CQMAPS", "Provenance.maps", "setting", "all",
             "the map extensions asked for (`map_choice`, ``--maps``; MASK always), e.g. PROB,MASK; EPISTEMIC "
             "is written only for a Bayesian model and NOVELTY only for a model with a novelty model"),
@@ -145,15 +146,15 @@ KEYWORDS = (
             "unit the input pixels were read as (BUNIT or the caller's); part of CQREAD when given"),
     Keyword("CQEPERU", "HSTImage.electrons_per_unit", "no", "maps", "factor from stored values to electrons"),
     Keyword("CQGAIN", "HSTImage.gain_e_per_adu", "no", "maps", "gain applied, e-/ADU (count units only)"),
+    Keyword("CQINSTR", "HSTImage.instrument", "no", "maps",
+            "camera spec the input was read with (cosmiq_pyro.instruments: its extensions, DQ bits, unit, "
+            "gain keywords), recognised from the header or given (then part of CQREAD); NONE: no spec"),
     Keyword("CQIGNORE", "Prediction.ignore", "no", "maps",
             "pixels of this input extension that were ignored (DQ-flagged, NaN, fill value): NaN in the "
             "float maps, MASK = 2"),
     Keyword("CQPREC", "the map's encoding", "no", "maps",
-            "largest |stored - computed| of a pixel of this map: half the quantisation step of a float map, "
-            "0 for MASK (lossless)"),
-    Keyword("CQINSTR", "HSTImage.instrument", "no", "maps",
-            "camera spec the input was read with (cosmiq_pyro.instruments: its extensions, DQ bits, unit, "
-            "gain keywords), recognised from the header or given (then part of CQREAD); NONE: no spec"),
+            "bound on the absolute difference between a stored pixel of this map and the computed one: half "
+            "the quantisation step of a float map plus float32 rounding, 0 for MASK (lossless)"),
     Keyword("CQNOVEL", "Prediction.novelty", "no", "maps",
             "the frame's novelty, 1 = 95th percentile of in-distribution frames (models with a novelty model)"),
     Keyword("CQISNOV", "Prediction.is_novel", "no", "maps",

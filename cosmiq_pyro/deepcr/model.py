@@ -40,8 +40,8 @@ from ..models.registry import load_model
 from ..models.results import FitResult
 from ..models.unet import deepcr_weights_file
 from ..utils.checks import check_int, check_probability
-from ..utils.tiling import TILE_ALIGN, resolve_n_jobs, run_each, tile_boxes, tile_margin
 from ..models.weight_norm import is_deepcr_weight_norm_file, unet_from_weight_norm
+from ..utils.tiling import TILE_ALIGN, resolve_n_jobs, run_each, tile_boxes, tile_margin
 
 __all__ = ["deepCR", "INPUT_SCALE"]
 
