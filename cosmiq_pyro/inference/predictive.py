@@ -234,9 +234,10 @@ def predict(model, image, *, guide=None, method: str | None = None, T: int | Non
                     features.add(low[0][(slice(None),) + low_core], r0 // 2, c0 // 2)  # (2h, h_core/2, w_core/2)
                 bar.update(1)
         bar.close()
-    draws_made = T if spec.sampling or guide is None else 1
-    prob = (sums[0, :height, :width] / draws_made).astype(np.float32)
-    aleatoric = sums[1, :height, :width] / draws_made
+    sums /= T if spec.sampling or guide is None else 1  # means, in place
+    prob = sums[0, :height, :width].astype(np.float32)
+    aleatoric = sums[1, :height, :width].astype(np.float32)
+    del sums  # (2, H, W) float64: freed before the entropies are formed
     entropy = binary_entropy(torch.from_numpy(prob).double()).numpy()
     epistemic = np.maximum(entropy - aleatoric, 0.0).astype(np.float32)
     if guide is None:
