@@ -71,9 +71,11 @@ def test_the_code_reads_the_spec():
 
     acs = get_instrument("ACS-WFC")
     assert DEFAULT_DQ_FLAGS == acs.reader.dq_ignore_bits and CR_DQ_FLAGS == acs.reader.dq_cr_bits
-    assert simulate.GAIN_E_PER_ADU == acs.detector.gain_e_per_adu
-    assert simulate.READ_NOISE_RANGE_E == acs.detector.read_noise_e
-    assert simulate.CCD_THICKNESS_UM == acs.detector.ccd_thickness_um
+    frame = simulate.simulate_frame(size=16, seed=3)  # the simulator reads the spec per call
+    assert frame.meta["instrument"] == "ACS-WFC"
+    assert frame.meta["gain_e_per_adu"] == acs.detector.gain_e_per_adu
+    assert acs.detector.read_noise_e[0] <= frame.meta["read_noise_e"] <= acs.detector.read_noise_e[1]
+    assert acs.detector.ccd_thickness_um[0] <= frame.meta["ccd_thickness_um"] <= acs.detector.ccd_thickness_um[1]
     assert READ_NOISE_REF_E == acs.detector.read_noise_mid_e
 
 

@@ -19,13 +19,13 @@ def cards(path):
 
 def test_products_record_the_method_and_resume_treats_another_as_other_settings(models, tmp_path):
     data, out = frame(tmp_path / "in" / "a.fits").parent, tmp_path / "out"
-    table = predict_many(data, model=models["vi"], outdir=out, method="mc-antithetic", T=4)
+    table = predict_many(data, model=models["vi"], outdir=out, method="mc", T=4)
     assert list(table.status) == ["done"]
     header, names = cards(table.output[0])
-    assert (header["CQMETHOD"], header["CQT"]) == ("mc-antithetic", 4) and "EPISTEMIC" in names
-    again = predict_many(data, model=models["vi"], outdir=out, method="mc", T=4)
-    assert list(again.status) == ["failed"] and "CQMETHOD 'mc-antithetic', not 'mc'" in again.error[0]
-    # a sampling-free method: no CQT, EPISTEMIC still written; the same settings are skipped
+    assert (header["CQMETHOD"], header["CQT"]) == ("mc", 4) and "EPISTEMIC" in names
+    # a sampling-free method: no CQT, EPISTEMIC still written; another method is other settings
+    again = predict_many(data, model=models["vi"], outdir=out, method="moments")
+    assert list(again.status) == ["failed"] and "CQMETHOD 'mc', not 'moments'" in again.error[0]
     free = predict_many(data, model=models["vi"], outdir=tmp_path / "free", method="moments")
     header, names = cards(free.output[0])
     assert header["CQMETHOD"] == "moments" and "CQT" not in header and "EPISTEMIC" in names
@@ -42,10 +42,13 @@ def test_products_record_the_method_and_resume_treats_another_as_other_settings(
 
 def test_cli_method_option(models, tmp_path):
     data = frame(tmp_path / "in" / "a.fits").parent
-    assert main(["predict", str(data), "--model", str(models["vi"]), "--method", "mc-antithetic", "-T", "2",
+    assert main(["predict", str(data), "--model", str(models["vi"]), "--method", "moments",
                  "-o", str(tmp_path / "out")]) == 0
     header, _ = cards(tmp_path / "out" / "a_cosmiq.fits")
-    assert (header["CQMETHOD"], header["CQT"]) == ("mc-antithetic", 2)
+    assert header["CQMETHOD"] == "moments" and "CQT" not in header
+    assert main(["predict", str(data), "--model", str(models["vi"]), "-T", "2", "-o", str(tmp_path / "mc")]) == 0
+    header, _ = cards(tmp_path / "mc" / "a_cosmiq.fits")
+    assert (header["CQMETHOD"], header["CQT"]) == ("mc", 2)  # -T alone means Monte Carlo
 
 
 def test_ccddata_facade_and_study_take_the_method(models):
@@ -55,8 +58,8 @@ def test_ccddata_facade_and_study_take_the_method(models):
     assert result.meta["CQMETHOD"] == "moments" and "CQT" not in result.meta
     expected = predict(load(models["vi"]), image, method="moments")
     np.testing.assert_array_equal(result.cr_prediction.prob, expected.prob)
-    mc = cosmicray_cosmiq(CCDData(image, unit="electron"), model=models["vi"], method="mc-antithetic", T=2)
-    assert (mc.meta["CQMETHOD"], mc.meta["CQT"]) == ("mc-antithetic", 2)
+    mc = cosmicray_cosmiq(CCDData(image, unit="electron"), model=models["vi"], T=2)
+    assert (mc.meta["CQMETHOD"], mc.meta["CQT"]) == ("mc", 2)
     square = np.stack([image[:24, :24]] * 2)
     masks = square > 1000
     table = evaluate(load(models["vi"]), (square, masks, None), method="moments",
@@ -67,8 +70,8 @@ def test_ccddata_facade_and_study_take_the_method(models):
 def test_deepcr_facade_clean_vi_takes_the_method(models):
     image = np.random.default_rng(2).normal(100.0, 8.0, (40, 36)).astype(np.float32)
     mdl = deepCR(mask=str(models["vi"]))
-    prob, epistemic = mdl.clean_vi(image, return_epistemic=True, method="mc-antithetic", T=4, patch=16)
-    whole = predict(mdl.result, image, method="mc-antithetic", T=4, novelty=False)
+    prob, epistemic = mdl.clean_vi(image, return_epistemic=True, method="mc", T=4, patch=16)
+    whole = predict(mdl.result, image, method="mc", T=4, novelty=False)
     np.testing.assert_allclose(prob, whole.prob, atol=2e-6)
     np.testing.assert_allclose(epistemic, whole.epistemic, atol=2e-6)
     free = mdl.clean_vi(image, method="moments", patch=16)

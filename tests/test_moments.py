@@ -223,3 +223,20 @@ def test_compiled_pass_equals_the_eager_pass(shipped):
     assert compiled_pass.compile
     for a, b in zip(compiled, eager):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_the_variance_scale_travels_in_the_checkpoint_and_bad_ones_are_refused(shipped, tmp_path):
+    from cosmiq_pyro.inference.moments import moment_settings
+    from cosmiq_pyro.io.checkpoint import update_sections
+    from cosmiq_pyro.models.registry import PUBLISHED_DIR, load_model
+
+    fitted = moment_settings(shipped)
+    assert fitted.variance_scale > 1.0 and fitted.pool == "argmax"  # fitted against MC, stored with the model
+    copy = update_sections(PUBLISHED_DIR / "ACS-WFC-VI.pth", {"moments": {"variance_scale": 3.5, "pool": "clark"}},
+                           out=tmp_path / "m.pth")
+    assert moment_settings(load_model(copy)) == MomentSettings(variance_scale=3.5, pool="clark")
+    assert moment_settings(cq.FitResult(model=shipped.model, guide=shipped.guide)) == MomentSettings()
+    for bad in ({"variance_scale": float("nan")}, {"variance_scale": -1.0}, {"variance_scale": 2.0, "pool": "mean"}):
+        with pytest.raises(ValueError, match="moments"):
+            update_sections(copy, {"moments": bad}, out=tmp_path / "bad.pth")
+        assert not (tmp_path / "bad.pth").exists()

@@ -1,15 +1,13 @@
-"""Predictive methods: tiles, chunked posterior draws, variance-reduced draws, the T rule, devices."""
+"""Predictive methods: tiles, chunked posterior draws, the T rule, memory, devices."""
 import numpy as np
 import pytest
 import torch
-from scipy.stats import norm as normal
 
 from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, fit_svi, predict
 from cosmiq_pyro.inference import predictive
 from cosmiq_pyro.inference.draws import DRAW_BLOCK, MAX_T, block_seed, weight_chunks
 from cosmiq_pyro.inference.methods import check_method
 from cosmiq_pyro.models.bayesian import draw_weights, probs_given_weights
-from cosmiq_pyro.models.guides import guide_locs, guide_scales
 from cosmiq_pyro.utils.tiling import tile_margin
 from cosmiq_pyro.utils.torchtools import binary_entropy
 
@@ -51,13 +49,13 @@ def reference(fit, draws, image):
     return probs.mean(0).numpy(), binary_entropy(probs).mean(0).numpy()
 
 
-def all_draws(fit, T, seed, scheme):
-    chunks = list(weight_chunks(fit.model, fit.guide, T, seed, scheme, chunk=T))
+def all_draws(fit, T, seed):
+    chunks = list(weight_chunks(fit.model, fit.guide, T, seed, chunk=T))
     assert len(chunks) == 1
     return chunks[0]
 
 
-@pytest.mark.parametrize("method", ["mc", "mc-antithetic", "mc-sobol", "moments"])
+@pytest.mark.parametrize("method", ["mc", "moments"])
 def test_tiled_maps_equal_untiled_for_every_method(fit, method):
     image = sky((70, 58))
     T = None if method == "moments" else 4
@@ -73,58 +71,31 @@ def test_margin_is_the_receptive_field_rounded_to_the_pooling_grid(fit):
     assert tile_margin(fit.model) == 12  # radius 9 px (tests/test_fastnet.py measures it), grid 4
 
 
-@pytest.mark.parametrize("scheme,method", [("iid", "mc"), ("antithetic", "mc-antithetic"), ("sobol", "mc-sobol")])
-def test_chunked_monte_carlo_does_not_depend_on_the_chunk_size(fit, monkeypatch, scheme, method):
+def test_chunked_monte_carlo_does_not_depend_on_the_chunk_size(fit, monkeypatch):
     """T = 70 draws held 5, 32 or 100 at a time: identical arrays; and they equal the sequential
     Pyro model run on all 70 draws at once."""
     image = sky((36, 40), seed=4)
     maps = []
     for chunk in (5, DRAW_BLOCK, 100):
         monkeypatch.setattr(predictive, "DRAW_CHUNK", chunk)
-        maps.append(predict(fit, image, method=method, T=70, seed=11))
+        maps.append(predict(fit, image, T=70, seed=11))
     for other in maps[1:]:
         for name in ("prob", "entropy", "aleatoric", "epistemic"):
             np.testing.assert_array_equal(getattr(other, name), getattr(maps[0], name))
-    prob, alea = reference(fit, all_draws(fit, 70, 11, scheme), image)
+    prob, alea = reference(fit, all_draws(fit, 70, 11), image)
     np.testing.assert_allclose(maps[0].prob, prob, atol=1e-5)
     np.testing.assert_allclose(maps[0].aleatoric, alea, atol=1e-5)
 
 
 def test_up_to_one_block_the_draws_are_pyros_predictive_draws(fit):
-    ours = all_draws(fit, 8, 5, "iid")
+    ours = all_draws(fit, 8, 5)
     theirs = draw_weights(fit.model, fit.guide, 8, seed=5)
     for site in theirs:
         torch.testing.assert_close(ours[site], theirs[site], atol=0, rtol=0)
-    chunks = list(weight_chunks(fit.model, fit.guide, 3 * DRAW_BLOCK + 1, 5, "iid", chunk=DRAW_BLOCK))
+    chunks = list(weight_chunks(fit.model, fit.guide, 3 * DRAW_BLOCK + 1, 5, chunk=DRAW_BLOCK))
     assert [len(c["head.bias"]) for c in chunks] == [DRAW_BLOCK] * 3 + [1]
     later = draw_weights(fit.model, fit.guide, DRAW_BLOCK, seed=block_seed(5, 2))
     torch.testing.assert_close(chunks[2]["head.weight"], later["head.weight"], atol=0, rtol=0)
-
-
-def test_antithetic_draws_come_in_pairs_mirrored_about_the_posterior_mean(fit):
-    draws = all_draws(fit, 4000, 2, "antithetic")
-    site = "inc.conv1.weight"
-    mu, s = guide_locs(fit.guide, [site])[site], guide_scales(fit.guide, [site])[site]
-    w = draws[site]  # (4000, 4, 1, 3, 3)
-    torch.testing.assert_close((w[0::2] + w[1::2]) / 2, mu.expand_as(w[0::2]), atol=1e-6, rtol=0)
-    z = ((w[0::2] - mu) / s).flatten()  # 2000 x 36 standard normals
-    assert abs(float(z.mean())) < 4 / z.numel() ** 0.5
-    assert abs(float(z.var()) - 1) < 0.03
-
-
-def test_sobol_draws_stratify_every_weight():
-    """The first 16 points of a scrambled Sobol sequence put one value of every coordinate in each
-    interval [j/16, (j+1)/16): also beyond the 21201 coordinates of one engine (hidden 16: 24,785 weights)."""
-    model = UNet2SigmoidVI(hidden=16)
-    from cosmiq_pyro.models.guides import make_guide
-    guide = make_guide(model, {s: torch.zeros(v.shape) for s, v in
-                               UNet2Sigmoid(hidden=16).state_dict().items() if s in model.weight_sites}, 0.5)
-    draws = all_draws(type("F", (), {"model": model, "guide": guide})(), 16, 9, "sobol")
-    u = np.concatenate([normal.cdf(((draws[s] - 0) / 0.5).reshape(16, -1).double().numpy())
-                        for s in model.weight_sites], axis=1)  # (16, D)
-    assert u.shape[1] > 21201
-    cells = np.sort(np.floor(u * 16).astype(int), axis=0)
-    assert (cells == np.arange(16)[:, None]).all()
 
 
 def test_T_counts_monte_carlo_draws_only(fit):
@@ -135,8 +106,6 @@ def test_T_counts_monte_carlo_draws_only(fit):
     assert pred.T is None and pred.method == "moments"
     with pytest.raises(ValueError, match="method must be one of 'mc', 'moments'"):
         predict(fit, image, method="MC")
-    with pytest.raises(ValueError, match="even"):
-        predict(fit, image, method="mc-antithetic", T=3)
     assert check_method(None, T=8).name == "mc"  # asking for draws asks for Monte Carlo
     assert predict(UNet2Sigmoid(hidden=4).eval(), image, method="moments").method == "deterministic"
 
@@ -209,7 +178,7 @@ def test_the_novelty_score_does_not_depend_on_the_method():
     vi = load("ACS-WFC-VI")
     image = simulate_frame(128, seed=3).image
     expected = image_novelty(vi, image)
-    for method, T in (("mc", 2), ("mc-antithetic", 2), ("moments", None)):
+    for method, T in (("mc", 2), ("moments", None)):
         pred = predict(vi, image, method=method, T=T, tile=64)
         assert pred.novelty == pytest.approx(expected.score, rel=1e-5, abs=1e-6)
         np.testing.assert_allclose(pred.novelty_map, expected.map, rtol=1e-5, atol=1e-6)

@@ -338,3 +338,8 @@ def test_maps_option_chooses_the_extensions_and_is_part_of_the_provenance(models
     status, _, err = run(capsys, "predict", source, "--model", models["vi"], "-T", "2", "-o", out)
     assert status == 1 and "CQMAPS" in err[0] and "--overwrite" in err[0]
     assert run(capsys, "predict", source, "--model", models["vi"], "-o", out, "--maps", "PROB,bogus")[0] == 2
+
+
+def test_the_docs_page_lists_every_keyword_of_the_table():
+    page = (Path(__file__).resolve().parents[1] / "docs" / "products.md").read_text()
+    assert all(f"| `{row.keyword}` | {row.records} |" in page for row in KEYWORDS)

@@ -80,9 +80,9 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int | None = None, th
     ValueError
         ``ccd`` is not 2-D, has no unit or one other than electron / adu, an ``adu`` frame has
         no ``gain`` (or an electron frame has one), ``gain`` is not in electron / adu or not
-        positive, a bad ``method``, ``T``, ``threshold`` or ``seed``, or fill-value pixels
-        (finite, beyond ``io.fitsio.MAX_ABS_ELECTRONS``) outside ``ccd.mask`` (non-finite pixels
-        are left out by themselves).
+        positive, a bad ``method``, ``T``, ``threshold`` or ``seed``, or fill-value pixels (finite,
+        beyond ``io.fitsio.MAX_ABS_ELECTRONS``) outside ``ccd.mask`` (non-finite pixels are left
+        out by themselves).
 
     Notes
     -----
@@ -116,7 +116,7 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int | None = None, th
                             "them out")
     prediction = predict(loaded.result, image, method=method, T=T, ignore=ignore, seed=seed, tile=tile,
                          device=device)
-    crs = prediction.prob > threshold  # (H, W) bool
+    crs = prediction.mask(threshold)  # (H, W) bool; ignored pixels are no cosmic rays (they are in ccd.mask)
 
     result = ccd.copy()
     result.mask = crs if ccd.mask is None else (np.asarray(ccd.mask, dtype=bool) | crs)

@@ -1,4 +1,4 @@
-"""The argparse parser of ``cosmiq`` (`build_parser`): its six subcommands and option types.
+"""The argparse parser of ``cosmiq`` (`build_parser`): its subcommands and option types.
 
 Each subcommand's ``run`` default is its function in `cosmiq_pyro.app.cli_runs`; a bad option
 value raises `CommandError` (one line, exit status 2) instead of printing usage and exiting.
@@ -13,7 +13,8 @@ from .._version import __version__
 from ..data.seeds import HELD_OUT_SEED
 from ..models.defaults import DEFAULT_MODEL
 from ..utils.checks import MAX_INT64, MAX_SEED
-from .cli_runs import CommandError, run_compare, run_demo, run_evaluate, run_predict, run_simulate, run_train
+from .cli_runs import (CommandError, run_adapt, run_compare, run_demo, run_evaluate, run_predict, run_simulate,
+                       run_train)
 
 __all__ = ["build_parser"]
 
@@ -26,31 +27,42 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argparse parser of ``cosmiq`` and its six subcommands."""
+    """The argparse parser of ``cosmiq`` and its subcommands."""
     parser = _Parser(prog="cosmiq", description="Cosmic-ray detection with calibrated uncertainty "
                      "for HST ACS/WFC-style CCD images (cosmiq_pyro).")
     parser.add_argument("--version", action="version", version=f"cosmiq_pyro {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("simulate", help="simulate HST-like frames with CR truth (deepCR 'pair' files)",
-                       description="Simulate ACS/WFC-like frames with cosmic rays and write them in "
-                       "deepCR's 'pair' layout (NNNNNN_<field>_<filter>.npy = [image, CR mask, ignore], "
-                       "sky.npy), meta.csv (one row per frame, the pair file's name in column 'file'; frames "
-                       "are numbered from 000001) and a few FITS previews (SCI, CRMASK, IGNORE) that "
+    p = sub.add_parser("simulate", help="simulate frames of a camera with CR truth (deepCR 'pair' files)",
+                       description="Simulate frames of a camera (ACS/WFC unless --instrument says) with "
+                       "cosmic rays and write them in deepCR's 'pair' layout (NNNNNN_<field>_<filter>.npy = "
+                       "[image, CR mask, ignore], sky.npy), meta.csv (one row per frame, the pair file's name "
+                       "in column 'file'; frames are numbered from 000001) and a few FITS previews (SCI, "
+                       "CRMASK, IGNORE; TELESCOP / INSTRUME / DETECTOR from the camera's spec) that "
                        "'cosmiq predict' reads.")
     p.add_argument("outdir", metavar="OUTDIR", help="new (or empty) directory to create")
+    p.add_argument("--instrument", default="ACS-WFC", metavar="NAME|SPEC.toml",
+                   help="camera: a shipped spec (ACS-WFC, WFC3-UVIS, DECam) or the path of a TOML spec "
+                   "with a [simulation] section (default ACS-WFC)")
     p.add_argument("--n", type=_positive_int, default=512, help="number of frames (default 512)")
     p.add_argument("--size", type=_size, default=256, help="frame side in pixels (default 256)")
-    p.add_argument("--fields", type=_names, default=("EX", "GC", "GAL"), help="comma-separated field "
-                   "types among EX,GC,GAL (default all three)")
-    p.add_argument("--filters", type=_names, default=("F435W", "F606W", "F814W"),
-                   help="comma-separated ACS filters (default F435W,F606W,F814W)")
-    p.add_argument("--exptime", type=_range, default=(100.0, 1200.0), metavar="MIN,MAX",
-                   help="exposure time range in s, log-uniform (default 100,1200; one number fixes it)")
+    p.add_argument("--fields", type=_names, default=None, help="comma-separated field "
+                   "types among EX,GC,GAL (default the spec's: all three)")
+    p.add_argument("--filters", type=_names, default=None,
+                   help="comma-separated filters of the camera (default all the spec's; ACS-WFC: "
+                   "F435W,F606W,F814W)")
+    p.add_argument("--exptime", type=_range, default=None, metavar="MIN,MAX",
+                   help="exposure time range in s, log-uniform (default the spec's, ACS-WFC 100,1200; "
+                   "one number fixes it)")
     p.add_argument("--seed", type=_seed, default=0, help="dataset seed (default 0)")
-    p.add_argument("--labels", choices=("drizcr", "sigma"), default="drizcr",
-                   help="CR truth rule: drizcr = AstroDrizzle's driz_cr with its defaults, as real "
-                   "ACS/WFC masks (default); sigma = CR charge above 1 sigma of the pixel's noise")
+    p.add_argument("--labels", choices=("drizcr", "sigma"), default=None,
+                   help="CR truth rule (default the spec's): drizcr = AstroDrizzle's driz_cr with its "
+                   "defaults, as real ACS/WFC and WFC3/UVIS masks; sigma = CR charge above k sigma of the "
+                   "pixel's noise (k from the spec: DECam's median-coadd labels)")
+    p.add_argument("--cr-rate-multiplier", type=_multiplier, default=1.0, metavar="M|training",
+                   help="factor on the camera's real CR rate, recorded in meta.csv (default 1: frames to "
+                   "test on); 'training' takes the spec's training-set factor and minimum count of CR "
+                   "pixels (DECam: 50x, ground CRs are sparse)")
     p.add_argument("--previews", type=_nonnegative_int, default=3, help="FITS previews of the first "
                    "frames (default 3)")
     p.add_argument("--overwrite", action="store_true", help="write into an existing non-empty OUTDIR")
@@ -77,7 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate (default 0.005)")
     p.add_argument("--kl-beta", type=_positive_float, default=None, help="KL weight, --bayesian (default "
                    "1 / pixels per frame: the exact per-pixel ELBO)")
-    p.add_argument("--prior-scale", type=_positive_float, default=1.0, help="prior sd, --bayesian (default 1)")
+    p.add_argument("--prior", choices=("iid", "kaiming", "centred"), default="iid",
+                   help="--bayesian: weight prior: iid N(0, s^2), layer-wise Kaiming N(0, g^2/fan_in), or "
+                   "N(w, s^2) centred on --init-from's weights (default iid)")
+    p.add_argument("--prior-scale", type=_positive_float, default=None,
+                   help="--bayesian: the prior's s (iid: default 1; centred: default 0.1) or Kaiming gain g "
+                   "(default sqrt 2)")
     p.add_argument("--init-from", type=Path, default=None, metavar="DET.pth",
                    help="--bayesian: start the posterior means from this deterministic checkpoint")
     p.add_argument("--init-scale", type=_positive_float, default=1e-3,
@@ -93,6 +110,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", type=_device, default=None, help="cpu, cuda (default: cuda when available)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or epoch table")
     p.set_defaults(run=run_train)
+
+    p = sub.add_parser("adapt", help="make a Bayesian model for a camera with the ACS-WFC-VI recipe",
+                       description="Make a Bayesian CR model for a camera (cosmiq_pyro.adapt): the prior centred "
+                       "on --from's weights, the ACS-WFC-VI recipe (exact ELBO, scales with their own learning "
+                       "rate, temperature fitted on held-out validation frames, novelty model fitted), trained on "
+                       "simulated frames of the camera, on your CR-free images plus dark frames (--images, "
+                       "--darks: deepCR's 'simulate' data), or both (give --n-frames too). Writes one checkpoint "
+                       "with its model card. Resumable: --chunk-epochs N runs N epochs per call; call again.")
+    p.add_argument("--instrument", required=True, metavar="NAME|SPEC.toml", help="camera name or spec file")
+    p.add_argument("--from", dest="start", required=True, metavar="MODEL",
+                   help="starting model: a published name (ACS-WFC, WFC3-UVIS, decam, ...) or a checkpoint")
+    p.add_argument("--out", required=True, type=Path, metavar="MODEL.pth", help="checkpoint to write")
+    p.add_argument("--images", type=Path, default=None, metavar="DIR", help="CR-free images (.npy, electrons)")
+    p.add_argument("--darks", type=Path, default=None, metavar="DIR", help="dark frames (.npy, [CR charge, CR mask])")
+    p.add_argument("--n-frames", type=_nonnegative_int, default=None,
+                   help="simulated training frames (default 512; 0 with --images)")
+    p.add_argument("--size", type=_size, default=None, help="simulated frame side (default 256, or the images')")
+    p.add_argument("--epochs", type=_positive_int, default=None, help="total epochs (default 6)")
+    p.add_argument("--chunk-epochs", type=_positive_int, default=None, help="at most this many epochs in this call")
+    p.add_argument("--work", type=Path, default=None, metavar="DIR",
+                   help="run directory between chunks (default OUT's stem + .adapt, removed when done)")
+    p.add_argument("--overwrite", action="store_true", help="replace an --out made otherwise")
+    p.add_argument("--device", type=_device, default=None, help="cpu, cuda (default: cuda when available)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=run_adapt)
 
     p = sub.add_parser("predict", help="CR probability, entropy, epistemic and mask maps of FITS files",
                        description="For each input FITS file write OUTDIR/<name>_cosmiq.fits with, per SCI "
@@ -191,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _method_option(p) -> None:
     p.add_argument("--method", default=None, metavar="METHOD", help="predictive method of a Bayesian model: "
-                   "mc (Monte Carlo over -T posterior draws), mc-antithetic, mc-sobol, or moments (sampling-free, "
+                   "mc (Monte Carlo over -T posterior draws) or moments (sampling-free, "
                    "no -T); default: cosmiq_pyro.inference.methods.DEFAULT_METHOD; recorded as CQMETHOD")
 
 
@@ -288,6 +330,16 @@ def _float_range(text):
     return values
 
 
+def _parse_multiplier(text):
+    if text.strip().lower() == "training":
+        return "training"
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise ValueError(text)
+    return value
+
+
 _names = _typed(_split_names, "a comma-separated list")
+_multiplier = _typed(_parse_multiplier, "a positive number or 'training'")
 _paths = _typed(lambda text: tuple(Path(p) for p in _split_names(text)), "comma-separated paths")
 _range = _typed(_float_range, "MIN,MAX seconds (0 < MIN <= MAX) or one number")

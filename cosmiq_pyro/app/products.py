@@ -120,7 +120,7 @@ KEYWORDS = (
     Keyword("CQKIND", "Provenance.model_kind", "no", "all",
             "model class: UNet2SigmoidVI (Bayesian) or UNet2Sigmoid (deterministic); follows from CQMSHA"),
     Keyword("CQMETHOD", "Provenance.method", "setting", "all",
-            "predictive method: mc (Monte Carlo, iid draws), mc-antithetic, mc-sobol, moments (sampling-free), "
+            "predictive method: mc (Monte Carlo over CQT posterior draws), moments (sampling-free), "
             "or deterministic (a deterministic model's one pass)"),
     Keyword("CQT", "Provenance.T", "setting", "all",
             "posterior draws per pixel of a Monte Carlo method (1 for a deterministic model; absent for a "
@@ -129,7 +129,8 @@ KEYWORDS = (
     Keyword("CQSEED", "Provenance.seed", "setting", "all", "seed of the posterior draws"),
     Keyword("CQREAD", "Provenance.reading", "setting", "all",
             "reading options that decide the input pixels (`reading_options`): extension, assumed unit, "
-            "gain, DQ bits ignored, and when given the camera spec and the exposure time"),
+            "gain, DQ bits ignored (camera: the spec's), and when given the camera spec (name:digest) and "
+            "the exposure time"),
     Keyword("CQMAPS", "Provenance.maps", "setting", "all",
             "the map extensions asked for (`map_choice`, ``--maps``; MASK always), e.g. PROB,MASK; EPISTEMIC "
             "is written only for a Bayesian model and NOVELTY only for a model with a novelty model"),
@@ -152,8 +153,8 @@ KEYWORDS = (
             "pixels of this input extension that were ignored (DQ-flagged, NaN, fill value): NaN in the "
             "float maps, MASK = 2"),
     Keyword("CQPREC", "the map's encoding", "no", "maps",
-            "largest |stored - computed| of a pixel of this map: half the quantisation step of a float map, "
-            "0 for MASK (lossless)"),
+            "bound on the absolute difference between a stored pixel of this map and the computed one: half "
+            "the quantisation step of a float map plus float32 rounding, 0 for MASK (lossless)"),
     Keyword("CQNOVEL", "Prediction.novelty", "no", "maps",
             "the frame's novelty, 1 = 95th percentile of in-distribution frames (models with a novelty model)"),
     Keyword("CQISNOV", "Prediction.is_novel", "no", "maps",
@@ -539,8 +540,7 @@ def predict_fits(model: FitResult, in_path, out_path, *, model_file, method: str
     # checked FITS-legal, before any computation
     provenance = Provenance(model_file=os.fspath(model_file), model_sha256=file_sha256(model_file),
                             model_kind=type(model.model).__name__, T=draws, method=method,
-                            threshold=float(threshold),
-                            seed=int(seed),
+                            threshold=float(threshold), seed=int(seed),
                             reading=reading_options(ext, bunit, gain_e_per_adu, dq_flags, instrument, exptime_s),
                             maps=map_choice(maps),
                             source_file=os.fspath(in_path), source_sha256=_input_sha256(in_path))

@@ -4,8 +4,9 @@
   reference every other method is measured against.
 * ``"moments"`` -- sampling-free: every pixel's logit mean and variance carried through the net
   in one deterministic pass (`inference.moments`).
-* ``"mc-antithetic"``, ``"mc-sobol"`` -- Monte Carlo over antithetic pairs or scrambled Sobol
-  draws (`inference.draws`).
+
+(Antithetic and scrambled-Sobol draws were measured as Monte Carlo variants and not kept:
+`inference.draws`.)
 
 ``T`` counts Monte Carlo draws.  ``method=None`` with a ``T`` means ``"mc"`` (whatever
 `DEFAULT_METHOD` is: asking for draws asks for Monte Carlo), without one `DEFAULT_METHOD` (with
@@ -36,25 +37,23 @@ class PredictiveMethod:
     ----------
     name : str
         What ``predict(..., method=name)`` and the products' CQMETHOD keyword call it.
-    scheme : str or None
-        The draw scheme of a Monte Carlo method (`draws.SCHEMES`); None for a sampling-free one.
     prepare : callable or None
-        Sampling-free methods: ``prepare(model, guide, temperature, device)`` (``model`` as given
-        to `predict`) returns ``tile_maps(x) -> (prob, aleatoric)`` for one model, ``x`` a
-        (1, 1, h, w) float32 tile, both maps (h, w) tensors.
+        None for Monte Carlo (``T`` posterior draws, `inference.draws`); a sampling-free method's
+        ``prepare(model, guide, temperature, device)`` (``model`` as given to `predict`) returns
+        ``tile_maps(x) -> (prob, aleatoric)`` for one model, ``x`` a (1, 1, h, w) float32 tile,
+        both maps (h, w) tensors.
     extra_margin : int
-        Receptive field (px) the method adds to the network's own (0 for Monte Carlo).
+        Receptive field (px) the method adds to the network's own (0 for both methods here).
     """
 
     name: str
-    scheme: str | None
     prepare: Callable | None = None
     extra_margin: int = 0
 
     @property
     def sampling(self) -> bool:
         """Whether the method averages ``T`` posterior draws."""
-        return self.scheme is not None
+        return self.prepare is None
 
 
 def _moment_maps(model, guide, temperature, device):
@@ -68,10 +67,7 @@ def _moment_maps(model, guide, temperature, device):
 
 
 #: The predictive methods by name.
-METHODS = {m.name: m for m in (PredictiveMethod("mc", "iid"),
-                                PredictiveMethod("moments", None, prepare=_moment_maps),
-                                PredictiveMethod("mc-antithetic", "antithetic"),
-                                PredictiveMethod("mc-sobol", "sobol"))}
+METHODS = {m.name: m for m in (PredictiveMethod("mc"), PredictiveMethod("moments", prepare=_moment_maps))}
 #: The method `predict`, the CLI and the products use when none is given.
 DEFAULT_METHOD = "mc"
 
@@ -105,7 +101,7 @@ def method_draws(method: PredictiveMethod, T, bayesian: bool = True) -> int | No
             raise ValueError(f"T={T!r} counts Monte Carlo draws; method {method.name!r} makes none "
                              "(leave T out, or pass method='mc')")
         return None
-    return check_draws(DEFAULT_T if T is None else T, method.scheme)
+    return check_draws(DEFAULT_T if T is None else T)
 
 
 def run_settings(method, T, bayesian: bool = True) -> tuple[str, int | None]:

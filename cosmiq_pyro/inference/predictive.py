@@ -17,10 +17,9 @@ with each draw's entropy computed from its logit without forming ``log p``:
 ``z_t -> z_t / T_c``, so all maps describe the tempered predictive.
 
 Methods (``predict(..., method=)``; `methods.METHODS`, default `methods.DEFAULT_METHOD`): ``"mc"``,
-the Monte Carlo average above over ``T`` iid draws (the reference); ``"moments"``, sampling-free
-(``p`` and ``A`` from the logit's mean and variance carried through the net, `inference.moments`);
-``"mc-antithetic"`` and ``"mc-sobol"``, the same average over variance-reduced draws
-(`inference.draws`).  ``T`` counts Monte Carlo draws: the rule is in `methods`.
+the Monte Carlo average above over ``T`` iid draws (the reference), and ``"moments"``,
+sampling-free (``p`` and ``A`` from the logit's mean and variance carried through the net,
+`inference.moments`).  ``T`` counts Monte Carlo draws: the rule is in `methods`.
 
 Monte Carlo draws are made `DRAW_CHUNK` at a time (`draws.weight_chunks`); each chunk's batch
 norms are folded into the convolutions and every tile runs one fused forward pass per draw
@@ -45,6 +44,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..data.input_transform import model_input
 from ..io.fitsio import MAX_ABS_ELECTRONS
 from ..models.fused import FusedWeights, fuse_weights, fused_bottleneck, fused_logits
 from ..models.registry import resolve
@@ -134,15 +134,15 @@ def predict(model, image, *, guide=None, method: str | None = None, T: int | Non
         A VI model needs its ``guide`` (given here or inside the `FitResult`); a plain net is
         the deterministic twin (one pass whatever the method, ``T = 1``, epistemic all zero).
     image : array_like, shape (H, W)
-        In electrons (what the model was trained on).  Any size.
+        In electrons (what the model was trained on).  Any size.  A `FitResult` with an
+        ``input_transform`` (e.g. standardised frames) gets it applied to the whole image first.
     method : str, optional
-        The predictive method (`methods.METHODS`): ``"mc"`` (Monte Carlo, iid draws),
-        ``"moments"`` (sampling-free moment propagation), ``"mc-antithetic"``, ``"mc-sobol"``.
-        Default `methods.DEFAULT_METHOD`, or ``"mc"`` when ``T`` is given (`methods.check_method`).
+        The predictive method (`methods.METHODS`): ``"mc"`` (Monte Carlo over ``T`` posterior
+        draws) or ``"moments"`` (sampling-free moment propagation).  Default
+        `methods.DEFAULT_METHOD`, or ``"mc"`` when ``T`` is given (`methods.check_method`).
     T : int, optional
         Posterior draws of a Monte Carlo method (default `methods.DEFAULT_T`, at most
-        `draws.MAX_T`; even for
-        ``"mc-antithetic"``).  Memory does not grow with it.  Giving ``T`` with a sampling-free
+        `draws.MAX_T`).  Memory does not grow with it.  Giving ``T`` with a sampling-free
         method is a ValueError.
     ignore : array_like of bool, shape (H, W), optional
         Pixels to exclude (bad pixels, saturation).  Non-finite pixels are allowed only here
@@ -194,7 +194,7 @@ def predict(model, image, *, guide=None, method: str | None = None, T: int | Non
         guide.to(device)
 
     height, width = x.shape
-    padded = pad_to_grid(x)
+    padded = pad_to_grid(model_input(x, getattr(model, "input_transform", None)))  # the net's units
     if progress is None:
         progress = max(padded.shape) > tile
     if device.type == "cpu" and net.norm != "group":  # tiles do not change the result
@@ -209,7 +209,7 @@ def predict(model, image, *, guide=None, method: str | None = None, T: int | Non
         if guide is None or not spec.sampling:
             chunks, n_chunks = [None], 1
         else:
-            chunks = weight_chunks(net, guide, T, seed, spec.scheme, chunk=DRAW_CHUNK, device=device)
+            chunks = weight_chunks(net, guide, T, seed, chunk=DRAW_CHUNK, device=device)
             n_chunks = -(-T // DRAW_CHUNK)
         bar = tqdm(total=len(boxes) * n_chunks, desc="tiles", unit="tile", disable=not progress)
         for i, draws in enumerate(chunks):

@@ -3,17 +3,18 @@
 Each activation is summarised by its mean ``m`` and variance ``v`` (elementwise tensors of the
 same shape), as if it were Gaussian and independent of the others; these functions return the
 mean and variance of the layer's output.  Notation: ``phi`` and ``Phi`` are the standard normal
-density and distribution function, ``Phi^c(a) = Phi(-a)`` (computed with ``erfc``, accurate in
-the tail).
+density and distribution function, ``Phi^c(a) = 1 - Phi(a)``.
 
 ReLU of ``X ~ N(m, v)``, ``s = sqrt(v)``, ``a = m / s``:
 
 .. math::
     E[\\max(X, 0)] = s\\,(a\\Phi(a) + \\phi(a)), \\qquad
     \\mathrm{Var} = v\\,\\big(\\Phi(a) + B(a)\\big), \\qquad
-    B(a) = a^2 \\Phi(a) \\Phi^c(a) + a\\phi(a)(\\Phi^c(a) - \\Phi(a)) - \\phi(a)^2 ,
+    B(a) = a^2 \\Phi(a) \\Phi^c(a) + a\\phi(a)(\\Phi^c(a) - \\Phi(a)) - \\phi(a)^2
+         = g(a)\\,(a\\Phi^c(a) - \\phi(a)), \\quad g(a) = a\\Phi(a) + \\phi(a),
 
-the variance written without the cancellation of ``E[Y^2] - E[Y]^2``.  Maximum of two independent
+the variance written without the cancellation of ``E[Y^2] - E[Y]^2`` (``Phi^c = 1 - Phi``: where
+it underflows in float32, ``a > 5.5``, B is below 1e-6 and the variance is ``v``).  Maximum of two independent
 Gaussians ``X_1, X_2`` (Clark 1961, "The greatest of a finite set of random variables",
 Operations Research 9, 145), ``theta = sqrt(v_1 + v_2)``, ``a = (m_1 - m_2) / theta``:
 
@@ -42,42 +43,45 @@ import torch.nn.functional as F
 __all__ = ["relu_moments", "max2_moments", "maxpool2_moments", "maxpool2_argmax_moments",
            "sigmoid_moments", "gauss_hermite"]
 
-_SQRT1_2 = math.sqrt(0.5)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+_MAX_A2 = 150.0
 _TINY_VAR = 1e-30  # variance floor: a = m / sqrt(v) stays finite (|a| huge means a step function)
 
 
 def _gauss_terms(a: torch.Tensor):
-    """``Phi(a)``, ``Phi(-a)``, ``phi(a)`` and ``B(a)`` (module docstring)."""
-    cdf = 0.5 * torch.erfc(-a * _SQRT1_2)
-    cdf_c = 0.5 * torch.erfc(a * _SQRT1_2)
-    pdf = _INV_SQRT_2PI * torch.exp(-0.5 * a * a)
-    b = a * a * cdf * cdf_c + a * pdf * (cdf_c - cdf) - pdf * pdf
-    return cdf, cdf_c, pdf, b
+    """``Phi(a)``, ``g(a) = a Phi(a) + phi(a)`` and ``B(a)`` (module docstring), the last as
+    ``B = g (a Phi^c - phi)`` (the same polynomial, fewer operations)."""
+    cdf = torch.special.ndtr(a)
+    # a^2 capped at 150 (phi = 2.7e-33 there, a normal float32): the exponential of far smaller
+    # numbers passes through denormals, which run ~10x slower on x86 and change nothing here
+    pdf = (a * a).clamp_(max=_MAX_A2).mul_(-0.5).sub_(_LOG_SQRT_2PI).exp_()
+    g = torch.addcmul(pdf, a, cdf)
+    b = torch.addcmul(-pdf, a, 1.0 - cdf).mul_(g)
+    return cdf, g, b
 
 
 def relu_moments(m: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and variance of ``max(X, 0)``, ``X ~ N(m, v)`` elementwise (any shape).
 
-    ``v = 0`` gives ``(relu(m), 0)``.
+    ``v = 0`` gives ``(relu(m), 0)`` (to within the variance floor of 1e-30).
     """
     v = v.clamp_min(_TINY_VAR)
-    s = torch.sqrt(v)
-    a = m / s
-    cdf, _, pdf, b = _gauss_terms(a)
-    mean = s * (a * cdf + pdf)
-    var = (v * (cdf + b)).clamp_min(0.0)
+    inv_s = torch.rsqrt(v)
+    a = m * inv_s
+    cdf, g, b = _gauss_terms(a)
+    mean = g.mul_(v * inv_s)  # s g, s = sqrt(v)
+    var = (cdf + b).mul_(v).clamp_min_(0.0)
     return mean, var
 
 
 def max2_moments(m1, v1, m2, v2) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and variance of ``max(X_1, X_2)`` for independent Gaussians (Clark 1961)."""
     theta2 = (v1 + v2).clamp_min(_TINY_VAR)
-    theta = torch.sqrt(theta2)
-    a = (m1 - m2) / theta
-    cdf, cdf_c, pdf, b = _gauss_terms(a)
-    mean = m2 + theta * (a * cdf + pdf)
-    var = (v1 * cdf + v2 * cdf_c + theta2 * b).clamp_min(0.0)
+    inv_theta = torch.rsqrt(theta2)
+    a = (m1 - m2) * inv_theta
+    cdf, g, b = _gauss_terms(a)
+    mean = torch.addcmul(m2, g, theta2 * inv_theta)
+    var = (v1 * cdf).add_(v2 * (1.0 - cdf)).add_(b.mul_(theta2)).clamp_min_(0.0)
     return mean, var
 
 

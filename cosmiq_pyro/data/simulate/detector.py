@@ -1,31 +1,14 @@
-"""The ACS/WFC CCD: pixel constants, dark current, bad columns, full well and vertical
-bleeding, Poisson and read noise, and the gain ADC.  Warm and hot pixels are in `hot_pixels`,
-CTE trails in `cte`.
+"""The CCD: bad columns, full well and vertical bleeding, Poisson and read noise, and the gain
+ADC.  Warm and hot pixels are in `hot_pixels`, CTE trails in `cte`.  The numbers (gain, read
+noise, full well, dark current, bad-column rate) are the camera's spec (``[detector]`` and
+``[simulation.defects]``), cited there.
 
-References (keys as in `cosmiq_pyro.data.simulate`): IHB Table 3.1 (pixel scale and pitch, gain,
-read noise, dark current), IHB 4.3.1 (saturation and bleeding), ACS-DQ (DQ 128: bad columns,
-flagged in the superbias, hence ``ignore``).
+Bad columns are flagged in a real frame's DQ array (ACS-DQ: DQ 128, from the superbias), hence
+``ignore``; bleeding follows the ACS IHB 4.3.1 description, which holds for any CCD.
 """
 from __future__ import annotations
 
 import numpy as np
-
-from ...instruments import get_instrument
-
-# The camera's constants live in its spec (cosmiq_pyro/instruments/specs/ACS-WFC.toml, where
-# each cites its source): IHB Table 3.1 for scale, pitch, gain (2.0 e-/DN, the default of
-# 0.5/1.0/1.4/2.0), read noise (3.75-5.65 e- over amplifiers) and dark current (0.0161 e-/s,
-# Cycle 32); IHB 4.3.1 for the full well (72,000-82,000 e-).
-_ACS = get_instrument("ACS-WFC").detector
-PIXEL_SCALE_ARCSEC = _ACS.pixel_scale_arcsec
-PIXEL_PITCH_UM = _ACS.pixel_pitch_um
-GAIN_E_PER_ADU = _ACS.gain_e_per_adu
-READ_NOISE_RANGE_E = _ACS.read_noise_e
-DARK_E_PER_S = _ACS.dark_e_per_s
-SATURATION_RANGE_E = _ACS.saturation_e
-# mean number of bad-column segments per 256 columns: assumed (no handbook count found; the
-# ACS anomalies page and ACS-DQ list bad columns without a rate)
-BAD_COLUMNS_PER_256 = 1.0
 
 
 def _bleed(charge, full_well):
@@ -78,19 +61,19 @@ def _expose(expected_e, full_well_e, rng):
     .. math:: \mathrm{image} = g\,\mathrm{round}\big((T(\mathrm{bleed}(\mathrm{Poisson}(\lambda)))
               + \mathcal{N}(0, \sigma_{read}^2)) / g\big)
 
-    with lambda = ``expected_e`` and gain g = `GAIN_E_PER_ADU` (the ADC step, IHB Table 3.1).
+    with lambda = ``expected_e`` and g the spec's gain (the ADC step).
     """
     return _bleed(rng.poisson(expected_e), full_well_e)
 
 
-def _digitise(charge_e, read_noise_e, rng):
+def _digitise(charge_e, read_noise_e, gain_e_per_adu, rng):
     """Read noise and the gain ADC: ``g round((charge + N(0, rn^2)) / g)`` as float32 e-."""
     read = charge_e + rng.normal(0.0, read_noise_e, np.shape(charge_e))
-    return (GAIN_E_PER_ADU * np.round(read / GAIN_E_PER_ADU)).astype(np.float32)
+    return (gain_e_per_adu * np.round(read / gain_e_per_adu)).astype(np.float32)
 
 
-def _bad_columns(shape, exptime_s, rng):
-    """Bad-column segments: Poisson(`BAD_COLUMNS_PER_256` per 256 columns), each a whole
+def _bad_columns(shape, exptime_s, per_256, rng):
+    """Bad-column segments: Poisson(``per_256`` per 256 columns), each a whole
     column or a part from one end, either hot (extra dark current 0.02-0.3 e-/s) or of low
     response (x 0.2-0.8, a charge trap).  All flagged (DQ 128), so ``ignore``.
 
@@ -108,7 +91,7 @@ def _bad_columns(shape, exptime_s, rng):
     dark_extra = np.zeros(shape)
     response = np.ones(shape)
     defect = np.zeros(shape, bool)
-    n_segments = int(rng.poisson(BAD_COLUMNS_PER_256 * nx / 256.0))
+    n_segments = int(rng.poisson(per_256 * nx / 256.0))
     for _ in range(n_segments):
         j = int(rng.integers(0, nx))
         if rng.random() < 0.5:
