@@ -7,7 +7,7 @@ model); this script picks k.
 
 Run::
 
-    OMP_NUM_THREADS=1 python benchmarks/decam_label_k.py [--frames 24] [--size 192] [--depth 5]
+    OMP_NUM_THREADS=1 python benchmarks/decam_label_k.py [--frames 60] [--size 192] [--depth 5]
 
 Per frame (the spec's fields, filters and exposure times, `frame_spec`; CRs at the spec's
 training multiplier so that there is something to label):
@@ -83,7 +83,7 @@ def measure(frame, reference):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=24)
+    parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--size", type=int, default=192)
     parser.add_argument("--depth", type=int, default=5, help="exposures in the median coadd")
     parser.add_argument("--seed", type=int, default=0)

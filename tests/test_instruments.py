@@ -187,6 +187,7 @@ def test_synthetic_wfc3_and_decam_headers_recognised():
     assert decam.models.deepcr_input_unit == "ADU"  # deepCR model zoo, DECam Note 2
     assert decam.reader.is_science("S29") and decam.reader.is_science("n4")
     assert not decam.reader.is_science("PRIMARY") and not decam.reader.is_science("SCI")
+    assert not decam.reader.is_science("FN1") and not decam.reader.is_science("GS2")  # focus, guide
     assert decam.detector.dark_e_per_s == pytest.approx(2.0 / 3600)  # "2 electron / h"
     assert decam.detector.ccd_thickness_um == (250.0, 250.0)  # one value -> (v, v)
 
@@ -224,3 +225,24 @@ def test_deepcr_facade_reports_the_unit_its_model_takes():
     assert deepCR(mask="decam").input_unit == "ADU"  # deepCR model zoo, DECam Note 2
     assert deepCR(mask="ACS-WFC").input_unit == "ELECTRONS"
     assert deepCR(mask="example_model").input_unit is None  # no camera's model
+
+
+def test_every_detector_number_cites_its_source():
+    """In each shipped spec, every [detector] value carries a comment (on its line, or on the
+    comment lines right above it) naming where it comes from."""
+    for name in list_instruments():
+        lines = spec_path(name).read_text().splitlines()
+        table, above = None, []
+        for line in lines:
+            text = line.strip()
+            if text.startswith("["):
+                table, above = text, []
+                continue
+            if text.startswith("#"):
+                above.append(text)
+                continue
+            if table == "[detector]" and "=" in text:
+                key = text.split("=", 1)[0].strip()
+                cited = "#" in text.split("=", 1)[1] or above
+                assert cited, f"{name}.toml [detector] {key} has no source comment"
+            above = [] if text else above

@@ -164,7 +164,7 @@ def test_two_runs_into_one_directory_make_each_product_once(models, tmp_path, mo
     first.join(30)
     second.join(30)
     assert tables["first"].loc[0, "status"] == "done" and len(calls) == 1
-    assert tables["second"].loc[0, "status"] == "skipped" and "another run" in tables["second"].loc[0, "note"]
+    assert tables["second"].loc[0, "status"] == "done" and "another run" in tables["second"].loc[0, "note"]
     assert product_damage(out / "f_cosmiq.fits") == "" and sorted(p.name for p in out.iterdir()) == ["f_cosmiq.fits"]
 
 
@@ -181,7 +181,7 @@ def test_the_loser_of_the_final_rename_takes_the_same_product_as_done(models, tm
 
     monkeypatch.setattr(batch.products, "predict_fits", other_run_finishes_first)
     table = predict_many(source, model=models["det"], outdir=out)
-    assert table.loc[0, "status"] == "done" and "another run wrote" in table.loc[0, "note"], table.loc[0, "error"]
+    assert table.loc[0, "status"] == "done" and "another run" in table.loc[0, "note"], table.loc[0, "error"]
     monkeypatch.undo()
     with_other_seed = predict_many(source, model=models["vi"], outdir=tmp_path / "q", T=2, seed=1)
     assert with_other_seed.loc[0, "status"] == "done"
@@ -225,3 +225,121 @@ def test_non_ascii_and_long_file_names_are_stored_fits_legal(models, tmp_path, c
         assert hdul[0].header["CQSOURCE"].isascii()
     assert product_damage(product) == ""
     assert "1 skipped" in run(capsys, "predict", source, "--model", model, "-o", tmp_path / "p")[1]
+
+
+# ---------------------------------------------------------------- item 5: ignored pixels
+
+
+def flagged_frame(path, flag_streak=True):
+    """A frame whose CR streak (row 5, columns 4-10) is DQ-flagged (bit 16, hot pixels), plus a NaN."""
+    rng = np.random.default_rng(3)
+    image = rng.normal(100.0, 8.0, (H, W)).astype(np.float32)
+    image[5, 4:11] += 3000.0
+    image[20, 20] = np.nan
+    dq = np.zeros((H, W), np.int16)
+    if flag_streak:
+        dq[5, 4:11] = 16
+    sci = fits.ImageHDU(image, name="SCI", ver=1)
+    sci.header["BUNIT"] = "ELECTRONS"
+    fits.HDUList([fits.PrimaryHDU(), sci, fits.ImageHDU(dq, name="DQ", ver=1)]).writeto(path)
+    return Path(path)
+
+
+def test_dq_flagged_and_nan_pixels_are_marked_and_not_counted(models, tmp_path):
+    source = flagged_frame(tmp_path / "f.fits")
+    model = load(models["vi"])
+    flagged = predict_many(source, model=models["vi"], outdir=tmp_path / "a", T=2, threshold=0.0)
+    unflagged = predict_many(source, model=models["vi"], outdir=tmp_path / "b", T=2, threshold=0.0, dq_flags=0)
+    ignored = np.zeros((H, W), bool)
+    ignored[5, 4:11] = ignored[20, 20] = True
+    # threshold 0: every usable pixel is a CR, so the counts are the usable pixels
+    assert flagged.loc[0, "cr_pixels"] == H * W - 8 and unflagged.loc[0, "cr_pixels"] == H * W - 1
+    with fits.open(tmp_path / "a" / "f_cosmiq.fits") as a, fits.open(tmp_path / "b" / "f_cosmiq.fits") as b:
+        for name in ("PROB", "ENTROPY", "EPISTEMIC"):
+            assert np.array_equal(np.isnan(a[name].data), ignored)
+            nan_only = np.zeros((H, W), bool)
+            nan_only[20, 20] = True
+            assert np.array_equal(np.isnan(b[name].data), nan_only)  # --dq-flags 0: the streak is read
+        assert np.array_equal(a["MASK"].data == 2, ignored) and set(np.unique(a["MASK"].data)) == {1, 2}
+        assert a["MASK"].header["CQIGNORE"] == 8 and b["MASK"].header["CQIGNORE"] == 1
+    prediction = predict(model, np.where(np.isnan(fits.getdata(source, "SCI")), 0, fits.getdata(source, "SCI")),
+                         T=2, ignore=ignored)
+    assert np.array_equal(prediction.ignore, ignored) and not prediction.mask(0.0)[ignored].any()
+    assert prediction.mask(0.0).sum() == H * W - 8
+
+
+def test_an_all_nan_frame_is_an_error_for_that_input(models, tmp_path, capsys):
+    path = tmp_path / "nan.fits"
+    sci = fits.ImageHDU(np.full((H, W), np.nan, np.float32), name="SCI", ver=1)
+    sci.header["BUNIT"] = "ELECTRONS"
+    fits.HDUList([fits.PrimaryHDU(), sci]).writeto(path)
+    good = frame(tmp_path / "good.fits")
+    status, stdout, err = run(capsys, "predict", path, good, "--model", models["det"], "-o", tmp_path / "p")
+    errors = [line for line in err if "error" in line]
+    assert status == 1 and len(errors) == 1 and "nan.fits" in errors[0] and "nothing to predict" in errors[0], err
+    assert "1 done, 0 redone, 0 skipped, 1 failed" in stdout and not (tmp_path / "p" / "nan_cosmiq.fits").exists()
+    with pytest.raises(ValueError, match="nothing to predict"):
+        predict(load(models["det"]), np.ones((8, 8)), ignore=np.ones((8, 8), bool))
+
+
+def test_novelty_noise_statistic_leaves_ignored_pixels_out():
+    from cosmiq_pyro.inference import novelty as nv
+
+    rn = nv.READ_NOISE_REF_E
+    rng = np.random.default_rng(0)
+    electrons = rng.poisson(1000.0, (256, 256)) + rng.normal(0.0, rn, (256, 256))
+    filled = electrons.copy()
+    ignore = np.zeros(filled.shape, bool)
+    ignore[:, 100:180] = True  # bad columns, filled with one value as predict fills NaN
+    filled[ignore] = np.median(electrons)
+    clean = nv.noise_excess(electrons, block_px=256)[0, 0]
+    assert clean == pytest.approx(0.0, abs=0.05)
+    assert nv.noise_excess(filled, block_px=256)[0, 0] < clean - 0.3  # the fill reads as missing noise
+    assert nv.noise_excess(filled, block_px=256, ignore=ignore)[0, 0] == pytest.approx(clean, abs=0.05)
+
+
+# ---------------------------------------------------------------- item 9: compact products
+
+
+def test_products_are_compressed_to_their_stated_precision_and_fitsverify_accepts_them(models, tmp_path):
+    import shutil
+    import subprocess
+
+    source = flagged_frame(tmp_path / ("Ωmega_" + "x" * 70 + ".fits"))
+    out = tmp_path / "p_cosmiq.fits"
+    model = load(models["vi"])
+    products.predict_fits(model, source, out, model_file=models["vi"], T=2)
+    chip = products.read_hst(source)[0]
+    computed = predict(model, chip.image, T=2, ignore=chip.ignore)
+    with fits.open(out) as hdul:
+        assert all(isinstance(h, fits.CompImageHDU) for h in hdul[1:])
+        for name, values in (("PROB", computed.prob), ("ENTROPY", computed.entropy), ("EPISTEMIC", computed.epistemic)):
+            stored, prec = hdul[name].data, hdul[name].header["CQPREC"]
+            assert 0 < prec <= 2e-5
+            err = np.abs(stored.astype(np.float64) - values)[~chip.ignore]
+            assert err.max() <= prec and err.max() > prec / 10  # quantised, not lossless
+        assert hdul["MASK"].header["CQPREC"] == 0
+        np.testing.assert_array_equal(hdul["MASK"].data, np.where(chip.ignore, 2, computed.prob > 0.5))
+    fitsverify = shutil.which("fitsverify")
+    if fitsverify is None:
+        pytest.skip("fitsverify is not installed (Debian package fitsverify)")
+    done = subprocess.run([fitsverify, str(out)], capture_output=True, text=True, timeout=60)
+    assert "Verification found 0 warning(s) and 0 error(s)" in done.stdout, done.stdout[-2000:]
+
+
+def test_maps_option_chooses_the_extensions_and_is_part_of_the_provenance(models, tmp_path, capsys):
+    source = frame(tmp_path / "f.fits")
+    out = tmp_path / "p"
+    status, _, err = run(capsys, "predict", source, "--model", models["vi"], "-T", "2", "-o", out, "--maps", "prob")
+    assert status == 0 and not err
+    with fits.open(out / "f_cosmiq.fits") as hdul:
+        assert [h.name for h in hdul[1:]] == ["PROB", "MASK"] and hdul[0].header["CQMAPS"] == "PROB,MASK"
+    assert product_damage(out / "f_cosmiq.fits") == ""
+    status, _, err = run(capsys, "predict", source, "--model", models["vi"], "-T", "2", "-o", out)
+    assert status == 1 and "CQMAPS" in err[0] and "--overwrite" in err[0]
+    assert run(capsys, "predict", source, "--model", models["vi"], "-o", out, "--maps", "PROB,bogus")[0] == 2
+
+
+def test_the_docs_page_lists_every_keyword_of_the_table():
+    page = (Path(__file__).resolve().parents[1] / "docs" / "products.md").read_text()
+    assert all(f"| `{row.keyword}` | {row.records} |" in page for row in KEYWORDS)

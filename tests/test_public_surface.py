@@ -71,8 +71,9 @@ def test_moved_names_warn_and_still_resolve(module, name, home):
 
 def test_no_private_alias_left_in_predictive():
     from cosmiq_pyro.inference import predictive
+    from cosmiq_pyro.utils.tiling import TILE_ALIGN
 
-    assert not hasattr(predictive, "_ALIGN") and predictive.TILE_ALIGN == 4
+    assert not hasattr(predictive, "_ALIGN") and TILE_ALIGN == 4
 
 
 def test_api_reference_documents_exactly_each_modules_all(tmp_path):

@@ -6,10 +6,13 @@ in ``outdir``), and one row of the returned table says what became of it:
 * ``done``: the product was written (atomically: complete or absent);
 * ``skipped``: a product made from the same input (its SHA-256, CQSRCSHA) with the same
   settings (the `products.KEYWORDS` rows with reuse ``setting``: package version, model SHA-256,
-  T, seed, threshold, reading options) already exists; ``overwrite=True`` makes it again;
+  method, T, seed, threshold, reading options) already exists; ``overwrite=True`` makes it again;
 * ``redone``: a product exists but its input changed since (another CQSRCSHA: a new file of the
   same name, or one re-reduced in place), or it is damaged (truncated, checksums wrong, maps
   missing); it is made again and ``note`` says why;
+* a product that appears, with the same input and settings, after the batch was planned (made
+  by another run into the same directory, or by an earlier try of a task whose worker died)
+  is ``done``, with a note saying so;
 * ``failed``: the input could not be read or predicted, or an existing product was made with
   other settings; ``error`` says why, naming the input, and the batch goes on.
 
@@ -44,7 +47,9 @@ from astropy.io.fits.verify import VerifyError
 from tqdm.auto import tqdm
 
 from ..io.atomic import check_writable_directory, file_lock
-from ..utils.checks import check_float, check_int, check_seed
+from ..inference.draws import check_draws
+from ..inference.methods import check_method, run_settings
+from ..utils.checks import check_float, check_seed
 from . import products
 from .inputs import FITS_SUFFIXES, expand_inputs, product_name
 from .modelcache import DEFAULT_MODEL, cached_model
@@ -61,6 +66,8 @@ STATUSES = ("done", "redone", "skipped", "failed")
 _INPUT_ERRORS = (ValueError, TypeError, OSError, EOFError, VerifyError)
 # options of predict_fits that predict_many sets itself
 _OWN_OPTIONS = {"model", "in_path", "out_path", "model_file", "overwrite", "progress"}
+# the note of a product that appeared after the batch was planned, with this batch's provenance
+_MEANWHILE = "made meanwhile (by another run, or by an earlier try of this task)"
 # Pyro's handler stack is process-global: one prediction at a time per worker process
 _PREDICT_LOCK = threading.Lock()
 
@@ -105,9 +112,10 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
     progress : bool, optional
         A tqdm bar over frames (default: shown when stderr is a terminal).
     **predict_options
-        Passed to `products.predict_fits` for every frame: ``T``, ``threshold``, ``seed``,
-        ``tile``, ``dq_flags``, ``device``, and the reading options it takes (``ext``, ``bunit``,
-        ``gain_e_per_adu``, ``instrument``, ``exptime_s``).
+        Passed to `products.predict_fits` for every frame: ``method``, ``T``, ``threshold``, ``seed``,
+        ``tile``, ``dq_flags``, ``device``, ``maps`` (the map extensions written, MASK always),
+        and the reading options it takes (``ext``, ``bunit``, ``gain_e_per_adu``, ``instrument``,
+        ``exptime_s``).
 
     Returns
     -------
@@ -155,14 +163,15 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
                       "(one pass per frame, no EPISTEMIC map)", UserWarning, stacklevel=2)
     if not loaded.bayesian:
         options.pop("T", None)
+    method, draws = run_settings(options.get("method"), options.get("T"), loaded.bayesian)
     expected = Provenance(model_file=os.fspath(loaded.weights_file), model_sha256=loaded.sha256,
-                          model_kind=type(loaded.result.model).__name__,
-                          T=(options.get("T") or _default_T()) if loaded.bayesian else 1,
+                          model_kind=type(loaded.result.model).__name__, T=draws, method=method,
                           threshold=float(options.get("threshold", _default("threshold"))),
                           seed=int(options.get("seed", _default("seed"))),
                           reading=products.reading_options(
                               *(options.get(k, _default(k)) for k in ("ext", "bunit", "gain_e_per_adu", "dq_flags",
-                                                                  "instrument", "exptime_s"))))
+                                                                  "instrument", "exptime_s"))),
+                          maps=products.map_choice(options.get("maps")))
     created = [folder for folder in (outdir, *outdir.parents) if not folder.exists()]  # deepest first
     outdir.mkdir(parents=True, exist_ok=True)
 
@@ -223,11 +232,6 @@ def _default(name):
     return _OPTIONS[name]
 
 
-def _default_T() -> int:
-    default = _default("T")
-    return getattr(products, "DEFAULT_T", 16) if default is None else default
-
-
 def _checked_options(options: dict) -> dict:
     allowed = _OPTIONS
     unknown = sorted(set(options) - set(allowed))
@@ -236,9 +240,12 @@ def _checked_options(options: dict) -> dict:
                         f"expected some of {', '.join(sorted(allowed))}")
     options = {name: (value.item() if isinstance(value, np.generic) else value) for name, value in options.items()}
     if options.get("T") is not None:
-        check_int(options["T"], "T", minimum=1)
+        check_draws(options["T"])
+    check_method(options.get("method"), options.get("T"))
     check_seed(options.get("seed", 0))
     check_float(options.get("threshold", 0.5), "threshold", minimum=0.0, maximum=1.0)
+    if options.get("maps") is not None:
+        options["maps"] = products.map_choice(options["maps"])
     return options
 
 
@@ -260,10 +267,10 @@ def _judge(job: _Job):
     if made.source_sha256 != source:
         was = f"{made.source_sha256[:12]}..." if made.source_sha256 else "not recorded"
         return f"input changed (CQSRCSHA {was}, now {source[:12]}...)"
-    # made after the batch was planned: by another run at the same time, or by an earlier try of
-    # this task (its worker died after writing it)
-    note = "" if job.existed else "made meanwhile by another run"
-    return _row(job, "skipped", novelty=_novelty(job.output), note=note)
+    if not job.existed:  # made after the batch was planned: what it asked for, and fresh
+        return _row(job, "done", cr_pixels=_cr_pixels(job.output), novelty=_novelty(job.output),
+                    note=_MEANWHILE)
+    return _row(job, "skipped", novelty=_novelty(job.output))
 
 
 def _judged_without_writing(jobs: dict, unwritable: PermissionError) -> pd.DataFrame:
@@ -360,17 +367,18 @@ def _make(job: _Job) -> dict:
                                   overwrite=job.overwrite or bool(redo), progress=False, **job.options)
     except FileExistsError:  # another run wrote it first (it lost no race: it finished first)
         verdict = _judge(job)
-        if not isinstance(verdict, dict) or verdict["status"] != "skipped":
+        if not isinstance(verdict, dict) or verdict["status"] not in ("done", "skipped"):
             raise
-        return _row(job, "done", seconds=time.perf_counter() - start, cr_pixels=_cr_pixels(job.output),
-                    novelty=_novelty(job.output), note="another run wrote the same product first")
+        return {**verdict, "status": "done", "seconds": time.perf_counter() - start, "note": _MEANWHILE,
+                "cr_pixels": _cr_pixels(job.output)}
     return _row(job, "redone" if redo else "done", seconds=time.perf_counter() - start,
                 cr_pixels=_cr_pixels(job.output), novelty=_novelty(job.output), note=redo)
 
 
 def _cr_pixels(product: str) -> int:
+    """Cosmic-ray pixels of a product: MASK & MASK_CR over its extensions (ignored pixels left out)."""
     with fits.open(product) as hdul:
-        return int(sum(np.count_nonzero(hdu.data) for hdu in hdul if hdu.name == "MASK"))
+        return int(sum(np.count_nonzero(hdu.data & products.MASK_CR) for hdu in hdul if hdu.name == "MASK"))
 
 
 def _novelty(product: str) -> float:

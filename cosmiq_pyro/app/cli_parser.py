@@ -138,10 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="CR probability, entropy, epistemic and mask maps of FITS files",
                        description="For each input FITS file write OUTDIR/<name>_cosmiq.fits with, per SCI "
-                       "extension, PROB, ENTROPY, EPISTEMIC (float32) and MASK (uint8) extensions carrying "
+                       "extension, PROB, ENTROPY, EPISTEMIC (float32, tile-compressed to 2e-5) and MASK (uint8) extensions carrying "
                        "the input's WCS, identifying keywords and provenance (model SHA-256, T, threshold, "
                        "seed). Pixels are read in electrons (BUNIT converted); DQ-flagged pixels are ignored. "
-                       "An input whose product exists with the same provenance is skipped; a bad input gets "
+                       "An input whose product exists with the same input and provenance is skipped, one whose input changed or that is damaged is redone; a bad input gets "
                        "one error line and the others go on. Exit status: 0 when no input failed, 1 when "
                        "some did, 2 for usage errors.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="FITS files (HST _flc/_flt or any image), "
@@ -150,8 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=DEFAULT_MODEL, metavar="MODEL", help="cosmiq_pyro checkpoint, or a "
                    f"published model: {DEFAULT_MODEL} (default; the Bayesian model shipped with the package) or "
                    "ACS-WFC (deepCR's published weights; needs the deepCR package)")
+    _method_option(p)
     p.add_argument("-T", type=_positive_int, default=None, help="posterior draws per pixel of a Bayesian "
-                   "model (default 16); a deterministic model makes one pass and says that -T was not used")
+                   "model and a Monte Carlo method (default 16, at most 65536); -T without --method means "
+                   "--method mc, -T with a sampling-free method is an error; a deterministic model makes one "
+                   "pass and says that -T was not used")
     p.add_argument("--threshold", type=_probability, default=0.5, help="MASK = PROB > threshold (default 0.5)")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the posterior draws (default 0)")
     p.add_argument("-o", "--outdir", type=Path, default=Path("."), metavar="OUTDIR",
@@ -175,8 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dq-flags", type=_dq_flags, default=None,
                    help="DQ bits treated as bad (default: the camera spec's, ACS/WFC's "
                    "cosmiq_pyro.io.fitsio.DEFAULT_DQ_FLAGS for a camera without spec; 0: none)")
-    p.add_argument("--overwrite", action="store_true", help="make every product again (default: an input "
-                   "whose product exists with the same version, model, T, seed and threshold is skipped)")
+    p.add_argument("--maps", default=None, metavar="NAMES", help="map extensions to write, comma-separated, "
+                   "from PROB, ENTROPY, EPISTEMIC, NOVELTY (MASK is always written; default: all)")
+    p.add_argument("--overwrite", action="store_true", help="make every product again, also one made with "
+                   "other settings (default: an input whose product exists from the same input with the same "
+                   "settings is skipped; one whose input changed, or that is damaged, is redone)")
     p.add_argument("--device", type=_device, default=None, help="cpu, cuda (default: cuda when available)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=_positive_int, default=None, metavar="N",
@@ -225,8 +231,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _method_option(p) -> None:
+    p.add_argument("--method", default=None, metavar="METHOD", help="predictive method of a Bayesian model: "
+                   "mc (Monte Carlo over -T posterior draws) or moments (sampling-free, "
+                   "no -T); default: cosmiq_pyro.inference.methods.DEFAULT_METHOD; recorded as CQMETHOD")
+
+
 def _evaluation_options(p) -> None:
-    p.add_argument("-T", type=_positive_int, default=16, help="posterior draws per pixel (default 16)")
+    _method_option(p)
+    p.add_argument("-T", type=_positive_int, default=None, help="posterior draws per pixel of a Monte Carlo "
+                   "method (default 16; -T without --method means --method mc)")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the posterior draws (default 0)")
     p.add_argument("--size", type=_size, default=256, help="frame side for simulate:N (default 256)")
     p.add_argument("--data-seed", type=_seed, default=HELD_OUT_SEED,

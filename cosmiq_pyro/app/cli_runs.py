@@ -212,9 +212,11 @@ def run_predict(args) -> int:
 
     options = dict(threshold=args.threshold, seed=args.seed, tile=args.tile, device=args.device, ext=args.ext,
                    dq_flags=args.dq_flags, bunit=args.bunit, gain_e_per_adu=args.gain_e_per_adu,
-                   instrument=args.instrument, exptime_s=args.exptime_s)
+                   instrument=args.instrument, exptime_s=args.exptime_s, maps=args.maps)
     if args.T is not None:
         options["T"] = args.T
+    if args.method is not None:
+        options["method"] = args.method
     with _dask_client(args) if args.workers or args.scheduler else nullcontext() as client:
         table = predict_many(args.inputs, model=args.model, outdir=args.outdir, client=client,
                              overwrite=args.overwrite, **options)
@@ -223,7 +225,8 @@ def run_predict(args) -> int:
             error_line(f"cosmiq predict: error: {row.error}")
         else:
             print({"done": f"wrote {row.output}", "skipped": f"skipped (same input and provenance) {row.output}",
-                   "redone": f"redid {row.output}: {row.note}"}[row.status])
+                   "redone": f"redid {row.output}: {row.note}"}[row.status] if not row.note or row.status != "done"
+                  else f"found {row.output}, {row.note}")
             novel = novel_extensions(row.output)
             if novel:
                 scores = ", ".join(f"{ext} {novelty:.2f}" for ext, novelty in novel)
@@ -256,7 +259,7 @@ def run_evaluate(args) -> int:
         check_writable_directory(args.out.parent, "directory of --out")
     model, _ = _load_model(args.model)
     dataset = _dataset(args.data, size=args.size, seed=args.data_seed)
-    table = evaluate(model, dataset, T=args.T, seed=args.seed, progress=not args.quiet)
+    table = evaluate(model, dataset, method=args.method, T=args.T, seed=args.seed, progress=not args.quiet)
     print(table.to_string(index=False))
     if args.out is not None:
         write_bytes_atomic(args.out, table.to_csv(index=False).encode())
@@ -288,7 +291,8 @@ def run_compare(args) -> int:
     if not predictors:
         raise CommandError("cosmiq compare: nothing to compare; give --models, --deepcr or --lacosmic")
     with staged_directory(args.out, overwrite=args.overwrite) as staging:
-        result = compare(predictors, dataset, out_dir=staging, T=args.T, seed=args.seed, progress=not args.quiet)
+        result = compare(predictors, dataset, out_dir=staging, method=args.method, T=args.T, seed=args.seed,
+                         progress=not args.quiet)
     print(result.markdown)
     print(f"wrote {', '.join(sorted(p.name for p in result.files.values()))} to {args.out}")
     return 0

@@ -296,7 +296,7 @@ def maps_figure(frame, prediction):
         epistemic.set_data(np.ma.masked_array(np.maximum(values.filled(floor), floor), values.mask))
         epistemic.set_norm(LogNorm(vmin=floor, vmax=top))
         epistemic.colorbar.formatter = LogFormatterSciNotation()
-        axes[3].set_title(f"Epistemic (log scale), T={prediction.T}")
+        axes[3].set_title(f"Epistemic (log scale), {prediction.method}, T={prediction.T}")
     legend = axes[4].get_legend()
     if legend is not None:
         handles = legend.legend_handles

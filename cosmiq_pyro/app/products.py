@@ -1,20 +1,27 @@
 """FITS output products: what `cosmiq predict` writes, and the provenance keyword table.
 
 A product file mirrors its input.  For every science extension ``SCI,v`` of the input it holds
+(each `map_choice` names, ``--maps``; MASK always)
 
 =========  =======  ===================================================================
 EXTNAME    type     content
 =========  =======  ===================================================================
 PROB,v     float32  posterior-mean CR probability
 ENTROPY,v  float32  binary entropy of PROB, nats (total predictive uncertainty)
-EPISTEMIC  float32  mutual information between label and weights, nats; only when the
-                    maps come from T > 1 posterior draws (a deterministic model has no
-                    weight uncertainty: an all-zero map would read as "certain")
-MASK,v     uint8    1 where PROB > threshold, else 0
+EPISTEMIC  float32  mutual information between label and weights, nats; for a Bayesian
+                    model, whatever the predictive method (CQMETHOD); a deterministic model
+                    has no weight uncertainty (an all-zero map would read as "certain")
+MASK,v     uint8    `MASK_CR` (1) where PROB > threshold, `MASK_IGNORED` (2) on ignored
+                    pixels, else 0
 NOVELTY,v  float32  how unlike the model's training frames each 64x64 px block is (1 = the
                     95th percentile of in-distribution blocks); only when the model carries
                     a novelty model (`inference.novelty`)
 =========  =======  ===================================================================
+
+Ignored pixels (`Prediction.ignore`: DQ-flagged, NaN or fill values in the input) are NaN in
+PROB, ENTROPY and EPISTEMIC and 2 in MASK; CQIGNORE counts them.  Every map is tile-compressed
+(`io.fitswrite.compressed_image_hdu`): the float maps quantised with step `QUANTIZE_STEP` (each
+stored value within CQPREC, about 2e-5, of the computed one), MASK losslessly.
 
 Every keyword cosmiq_pyro writes is a row of `KEYWORDS` (the provenance keyword table): the
 value it records, what it means, where it is written and whether it decides if an existing
@@ -48,28 +55,35 @@ from ..models.results import FitResult
 from ..io.atomic import check_writable_directory
 from ..instruments import get_instrument
 from ..io.fitsio import HSTImage, read_hst
-from ..io.fitswrite import write_hdulist_atomic
+from ..io.fitswrite import compressed_image_hdu, write_hdulist_atomic
+from ..inference.methods import DEFAULT_T, run_settings
 from ..inference.predictive import Prediction, predict
 from ..utils.checks import check_probability
 
 __all__ = ["IDENTIFYING_KEYWORDS", "PRODUCT_EXTENSIONS", "DEFAULT_T", "KEYWORDS", "Keyword", "REUSE",
-           "Provenance", "product_maps", "file_sha256", "fits_name", "reading_options", "product_hdulist", "unit_cards",
+           "Provenance", "map_choice", "product_maps", "MASK_CR", "MASK_IGNORED", "QUANTIZE_STEP", "file_sha256", "fits_name", "reading_options", "product_hdulist", "unit_cards",
            "write_products", "predict_fits", "novel_extensions"]
 
 #: Keywords copied from the input (science header first, then primary) into every product HDU.
 IDENTIFYING_KEYWORDS = ("TELESCOP", "INSTRUME", "DETECTOR", "FILTER", "FILTER1", "FILTER2",
                         "ROOTNAME", "DATE-OBS", "TIME-OBS", "EXPSTART", "EXPTIME", "TARGNAME",
                         "PROPOSID", "CCDCHIP", "CCDGAIN")
-#: Product extensions written per input science extension, in order (EPISTEMIC only for T > 1,
-#: NOVELTY only when the model has a novelty model).
+#: Product extensions written per input science extension, in order (EPISTEMIC only for a
+#: Bayesian model, NOVELTY only when the model has a novelty model).
 PRODUCT_EXTENSIONS = ("PROB", "ENTROPY", "EPISTEMIC", "MASK", "NOVELTY")
-#: Default posterior draws per pixel of a Bayesian model in `predict_fits`.
-DEFAULT_T = 16
+#: MASK values: a cosmic ray (PROB > CQTHRESH), an ignored pixel (DQ-flagged, NaN or fill value
+#: in the input: its maps are NaN); 0 elsewhere.  Bits, as in HST DQ arrays: ``MASK & 1`` are the
+#: cosmic rays, ``MASK != 0`` every pixel not to use.
+MASK_CR, MASK_IGNORED = 1, 2
+#: Quantisation step of the float maps (PROB, ENTROPY, EPISTEMIC, NOVELTY): each stored value
+#: is within QUANTIZE_STEP / 2 = 1.95e-5 (plus float32 rounding) of the computed one (CQPREC); chosen by experiment
+#: (docs/products.md).
+QUANTIZE_STEP = 3.9e-5
 _COMMENTS = {
     "PROB": "posterior-mean cosmic-ray probability",
     "ENTROPY": "binary entropy of PROB [nats]",
     "EPISTEMIC": "mutual information label-weights [nats]",
-    "MASK": "1 where PROB > CQTHRESH (cosmic ray)",
+    "MASK": "1 = CR (PROB > CQTHRESH), 2 = ignored pixel",
     "NOVELTY": "block novelty, 1 = 95th pct in-distribution",
 }
 
@@ -105,17 +119,28 @@ KEYWORDS = (
     Keyword("CQMSHA", "Provenance.model_sha256", "setting", "all", "SHA-256 of the model file, 64 hex digits"),
     Keyword("CQKIND", "Provenance.model_kind", "no", "all",
             "model class: UNet2SigmoidVI (Bayesian) or UNet2Sigmoid (deterministic); follows from CQMSHA"),
-    Keyword("CQT", "Provenance.T", "setting", "all", "posterior draws per pixel (1 for a deterministic model)"),
+    Keyword("CQMETHOD", "Provenance.method", "setting", "all",
+            "predictive method: mc (Monte Carlo over CQT posterior draws), moments (sampling-free), "
+            "or deterministic (a deterministic model's one pass)"),
+    Keyword("CQT", "Provenance.T", "setting", "all",
+            "posterior draws per pixel of a Monte Carlo method (1 for a deterministic model; absent for a "
+            "sampling-free method)"),
     Keyword("CQTHRESH", "Provenance.threshold", "setting", "all", "MASK threshold: CR where PROB > CQTHRESH"),
     Keyword("CQSEED", "Provenance.seed", "setting", "all", "seed of the posterior draws"),
     Keyword("CQREAD", "Provenance.reading", "setting", "all",
             "reading options that decide the input pixels (`reading_options`): extension, assumed unit, "
-            "gain, DQ bits ignored, and when given the camera spec and the exposure time"),
+            "gain, DQ bits ignored (camera: the spec's), and when given the camera spec (name:digest) and "
+            "the exposure time"),
+    Keyword("CQMAPS", "Provenance.maps", "setting", "all",
+            "the map extensions asked for (`map_choice`, ``--maps``; MASK always), e.g. PROB,MASK; EPISTEMIC "
+            "is written only for a Bayesian model and NOVELTY only for a model with a novelty model"),
     Keyword("CQSOURCE", "Provenance.source_file", "no", "all",
             "base name of the input file (`fits_name`); the input is identified by CQSRCSHA"),
     Keyword("CQSRCSHA", "Provenance.source_sha256", "input", "all",
             "SHA-256 of the input file's bytes (as stored, compressed or not)"),
     Keyword("DATE", "Provenance.date", "no", "all", "UTC time the product was made, ISO 8601"),
+    Keyword("LONGSTRN", "'OGIP 1.0' when a value needs CONTINUE cards", "no", "all",
+            "only when a value (a long file name) continues on CONTINUE cards: the long-string convention"),
     Keyword("CQSRCEXT", "HSTImage.extname, extver", "no", "maps", "input extension of these maps, e.g. SCI,1"),
     Keyword("CQBUNIT", "HSTImage.bunit_used", "no", "maps",
             "unit the input pixels were read as (BUNIT or the caller's); part of CQREAD when given"),
@@ -124,6 +149,12 @@ KEYWORDS = (
     Keyword("CQINSTR", "HSTImage.instrument", "no", "maps",
             "camera spec the input was read with (cosmiq_pyro.instruments: its extensions, DQ bits, unit, "
             "gain keywords), recognised from the header or given (then part of CQREAD); NONE: no spec"),
+    Keyword("CQIGNORE", "Prediction.ignore", "no", "maps",
+            "pixels of this input extension that were ignored (DQ-flagged, NaN, fill value): NaN in the "
+            "float maps, MASK = 2"),
+    Keyword("CQPREC", "the map's encoding", "no", "maps",
+            "bound on the absolute difference between a stored pixel of this map and the computed one: half "
+            "the quantisation step of a float map plus float32 rounding, 0 for MASK (lossless)"),
     Keyword("CQNOVEL", "Prediction.novelty", "no", "maps",
             "the frame's novelty, 1 = 95th percentile of in-distribution frames (models with a novelty model)"),
     Keyword("CQISNOV", "Prediction.is_novel", "no", "maps",
@@ -166,8 +197,9 @@ class Provenance:
         SHA-256 of the model file, 64 hex digits [CQMSHA].
     model_kind : str
         ``"UNet2SigmoidVI"`` (Bayesian) or ``"UNet2Sigmoid"`` (deterministic) [CQKIND].
-    T : int
-        Posterior draws per pixel (1 for the deterministic twin) [CQT].
+    T : int or None
+        Posterior draws per pixel of a Monte Carlo method (1 for the deterministic twin; None, and
+        no card, for a sampling-free method) [CQT].
     threshold : float
         MASK threshold on PROB [CQTHRESH].
     seed : int
@@ -175,10 +207,15 @@ class Provenance:
     reading : str
         The reading options that decide the input pixels, `reading_options` [CQREAD]:
         extension, assumed unit, gain and DQ bits (``"ext=None bunit=None gain=None dq=..."``).
+    maps : str
+        The map extensions asked for, `map_choice` [CQMAPS].
     source_file : str
         The input file [CQSOURCE: its base name, `fits_name`].
     source_sha256 : str
         SHA-256 of the input file's bytes [CQSRCSHA]; "" when unknown (an array, not a file).
+    method : str
+        The predictive method (`cosmiq_pyro.inference.methods.METHODS`), ``"deterministic"``
+        for a deterministic model [CQMETHOD].
     package_version : str
         cosmiq_pyro version [CQVERS].
     date : str
@@ -188,10 +225,12 @@ class Provenance:
     model_file: str
     model_sha256: str
     model_kind: str
-    T: int
+    T: int | None
     threshold: float
     seed: int
     reading: str = ""
+    maps: str = ",".join(PRODUCT_EXTENSIONS)
+    method: str = "mc"
     source_file: str = ""
     source_sha256: str = ""
     package_version: str = __version__
@@ -207,7 +246,7 @@ class Provenance:
     #: from another version of the input and is redone.
     INPUT_FIELDS = tuple(_provenance_keywords("input"))
     #: Keywords a product of an older version may lack (their value then reads as "").
-    OPTIONAL_KEYWORDS = ("CQREAD", "CQSOURCE", "CQSRCSHA")
+    OPTIONAL_KEYWORDS = ("CQREAD", "CQMAPS", "CQSOURCE", "CQSRCSHA", "CQMETHOD", "CQT")
 
     @classmethod
     def from_header(cls, header) -> "Provenance":
@@ -222,7 +261,9 @@ class Provenance:
                    if key not in header and key not in cls.OPTIONAL_KEYWORDS]
         if missing:
             raise ValueError(f"no provenance keyword {', '.join(missing)} (not a cosmiq_pyro product)")
-        return cls(**{name: header.get(key, "") for name, key in cls.KEYWORDS.items()})
+        values = {name: header.get(key, "") for name, key in cls.KEYWORDS.items()}
+        values["T"] = header.get("CQT")  # None: a sampling-free method's product
+        return cls(**values)
 
     def differences(self, other: "Provenance", names=None) -> list[str]:
         """One ``"CQT 8, not 16"`` line per field in ``names`` (default `RUN_FIELDS`) whose value
@@ -243,6 +284,8 @@ class Provenance:
             value = getattr(self, name)
             if name in ("model_file", "source_file"):
                 value = fits_name(value)
+            elif name == "T" and value is None:
+                continue  # a sampling-free method makes no draws: no CQT card
             elif name in ("T", "seed"):
                 value = int(value)
             elif name == "threshold":
@@ -254,14 +297,19 @@ class Provenance:
     def header(self) -> fits.Header:
         """The cards as a header, built (and so checked FITS-legal) without writing anything."""
         header = fits.Header()
-        for key, value, comment in self.cards():
+        cards = self.cards()
+        for key, value, comment in cards:
             header[key] = (value, comment)
+        if any(isinstance(value, str) and len(value) > _SHORT_STRING for _, value, _ in cards):
+            header["LONGSTRN"] = ("OGIP 1.0", "long strings continue on CONTINUE cards")
         return header
 
 
+# longest string value that fits one card (80 - 10 for the keyword and '= ', 2 quotes)
+_SHORT_STRING = 68
 # short card comments (long string values get none: no room)
 _CARD_COMMENTS = {"ORIGIN": "software that made this file", "CQVERS": "cosmiq_pyro version",
-                  "CQKIND": "model class", "CQT": "posterior draws per pixel",
+                  "CQKIND": "model class", "CQMETHOD": "predictive method", "CQT": "posterior draws per pixel",
                   "CQTHRESH": "MASK = PROB > CQTHRESH", "CQSEED": "seed of the posterior draws",
                   "DATE": "UTC date this file was written"}
 
@@ -297,12 +345,39 @@ def file_sha256(path, chunk_bytes: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def map_choice(maps=None) -> str:
+    """The map extensions to write, as CQMAPS records them: names from `PRODUCT_EXTENSIONS` in
+    its order, comma-separated, MASK always among them.
+
+    Parameters
+    ----------
+    maps : str or sequence of str, optional
+        ``"PROB,ENTROPY"`` or ``["PROB", "ENTROPY"]`` (any case); default: all of them.
+
+    >>> map_choice("prob")
+    'PROB,MASK'
+    """
+    if maps is None:
+        return ",".join(PRODUCT_EXTENSIONS)
+    names = maps.split(",") if isinstance(maps, str) else list(maps)
+    if not all(isinstance(n, str) for n in names):
+        raise TypeError(f"maps must be names of {', '.join(PRODUCT_EXTENSIONS)}, got {maps!r}")
+    wanted = {n.strip().upper() for n in names if n.strip()} | {"MASK"}
+    unknown = sorted(wanted - set(PRODUCT_EXTENSIONS))
+    if unknown:
+        raise ValueError(f"maps: unknown map(s) {', '.join(unknown)}; expected some of "
+                         f"{', '.join(PRODUCT_EXTENSIONS)} (MASK is always written)")
+    return ",".join(n for n in PRODUCT_EXTENSIONS if n in wanted)
+
+
 def product_maps(provenance: Provenance) -> tuple:
-    """The map extensions every input extension's product holds, in order: PROB, ENTROPY,
-    EPISTEMIC (only for ``T > 1``), MASK.  NOVELTY comes on top when the model has a novelty
-    model."""
-    return tuple(name for name in PRODUCT_EXTENSIONS
-                 if name != "NOVELTY" and (name != "EPISTEMIC" or int(provenance.T) > 1))
+    """The map extensions every input extension's product holds, in order: those of CQMAPS
+    (`map_choice`) less EPISTEMIC for a deterministic model (a Bayesian model's, whatever the
+    method).  NOVELTY, when asked for, comes only from a model with a novelty model, so it is not
+    among them."""
+    chosen = set(map_choice(provenance.maps or None).split(","))
+    return tuple(name for name in PRODUCT_EXTENSIONS if name in chosen and name != "NOVELTY"
+                 and (name != "EPISTEMIC" or provenance.method != "deterministic"))
 
 
 def product_hdulist(images: Sequence[HSTImage], predictions: Sequence[Prediction],
@@ -320,7 +395,7 @@ def product_hdulist(images: Sequence[HSTImage], predictions: Sequence[Prediction
     Returns
     -------
     astropy.io.fits.HDUList
-        A primary HDU without data, then PROB, ENTROPY, EPISTEMIC (when ``provenance.T > 1``),
+        A primary HDU without data, then PROB, ENTROPY, EPISTEMIC (a Bayesian model's),
         MASK, NOVELTY (when the prediction has a novelty score) per image.
     """
     if not isinstance(provenance, Provenance):
@@ -339,29 +414,48 @@ def product_hdulist(images: Sequence[HSTImage], predictions: Sequence[Prediction
         if prediction.prob.shape != image.image.shape:
             raise ValueError(f"prediction of shape {prediction.prob.shape} does not match "
                              f"extension {image.extname},{image.extver} of shape {image.image.shape}")
+        ignored = image.ignore if prediction.ignore is None else prediction.ignore
         maps = {
-            "PROB": prediction.prob.astype(np.float32),
-            "ENTROPY": prediction.entropy.astype(np.float32),
-            "EPISTEMIC": prediction.epistemic.astype(np.float32),
-            "MASK": (prediction.prob > provenance.threshold).astype(np.uint8),
+            "PROB": _nan_where(prediction.prob, ignored),
+            "ENTROPY": _nan_where(prediction.entropy, ignored),
+            "EPISTEMIC": _nan_where(prediction.epistemic, ignored),
+            "MASK": np.where(ignored, MASK_IGNORED, (prediction.prob > provenance.threshold) * MASK_CR).astype(np.uint8),
             "NOVELTY": prediction.novelty_map,
         }
         wcs_cards = _wcs_cards(image)
-        for name in product_maps(provenance) + (() if prediction.novelty is None else ("NOVELTY",)):
-            hdu = fits.ImageHDU(maps[name], name=name, ver=image.extver)
-            header = hdu.header
+        novelty = prediction.novelty is not None and "NOVELTY" in map_choice(provenance.maps or None)
+        for name in product_maps(provenance) + (("NOVELTY",) if novelty else ()):
+            header = fits.Header()
             header["EXTNAME"] = (name, _COMMENTS[name])
             header.extend(wcs_cards, update=True)
             _copy_identifying(header, (image.header, image.primary_header))
             header["CQSRCEXT"] = (f"{image.extname},{image.extver}", "input extension")
             for key, value, comment in unit_cards(image):
                 header[key] = (value, comment)
+            header["CQIGNORE"] = (int(np.count_nonzero(ignored)), "pixels ignored: NaN maps, MASK = 2")
             if prediction.novelty is not None:
                 header["CQNOVEL"] = (float(prediction.novelty), "novelty, 1 = 95th pct in-distribution")
                 header["CQISNOV"] = (bool(prediction.is_novel), "novelty above the model's threshold")
+            step = None if name == "MASK" else QUANTIZE_STEP
+            header["CQPREC"] = (_precision(maps[name], step), "max |stored - computed| of a pixel")
             _add_provenance(header, provenance)
-            hdus.append(hdu)
+            hdus.append(compressed_image_hdu(maps[name], name=name, ver=image.extver, quantize_step=step,
+                                             header=header))
     return fits.HDUList(hdus)
+
+
+def _precision(values: np.ndarray, step: float | None) -> float:
+    """Bound on |stored - computed| of a map quantised with ``step``: half the step, plus the
+    float32 rounding of the largest value (2**-24 relative); 0 when stored losslessly."""
+    if step is None:
+        return 0.0
+    finite = values[np.isfinite(values)]
+    largest = float(np.abs(finite).max()) if finite.size else 0.0
+    return step / 2 + largest * 2.0 ** -24
+
+
+def _nan_where(values: np.ndarray, ignored: np.ndarray) -> np.ndarray:
+    return np.where(ignored, np.float32(np.nan), values).astype(np.float32)
 
 
 def unit_cards(image: HSTImage) -> list[tuple]:
@@ -386,11 +480,12 @@ def write_products(path, images: Sequence[HSTImage], predictions: Sequence[Predi
                                 overwrite=overwrite)
 
 
-def predict_fits(model: FitResult, in_path, out_path, *, model_file, T: int | None = None,
+def predict_fits(model: FitResult, in_path, out_path, *, model_file, method: str | None = None,
+                 T: int | None = None,
                  threshold: float = 0.5, seed: int = 0, tile: int = 1024,
                  dq_flags: int | None = None, ext=None, bunit: str | None = None,
                  gain_e_per_adu: float | None = None, instrument=None, exptime_s: float | None = None,
-                 overwrite: bool = False, device=None, progress: bool | None = None) -> Path:
+                 maps=None, overwrite: bool = False, device=None, progress: bool | None = None) -> Path:
     """Run ``model`` on every science extension of a FITS file and write its product file.
 
     ``read_hst(in_path, ...)`` -> `predictive.predict` per extension (the DQ-flagged and
@@ -403,9 +498,13 @@ def predict_fits(model: FitResult, in_path, out_path, *, model_file, T: int | No
     in_path, out_path : str or os.PathLike
     model_file : str or os.PathLike
         The file the model was read from; its SHA-256 goes into the provenance keywords.
+    method : str, optional
+        The predictive method (default `cosmiq_pyro.inference.methods.DEFAULT_METHOD`),
+        recorded as CQMETHOD; a deterministic model makes one pass (CQMETHOD 'deterministic').
     T : int, optional
-        Posterior draws per pixel of a Bayesian model (default `DEFAULT_T`).  A deterministic
-        model makes one pass: a ``T`` other than 1 is not used and a warning says so.
+        Posterior draws per pixel of a Bayesian model and a Monte Carlo method (default
+        `DEFAULT_T`); a ValueError with a sampling-free method.  A deterministic model makes one
+        pass: a ``T`` other than 1 is not used and a warning says so.
     threshold, seed, tile, device, progress
         As for `predictive.predict`; ``threshold`` makes the MASK.
     dq_flags, ext, bunit, gain_e_per_adu, instrument, exptime_s
@@ -413,6 +512,8 @@ def predict_fits(model: FitResult, in_path, out_path, *, model_file, T: int | No
         only, the unit to assume instead of BUNIT, the gain (e-/ADU) instead of the header's, the
         camera spec (name or ``.toml`` path) instead of the one recognised from the header, the
         exposure time (s) of a rate image (ELECTRONS/S, COUNTS/S) instead of EXPTIME.
+    maps : str or sequence of str, optional
+        The map extensions to write (`map_choice`; default all, MASK always).
     overwrite : bool
         Replace an existing ``out_path`` (checked before any computation, as is the output
         directory's writability).
@@ -434,19 +535,20 @@ def predict_fits(model: FitResult, in_path, out_path, *, model_file, T: int | No
     if deterministic and T is not None and T != 1:
         warnings.warn(f"T={T} was not used: model {os.path.basename(os.fspath(model_file))!r} is "
                       "deterministic (one pass, no EPISTEMIC map)", UserWarning, stacklevel=2)
-    draws = 1 if deterministic else (DEFAULT_T if T is None else T)
+    method, draws = run_settings(method, T, bayesian=not deterministic)
     # the provenance (with the input's digest, taken before it is read) is built, and its cards
     # checked FITS-legal, before any computation
     provenance = Provenance(model_file=os.fspath(model_file), model_sha256=file_sha256(model_file),
-                            model_kind=type(model.model).__name__, T=draws, threshold=float(threshold),
-                            seed=int(seed),
+                            model_kind=type(model.model).__name__, T=draws, method=method,
+                            threshold=float(threshold), seed=int(seed),
                             reading=reading_options(ext, bunit, gain_e_per_adu, dq_flags, instrument, exptime_s),
+                            maps=map_choice(maps),
                             source_file=os.fspath(in_path), source_sha256=_input_sha256(in_path))
     provenance.header()
     images = read_hst(in_path, ext=ext, dq_flags=dq_flags, bunit=bunit, gain_e_per_adu=gain_e_per_adu,
                       instrument=instrument, exptime_s=exptime_s)
-    predictions = [predict(model, im.image, T=draws, ignore=im.ignore, seed=seed, tile=tile, device=device,
-                           progress=progress) for im in images]
+    predictions = [predict(model, im.image, method=None if deterministic else method, T=draws, ignore=im.ignore,
+                           seed=seed, tile=tile, device=device, progress=progress) for im in images]
     return write_products(out_path, images, predictions, provenance, overwrite=overwrite)
 
 

@@ -14,7 +14,7 @@ runs unchanged with ``from cosmiq_pyro.model import deepCR``, and a Bayesian che
 
 Tiles: deepCR cuts the image into ``patch`` x ``patch`` blocks with no overlap (its blocks see
 zero padding at their edges, so its mask changes along block borders).  Here each block is
-widened by `TILE_MARGIN` px of real neighbours and the margin is dropped, so the maps do not
+widened by the tile margin (`utils.tiling.tile_margin`, from the net's receptive field) of real neighbours and the margin is dropped, so the maps do not
 depend on ``segment``, ``patch`` or ``n_jobs`` beyond float rounding; with ``n_jobs`` > 1 the
 same blocks run on threads (torch releases the GIL), so the maps equal ``n_jobs=1``'s.
 """
@@ -33,20 +33,20 @@ from .inpaint import median_inpaint
 from .inpaint_net import InpaintUNet, inpaint_with_net
 from ..data.input_transform import standardise
 from ..inference.novelty import image_novelty
-from ..inference.predictive import TILE_MARGIN, Prediction, predict, validated_image
+from ..inference.methods import check_method
+from ..inference.predictive import Prediction, predict, validated_image
 from ..instruments import get_instrument, list_instruments
 from ..models.registry import load_model
 from ..models.results import FitResult
 from ..models.unet import deepcr_weights_file
 from ..utils.checks import check_int, check_probability
-from ..utils.tiling import overlapping_boxes, resolve_n_jobs, run_each
 from ..models.weight_norm import is_deepcr_weight_norm_file, unet_from_weight_norm
+from ..utils.tiling import TILE_ALIGN, resolve_n_jobs, run_each, tile_boxes, tile_margin
 
 __all__ = ["deepCR", "INPUT_SCALE"]
 
 _DEVICES = ("CPU", "GPU")
-_ALIGN = 4  # block origins on multiples of 4: the U-Net's 2x2 pooling grid stays the image's
-_MARGIN = -(-TILE_MARGIN // _ALIGN) * _ALIGN  # px of real neighbours around each block
+_ALIGN = TILE_ALIGN  # block origins on the pooling grid
 #: deepCR's input scale per published mask model (``learned_models.mask_dict``): the image is
 #: divided by it before the network and the inpainted image multiplied back.
 INPUT_SCALE = {"example_model": 100.0}
@@ -154,39 +154,43 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
 
     # ------------------------------------------------------------------ maps
 
-    def predict(self, image, *, T: int = 16, seed: int = 0, ignore=None, patch: int = 1024,
-                segment: bool = True, n_jobs: int = 1) -> Prediction:
+    def predict(self, image, *, method: str | None = None, T: int | None = None, seed: int = 0, ignore=None,
+                patch: int = 1024, segment: bool = True, n_jobs: int = 1) -> Prediction:
         """All maps of one image as a `Prediction` (``cosmiq_pyro.predict`` on this model).
 
         The image is put in the model's units first (`scale`, `standardise`).  ``patch``,
-        ``segment`` and ``n_jobs`` as in `clean`; ``T`` and ``seed`` as in `clean_vi`.
+        ``segment`` and ``n_jobs`` as in `clean`; ``method``, ``T`` and ``seed`` as in `clean_vi`.
         """
         x, _, _ = self._model_units(image)
+        spec = check_method(method, T)
         workers = resolve_n_jobs(n_jobs)
         side = _patch(patch) if (segment or workers > 1) else max(_ALIGN, -(-max(x.shape) // _ALIGN) * _ALIGN)
-        blocks = list(overlapping_boxes(x.shape, side, _MARGIN))  # origins stay on the 4-px grid
-        T = T if self.bayesian else 1
+        margin = tile_margin(self.result.model, spec.extra_margin)
+        blocks = tile_boxes(x.shape, side, margin)  # origins stay on the pooling grid
         mask = None if ignore is None else np.asarray(ignore, dtype=bool)
         if mask is not None and mask.shape != x.shape:
             raise ValueError(f"ignore has shape {mask.shape}, image has {x.shape}")
         maps = np.zeros((4,) + x.shape, np.float32)  # prob, entropy, aleatoric, epistemic
+        made = {}
 
         def run(boxes):
             (r0, r1, c0, c1), (ir0, ir1, ic0, ic1) = boxes
             part = None if mask is None else mask[ir0:ir1, ic0:ic1]
             with _PYRO_LOCK if self.bayesian else contextlib.nullcontext():  # draws: Pyro's global stack
-                pred = predict(self._patch_result, x[ir0:ir1, ic0:ic1], T=T, seed=seed, ignore=part,
-                               tile=side + 2 * _MARGIN, device=self.device, progress=False,
+                pred = predict(self._patch_result, x[ir0:ir1, ic0:ic1], method=spec.name, T=T, seed=seed,
+                               ignore=part, tile=side + 2 * margin, device=self.device, progress=False,
                                novelty=False)  # a patch's novelty is not the frame's: clean_vi scores the frame
             core = (slice(r0 - ir0, r1 - ir0), slice(c0 - ic0, c1 - ic0))
             for k, m in enumerate((pred.prob, pred.entropy, pred.aleatoric, pred.epistemic)):
                 maps[k, r0:r1, c0:c1] = m[core]
+            made.update(T=pred.T, method=pred.method)
 
         run_each(run, blocks, workers)
-        return Prediction(prob=maps[0], entropy=maps[1], aleatoric=maps[2], epistemic=maps[3], T=T)
+        return Prediction(prob=maps[0], entropy=maps[1], aleatoric=maps[2], epistemic=maps[3], **made)
 
     def clean(self, img0, threshold: float = 0.5, inpaint: bool = False, binary: bool = True,
-              segment: bool = True, patch: int = 1024, n_jobs: int = 1, *, T: int = 16, seed: int = 0):
+              segment: bool = True, patch: int = 1024, n_jobs: int = 1, *, method: str | None = None,
+              T: int | None = None, seed: int = 0):
         """CR mask of ``img0`` (and the inpainted image), as deepCR's ``clean``.
 
         Parameters
@@ -203,15 +207,16 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
             Return the binary mask (uint8 0/1); otherwise the probability map (float32).
         segment : bool
             Run the image in ``patch`` x ``patch`` blocks (memory control).  Blocks overlap by
-            `TILE_MARGIN` px (deepCR's do not), so the result does not depend on it.
+            the net's receptive field (deepCR's do not), so the result does not depend on it.
         patch : int
             Block side, rounded up to a multiple of 4.
         n_jobs : int
             Blocks run on this many threads (``-1``: every core, joblib's convention, as deepCR);
             the maps are the same as with ``n_jobs=1``.  Blocks of a Bayesian model run one at a
             time (their posterior draws go through Pyro's global state).
-        T, seed : int
-            Posterior draws averaged, and their seed, for a Bayesian model (ignored otherwise).
+        method, T, seed
+            Predictive method, posterior draws and their seed for a Bayesian model (as in
+            `clean_vi`; a deterministic model makes one pass).
 
         Returns
         -------
@@ -224,7 +229,7 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         x = np.asarray(img0)
         validated_image(self._model_units(x)[0], remedy="clean() takes no ignore= (as deepCR's): call "
                         "clean_vi(img0, ignore=~numpy.isfinite(img0)) to leave them out, or replace them first")
-        prob = self.predict(x, T=T, seed=seed, patch=patch, segment=segment, n_jobs=n_jobs).prob
+        prob = self.predict(x, method=method, T=T, seed=seed, patch=patch, segment=segment, n_jobs=n_jobs).prob
         crs = prob > threshold
         out = crs.astype(np.uint8) if binary else prob
         if not inpaint:
@@ -277,8 +282,9 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         filled = inpaint_with_net(self.inpaintNet, z, crs, tile=_patch(patch), device=self.device, n_jobs=n_jobs)
         return ((filled * a + b) * np.float32(self.scale)).astype(np.float32)
 
-    def clean_vi(self, image, T: int = 16, return_entropy: bool = False, return_epistemic: bool = False,
-                 threshold: float | None = None, seed: int = 0, *, ignore=None, patch: int = 1024,
+    def clean_vi(self, image, T: int | None = None, return_entropy: bool = False, return_epistemic: bool = False,
+                 threshold: float | None = None, seed: int = 0, *, method: str | None = None, ignore=None,
+                 patch: int = 1024,
                  inpaint: bool = False, n_jobs: int = 1, return_novelty: bool = False):
         """Posterior-mean CR probability and, optionally, its uncertainty maps and inpainted image.
 
@@ -286,8 +292,9 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         ----------
         image : array_like (H, W)
             In electrons.
-        T : int
-            Posterior weight draws (``p = mean_t sigma(f_{w_t}(x))``).
+        T : int, optional
+            Posterior weight draws of a Monte Carlo method (``p = mean_t sigma(f_{w_t}(x))``;
+            default `cosmiq_pyro.inference.methods.DEFAULT_T`); not with a sampling-free method.
         return_entropy : bool
             Also return the predictive entropy ``H[p]`` (nats).
         return_epistemic : bool
@@ -296,6 +303,9 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
             Return the binary mask ``p > threshold`` (uint8) instead of ``p`` (float32).
         seed : int
             Seed of the draws: the same seed gives the same maps.
+        method : str, optional
+            The predictive method (``"mc"``, ...; default
+            `cosmiq_pyro.inference.methods.DEFAULT_METHOD`), as for `cosmiq_pyro.predict`.
         ignore : array_like of bool (H, W), optional
             Bad pixels (their non-finite values are allowed).
         patch : int
@@ -324,7 +334,7 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         """
         if threshold is not None:
             _check_threshold(threshold)
-        pred = self.predict(image, T=T, seed=seed, ignore=ignore, patch=patch, n_jobs=n_jobs)
+        pred = self.predict(image, method=method, T=T, seed=seed, ignore=ignore, patch=patch, n_jobs=n_jobs)
         if not self.bayesian and not self._warned_deterministic:
             warnings.warn(f"{self.source!r} is a deterministic model: clean_vi returns one pass (T=1) "
                           "and zero epistemic uncertainty; train with bayesian=True for a posterior",

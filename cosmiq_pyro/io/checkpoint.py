@@ -177,10 +177,23 @@ def _check_novelty(where: str, state) -> None:
                          "refit the novelty model (cosmiq_pyro.inference.novelty.fit_novelty)")
 
 
+def _check_moments(where: str, state) -> None:
+    """The moment pass's settings (`cosmiq_pyro.inference.moments.MomentSettings`): a variance
+    scale that is a finite number > 0 and a known max-pool rule, else every moment map would be
+    silently wrong."""
+    if not isinstance(state, dict):
+        raise ValueError(f"{where}: the moments section must be a dict, got {type(state).__name__}")
+    scale = state.get("variance_scale")
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0:
+        raise ValueError(f"{where}: the moments variance_scale must be a finite number > 0, got {scale!r}")
+    if state.get("pool", "argmax") not in ("argmax", "clark"):
+        raise ValueError(f"{where}: the moments pool must be 'argmax' or 'clark', got {state.get('pool')!r}")
+
+
 #: Checks run on a section of that name when it is written or read: ``check(where, value)``
 #: raises ValueError naming ``where`` (the file) and what is wrong.  Another section adds its
 #: check here.
-SECTION_CHECKS: dict[str, Callable[[str, object], None]] = {"novelty": _check_novelty}
+SECTION_CHECKS: dict[str, Callable[[str, object], None]] = {"novelty": _check_novelty, "moments": _check_moments}
 
 
 def check_section(name: str, value, where: str = "checkpoint section") -> None:

@@ -1,0 +1,122 @@
+"""Frame-level metrics of the sampling-free predictive against T = 16 MC and its seed spread
+(issue 23, item 3), on the acceptance set of ``benchmarks/accept_published.py`` (held-out
+256x256 frames, driz_cr labels, defects on), and astroscrappy's real GMOS frame.
+
+Predictors: the shipped ``ACS-WFC-VI`` with T = 16 iid MC, run with 5 compare seeds (0..4:
+different posterior draws per frame), and the moment pass (`MomentPass`, the model's stored
+variance scale; one tile per 256x256 frame).  Metrics are `cosmiq_pyro.evaluation.study.compare`'s
+(TPR at 0.05 % and 0.5 % FPR, Brier, NLL, ECE, AURC, error AUROC of the entropy).  The moment
+pass passes a metric when it is no worse than the mean of the 5 MC seeds by more than their
+spread (max - min).
+
+    python benchmarks/moments_acceptance.py --n 300 --out benchmarks/moments_out/acceptance
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from accept_published import GMOS_CRS, datasets, gmos_check  # noqa: E402,F401
+
+import cosmiq_pyro as cq  # noqa: E402
+from cosmiq_pyro.evaluation.peers import ModelPredictor, PeerPrediction  # noqa: E402
+from cosmiq_pyro.evaluation.study import compare  # noqa: E402
+from cosmiq_pyro.inference.moments import MomentPass  # noqa: E402
+from cosmiq_pyro.inference.predictive import pad_to_grid, validated_image  # noqa: E402
+
+METRICS = {"tpr_pct_at_0.05pct_fpr": "higher", "tpr_pct_at_0.5pct_fpr": "higher", "brier": "lower",
+           "nll": "lower", "ece": "lower", "aurc": "lower", "error_auroc_entropy": "higher"}
+
+
+class MomentsPredictor:
+    """The moment pass behind the peer interface (whole frame as one tile)."""
+
+    is_probability = True
+
+    def __init__(self, model):
+        self.moments = MomentPass(model)
+
+    def predict(self, image, ignore=None, meta=None, seed: int = 0) -> PeerPrediction:
+        x = validated_image(image, ignore)
+        height, width = x.shape
+        prob, alea, epi = self.moments(torch.from_numpy(pad_to_grid(x))[None, None])
+        prob, alea, epi = (t[0, 0, :height, :width].numpy() for t in (prob, alea, epi))
+        return PeerPrediction(prob=prob, entropy=alea + epi, epistemic=epi, T=1, is_probability=True)
+
+
+def gmos_moments(vi) -> dict:
+    """Both known CRs of astroscrappy's GMOS frame flagged (p > 0.5) and nothing else > 20 px."""
+    from scipy import ndimage
+
+    from cosmiq_pyro.evaluation.shifts import real_ground_frames
+
+    gmos = real_ground_frames()["gmos"]
+    prob = MomentsPredictor(vi).predict(gmos).prob
+    flagged = prob > 0.5
+    labels, n = ndimage.label(flagged, structure=np.ones((3, 3)))
+    known, row = set(), {"predictor": "moments"}
+    for k, box in enumerate(GMOS_CRS, 1):
+        known |= set(np.unique(labels[box])) - {0}
+        row[f"cr{k}_flagged_px"] = int(flagged[box].sum())
+        row[f"cr{k}_max_p"] = float(prob[box].max())
+    sizes = ndimage.sum(flagged, labels, index=np.arange(1, n + 1))
+    other = [int(s) for lab, s in zip(range(1, n + 1), sizes) if lab not in known]
+    row["other_groups_gt20px"] = sum(s > 20 for s in other)
+    row["largest_other_px"] = max(other, default=0)
+    row["pass"] = bool(row["cr1_flagged_px"] > 0 and row["cr2_flagged_px"] > 0 and row["other_groups_gt20px"] == 0)
+    return row
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, default=300, help="frames of the acceptance set (its first n)")
+    p.add_argument("--seeds", type=int, default=5, help="MC compare seeds")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "moments_out" / "acceptance")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    started = time.time()
+    vi = cq.load("ACS-WFC-VI")
+    drizcr, _ = datasets(args.n)
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for seed in range(args.seeds):
+        predictors = {f"MC T=16 seed {seed}": ModelPredictor(vi, T=16)}
+        if seed == 0:
+            predictors["moments"] = MomentsPredictor(vi)
+        table = compare(predictors, drizcr, T=16, seed=seed, progress=False).table
+        rows.append(table[(table["field"] == "all") & (table["filter"] == "all")])
+        print(f"seed {seed} done, {time.time() - started:.0f} s", flush=True)
+    overall = pd.concat(rows)[["predictor"] + list(METRICS)]
+    mc = overall[overall["predictor"].str.startswith("MC")]
+    mom = overall[overall["predictor"] == "moments"].iloc[0]
+    verdict = []
+    for metric, better in METRICS.items():
+        mean, spread = float(mc[metric].mean()), float(mc[metric].max() - mc[metric].min())
+        worse_by = (mean - mom[metric]) if better == "higher" else (mom[metric] - mean)
+        verdict.append({"metric": metric, "moments": float(mom[metric]), "mc_mean": mean,
+                        "mc_min": float(mc[metric].min()), "mc_max": float(mc[metric].max()),
+                        "mc_spread": spread, "moments_worse_by": worse_by, "pass": bool(worse_by <= spread)})
+    verdict = pd.DataFrame(verdict)
+    overall.to_csv(args.out / "overall.csv", index=False)
+    verdict.to_csv(args.out / "verdict.csv", index=False)
+    gm = gmos_moments(vi)
+    (args.out / "run.json").write_text(json.dumps({"n_frames": args.n, "mc_seeds": args.seeds, "gmos": gm,
+                                                   "seconds": round(time.time() - started)}, indent=1) + "\n")
+    print(overall.to_string(index=False))
+    print(verdict.to_string(index=False))
+    print("gmos:", gm)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
