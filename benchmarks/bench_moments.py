@@ -55,7 +55,7 @@ def simulated(height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate(rows, axis=0)[:height, :width], dtype=np.float32)
 
 
-def tile_ratios(vi, image: np.ndarray, repeats: int, compile_: bool, tiles=(CPU_TILE, 192)) -> dict:
+def tile_ratios(vi, image: np.ndarray, repeats: int, compile_: bool, tiles=(CPU_TILE, 192, 128)) -> dict:
     twin = mean_weights(vi)
     side = CPU_TILE + 2 * MOMENTS_MARGIN_PX
     x = torch.from_numpy(image[:side, :side].copy())[None, None]
