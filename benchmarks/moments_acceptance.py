@@ -26,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from accept_published import GMOS_CRS, datasets, gmos_check  # noqa: E402,F401
+from accept_published import GMOS_CRS, datasets  # noqa: E402
 
 import cosmiq_pyro as cq  # noqa: E402
 from cosmiq_pyro.evaluation.peers import ModelPredictor, PeerPrediction  # noqa: E402

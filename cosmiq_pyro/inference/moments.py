@@ -21,7 +21,7 @@ absorbs most of it.  Next to very bright pixels (star cores near saturation) the
 happens: the propagated variance is up to 20x Monte Carlo's (activations that cancel under the
 posterior add up here), so the calibration saturates at ``v_max``:
 
-.. math:: v \to \frac{c\,v}{1 + c\,v / v_{\max}} .
+.. math:: v \\to \\frac{c\\,v}{1 + c\\,v / v_{\\max}} .
 
 Both are fitted against T-draw MC on the model's validation frames
 (`inference.moments_calibration`).  It travels with the model as the checkpoint section ``"moments"``
