@@ -87,13 +87,13 @@ def moments_chip(vi, image: np.ndarray, tile: int = CPU_TILE):
     """The moment maps of one chip as ``predict(method="moments")`` computes them, for a tree
     without the method switch: predict's tiles and margins, one `MomentPass` per tile, plus the
     novelty encoder pass (posterior means) per tile."""
-    from cosmiq_pyro.inference.predictive import _tiles, pad_to_grid
+    from cosmiq_pyro.utils.tiling import pad_to_grid, tile_boxes, tile_margin
 
     mp, twin = MomentPass(vi), mean_weights(vi)
     padded = pad_to_grid(image)
     maps = np.zeros((2,) + padded.shape, np.float32)
     with torch.inference_mode():
-        for (r0, r1, c0, c1), (ir0, ir1, ic0, ic1) in _tiles(padded.shape, tile):
+        for (r0, r1, c0, c1), (ir0, ir1, ic0, ic1) in tile_boxes(padded.shape, tile, tile_margin(vi.model)):
             x = torch.from_numpy(padded[ir0:ir1, ic0:ic1])[None, None]
             prob, alea, _ = mp(x)
             fused_bottleneck(twin, x)

@@ -32,6 +32,9 @@ from cosmiq_pyro import UNet2Sigmoid, UNet2SigmoidVI, fit_svi, predict  # noqa: 
 from cosmiq_pyro.data import simulate  # noqa: E402
 from cosmiq_pyro.inference import predictive  # noqa: E402
 from cosmiq_pyro.models.bayesian import draw_weights, probs_given_weights  # noqa: E402
+from cosmiq_pyro.utils.tiling import tile_boxes, tile_margin  # noqa: E402
+
+TILE_MARGIN = tile_margin(UNet2Sigmoid())  # px, from the receptive field
 
 
 def flops_per_pixel(hidden: int = 32, n_channels: int = 1, n_classes: int = 1) -> int:
@@ -127,7 +130,7 @@ def headline(net, fit, side: int, T: int, repeats: int) -> list[Row]:
         cases["deepcr"] = lambda: deepcr.clean(image, binary=False, segment=False)
     conv_flops = {}
     for name, s, cl in (("conv_1024_nchw", side, False), ("conv_1024_cl", side, True),
-                        ("conv_tile_cl", predictive.CPU_TILE + 2 * predictive.TILE_MARGIN, True)):
+                        ("conv_tile_cl", predictive.CPU_TILE + 2 * TILE_MARGIN, True)):
         calls = max(1, round(4 * (side / s) ** 2))
         cases[name], conv_flops[name] = _conv_case(s, cl, calls)
     t = interleaved(cases, repeats)
@@ -196,7 +199,7 @@ def sampling_strategies(net, fit, side: int, T: int, repeats: int) -> list[Row]:
     with torch.inference_mode():
         draws = draw_weights(model, guide, T)
     padded_shape = image.shape  # side is a multiple of 4
-    tiles = list(predictive._tiles(padded_shape, predictive.CPU_TILE))
+    tiles = tile_boxes(padded_shape, predictive.CPU_TILE, tile_margin(model))
     blocks = [(torch.from_numpy(np.ascontiguousarray(image[a:b, c:d]))[None, None], core)
               for (r0, r1, c0, c1), (a, b, c, d) in tiles
               for core in [(slice(r0 - a, r1 - a), slice(c0 - c, c1 - c))]]
@@ -210,7 +213,8 @@ def sampling_strategies(net, fit, side: int, T: int, repeats: int) -> list[Row]:
         def run():
             with torch.inference_mode():
                 for x, core in blocks:
-                    predictive._mc_moments(passes, x, core, T)
+                    sums = np.zeros((2, core[0].stop - core[0].start, core[1].stop - core[1].start))
+                    predictive._add_draws(passes, x, core, sums)
         return run
 
     def vmapped(k):
@@ -291,7 +295,7 @@ def tile_sweep(net, side: int, cores, repeats: int) -> list[Row]:
         return run
 
     t = interleaved({core: with_tile(core) for core in cores}, repeats)
-    sec = f"CPU tile side ({side}x{side}, twin, margin {predictive.TILE_MARGIN} px)"
+    sec = f"CPU tile side ({side}x{side}, twin, margin {TILE_MARGIN} px)"
     rows = [Row(sec, f"core tile {core} px [ns per pixel]", 1e9 * t.median(core) / side ** 2, fmt=".0f",
                 note="predict's CPU_TILE" if core == original else "") for core in cores]
     rows.append(Row(sec, "fastest core tile", f"{min(cores, key=t.median)} px"))

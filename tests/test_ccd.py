@@ -57,7 +57,7 @@ def test_mask_merged_input_untouched_and_provenance_in_meta(vi_model):
     out = cosmicray_cosmiq(ccd, model=vi_model, T=3)
     assert np.array_equal(ccd.data, before.data) and np.array_equal(ccd.mask, before.mask)
     assert dict(ccd.meta) == dict(before.meta) and not hasattr(ccd, "cr_prediction")
-    crs = out.cr_prediction.prob > 0.5
+    crs = (out.cr_prediction.prob > 0.5) & ~bad  # a masked pixel is no cosmic ray (issue 25, item 5)
     np.testing.assert_array_equal(out.mask, bad | crs)
     maps = out.cr_prediction
     assert maps.prob.shape == maps.entropy.shape == maps.epistemic.shape == (H, W) and maps.T == 3

@@ -15,7 +15,7 @@ from cosmiq_pyro import __version__, load
 from cosmiq_pyro.app.cli import main
 from cosmiq_pyro.io.fitsio import read_hst
 
-SUBCOMMANDS = ("simulate", "train", "predict", "evaluate", "compare", "demo")
+SUBCOMMANDS = ("simulate", "train", "adapt", "predict", "evaluate", "compare", "demo")
 H, W = 40, 36
 
 
@@ -191,11 +191,18 @@ def test_predict_products(models, tmp_path, capsys):
         assert primary["CQKIND"] == "UNet2SigmoidVI" and primary["CQSOURCE"] == source.name
         for v in (1, 2):
             prob = hdul["PROB", v].data
-            assert prob.dtype == np.dtype(">f4") and prob.shape == (H, W)
+            assert prob.dtype.kind == "f" and prob.itemsize == 4 and prob.shape == (H, W)
             assert hdul["MASK", v].data.dtype == np.uint8
-            np.testing.assert_array_equal(hdul["MASK", v].data, (prob > 0.3).astype(np.uint8))
+            # the hot pixel (DQ 16) is ignored: NaN maps, MASK 2; elsewhere MASK = PROB > 0.3 (to CQPREC)
+            assert np.isnan(prob[0, 0]) and hdul["MASK", v].data[0, 0] == 2
+            assert np.array_equal(np.isnan(prob), hdul["MASK", v].data == 2)
+            near = np.abs(prob - 0.3) <= hdul["PROB", v].header["CQPREC"]
+            np.testing.assert_array_equal(hdul["MASK", v].data[~near & ~np.isnan(prob)],
+                                          (prob[~near & ~np.isnan(prob)] > 0.3).astype(np.uint8))
             entropy, epistemic = hdul["ENTROPY", v].data, hdul["EPISTEMIC", v].data
-            assert np.all((epistemic >= 0) & (epistemic <= entropy + 1e-6))
+            prec = hdul["EPISTEMIC", v].header["CQPREC"] + hdul["ENTROPY", v].header["CQPREC"]
+            known = ~np.isnan(prob)
+            assert np.all((epistemic[known] >= -prec) & (epistemic[known] <= entropy[known] + prec))
             sci = src["SCI", v].header
             for name in ("PROB", "ENTROPY", "EPISTEMIC", "MASK"):
                 header = hdul[name, v].header
@@ -208,8 +215,11 @@ def test_predict_products(models, tmp_path, capsys):
     # the same maps as the model gives in Python, on the electrons of each chip
     from cosmiq_pyro import predict
     for chip in read_hst(source):
-        expected = predict(load(models["vi"]), chip.image, T=3, seed=7, ignore=chip.ignore).prob
-        np.testing.assert_array_equal(fits.getdata(product, ("PROB", chip.extver)), expected)
+        expected = predict(load(models["vi"]), chip.image, T=3, seed=7, ignore=chip.ignore)
+        np.testing.assert_allclose(fits.getdata(product, ("PROB", chip.extver)),
+                                   np.where(chip.ignore, np.nan, expected.prob), rtol=0, atol=2e-5)
+        np.testing.assert_array_equal(fits.getdata(product, ("MASK", chip.extver)),
+                                      np.where(chip.ignore, 2, expected.prob > 0.3))
 
 
 def test_predict_resumes_refuses_to_overwrite_and_goes_on_past_bad_inputs(models, tmp_path, capsys):
@@ -219,7 +229,7 @@ def test_predict_resumes_refuses_to_overwrite_and_goes_on_past_bad_inputs(models
     product = outdir / "a_flc_cosmiq.fits"
     before = product.read_bytes()
     status, stdout, err = run(capsys, "predict", source, "--model", models["det"], "-o", outdir)
-    assert status == 0 and not err and f"skipped (same provenance) {product}" in stdout  # resumed
+    assert status == 0 and not err and f"skipped (same input and provenance) {product}" in stdout  # resumed
     status, _, err = run(capsys, "predict", source, "--model", models["vi"], "-o", outdir)  # another model
     assert status == 1 and len(err) == 1 and "--overwrite" in err[0] and "CQMSHA" in err[0]
     assert product.read_bytes() == before

@@ -61,8 +61,9 @@ def test_adu_times_gain_gives_the_maps_of_the_frame_in_electrons(models, tmp_pat
                 assert [h.name for h in hdul[1:]] == list(names)
                 assert hdul[1].header["CQBUNIT"] == "ADU" and hdul[1].header["CQGAIN"] == gain
                 assert hdul[1].header["CQEPERU"] == gain
-                for name in names:  # same pixels to float32 rounding of (e / g) * g
-                    np.testing.assert_allclose(hdul[name].data, ref[name].data, atol=2e-5)
+                for name in names:  # same pixels to float32 rounding of (e / g) * g, each stored to CQPREC
+                    atol = hdul[name].header["CQPREC"] + ref[name].header["CQPREC"] + 1e-6
+                    np.testing.assert_allclose(hdul[name].data, ref[name].data, rtol=0, atol=atol)
 
 
 def test_real_raw_uint16_frame_in_adu(models, tmp_path, capsys):

@@ -187,13 +187,13 @@ def test_posterior_predictive_averages_to_predicts_prob(norm, shape):
     image = np.random.default_rng(0).normal(0, 1, shape).astype(np.float32)
     image[20, 3:12] += 6.0
     pixels = {"streak": (20, 5), "corner": (shape[0] - 1, shape[1] - 1), "origin": (0, 0), "mid": (11, 17)}
-    idata = to_inference_data(fit, num_samples=12, seed=7, pixels=pixels, image=image)
+    idata = to_inference_data(fit, num_samples=40, seed=7, pixels=pixels, image=image)  # two draw blocks
     prob = idata.posterior_predictive["prob"]
-    assert prob.dims == ("chain", "draw", "pixel") and prob.shape == (1, 12, 4)
+    assert prob.dims == ("chain", "draw", "pixel") and prob.shape == (1, 40, 4)
     assert list(prob["pixel"].values) == list(pixels)
     rows, cols = zip(*pixels.values())
     np.testing.assert_array_equal(idata.constant_data["pixel_row"].values, rows)
-    reference = predict(fit, image, T=12, seed=7).prob[list(rows), list(cols)]
+    reference = predict(fit, image, T=40, seed=7).prob[list(rows), list(cols)]
     np.testing.assert_allclose(prob.mean(("chain", "draw")).values, reference, atol=1e-5)
     assert prob.std("draw").values.min() > 0  # the draws differ
 

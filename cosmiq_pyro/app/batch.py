@@ -4,12 +4,20 @@ Each input FITS file gets the product `products.predict_fits` writes (``<name>_c
 in ``outdir``), and one row of the returned table says what became of it:
 
 * ``done``: the product was written (atomically: complete or absent);
-* ``skipped``: a product with the same provenance already exists (package version, model
-  SHA-256, T, seed, threshold and reading options, read from its header:
-  `products.Provenance.RUN_FIELDS`);
-  ``overwrite=True`` makes it again;
+* ``skipped``: a product made from the same input (its SHA-256, CQSRCSHA) with the same
+  settings (the `products.KEYWORDS` rows with reuse ``setting``: package version, model SHA-256,
+  method, T, seed, threshold, reading options) already exists; ``overwrite=True`` makes it again;
+* ``redone``: a product exists but its input changed since (another CQSRCSHA: a new file of the
+  same name, or one re-reduced in place), or it is damaged (truncated, checksums wrong, maps
+  missing); it is made again and ``note`` says why;
+* a product that appears, with the same input and settings, after the batch was planned (made
+  by another run into the same directory, or by an earlier try of a task whose worker died)
+  is ``done``, with a note saying so;
 * ``failed``: the input could not be read or predicted, or an existing product was made with
   other settings; ``error`` says why, naming the input, and the batch goes on.
+
+Every input runs as a job (`_run_job`) that first judges an existing product (hashing the
+input, on the worker that runs it), so resume costs one read of each input.
 
 Serial by default, in the calling process.  With ``client=`` (a `distributed.Client`) every
 frame is a task: the worker loads the model once (`modelcache.cached_model`), reads the frame,
@@ -38,21 +46,28 @@ from astropy.io import fits
 from astropy.io.fits.verify import VerifyError
 from tqdm.auto import tqdm
 
-from ..io.atomic import check_writable_directory
-from ..utils.checks import check_float, check_int, check_seed
+from ..io.atomic import check_writable_directory, file_lock
+from ..inference.draws import check_draws
+from ..inference.methods import check_method, run_settings
+from ..utils.checks import check_float, check_seed
 from . import products
 from .inputs import FITS_SUFFIXES, expand_inputs, product_name
 from .modelcache import DEFAULT_MODEL, cached_model
+from .productcheck import product_damage
 from .products import Provenance
 
-__all__ = ["predict_many", "expand_inputs", "product_name", "summary", "COLUMNS", "FITS_SUFFIXES"]
+__all__ = ["predict_many", "expand_inputs", "product_name", "summary", "COLUMNS", "STATUSES", "FITS_SUFFIXES"]
 
 #: Columns of the table `predict_many` returns.
-COLUMNS = ("input", "output", "status", "seconds", "cr_pixels", "novelty", "error")
+COLUMNS = ("input", "output", "status", "seconds", "cr_pixels", "novelty", "error", "note")
+#: The statuses of a row, in the order `summary` counts them.
+STATUSES = ("done", "redone", "skipped", "failed")
 # errors that belong to one input (unreadable, not FITS, bad units, output clash): reported, not retried
 _INPUT_ERRORS = (ValueError, TypeError, OSError, EOFError, VerifyError)
 # options of predict_fits that predict_many sets itself
 _OWN_OPTIONS = {"model", "in_path", "out_path", "model_file", "overwrite", "progress"}
+# the note of a product that appeared after the batch was planned, with this batch's provenance
+_MEANWHILE = "made meanwhile (by another run, or by an earlier try of this task)"
 # Pyro's handler stack is process-global: one prediction at a time per worker process
 _PREDICT_LOCK = threading.Lock()
 
@@ -64,8 +79,9 @@ class _Job:
     input: str
     output: str
     model: str
-    expected: Provenance  # how the product is made (the skip test)
+    expected: Provenance  # how the product is made (the settings of the skip test)
     overwrite: bool
+    existed: bool  # the product existed when the batch was planned
     options: dict = field(default_factory=dict)
 
 
@@ -91,23 +107,26 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
         The model is also loaded once in the calling process, to check it before any frame
         runs and to know whether it is Bayesian (which decides the products' T).
     overwrite : bool
-        Make every product again, even where one with the same provenance exists.
+        Make every product again, even where one with the same provenance exists (and where
+        one made with other settings exists).
     progress : bool, optional
         A tqdm bar over frames (default: shown when stderr is a terminal).
     **predict_options
-        Passed to `products.predict_fits` for every frame: ``T``, ``threshold``, ``seed``,
-        ``tile``, ``dq_flags``, ``device``, and the reading options it takes (``ext``, ``bunit``,
-        ``gain_e_per_adu``).
+        Passed to `products.predict_fits` for every frame: ``method``, ``T``, ``threshold``, ``seed``,
+        ``tile``, ``dq_flags``, ``device``, ``maps`` (the map extensions written, MASK always),
+        and the reading options it takes (``ext``, ``bunit``, ``gain_e_per_adu``, ``instrument``,
+        ``exptime_s``).
 
     Returns
     -------
     pandas.DataFrame
         One row per input frame, in input order, with `COLUMNS`: ``input`` and ``output``
-        paths, ``status`` (``"done"``, ``"skipped"``, ``"failed"``), ``seconds`` (reading,
-        prediction and writing of a done frame; the first frame of each worker does not
-        include loading the model), ``cr_pixels`` (MASK pixels set, all extensions, done
-        frames), ``novelty`` (the largest CQNOVEL of the product's extensions when the model
-        gives a novelty score, else NaN) and ``error`` (empty unless failed).
+        paths, ``status`` (`STATUSES`: ``"done"``, ``"redone"``, ``"skipped"``, ``"failed"``;
+        see the module docstring), ``seconds`` (reading, prediction and writing of a done or
+        redone frame; the first frame of each worker does not include loading the model),
+        ``cr_pixels`` (MASK pixels set, all extensions, done and redone frames), ``novelty``
+        (the largest CQNOVEL of the product's extensions when the model gives a novelty score,
+        else NaN), ``error`` (empty unless failed) and ``note`` (why a product was redone).
 
     Raises
     ------
@@ -115,7 +134,8 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
         Before any frame runs: an input pattern, directory or list that names no file, two
         inputs that would write the same product, an unknown option, a bad ``T``, ``seed``
         or ``threshold``, a model that cannot be loaded, an ``outdir`` that is not a
-        writable directory.
+        writable directory (unless it holds every product already, each made with this
+        batch's provenance from the same input: then they are reported ``skipped``).
 
     Examples
     --------
@@ -130,34 +150,39 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
     outdir = Path(outdir)
     outputs = [outdir / product_name(path) for path in frames]
     _refuse_clashes(frames, outputs)
-    check_writable_directory(outdir)  # before any work
+    try:
+        check_writable_directory(outdir)  # before any work
+        unwritable = None
+    except PermissionError as err:  # fine if every product is there already: nothing to write
+        if overwrite or not all(out.is_file() for out in outputs):
+            raise
+        unwritable = err
     loaded = cached_model(model, options.get("device"))
     if not loaded.bayesian and options.get("T") not in (None, 1):
         warnings.warn(f"T={options['T']} was not used: model {os.fspath(model)!r} is deterministic "
                       "(one pass per frame, no EPISTEMIC map)", UserWarning, stacklevel=2)
     if not loaded.bayesian:
         options.pop("T", None)
+    method, draws = run_settings(options.get("method"), options.get("T"), loaded.bayesian)
     expected = Provenance(model_file=os.fspath(loaded.weights_file), model_sha256=loaded.sha256,
-                          model_kind=type(loaded.result.model).__name__,
-                          T=(options.get("T") or _default_T()) if loaded.bayesian else 1,
+                          model_kind=type(loaded.result.model).__name__, T=draws, method=method,
                           threshold=float(options.get("threshold", _default("threshold"))),
                           seed=int(options.get("seed", _default("seed"))),
                           reading=products.reading_options(
-                              *(options.get(k, _default(k)) for k in ("ext", "bunit", "gain_e_per_adu", "dq_flags"))))
+                              *(options.get(k, _default(k)) for k in ("ext", "bunit", "gain_e_per_adu", "dq_flags",
+                                                                  "instrument", "exptime_s"))),
+                          maps=products.map_choice(options.get("maps")))
     created = [folder for folder in (outdir, *outdir.parents) if not folder.exists()]  # deepest first
     outdir.mkdir(parents=True, exist_ok=True)
 
     rows: dict[int, dict] = {}
-    jobs: dict[int, _Job] = {}
-    for i, (source, out) in enumerate(zip(frames, outputs)):
-        job = _Job(input=str(source), output=str(out), model=os.fspath(model), expected=expected,
-                   overwrite=overwrite, options=options)
-        rows[i] = None if overwrite or not out.exists() else _existing(job, expected)
-        if rows[i] is None:
-            jobs[i] = job
+    jobs = {i: _Job(input=str(source), output=str(out), model=os.fspath(model), expected=expected,
+                    overwrite=overwrite, existed=out.exists(), options=options)
+            for i, (source, out) in enumerate(zip(frames, outputs))}
+    if unwritable is not None:
+        return _judged_without_writing(jobs, unwritable)
     bar = tqdm(total=len(frames), unit="frame", desc="frames", disable=None if progress is None else not progress)
     try:
-        bar.update(len(frames) - len(jobs))
         results = _run_serial(jobs) if client is None else _run_on(client, jobs)
         for i, row in results:
             rows[i] = row
@@ -172,10 +197,11 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
 
 
 def summary(table: pd.DataFrame) -> str:
-    """One line: counts per status and the time per done frame (median, min, max)."""
-    counts = {status: int((table["status"] == status).sum()) for status in ("done", "skipped", "failed")}
+    """One line: counts per status (`STATUSES`) and the time per made frame (done or redone:
+    median, min, max)."""
+    counts = {status: int((table["status"] == status).sum()) for status in STATUSES}
     text = ", ".join(f"{n} {status}" for status, n in counts.items())
-    seconds = table.loc[table["status"] == "done", "seconds"].to_numpy(dtype=float)
+    seconds = table.loc[table["status"].isin(("done", "redone")), "seconds"].to_numpy(dtype=float)
     if seconds.size:
         text += (f"; {np.median(seconds):.3g} s per frame (median; min {seconds.min():.3g}, "
                  f"max {seconds.max():.3g})")
@@ -206,11 +232,6 @@ def _default(name):
     return _OPTIONS[name]
 
 
-def _default_T() -> int:
-    default = _default("T")
-    return getattr(products, "DEFAULT_T", 16) if default is None else default
-
-
 def _checked_options(options: dict) -> dict:
     allowed = _OPTIONS
     unknown = sorted(set(options) - set(allowed))
@@ -219,42 +240,69 @@ def _checked_options(options: dict) -> dict:
                         f"expected some of {', '.join(sorted(allowed))}")
     options = {name: (value.item() if isinstance(value, np.generic) else value) for name, value in options.items()}
     if options.get("T") is not None:
-        check_int(options["T"], "T", minimum=1)
+        check_draws(options["T"])
+    check_method(options.get("method"), options.get("T"))
     check_seed(options.get("seed", 0))
     check_float(options.get("threshold", 0.5), "threshold", minimum=0.0, maximum=1.0)
+    if options.get("maps") is not None:
+        options["maps"] = products.map_choice(options["maps"])
     return options
 
 
 # --------------------------------------------------------------------------- running
 
 
-def _existing(job: _Job, expected: Provenance, *, made_by_this_batch: bool = False) -> dict:
-    """The row of an input whose product exists: skipped when made the same way, else failed.
-
-    ``made_by_this_batch``: the product appeared after the batch checked for it, as when a task
-    runs again because its worker died after writing the product but before its row was
-    collected; made the same way, it is then ``done``.
-    """
-    try:
-        made = Provenance.from_header(fits.getheader(job.output, 0))
-    except (OSError, ValueError, VerifyError) as err:
-        return _row(job, "failed", error=f"{job.output!r} exists but is not a readable cosmiq_pyro product "
-                    f"({_describe(err)}); pass overwrite=True (--overwrite) to replace it")
-    differences = made.differences(expected)
+def _judge(job: _Job):
+    """What to do with the existing product of ``job``: a row (skipped, or failed: made with
+    other settings), or the reason to make it again (a str: damaged, input changed)."""
+    damage = product_damage(job.output)
+    if damage:
+        return f"damaged ({damage})"
+    made = Provenance.from_header(fits.getheader(job.output, 0, memmap=False))
+    differences = made.differences(job.expected)
     if differences:
         return _row(job, "failed", error=f"{job.output!r} exists, made with {'; '.join(differences)}; "
                     "pass overwrite=True (--overwrite) to replace it")
-    if made_by_this_batch:
-        return _row(job, "done", cr_pixels=_cr_pixels(job.output), novelty=_novelty(job.output))
+    source = products.file_sha256(job.input)  # the input must be readable to be judged
+    if made.source_sha256 != source:
+        was = f"{made.source_sha256[:12]}..." if made.source_sha256 else "not recorded"
+        return f"input changed (CQSRCSHA {was}, now {source[:12]}...)"
+    if not job.existed:  # made after the batch was planned: what it asked for, and fresh
+        return _row(job, "done", cr_pixels=_cr_pixels(job.output), novelty=_novelty(job.output),
+                    note=_MEANWHILE)
     return _row(job, "skipped", novelty=_novelty(job.output))
 
 
-def _run_serial(jobs: dict):
-    for i, job in jobs.items():
+def _judged_without_writing(jobs: dict, unwritable: PermissionError) -> pd.DataFrame:
+    """The table of a batch whose output directory is read-only: every existing product judged
+    (skipped, or failed when made with other settings); ``unwritable`` is raised when one of
+    them would have to be made again (damaged, or its input changed)."""
+    rows = []
+    for job in jobs.values():
         try:
-            yield i, _run_job(job)
-        except Exception as err:  # noqa: BLE001 -- an unforeseen error in one frame: report it, go on
-            yield i, _row(job, "failed", error=f"{type(err).__name__}: {_describe(err)}")
+            verdict = _judge(job)
+        except _INPUT_ERRORS as err:
+            verdict = _row(job, "failed", error=_describe(err))
+        if not isinstance(verdict, dict):
+            raise PermissionError(f"{unwritable} and {job.output!r} must be made again ({verdict})") from None
+        rows.append(verdict)
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def _run_serial(jobs: dict):
+    """Rows of the jobs, in order, except that a product locked by another run (`atomic.file_lock`)
+    is left for the end (and then waited for), so two runs into one directory share the work."""
+    busy = {}
+    for pass_jobs, wait in ((jobs, False), (busy, True)):
+        for i, job in list(pass_jobs.items()):
+            try:
+                row = _run_job(job, wait=wait)
+            except Exception as err:  # noqa: BLE001 -- an unforeseen error in one frame: report it, go on
+                row = _row(job, "failed", error=f"{type(err).__name__}: {_describe(err)}")
+            if row is None:
+                busy[i] = job
+            else:
+                yield i, row
 
 
 def _run_on(client, jobs: dict):
@@ -283,29 +331,54 @@ def _run_on(client, jobs: dict):
         client.cancel([f for f in futures if not f.done()])
 
 
-def _run_job(job: _Job) -> dict:
-    """Predict one frame and write its product (in a Dask worker, or serially); return its row."""
+def _run_job(job: _Job, wait: bool = True) -> dict | None:
+    """Judge an existing product, predict the frame and write its product when needed (in a
+    Dask worker, or serially); return its row.
+
+    The product's `atomic.file_lock` is held throughout, so a second run making the same
+    product waits and then finds it made (or, with ``wait=False``, returns None at once).  A run
+    whose product appears under it anyway (no lock: another host, a file system without
+    ``flock``) finds the product at the final rename and judges it like any existing one.
+    """
+    with file_lock(job.output, blocking=wait) as locked:
+        if not locked:
+            return None
+        try:
+            return _make(job)
+        except _INPUT_ERRORS as err:
+            return _row(job, "failed", error=_describe(err))
+
+
+def _make(job: _Job) -> dict:
+    redo = ""
+    if not job.overwrite and os.path.exists(job.output):
+        verdict = _judge(job)
+        if isinstance(verdict, dict):
+            return verdict
+        redo = verdict
+    loaded = cached_model(job.model, job.options.get("device"))
+    if loaded.sha256 != job.expected.model_sha256:
+        raise ValueError(f"model {job.model!r} read here has SHA-256 {loaded.sha256[:12]}..., the batch "
+                         f"uses {job.expected.model_sha256[:12]}... (a different file at the same path?)")
+    start = time.perf_counter()
     try:
-        if not job.overwrite and os.path.exists(job.output):
-            return _existing(job, job.expected, made_by_this_batch=True)
-        loaded = cached_model(job.model, job.options.get("device"))
-        if loaded.sha256 != job.expected.model_sha256:
-            raise ValueError(f"model {job.model!r} read here has SHA-256 {loaded.sha256[:12]}..., the batch "
-                             f"uses {job.expected.model_sha256[:12]}... (a different file at the same path?)")
-        start = time.perf_counter()
         with _PREDICT_LOCK:
             products.predict_fits(loaded.result, job.input, job.output, model_file=loaded.weights_file,
-                         overwrite=job.overwrite, progress=False, **job.options)
-        cr_pixels = _cr_pixels(job.output)
-        return _row(job, "done", seconds=time.perf_counter() - start, cr_pixels=cr_pixels,
-                    novelty=_novelty(job.output))
-    except _INPUT_ERRORS as err:
-        return _row(job, "failed", error=_describe(err))
+                                  overwrite=job.overwrite or bool(redo), progress=False, **job.options)
+    except FileExistsError:  # another run wrote it first (it lost no race: it finished first)
+        verdict = _judge(job)
+        if not isinstance(verdict, dict) or verdict["status"] not in ("done", "skipped"):
+            raise
+        return {**verdict, "status": "done", "seconds": time.perf_counter() - start, "note": _MEANWHILE,
+                "cr_pixels": _cr_pixels(job.output)}
+    return _row(job, "redone" if redo else "done", seconds=time.perf_counter() - start,
+                cr_pixels=_cr_pixels(job.output), novelty=_novelty(job.output), note=redo)
 
 
 def _cr_pixels(product: str) -> int:
+    """Cosmic-ray pixels of a product: MASK & MASK_CR over its extensions (ignored pixels left out)."""
     with fits.open(product) as hdul:
-        return int(sum(np.count_nonzero(hdu.data) for hdu in hdul if hdu.name == "MASK"))
+        return int(sum(np.count_nonzero(hdu.data & products.MASK_CR) for hdu in hdul if hdu.name == "MASK"))
 
 
 def _novelty(product: str) -> float:
@@ -316,9 +389,9 @@ def _novelty(product: str) -> float:
 
 
 def _row(job: _Job, status: str, *, seconds: float = float("nan"), cr_pixels=None, novelty=float("nan"),
-         error: str = "") -> dict:
+         error: str = "", note: str = "") -> dict:
     return {"input": job.input, "output": job.output, "status": status, "seconds": seconds,
-            "cr_pixels": cr_pixels, "novelty": novelty, "error": _name_input(job.input, error)}
+            "cr_pixels": cr_pixels, "novelty": novelty, "error": _name_input(job.input, error), "note": note}
 
 
 def _name_input(source: str, error: str) -> str:

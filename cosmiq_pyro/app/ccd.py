@@ -16,14 +16,14 @@ from astropy.nddata import CCDData
 
 from .._version import __version__
 from ..utils.checks import check_float, check_seed
-from ..inference.predictive import predict
+from ..inference.predictive import predict, validated_image
 from .modelcache import DEFAULT_MODEL, cached_model
 
 __all__ = ["cosmicray_cosmiq"]
 
 
-def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int = 16, threshold: float = 0.5, gain=None,
-                     seed: int = 0, tile: int = 1024, device=None) -> CCDData:
+def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int | None = None, threshold: float = 0.5, gain=None,
+                     seed: int = 0, tile: int = 1024, device=None, method: str | None = None) -> CCDData:
     """Find cosmic rays in a `~astropy.nddata.CCDData` frame; return a copy with them masked.
 
     Parameters
@@ -35,8 +35,10 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int = 16, threshold: 
     model : str or os.PathLike
         A cosmiq_pyro checkpoint or a published model name (default `DEFAULT_MODEL`); read
         once per process (`modelcache.cached_model`).
-    T : int
-        Posterior draws per pixel for a Bayesian model (a deterministic one makes one pass).
+    T : int, optional
+        Posterior draws per pixel for a Bayesian model and a Monte Carlo method (default
+        `cosmiq_pyro.inference.methods.DEFAULT_T`; a deterministic model makes one pass; an
+        error with a sampling-free method).
     threshold : float
         A pixel is a cosmic ray when its probability exceeds this.
     gain : astropy.units.Quantity, optional
@@ -46,6 +48,9 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int = 16, threshold: 
         Seed of the posterior draws: the same seed gives the same maps.
     tile, device
         As for `cosmiq_pyro.predict`.
+    method : str, optional
+        The predictive method, as for `cosmiq_pyro.predict` (default
+        `cosmiq_pyro.inference.methods.DEFAULT_METHOD`).
 
     Returns
     -------
@@ -61,7 +66,8 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int = 16, threshold: 
           survive ``copy()``, arithmetic, slicing or ``write()``; ``cosmiq predict`` /
           `predict_many` write the maps to FITS.
         * ``meta`` (the FITS header ``write()`` saves) gains the keywords of the products'
-          provenance: CQVERS, CQMODEL, CQMSHA, CQKIND, CQT, CQTHRESH, CQSEED, plus CQNCRPIX
+          provenance: CQVERS, CQMODEL, CQMSHA, CQKIND, CQMETHOD, CQT (Monte Carlo methods only),
+          CQTHRESH, CQSEED, plus CQNCRPIX
           (pixels flagged as cosmic rays) and, for a model with a novelty model, CQNOVEL (the
           frame's novelty, `cosmiq_pyro.inference.novelty`) and CQISNOV (True when it is above
           the model's threshold: a UserWarning then says the mask may be wrong).  A frame smaller
@@ -74,7 +80,9 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int = 16, threshold: 
     ValueError
         ``ccd`` is not 2-D, has no unit or one other than electron / adu, an ``adu`` frame has
         no ``gain`` (or an electron frame has one), ``gain`` is not in electron / adu or not
-        positive, or a bad ``T``, ``threshold`` or ``seed``.
+        positive, a bad ``method``, ``T``, ``threshold`` or ``seed``, or fill-value pixels (finite,
+        beyond ``io.fitsio.MAX_ABS_ELECTRONS``) outside ``ccd.mask`` (non-finite pixels are left
+        out by themselves).
 
     Notes
     -----
@@ -104,8 +112,11 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int = 16, threshold: 
     ignore = ~np.isfinite(image)
     if ccd.mask is not None:
         ignore |= np.asarray(ccd.mask, dtype=bool)
-    prediction = predict(loaded.result, image, T=T, ignore=ignore, seed=seed, tile=tile, device=device)
-    crs = prediction.prob > threshold  # (H, W) bool
+    image = validated_image(image, ignore, remedy="set them in ccd.mask (CCDData's bad-pixel mask) to leave "
+                            "them out")
+    prediction = predict(loaded.result, image, method=method, T=T, ignore=ignore, seed=seed, tile=tile,
+                         device=device)
+    crs = prediction.mask(threshold)  # (H, W) bool; ignored pixels are no cosmic rays (they are in ccd.mask)
 
     result = ccd.copy()
     result.mask = crs if ccd.mask is None else (np.asarray(ccd.mask, dtype=bool) | crs)
@@ -114,7 +125,8 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int = 16, threshold: 
             ("CQMODEL", os.path.basename(loaded.weights_file)[:60], "model file"),
             ("CQMSHA", loaded.sha256, ""),
             ("CQKIND", type(loaded.result.model).__name__, "model class"),
-            ("CQT", int(prediction.T), "posterior draws per pixel"),
+            ("CQMETHOD", prediction.method, "predictive method"),
+            *([] if prediction.T is None else [("CQT", int(prediction.T), "posterior draws per pixel")]),
             ("CQTHRESH", float(threshold), "CR where probability > CQTHRESH"),
             ("CQSEED", int(seed), "seed of the posterior draws"),
             ("CQNCRPIX", int(crs.sum()), "pixels flagged as cosmic rays by cosmiq_pyro")):

@@ -32,7 +32,8 @@ from ..data.seeds import HELD_OUT_SEED
 from ..io.fitsio import write_hdulist_atomic
 from ..evaluation.peers import DEFAULT_SIGCLIPS, DeepCRPeer, LACosmicPeer
 from ..inference.predictive import predict
-from .products import predict_fits, simulated_hdulist
+from .previews import simulated_hdulist
+from .products import predict_fits
 from ..data.simulate import make_dataset
 from ..evaluation.study import compare
 from ..deepcr.training import train
@@ -295,7 +296,7 @@ def maps_figure(frame, prediction):
         epistemic.set_data(np.ma.masked_array(np.maximum(values.filled(floor), floor), values.mask))
         epistemic.set_norm(LogNorm(vmin=floor, vmax=top))
         epistemic.colorbar.formatter = LogFormatterSciNotation()
-        axes[3].set_title(f"Epistemic (log scale), T={prediction.T}")
+        axes[3].set_title(f"Epistemic (log scale), {prediction.method}, T={prediction.T}")
     legend = axes[4].get_legend()
     if legend is not None:
         handles = legend.legend_handles

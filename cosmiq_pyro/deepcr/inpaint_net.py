@@ -26,15 +26,15 @@ from torch import nn
 
 from ..models.unet import deepcr_weights_file
 from ..utils.checks import check_int
-from ..utils.tiling import overlapping_boxes, resolve_n_jobs, run_each
+from ..utils.tiling import resolve_n_jobs, run_each, tile_boxes, tile_margin
 from ..utils.torchtools import eval_mode, module_device
 
 __all__ = ["InpaintUNet", "inpaint_with_net"]
 
-#: Receptive-field radius (px) of the `InpaintUNet` of each depth, rounded up to the pooling grid
-#: (2 ** depth): depth 2 reaches 9 px (two 3x3 convs at 1x and at 2x, the pool, the up-path
-#: convs), depth 3 reaches 23 px.
-MARGIN = {2: 12, 3: 24}
+#: Depths of deepCR's inpainting nets (``UNet2BatchNorm``, ``UNet3BatchNorm``).  Their tile
+#: margin comes from their layers (`utils.tiling.tile_margin`: 9 px rounded up to 12 for depth 2,
+#: 23 px to 24 for depth 3).
+DEPTHS = (2, 3)
 BN_MOMENTUM = 0.005  # deepCR's value; it only matters while training
 
 
@@ -70,8 +70,8 @@ class InpaintUNet(nn.Module):
         super().__init__()
         for name, value in (("n_channels", n_channels), ("n_classes", n_classes), ("hidden", hidden)):
             check_int(value, name, minimum=1)
-        if depth not in MARGIN:
-            raise ValueError(f"depth must be one of {sorted(MARGIN)}, got {depth!r}")
+        if depth not in DEPTHS:
+            raise ValueError(f"depth must be one of {list(DEPTHS)}, got {depth!r}")
         self.n_channels, self.n_classes, self.hidden, self.depth = n_channels, n_classes, hidden, depth
         widths = [hidden * 2 ** k for k in range(depth)]  # e.g. [32, 64] or [32, 64, 128]
         self.inc = _double_conv(n_channels, widths[0])
@@ -176,7 +176,7 @@ def inpaint_with_net(net: InpaintUNet, image, mask, *, tile: int = 1024, device=
     mask : array_like (H, W)
         Pixels to fill (nonzero = fill).
     tile : int
-        Largest core tile side (px); tiles overlap by `MARGIN` px, so the result does not depend
+        Largest core tile side (px); tiles overlap by `utils.tiling.tile_margin` px, so the result does not depend
         on ``tile``.
     device : torch.device, optional
         Default: the net's device.
@@ -200,10 +200,10 @@ def inpaint_with_net(net: InpaintUNet, image, mask, *, tile: int = 1024, device=
     pad = ((0, -height % align), (0, -width % align))
     inputs = np.stack([np.pad(x * (1 - m), pad, mode="symmetric"), np.pad(m, pad, mode="symmetric")])  # (2, H', W')
     filled = np.zeros(inputs.shape[1:], np.float32)
-    margin = MARGIN[net.depth]
+    margin = tile_margin(net, align=align)
     if device is None:
         device = module_device(net)
-    tiles = list(overlapping_boxes(inputs.shape[1:], max(align, -(-int(tile) // align) * align), margin))
+    tiles = tile_boxes(inputs.shape[1:], max(align, -(-int(tile) // align) * align), margin, align)
 
     def run(boxes):
         (r0, r1, c0, c1), (ir0, ir1, ic0, ic1) = boxes

@@ -14,13 +14,14 @@ runs unchanged with ``from cosmiq_pyro.model import deepCR``, and a Bayesian che
 
 Tiles: deepCR cuts the image into ``patch`` x ``patch`` blocks with no overlap (its blocks see
 zero padding at their edges, so its mask changes along block borders).  Here each block is
-widened by `TILE_MARGIN` px of real neighbours and the margin is dropped, so the maps do not
+widened by the tile margin (`utils.tiling.tile_margin`, from the net's receptive field) of real neighbours and the margin is dropped, so the maps do not
 depend on ``segment``, ``patch`` or ``n_jobs`` beyond float rounding; with ``n_jobs`` > 1 the
 same blocks run on threads (torch releases the GIL), so the maps equal ``n_jobs=1``'s.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import threading
 import warnings
@@ -30,25 +31,36 @@ import torch
 
 from .inpaint import median_inpaint
 from .inpaint_net import InpaintUNet, inpaint_with_net
+from ..data.input_transform import standardise
 from ..inference.novelty import image_novelty
-from ..inference.predictive import TILE_MARGIN, Prediction, predict, validated_image
+from ..inference.methods import check_method
+from ..inference.predictive import Prediction, predict, validated_image
+from ..instruments import get_instrument, list_instruments
 from ..models.registry import load_model
 from ..models.results import FitResult
 from ..models.unet import deepcr_weights_file
 from ..utils.checks import check_int, check_probability
-from ..utils.tiling import overlapping_boxes, resolve_n_jobs, run_each
-from .weight_norm import STANDARDISED, is_deepcr_weight_norm_file, unet_from_weight_norm
+from ..models.weight_norm import is_deepcr_weight_norm_file, unet_from_weight_norm
+from ..utils.tiling import TILE_ALIGN, resolve_n_jobs, run_each, tile_boxes, tile_margin
 
 __all__ = ["deepCR", "INPUT_SCALE"]
 
 _DEVICES = ("CPU", "GPU")
-_ALIGN = 4  # block origins on multiples of 4: the U-Net's 2x2 pooling grid stays the image's
-_MARGIN = -(-TILE_MARGIN // _ALIGN) * _ALIGN  # px of real neighbours around each block
+_ALIGN = TILE_ALIGN  # block origins on the pooling grid
 #: deepCR's input scale per published mask model (``learned_models.mask_dict``): the image is
 #: divided by it before the network and the inpainted image multiplied back.
 INPUT_SCALE = {"example_model": 100.0}
 #: Pyro's handler stack is global: posterior draws (inside `predict`) must not run on two threads.
 _PYRO_LOCK = threading.Lock()
+
+
+def _deepcr_input_unit(name: str) -> str | None:
+    """The input unit a shipped camera spec records for deepCR's mask model ``name``, or None."""
+    for camera in list_instruments():
+        models = get_instrument(camera).models
+        if models.deepcr == name:
+            return models.deepcr_input_unit
+    return None
 
 
 class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs unchanged
@@ -90,6 +102,11 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         (``"WFC3-UVIS"``); the inpainted image is returned in the input's units.
     source : str
         ``mask`` as given.
+    input_unit : str or None
+        The pixel unit deepCR's published model takes, from the spec of the camera it was made for
+        (`cosmiq_pyro.instruments`, ``[models] deepcr_input_unit``): ``"ELECTRONS"`` for
+        ``"ACS-WFC"`` and ``"WFC3-UVIS"``, ``"ADU"`` (DECam's) for ``"decam"``; None for a
+        checkpoint path or a model no shipped spec names.
     weights_file : pathlib.Path
         The file the mask weights were read from.
     """
@@ -107,18 +124,23 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         if inpaint is not None and not isinstance(inpaint, str):
             raise TypeError(f"inpaint must be a deepCR inpainting model name or None, got {type(inpaint).__name__}")
         self.source = os.fspath(mask)
-        #: deepCR's ``norm``: the model takes ``(x - mean(x)) / std(x)`` of the whole frame
-        self.standardise = isinstance(mask, str) and mask in STANDARDISED
-        if self.standardise or (os.path.isfile(self.source) and is_deepcr_weight_norm_file(self.source)):
-            net, path = unet_from_weight_norm(self.source)  # WFC3-UVIS, or a model deepCR's train wrote
+        if os.path.isfile(self.source) and is_deepcr_weight_norm_file(self.source):
+            net, path = unet_from_weight_norm(self.source)  # a model deepCR's own train wrote
             self.result = FitResult(model=net.to(self.device), weights_file=path)
         else:
             self.result = load_model(mask, device=self.device)
+        #: deepCR's ``norm``: the model takes ``(x - mean(x)) / std(x)`` of the whole frame (the
+        #: model's input transform, `cosmiq_pyro.data.input_transform`; WFC3-UVIS and models adapted
+        #: from it).  The facade applies it to the whole frame, so its patches go to `predict` as
+        #: they are (``_patch_result`` carries no transform).
+        self.standardise = (self.result.input_transform or {}).get("kind") == "standardise"
+        self._patch_result = dataclasses.replace(self.result, input_transform=None)
         self.weights_file = self.result.weights_file
         model_hidden = self.result.model.hidden
         if hidden is not None and hidden != model_hidden:
             raise ValueError(f"hidden={hidden!r} but the model {self.source!r} has hidden={model_hidden}")
         self.scale = INPUT_SCALE.get(self.source, 1.0) if isinstance(mask, str) else 1.0
+        self.input_unit = _deepcr_input_unit(self.source) if isinstance(mask, str) else None
         self.inpaintNet = None if inpaint is None else InpaintUNet.from_deepcr(inpaint).to(self.device)
         self.inpaint_file = None if inpaint is None else deepcr_weights_file(inpaint, kind="inpaint")
         self.bayesian = self.result.bayesian
@@ -132,39 +154,43 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
 
     # ------------------------------------------------------------------ maps
 
-    def predict(self, image, *, T: int = 16, seed: int = 0, ignore=None, patch: int = 1024,
-                segment: bool = True, n_jobs: int = 1) -> Prediction:
+    def predict(self, image, *, method: str | None = None, T: int | None = None, seed: int = 0, ignore=None,
+                patch: int = 1024, segment: bool = True, n_jobs: int = 1) -> Prediction:
         """All maps of one image as a `Prediction` (``cosmiq_pyro.predict`` on this model).
 
         The image is put in the model's units first (`scale`, `standardise`).  ``patch``,
-        ``segment`` and ``n_jobs`` as in `clean`; ``T`` and ``seed`` as in `clean_vi`.
+        ``segment`` and ``n_jobs`` as in `clean`; ``method``, ``T`` and ``seed`` as in `clean_vi`.
         """
         x, _, _ = self._model_units(image)
+        spec = check_method(method, T)
         workers = resolve_n_jobs(n_jobs)
         side = _patch(patch) if (segment or workers > 1) else max(_ALIGN, -(-max(x.shape) // _ALIGN) * _ALIGN)
-        blocks = list(overlapping_boxes(x.shape, side, _MARGIN))  # origins stay on the 4-px grid
-        T = T if self.bayesian else 1
+        margin = tile_margin(self.result.model, spec.extra_margin)
+        blocks = tile_boxes(x.shape, side, margin)  # origins stay on the pooling grid
         mask = None if ignore is None else np.asarray(ignore, dtype=bool)
         if mask is not None and mask.shape != x.shape:
             raise ValueError(f"ignore has shape {mask.shape}, image has {x.shape}")
         maps = np.zeros((4,) + x.shape, np.float32)  # prob, entropy, aleatoric, epistemic
+        made = {}
 
         def run(boxes):
             (r0, r1, c0, c1), (ir0, ir1, ic0, ic1) = boxes
             part = None if mask is None else mask[ir0:ir1, ic0:ic1]
             with _PYRO_LOCK if self.bayesian else contextlib.nullcontext():  # draws: Pyro's global stack
-                pred = predict(self.result, x[ir0:ir1, ic0:ic1], T=T, seed=seed, ignore=part,
-                               tile=side + 2 * _MARGIN, device=self.device, progress=False,
+                pred = predict(self._patch_result, x[ir0:ir1, ic0:ic1], method=spec.name, T=T, seed=seed,
+                               ignore=part, tile=side + 2 * margin, device=self.device, progress=False,
                                novelty=False)  # a patch's novelty is not the frame's: clean_vi scores the frame
             core = (slice(r0 - ir0, r1 - ir0), slice(c0 - ic0, c1 - ic0))
             for k, m in enumerate((pred.prob, pred.entropy, pred.aleatoric, pred.epistemic)):
                 maps[k, r0:r1, c0:c1] = m[core]
+            made.update(T=pred.T, method=pred.method)
 
         run_each(run, blocks, workers)
-        return Prediction(prob=maps[0], entropy=maps[1], aleatoric=maps[2], epistemic=maps[3], T=T)
+        return Prediction(prob=maps[0], entropy=maps[1], aleatoric=maps[2], epistemic=maps[3], **made)
 
     def clean(self, img0, threshold: float = 0.5, inpaint: bool = False, binary: bool = True,
-              segment: bool = True, patch: int = 1024, n_jobs: int = 1, *, T: int = 16, seed: int = 0):
+              segment: bool = True, patch: int = 1024, n_jobs: int = 1, *, method: str | None = None,
+              T: int | None = None, seed: int = 0):
         """CR mask of ``img0`` (and the inpainted image), as deepCR's ``clean``.
 
         Parameters
@@ -181,15 +207,16 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
             Return the binary mask (uint8 0/1); otherwise the probability map (float32).
         segment : bool
             Run the image in ``patch`` x ``patch`` blocks (memory control).  Blocks overlap by
-            `TILE_MARGIN` px (deepCR's do not), so the result does not depend on it.
+            the net's receptive field (deepCR's do not), so the result does not depend on it.
         patch : int
             Block side, rounded up to a multiple of 4.
         n_jobs : int
             Blocks run on this many threads (``-1``: every core, joblib's convention, as deepCR);
             the maps are the same as with ``n_jobs=1``.  Blocks of a Bayesian model run one at a
             time (their posterior draws go through Pyro's global state).
-        T, seed : int
-            Posterior draws averaged, and their seed, for a Bayesian model (ignored otherwise).
+        method, T, seed
+            Predictive method, posterior draws and their seed for a Bayesian model (as in
+            `clean_vi`; a deterministic model makes one pass).
 
         Returns
         -------
@@ -200,7 +227,9 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         """
         _check_threshold(threshold)
         x = np.asarray(img0)
-        prob = self.predict(x, T=T, seed=seed, patch=patch, segment=segment, n_jobs=n_jobs).prob
+        validated_image(self._model_units(x)[0], remedy="clean() takes no ignore= (as deepCR's): call "
+                        "clean_vi(img0, ignore=~numpy.isfinite(img0)) to leave them out, or replace them first")
+        prob = self.predict(x, method=method, T=T, seed=seed, patch=patch, segment=segment, n_jobs=n_jobs).prob
         crs = prob > threshold
         out = crs.astype(np.uint8) if binary else prob
         if not inpaint:
@@ -243,11 +272,7 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         z = x.astype(np.float32) / np.float32(self.scale)
         a, b = np.float32(1), np.float32(0)
         if self.standardise:
-            finite = z[np.isfinite(z)]
-            b, a = finite.mean(), finite.std()
-            if not a > 0:
-                raise ValueError("image is flat (zero standard deviation): the standardised model cannot take it")
-            z = (z - b) / a
+            z, a, b = standardise(z)
         return z, a, b
 
     def _fill(self, x: np.ndarray, crs: np.ndarray, *, patch: int, n_jobs: int) -> np.ndarray:
@@ -257,8 +282,9 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         filled = inpaint_with_net(self.inpaintNet, z, crs, tile=_patch(patch), device=self.device, n_jobs=n_jobs)
         return ((filled * a + b) * np.float32(self.scale)).astype(np.float32)
 
-    def clean_vi(self, image, T: int = 16, return_entropy: bool = False, return_epistemic: bool = False,
-                 threshold: float | None = None, seed: int = 0, *, ignore=None, patch: int = 1024,
+    def clean_vi(self, image, T: int | None = None, return_entropy: bool = False, return_epistemic: bool = False,
+                 threshold: float | None = None, seed: int = 0, *, method: str | None = None, ignore=None,
+                 patch: int = 1024,
                  inpaint: bool = False, n_jobs: int = 1, return_novelty: bool = False):
         """Posterior-mean CR probability and, optionally, its uncertainty maps and inpainted image.
 
@@ -266,8 +292,9 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         ----------
         image : array_like (H, W)
             In electrons.
-        T : int
-            Posterior weight draws (``p = mean_t sigma(f_{w_t}(x))``).
+        T : int, optional
+            Posterior weight draws of a Monte Carlo method (``p = mean_t sigma(f_{w_t}(x))``;
+            default `cosmiq_pyro.inference.methods.DEFAULT_T`); not with a sampling-free method.
         return_entropy : bool
             Also return the predictive entropy ``H[p]`` (nats).
         return_epistemic : bool
@@ -276,6 +303,9 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
             Return the binary mask ``p > threshold`` (uint8) instead of ``p`` (float32).
         seed : int
             Seed of the draws: the same seed gives the same maps.
+        method : str, optional
+            The predictive method (``"mc"``, ...; default
+            `cosmiq_pyro.inference.methods.DEFAULT_METHOD`), as for `cosmiq_pyro.predict`.
         ignore : array_like of bool (H, W), optional
             Bad pixels (their non-finite values are allowed).
         patch : int
@@ -304,7 +334,7 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         """
         if threshold is not None:
             _check_threshold(threshold)
-        pred = self.predict(image, T=T, seed=seed, ignore=ignore, patch=patch, n_jobs=n_jobs)
+        pred = self.predict(image, method=method, T=T, seed=seed, ignore=ignore, patch=patch, n_jobs=n_jobs)
         if not self.bayesian and not self._warned_deterministic:
             warnings.warn(f"{self.source!r} is a deterministic model: clean_vi returns one pass (T=1) "
                           "and zero epistemic uncertainty; train with bayesian=True for a posterior",
@@ -323,7 +353,8 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
                     x = np.where(np.isfinite(x), x, 0.0).astype(np.float32)
                 extra.append(self._fill(x, crs, patch=patch, n_jobs=n_jobs))
         if return_novelty:
-            extra.append(image_novelty(self.result, validated_image(self._model_units(image)[0], ignore),
+            in_scale = np.asarray(image, dtype=np.float32) / np.float32(self.scale)  # the transform is image_novelty's
+            extra.append(image_novelty(self.result, validated_image(in_scale, ignore),
                                        tile=min(_patch(patch), 512)))
         return (first, *extra) if extra else first
 

@@ -31,6 +31,7 @@ from typing import Mapping, Optional
 
 import numpy as np
 
+from ..inference.methods import check_method, method_draws
 from ..inference.predictive import predict, validated_image
 from ..models.registry import resolve
 from ..utils.checks import check_int
@@ -57,15 +58,16 @@ class PeerPrediction:
         Predictive entropy (nats); None when the predictor has no probability.
     epistemic : numpy.ndarray or None
         Mutual information between label and weights (nats); None without a posterior.
-    T : int
-        Posterior draws behind ``prob`` (1 for point estimates and peers).
+    T : int or None
+        Posterior draws behind ``prob`` (1 for point estimates and peers; None for a
+        sampling-free predictive method).
     is_probability : bool
     """
 
     prob: np.ndarray
     entropy: Optional[np.ndarray]
     epistemic: Optional[np.ndarray]
-    T: int
+    T: Optional[int]
     is_probability: bool
 
     def __repr__(self) -> str:
@@ -84,8 +86,12 @@ class ModelPredictor:
         A `FitResult`'s logit temperature (``.temperature``) is applied to every prediction.
     guide : AutoNormal, optional
         Needed for a bare `UNet2SigmoidVI` (a `FitResult` carries its own).
-    T : int
-        Posterior draws per image (ignored by the deterministic twin, which uses 1).
+    method : str, optional
+        The predictive method (`cosmiq_pyro.inference.methods.METHODS`; default its
+        ``DEFAULT_METHOD``).
+    T : int, optional
+        Posterior draws per image of a Monte Carlo method (default ``DEFAULT_T``; ignored by
+        the deterministic twin, which uses 1; an error with a sampling-free method).
     tile : int
         Tile side passed to `predict`.
     device : str or torch.device, optional
@@ -99,11 +105,12 @@ class ModelPredictor:
 
     is_probability = True
 
-    def __init__(self, model, guide=None, *, T: int = 16, tile: int = 1024, device=None):
+    def __init__(self, model, guide=None, *, method: str | None = None, T: int | None = None, tile: int = 1024,
+                 device=None):
         net, guide = resolve(model, guide)  # raises TypeError/ValueError on bad input
-        if not (isinstance(T, int) and not isinstance(T, bool) and T >= 1):
-            raise ValueError(f"T must be a positive int, got {T!r}")
-        self.model, self.guide, self.T, self.tile, self.device = net, guide, T, tile, device
+        spec = check_method(method, T)
+        self.method, self.T = spec.name, method_draws(spec, T, bayesian=guide is not None)
+        self.model, self.guide, self.tile, self.device = net, guide, tile, device
         self.temperature = getattr(model, "temperature", 1.0)  # a FitResult's calibration
 
     @property
@@ -112,14 +119,15 @@ class ModelPredictor:
 
     def predict(self, image, ignore=None, meta: Optional[Mapping] = None, seed: int = 0) -> PeerPrediction:
         """Maps of ``image`` (electrons); ``meta`` is not used; ``seed`` seeds the draws."""
-        pred = predict(self.model, image, guide=self.guide, T=self.T, ignore=ignore, seed=seed,
+        pred = predict(self.model, image, guide=self.guide, method=self.method,
+                       T=self.T if self.bayesian else None, ignore=ignore, seed=seed,
                        tile=self.tile, device=self.device, progress=False, temperature=self.temperature)
         return PeerPrediction(prob=pred.prob, entropy=pred.entropy,
-                              epistemic=pred.epistemic if pred.T > 1 else None, T=pred.T,
+                              epistemic=pred.epistemic if self.bayesian and pred.T != 1 else None, T=pred.T,
                               is_probability=True)
 
     def __repr__(self) -> str:
-        kind = f"VI, T={self.T}" if self.bayesian else "deterministic"
+        kind = (f"VI, {self.method}" + ("" if self.T is None else f", T={self.T}")) if self.bayesian else "deterministic"
         return f"ModelPredictor({type(self.model).__name__}, {kind})"
 
 

@@ -90,7 +90,8 @@ def plot_maps(image, prediction, truth=None, ignore=None, *, axes=None, threshol
     show(axes[2], entropy, "Predictive entropy", "nats", "magma", vmin=0, vmax=np.log(2))
     epi_top = float(np.max(epistemic[~bad])) if (~bad).any() else 0.0
     # tick labels carry their own exponent: a colour bar's offset text ("1e-3") would sit on the title
-    show(axes[3], epistemic, f"Epistemic (mutual information), T={prediction.T}", "nats",
+    how = f"T={prediction.T}" if prediction.T is not None else getattr(prediction, "method", "no draws")
+    show(axes[3], epistemic, f"Epistemic (mutual information), {how}", "nats",
          "magma", cbar_format="%.2g", vmin=0, vmax=epi_top if epi_top > 0 else np.log(2))
     if truth is not None:
         t = _as_map(truth, "truth", shape).astype(bool)

@@ -26,12 +26,13 @@ from torch import nn
 from torch.distributions import Normal, kl_divergence
 
 from .._version import __version__
-from ..inference.predictive import TILE_ALIGN, TILE_MARGIN, pad_to_grid
-from ..models.bayesian import UNet2SigmoidVI, draw_weights, probs_given_weights
+from ..inference.draws import weight_chunks
+from ..models.bayesian import UNet2SigmoidVI, probs_given_weights
 from ..models.guides import guide_locs, guide_scales
 from ..models.registry import resolve
 from ..models.results import FitResult
 from ..utils.checks import check_int
+from ..utils.tiling import TILE_ALIGN, pad_to_grid, tile_margin
 from ..utils.torchtools import eval_mode, module_device, seeded
 
 __all__ = ["DEFAULT_SITES", "to_inference_data", "posterior_table"]
@@ -146,14 +147,14 @@ def _pixel_probs(model: UNet2SigmoidVI, draws: Mapping[str, torch.Tensor], image
     """CR probability at pixels ``rc`` (K, 2) for every weight draw: (S, K) float64.
 
     Each pixel is evaluated on a crop of the image (padded as `predict` pads it) that starts on an
-    even row and column, so the 2x2 pooling grid is the image's, and reaches at least
-    ``TILE_MARGIN`` px (the network's receptive-field radius or more) beyond the pixel's 4x4 cell:
+    even row and column, so the 2x2 pooling grid is the image's, and reaches the tile margin
+    (`utils.tiling.tile_margin`: the network's receptive field) beyond the pixel's 4x4 cell:
     the values equal `predict`'s per-draw maps to float rounding.  With group norm (statistics
     over the whole input) the whole image is used instead.
     """
     padded = pad_to_grid(image)
     full = (0, padded.shape[0], 0, padded.shape[1])
-    margin = TILE_MARGIN + TILE_MARGIN % 2  # even, so crops start and end on even rows and columns
+    margin = tile_margin(model)  # a multiple of TILE_ALIGN: crops start on the pooling grid
     groups: dict[tuple[int, int], list[tuple[int, tuple[int, int, int, int]]]] = {}
     for k, (r, c) in enumerate(rc):
         if model.norm == "group":
@@ -218,7 +219,8 @@ def to_inference_data(fit_or_guide, num_samples: int = 200, sites=None, seed: in
     -------
     arviz.InferenceData
         * ``posterior``: one variable per site, shape (chain=1, draw, *weight_shape), drawn
-          from the guide ``q(w)`` with `pyro.infer.Predictive` (`models.bayesian.draw_weights`);
+          from the guide ``q(w)`` with `pyro.infer.Predictive`, in `predict`'s seeded blocks
+          (`inference.draws.weight_chunks`);
         * ``prior``: the same sites drawn from the model's prior (`UNet2SigmoidVI.prior`);
         * with ``pixels``: ``posterior_predictive`` variable ``prob`` (chain, draw, pixel), the
           per-draw CR probability ``sigma(f_w(x))`` at each pixel, and ``constant_data``
@@ -248,7 +250,7 @@ def to_inference_data(fit_or_guide, num_samples: int = 200, sites=None, seed: in
     device = module_device(model)
     guide.to(device)
     with seeded(seed, device):
-        draws = draw_weights(model, guide, num_samples)  # {site: (S, *shape)}, every site
+        draws = next(weight_chunks(model, guide, num_samples, seed, chunk=num_samples))  # {site: (S, *shape)}
         predictive = None if image is None else _in_eval(model, lambda: _pixel_probs(model, draws, image, rc))
         torch.manual_seed(_prior_seed(seed))
         dummy = torch.zeros(1, model.n_channels, 4, 4, device=device)

@@ -34,9 +34,11 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from ..data.input_transform import model_input
 from ..models.fused import FusedWeights, fuse_weights, fused_bottleneck
 from ..models.guides import guide_locs
 from ..models.registry import resolve
+from ..utils.tiling import TILE_ALIGN, pad_to_grid, tile_boxes, tile_margin
 from .novelty_stats import (BLOCK_PX, READ_NOISE_REF_E, BlockSums, GaussianDensity, auroc,
                             features_from_block_means, noise_excess)
 
@@ -95,30 +97,38 @@ class NoveltyModel:
     read_noise_e: float = READ_NOISE_REF_E
 
     # -- scores -------------------------------------------------------------------------
-    def block_components(self, block_means: torch.Tensor, image: np.ndarray) -> dict:
+    def block_components(self, block_means: torch.Tensor, image: np.ndarray, ignore=None) -> dict:
         """``component -> (nby, nbx)`` block scores ``u_b`` from the bottleneck block means
-        (C, nby, nbx) and the image (H, W) in electrons."""
+        (C, nby, nbx) and the image (H, W) in electrons.
+
+        ``ignore`` (bool, (H, W)): pixels left out of the noise statistic (`noise_excess`); a
+        block more than half of whose pixels are ignored gets NaN in both components (its
+        bottleneck mean describes the stand-in values more than the sky)."""
         d2 = self.density.distance2(features_from_block_means(block_means))  # (nby, nbx)
-        r = noise_excess(image, self.block_px, self.read_noise_e)
+        r = noise_excess(image, self.block_px, self.read_noise_e, ignore=ignore)
         if tuple(d2.shape) != r.shape:
             raise ValueError(f"block_means cover {tuple(d2.shape)} blocks of {self.block_px} px, the image "
                              f"{r.shape} (image shape {np.shape(image)})")
         mean, sd = self.noise_block
-        return {"features": torch.log(d2.clamp_min(1e-12)).numpy(), "noise": (mean - r) / sd,
-                "_r": r}
+        features = torch.log(d2.clamp_min(1e-12)).numpy()
+        if ignore is not None and np.any(ignore):
+            mostly_ignored = _block_fraction(np.asarray(ignore, dtype=bool), self.block_px) > 0.5
+            features = np.where(mostly_ignored, np.nan, features)
+            r = np.where(mostly_ignored, np.nan, r)
+        return {"features": features, "noise": (mean - r) / sd, "_r": r}
 
     def frame_components(self, blocks: dict) -> dict:
-        """``component -> frame score s`` from `block_components`'s output."""
+        """``component -> frame score s`` from `block_components`'s output (NaN blocks left out)."""
         mean, sd = self.noise_frame
-        return {"features": float(np.mean(blocks["features"])),
-                "noise": float((mean - np.median(blocks["_r"])) / sd)}
+        return {"features": float(np.nanmean(blocks["features"])),
+                "noise": float((mean - np.nanmedian(blocks["_r"])) / sd)}
 
     @staticmethod
     def _scaled(scores: dict, ref: dict):
         return {k: (scores[k] - ref[k][0]) / (ref[k][1] - ref[k][0]) for k in COMPONENTS}
 
-    def score(self, block_means: torch.Tensor, image: np.ndarray):
-        """Frame novelty, its components and the block map.
+    def score(self, block_means: torch.Tensor, image: np.ndarray, ignore=None):
+        """Frame novelty, its components and the block map; ``ignore`` as for `block_components`.
 
         Parameters
         ----------
@@ -136,10 +146,12 @@ class NoveltyModel:
         block_map : ndarray, shape (nby, nbx), float32
             Per block, ``max_k`` of the component's block score on the calibration blocks' scale.
         """
-        blocks = self.block_components(block_means, image)
+        blocks = self.block_components(block_means, image, ignore)
+        if np.isnan(blocks["features"]).all():
+            raise ValueError("every novelty block is mostly ignored pixels: no novelty score")
         frame = self._scaled(self.frame_components(blocks), self.frame_ref)
         per_block = self._scaled(blocks, self.block_ref)
-        block_map = np.maximum(per_block["features"], per_block["noise"]).astype(np.float32)
+        block_map = np.fmax(per_block["features"], per_block["noise"]).astype(np.float32)
         return max(frame.values()), frame, block_map
 
     def too_small(self, shape) -> str | None:
@@ -191,6 +203,15 @@ class NoveltyModel:
                    block_ref={k: tuple(v) for k, v in state["block_ref"].items()},
                    threshold=float(state["threshold"]), block_px=int(state["block_px"]),
                    read_noise_e=float(state["read_noise_e"]))
+
+
+def _block_fraction(mask: np.ndarray, block_px: int) -> np.ndarray:
+    """Fraction of True pixels of ``mask`` (H, W) in each block (partial edge blocks: of theirs)."""
+    height, width = mask.shape
+    pad = np.pad(mask, ((0, -height % block_px), (0, -width % block_px)))
+    ones = np.pad(np.ones_like(mask), ((0, -height % block_px), (0, -width % block_px)))
+    shape = (pad.shape[0] // block_px, block_px, pad.shape[1] // block_px, block_px)
+    return pad.reshape(shape).sum(axis=(1, 3)) / ones.reshape(shape).sum(axis=(1, 3))
 
 
 def _q95_ref(values) -> tuple:
@@ -272,8 +293,7 @@ def bottleneck_block_means(weights: FusedWeights, image: np.ndarray, block_px: i
     The image (H, W, electrons) is padded symmetrically to a multiple of 4 as `predict` pads it;
     ``weights`` come from `mean_weights`.  `predict` gets the same numbers tile by tile.
     """
-    x = np.asarray(image, dtype=np.float32)
-    padded = np.pad(x, ((0, -x.shape[0] % 4), (0, -x.shape[1] % 4)), mode="symmetric")
+    padded = pad_to_grid(np.asarray(image, dtype=np.float32))
     with torch.inference_mode():
         low = fused_bottleneck(weights, torch.from_numpy(padded)[None, None])  # (1, 2h, H/2, W/2)
         sums = BlockSums(padded.shape, low.shape[1], block_px)
@@ -305,7 +325,8 @@ def fit_novelty(model, fit_images, calibration_images, *, classes=None, guide=No
         `state_dict` in the checkpoint and `predict` uses it.
     """
     weights = mean_weights(model, guide)
-    items = [[(bottleneck_block_means(weights, img, block_px), img) for img in images]
+    transform = getattr(model, "input_transform", None)  # features in the net's units, noise in electrons
+    items = [[(bottleneck_block_means(weights, model_input(img, transform), block_px), img) for img in images]
              for images in (fit_images, calibration_images)]
     return fit_novelty_model(*items, classes=classes, block_px=block_px, read_noise_e=read_noise_e,
                              shrinkage=shrinkage, false_alarm=false_alarm)
@@ -317,11 +338,6 @@ class Novelty(NamedTuple):
     score: float
     is_novel: bool
     map: np.ndarray
-
-
-#: Margin (px) around each tile of `image_novelty`: more than the encoder's receptive-field radius
-#: (two 3x3 convolutions, a 2x2 pool, two more at half resolution: 7 px), a multiple of 4.
-ENCODER_MARGIN = 12
 
 
 def image_novelty(model, image, *, guide=None, novelty=None, tile: int = 512) -> Novelty:
@@ -360,27 +376,24 @@ def image_novelty(model, image, *, guide=None, novelty=None, tile: int = 512) ->
                          "cosmiq_pyro.inference.novelty.fit_novelty and set result.novelty")
     if isinstance(novelty, dict):
         novelty = NoveltyModel.from_state_dict(novelty)
-    if not (isinstance(tile, int) and tile >= 4 and tile % 4 == 0):
-        raise ValueError(f"tile must be a positive multiple of 4, got {tile!r}")
+    if not (isinstance(tile, int) and tile >= TILE_ALIGN and tile % TILE_ALIGN == 0):
+        raise ValueError(f"tile must be a positive multiple of {TILE_ALIGN}, got {tile!r}")
     x = np.asarray(image, dtype=np.float32)
     if x.ndim != 2 or not np.isfinite(x).all():
         raise ValueError(f"image must be a finite 2-D array, got shape {x.shape}")
     small = novelty.too_small(x.shape)
     if small:
         raise ValueError(small)
-    weights = mean_weights(model, guide)
-    padded = np.pad(x, ((0, -x.shape[0] % 4), (0, -x.shape[1] % 4)), mode="symmetric")
-    height, width = padded.shape
+    net, guide = resolve(model, guide)
+    weights = mean_weights(net, guide)
+    z = model_input(x, getattr(model, "input_transform", None))  # the net's units; the noise uses x
+    padded = pad_to_grid(z)
     sums = BlockSums(padded.shape, 2 * weights.hidden, novelty.block_px)
-    m = ENCODER_MARGIN
     with torch.inference_mode():
-        for r0 in range(0, height, tile):
-            for c0 in range(0, width, tile):
-                r1, c1 = min(r0 + tile, height), min(c0 + tile, width)
-                ir0, ic0 = max(r0 - m, 0), max(c0 - m, 0)
-                part = torch.from_numpy(padded[ir0:min(r1 + m, height), ic0:min(c1 + m, width)])
-                low = fused_bottleneck(weights, part[None, None])[0]  # (2h, h/2, w/2)
-                core = low[:, (r0 - ir0) // 2:(r1 - ir0) // 2, (c0 - ic0) // 2:(c1 - ic0) // 2]
-                sums.add(core, r0 // 2, c0 // 2)
+        for (r0, r1, c0, c1), (ir0, ir1, ic0, ic1) in tile_boxes(padded.shape, tile, tile_margin(net)):
+            part = torch.from_numpy(padded[ir0:ir1, ic0:ic1])
+            low = fused_bottleneck(weights, part[None, None])[0]  # (2h, h/2, w/2)
+            core = low[:, (r0 - ir0) // 2:(r1 - ir0) // 2, (c0 - ic0) // 2:(c1 - ic0) // 2]
+            sums.add(core, r0 // 2, c0 // 2)
     score, _, block_map = novelty.score(sums.means(), x)
     return Novelty(float(score), bool(score > novelty.threshold), novelty.expand(block_map, x.shape))

@@ -5,11 +5,14 @@ and a rank AUROC (`auroc`).  The maths of each is in its docstring; `novelty` sa
 combined."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ..instruments import get_instrument
 
 __all__ = ["BLOCK_PX", "READ_NOISE_REF_E", "FEATURE_EPS", "ROW_STEP", "GaussianDensity", "auroc",
            "noise_excess", "BlockSums", "features_from_block_means"]
@@ -17,8 +20,8 @@ __all__ = ["BLOCK_PX", "READ_NOISE_REF_E", "FEATURE_EPS", "ROW_STEP", "GaussianD
 #: Side of a novelty block in image pixels (the bottleneck map is at half resolution).
 BLOCK_PX = 64
 #: Read noise (e-) assumed when predicting the noise of a block from its level: the middle of
-#: ACS/WFC's 3.75-5.65 e- (the simulator's range).
-READ_NOISE_REF_E = 4.7
+#: ACS/WFC's 3.75-5.65 e- (the ACS-WFC spec's range, the simulator's), 4.7 e-.
+READ_NOISE_REF_E = get_instrument("ACS-WFC").detector.read_noise_mid_e
 #: Offset inside the log of block-averaged activations (activations are ReLU outputs >= 0).
 FEATURE_EPS = 1e-3
 #: `noise_excess` reads every ROW_STEP-th row.
@@ -112,6 +115,20 @@ def auroc(negatives, positives) -> float:
     return float((greater + 0.5 * ties) / (neg.size * pos.size))
 
 
+def _block_nanmedians(z: np.ndarray, block_rows: int, block_cols: int) -> np.ndarray:
+    """`_block_medians` leaving NaN values out (NaN for a block without any other value)."""
+    height, width = z.shape
+    nby, nbx = -(-height // block_rows), -(-width // block_cols)
+    out = np.full((nby, nbx), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks
+        for i in range(nby):
+            rows = z[i * block_rows:(i + 1) * block_rows]
+            for j in range(nbx):
+                out[i, j] = np.nanmedian(rows[:, j * block_cols:(j + 1) * block_cols])
+    return out
+
+
 def _block_medians(z: np.ndarray, block_rows: int, block_cols: int) -> np.ndarray:
     """Medians of ``z`` over blocks of ``block_rows x block_cols`` (partial edge blocks: their pixels)."""
     height, width = z.shape
@@ -133,7 +150,7 @@ def _block_medians(z: np.ndarray, block_rows: int, block_cols: int) -> np.ndarra
 
 
 def noise_excess(image: np.ndarray, block_px: int = BLOCK_PX,
-                 read_noise_e: float = READ_NOISE_REF_E) -> np.ndarray:
+                 read_noise_e: float = READ_NOISE_REF_E, ignore=None) -> np.ndarray:
     """Per-block log ratio of the measured to the expected pixel noise of an image in electrons.
 
     With second differences along rows, ``d_j = x_{j-1} - 2 x_j + x_{j+1}`` (blind to the sky
@@ -158,6 +175,9 @@ def noise_excess(image: np.ndarray, block_px: int = BLOCK_PX,
         Block side (px).
     read_noise_e : float
         Read noise assumed (e-), > 0.
+    ignore : ndarray of bool, shape (H, W), optional
+        Pixels left out: a second difference that touches one is not counted (a block with
+        none left gives NaN).  Ignored pixels filled with one value would read as noise-free.
 
     Returns
     -------
@@ -180,7 +200,15 @@ def noise_excess(image: np.ndarray, block_px: int = BLOCK_PX,
     np.abs(centre, out=centre)
     centre /= np.sqrt(6.0 * level)
     z[:, 0], z[:, -1] = z[:, 1], z[:, -2]
-    s = _block_medians(z, block_px // ROW_STEP, block_px)
+    if ignore is not None and np.any(ignore):
+        bad = np.asarray(ignore, dtype=bool)[::ROW_STEP]
+        touched = np.zeros_like(bad)
+        touched[:, 1:-1] = bad[:, :-2] | bad[:, 1:-1] | bad[:, 2:]
+        touched[:, 0], touched[:, -1] = touched[:, 1], touched[:, -2]
+        z[touched] = np.nan
+        s = _block_nanmedians(z, block_px // ROW_STEP, block_px)
+    else:
+        s = _block_medians(z, block_px // ROW_STEP, block_px)
     s *= _MAD_TO_SIGMA
     return np.log(np.maximum(s, 1e-6) ** 2)
 

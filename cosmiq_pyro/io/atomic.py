@@ -6,6 +6,10 @@ the next write to the same target removes those of its name whose process is gon
 (`remove_stale_temporaries`): same host, process id no longer running.  Temporaries of live
 processes, of other hosts (a shared file system) and files of any other naming are never touched.
 
+Concurrency: `file_lock` is an advisory per-file lock (``flock`` on ``.<name>.lock`` beside the
+target, removed on release), so two processes that would make the same file can take turns
+instead of both making it; the kernel releases it when a process dies.
+
 Durability: the temporary file is flushed and ``fsync``-ed before it is renamed, and the
 directory is ``fsync``-ed after the rename, so after a crash the target is either the old file
 or the complete new one.
@@ -21,7 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["atomic_open", "write_bytes_atomic", "staged_directory", "temporary_path",
-           "remove_stale_temporaries", "fsync_directory", "check_writable_directory"]
+           "remove_stale_temporaries", "fsync_directory", "check_writable_directory", "file_lock",
+           "naming_output"]
 
 
 def _host() -> str:
@@ -108,6 +113,27 @@ def check_writable_directory(directory, what: str = "output directory") -> None:
                               f"({str(probe)!r} does not allow creating files)")
 
 
+def naming_output(err: OSError, path) -> OSError:
+    """``err`` as an OSError naming the output ``path`` (its errno and message kept).
+
+    A full disk (ENOSPC), a quota or an I/O error while writing is reported by the writer as
+    ``[Errno 28] No space left on device`` without a file name; this one reads
+    ``<path>: No space left on device``.  An error that names its file already is returned as is.
+    """
+    if err.filename is not None:
+        return err
+    chain, cause = [], err
+    while isinstance(cause, OSError) and len(chain) < 8:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    number = next((e.errno for e in chain if e.errno is not None), None)
+    if number is not None:
+        message = os.strerror(number)
+    else:  # astropy's "Not enough space on disk: requested N, available M. <the same for each HDU>..."
+        message = (str(err) or type(err).__name__).split(". ")[0]
+    return OSError(number, message, str(path))
+
+
 def _default_mode() -> int:
     """0o666 less the process umask: what ``open()`` would have given the file."""
     umask = os.umask(0)
@@ -133,6 +159,9 @@ def atomic_open(path, mode: str = "wb"):
             os.fsync(fh.fileno())
         os.replace(tmp, path)
         fsync_directory(path.parent)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise naming_output(err, path) from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -201,3 +230,62 @@ def staged_directory(outdir, *, overwrite: bool):
                     folder.rmdir()
                 except OSError:
                     break
+
+
+@contextmanager
+def file_lock(path, *, blocking: bool = True):
+    """Hold an exclusive advisory lock on ``path`` (which need not exist) while the block runs.
+
+    The lock is ``fcntl.flock`` on ``.<name>.lock`` beside ``path``; the lock file is removed on
+    release (while still locked; a process that locked the removed file sees that its inode is no
+    longer the one at that name and locks again), so no lock file is left behind.  The kernel
+    drops the lock of a process that dies.
+
+    Yields
+    ------
+    bool
+        True when the lock is held; False when ``blocking`` is False and another process (or
+        another open file in this one) holds it.  Where no lock can be taken (no ``fcntl``, a
+        directory that does not allow creating the lock file, a file system without ``flock``)
+        the block runs without it and True is yielded: the lock only saves duplicate work, it
+        never decides correctness.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield True
+        return
+    path = Path(path)
+    lock = path.with_name(f".{path.name}.lock")
+    mode = fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB)
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError:
+            yield True
+            return
+        try:
+            fcntl.flock(fd, mode)
+        except BlockingIOError:
+            os.close(fd)
+            yield False
+            return
+        except OSError:  # no flock here
+            os.close(fd)
+            yield True
+            return
+        try:
+            current = os.stat(lock).st_ino
+        except FileNotFoundError:
+            current = None
+        if current == os.fstat(fd).st_ino:
+            break
+        os.close(fd)  # locked a lock file its holder had removed: lock the current one
+    try:
+        yield True
+    finally:
+        try:
+            os.unlink(lock)
+        except OSError:
+            pass
+        os.close(fd)

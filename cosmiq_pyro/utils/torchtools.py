@@ -13,15 +13,30 @@ def resolve_device(device=None) -> torch.device:
     """``device`` as a `torch.device`; None -> CUDA when available, else CPU.
 
     Accepts deepCR's spellings too: ``"CPU"`` and ``"GPU"`` (case-insensitive).
+
+    Raises
+    ------
+    ValueError
+        Not a device name, or a CUDA device that this machine does not have (no CUDA, or
+        ``cuda:N`` beyond ``torch.cuda.device_count()``).
     """
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if isinstance(device, str) and device.lower() in ("cpu", "gpu"):
         device = "cpu" if device.lower() == "cpu" else "cuda"
     try:
-        return torch.device(device)
+        device = torch.device(device)
     except (RuntimeError, TypeError):
         raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or None, got {device!r}") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {str(device)!r} asked for, but torch finds no CUDA device here "
+                             f"(torch {torch.__version__}, torch.cuda.is_available() is False); "
+                             "use device='cpu' or leave it None")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {str(device)!r} asked for, but this machine has "
+                             f"{torch.cuda.device_count()} CUDA device(s)")
+    return device
 
 
 def module_device(module: nn.Module) -> torch.device:

@@ -87,7 +87,7 @@ class Comparison:
                 f"files: {', '.join(p.name for p in self.files.values()) or 'none'})")
 
 
-def evaluate(model, dataset, *, T: int = 16, guide=None, seed: int = 0, tile: int = 1024,
+def evaluate(model, dataset, *, method: str | None = None, T: int | None = None, guide=None, seed: int = 0, tile: int = 1024,
              progress: bool = True, n_boot: int = 0) -> pd.DataFrame:
     """Metrics of one model or predictor over a dataset, per field and filter.
 
@@ -102,8 +102,12 @@ def evaluate(model, dataset, *, T: int = 16, guide=None, seed: int = 0, tile: in
         the per-group rows.  A `data.SimulatedDataset` without augmentation is read through
         its ``frame(i)``, which also yields the simulator's per-frame metadata (read noise,
         full well) that `peers.LACosmicPeer` uses.
-    T : int
-        Posterior draws per image for a VI model.
+    method : str, optional
+        The predictive method of a VI model (`cosmiq_pyro.inference.methods.METHODS`;
+        default its ``DEFAULT_METHOD``).
+    T : int, optional
+        Posterior draws per image of a Monte Carlo method (default ``DEFAULT_T``; not with a
+        sampling-free method).
     seed : int
         Frame ``i`` is predicted with seed ``SeedSequence([seed, i])`` (32 bits), so frames
         get independent posterior draws and the same call gives the same table.
@@ -124,13 +128,14 @@ def evaluate(model, dataset, *, T: int = 16, guide=None, seed: int = 0, tile: in
     """
     check_int(seed, "seed", minimum=0)
     check_int(n_boot, "n_boot", minimum=0)
-    predictor = as_predictor(model, guide=guide, T=T, tile=tile, what="model")
+    predictor = as_predictor(model, guide=guide, method=method, T=T, tile=tile, what="model")
     ds = as_dataset(dataset, name="dataset")
     pooled, outputs = collect({"model": predictor}, ds, seed, progress)
     return table_of(pooled, outputs["model"], groups(pooled), n_boot, seed)
 
 
-def compare(predictors: Mapping, dataset, *, out_dir=None, T: int = 16, seed: int = 0,
+def compare(predictors: Mapping, dataset, *, out_dir=None, method: str | None = None, T: int | None = None,
+            seed: int = 0,
             progress: bool = True, n_boot: int = 0, tile: int = 1024) -> Comparison:
     """Run several predictors on the same frames; tabulate and (with ``out_dir``) draw them.
 
@@ -147,8 +152,9 @@ def compare(predictors: Mapping, dataset, *, out_dir=None, T: int = 16, seed: in
         risk_coverage.png and error_vs_entropy.png.  Each file is written to a temporary
         name and renamed, so none is ever half-written.  Each figure has a panel for all
         frames and one per field; predictors keep one colour throughout.
-    T, seed, progress, n_boot, tile
-        As for `evaluate` (``T`` applies to every VI model given without its own predictor).
+    method, T, seed, progress, n_boot, tile
+        As for `evaluate` (``method`` and ``T`` apply to every VI model given without its own
+        predictor).
 
     Returns
     -------
@@ -163,7 +169,7 @@ def compare(predictors: Mapping, dataset, *, out_dir=None, T: int = 16, seed: in
     for name in predictors:
         if not isinstance(name, str) or not name:
             raise TypeError(f"predictor names must be non-empty strings, got {name!r}")
-    resolved = {name: as_predictor(p, T=T, tile=tile, what=f"predictors[{name!r}]")
+    resolved = {name: as_predictor(p, method=method, T=T, tile=tile, what=f"predictors[{name!r}]")
                 for name, p in predictors.items()}
     out = None if out_dir is None else prepare_dir(out_dir)
     ds = as_dataset(dataset, name="dataset")

@@ -19,13 +19,13 @@ from ..peers import ModelPredictor
 __all__ = ["Pooled", "Output", "as_predictor", "collect", "take"]
 
 
-def as_predictor(obj, *, guide=None, T: int, tile: int, what: str):
+def as_predictor(obj, *, guide=None, method: str | None = None, T: int | None = None, tile: int, what: str):
     """``obj`` as an object with ``predict(image, ignore, meta, seed)`` and ``is_probability``."""
     try:
         if isinstance(obj, tuple) and len(obj) == 2 and guide is None:
-            return ModelPredictor(obj[0], obj[1], T=T, tile=tile)
+            return ModelPredictor(obj[0], obj[1], method=method, T=T, tile=tile)
         if isinstance(obj, (FitResult, UNet2Sigmoid)):
-            return ModelPredictor(obj, guide, T=T, tile=tile)
+            return ModelPredictor(obj, guide, method=method, T=T, tile=tile)
     except (TypeError, ValueError) as err:
         raise type(err)(f"{what}: {err}") from None
     if callable(getattr(obj, "predict", None)) and hasattr(obj, "is_probability"):
@@ -105,7 +105,8 @@ def _keep_maps(part: dict, pred, keep: np.ndarray, name: str, i: int, first: boo
     if not (lo >= 0 and hi <= 1):  # also catches NaN
         raise ValueError(f"{where}: prob must lie in [0, 1] on non-ignored pixels, found [{lo}, {hi}]")
     part["prob"].append(prob)
-    part["T"] = int(getattr(pred, "T", 1))
+    T = getattr(pred, "T", 1)
+    part["T"] = None if T is None else int(T)
     for key in ("entropy", "epistemic"):
         value = getattr(pred, key, None)
         if first:
