@@ -38,7 +38,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
-    for filter in simulate.FILTERS:  # fill the PSF and galaxy-library caches
+    for filter in simulate.resolve_instrument("ACS-WFC").simulation.filter_names:  # fill the PSF and galaxy-library caches
         for field in simulate.FIELDS:
             simulate.simulate_frame(size=args.size, field=field, filter=filter, seed=0)
     print(f"first frames (PSF + galaxy library caches, 9 frames): "

@@ -79,7 +79,7 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    filters = tuple(simulate.FILTERS)
+    filters = simulate.resolve_instrument("ACS-WFC").simulation.filter_names
     rows = {f: [] for f in simulate.FIELDS}
     for i in range(args.frames):
         spec = simulate.frame_spec(i, args.seed)

@@ -63,7 +63,7 @@ def heldout_specs(n_frames: int, seed: int) -> list:
         raise ValueError(f"frames must be in 1..{FRAMES_PER_SEED}, got {n_frames}")
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
-    fields, filters = simulate.FIELDS, tuple(simulate.FILTERS)
+    fields, filters = simulate.FIELDS, simulate.resolve_instrument("ACS-WFC").simulation.filter_names
     rng = np.random.default_rng([HELDOUT_SEED_BASE, seed])
     lo, hi = np.log(EXPTIME_RANGE_S)
     specs = []

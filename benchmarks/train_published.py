@@ -1,25 +1,27 @@
 """Train the published Bayesian model ``ACS-WFC-VI`` (issue 13), resumably, and publish it.
 
-Recipe (README "The shipped model"):
+A thin call of `cosmiq_pyro.adapt` with the ACS-WFC-VI recipe (`cosmiq_pyro.inference.adaptation.
+ACS_WFC_VI`, README "The shipped model"), unchanged since the shipped model was trained:
 
 * network: deepCR's ACS-WFC mask U-Net (hidden 32, batch norm), as `UNet2SigmoidVI`;
-* prior: ``N(w_deepCR, 0.1^2)`` on every conv weight and bias (`UNet2SigmoidVI.from_deepcr`);
+* prior: ``N(w_deepCR, 0.1^2)`` on every conv weight and bias (centred on the starting model);
 * posterior: mean-field Normal, means starting at deepCR's weights, sigmas at ``init_scale``,
   the scales in their own Adam group (``scale_lr``);
 * batch norm frozen at deepCR's running statistics (``phase0_epochs=0``: every epoch is deepCR's
-  phase 1, at ``lr / 2.5``; both learning rates below are given before that factor);
+  phase 1, at ``lr / 2.5``; both learning rates are given before that factor);
 * data: simulated 256x256 frames, fields EX/GC/GAL x filters F435W/F606W/F814W, exposure times
   100-1200 s, AstroDrizzle driz_cr labels (``label_rule="drizcr"``), detector defects on,
   random flips/rotations; a separate simulated validation set;
 * objective: the exact negative ELBO per pixel (``kl_beta = 1 / pixels per frame``);
-* calibration: the logit temperature fitted on the validation set after every chunk.
+* calibration: the logit temperature fitted on the validation set after every chunk; the
+  novelty model fitted on 192 + 192 further simulated frames (inside the checkpoint).
 
 Every call trains at most ``--chunk-epochs`` more epochs (resuming from ``WORK/run.pth``, or,
 when ``WORK`` is new, from the published checkpoint if it was made with this recipe), then
-writes ``OUT/ACS-WFC-VI.pth`` (the best validation epoch, with its temperature),
-``OUT/ACS-WFC-VI.json`` (this recipe, seeds, epochs done, wall time, versions) and
-``OUT/ACS-WFC-VI.log`` (one line per epoch), and the posterior width per layer over training to
-``docs/acs_wfc_vi_sigma.png`` (not for ``--smoke``).  Run it again to continue::
+writes ``OUT/ACS-WFC-VI.pth`` (the best validation epoch, with its temperature, novelty model
+and model card), ``OUT/ACS-WFC-VI.json`` (this recipe, seeds, epochs done, wall time, versions)
+and ``OUT/ACS-WFC-VI.log`` (one line per epoch), and the posterior width per layer over training
+to ``docs/acs_wfc_vi_sigma.png`` (not for ``--smoke``).  Run it again to continue::
 
     python benchmarks/train_published.py --chunk-epochs 2            # CPU, resumable chunks
     python benchmarks/train_published.py --device cuda --chunk-epochs 100
@@ -29,12 +31,10 @@ A changed recipe with an existing ``WORK/run.pth`` is refused (start a new ``--w
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
-import platform
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -42,38 +42,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cosmiq_pyro._version import __version__  # noqa: E402
-from cosmiq_pyro.data.datasets import SimulatedDataset  # noqa: E402
-from cosmiq_pyro.inference.fit import fit_svi  # noqa: E402
-from cosmiq_pyro.models.bayesian import UNet2SigmoidVI  # noqa: E402
+from cosmiq_pyro.data.camera_sets import resolve_camera  # noqa: E402
+from cosmiq_pyro.inference.adaptation import ACS_WFC_VI, adapt, resolve_recipe  # noqa: E402
 from cosmiq_pyro.models.registry import load_model  # noqa: E402
 
-NAME = "ACS-WFC-VI"
-SIZE = 256
-RECIPE = {
-    "name": NAME,
-    "base": "ACS-WFC",            # deepCR's published mask weights (prior centre, initial means)
-    "prior_scale": 0.1,           # models.bayesian.PRETRAINED_PRIOR_SCALE
-    "size": SIZE,
-    "fields": ["EX", "GC", "GAL"],
-    "filters": ["F435W", "F606W", "F814W"],
-    "exptime_s": [100, 1200],
-    "label_rule": "drizcr",
-    "n_train": 512,
-    "n_val": 32,
-    "train_seed": 13,             # hashed frame seeds (< 2**32), disjoint from held-out sets
-    "val_seed": 14,
-    "fit_seed": 0,
-    "epochs": 6,
-    "batch_size": 8,
-    "lr": 2.5e-3,                 # means; phase 1 runs at lr / 2.5 = 1e-3
-    "scale_lr": 0.125,            # scales; phase 1 runs at 0.125 / 2.5 = 0.05 (fit.SCALE_LR)
-    "phase0_epochs": 0,           # batch norm frozen at deepCR's statistics throughout
-    "init_scale": 1e-2,
-    "kl_beta": 1.0 / SIZE ** 2,   # exact negative ELBO per pixel
-    "val_samples": 4,
-    "calibration_draws": 8,
-}
+NAME = ACS_WFC_VI["name"]
+#: ``--smoke``: a tiny run of the same recipe, to check the script.
+SMOKE = {"n_train": 8, "n_val": 2, "epochs": 1, "batch_size": 4, "n_novelty": 8}
 
 
 def parse_args(argv=None):
@@ -89,51 +64,14 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def recipe_for(args) -> dict:
-    recipe = dict(RECIPE)
-    if args.smoke:
-        recipe.update(n_train=8, n_val=2, epochs=1, batch_size=4)
-    return recipe
-
-
-def datasets(recipe: dict):
-    common = dict(size=recipe["size"], fields=recipe["fields"], filters=recipe["filters"],
-                  exptime_s=tuple(recipe["exptime_s"]), label_rule=recipe["label_rule"])
-    train = SimulatedDataset(recipe["n_train"], seed=recipe["train_seed"], augment=True, **common)
-    val = SimulatedDataset(recipe["n_val"], seed=recipe["val_seed"], **common)
-    return train, val
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.chunk_epochs < 1:
         raise SystemExit("--chunk-epochs must be >= 1")
     torch.set_num_threads(args.threads)  # a script: the process is ours
-    recipe = recipe_for(args)
-    args.work.mkdir(parents=True, exist_ok=True)
-    recipe_file, checkpoint, log_file = args.work / "recipe.json", args.work / "run.pth", args.work / "train.log"
-    published = args.out / f"{NAME}.pth"
-    if not checkpoint.exists() and published.exists() and not args.smoke and \
-            json.loads((args.out / f"{NAME}.json").read_text())["recipe"] == recipe:
-        # continue the published run (it is the run's checkpoint, with its log) in a fresh --work
-        shutil.copyfile(published, checkpoint)
-        shutil.copyfile(args.out / f"{NAME}.log", log_file)
-        recipe_file.write_text(json.dumps(recipe, indent=1))
-        print(f"{NAME}: continuing the published run from {published}")
-    if checkpoint.exists():
-        saved = json.loads(recipe_file.read_text())
-        if saved != recipe:
-            diff = sorted(k for k in set(saved) | set(recipe) if saved.get(k) != recipe.get(k))
-            raise SystemExit(f"{checkpoint} was trained with another recipe (differs in {diff}); use a new --work")
-        done = len(load_model(checkpoint).history.get("epochs", []))
-    else:
-        recipe_file.write_text(json.dumps(recipe, indent=1))
-        done = 0
-    if done >= recipe["epochs"]:
-        print(f"{NAME}: all {recipe['epochs']} epochs done; publishing")
-    target = min(recipe["epochs"], done + args.chunk_epochs)
-    train, val = datasets(recipe)
-    model = UNet2SigmoidVI.from_deepcr(recipe["base"], prior_scale=recipe["prior_scale"])
+    overrides = dict(SMOKE) if args.smoke else {}
+    published, log_file = args.out / f"{NAME}.pth", args.work / "train.log"
+    continue_published_run(args, resolve_recipe(resolve_camera("ACS-WFC"), "ACS-WFC", published, overrides))
 
     def log_epoch(record, model, guide):
         sigma = record["sigma_median"]
@@ -145,48 +83,80 @@ def main(argv=None) -> int:
             fh.write(line + "\n")
         print(line, flush=True)
 
-    started = time.time()
-    result = fit_svi(model, train, val, epochs=target, batch_size=recipe["batch_size"], lr=recipe["lr"],
-                     scale_lr=recipe["scale_lr"], kl_beta=recipe["kl_beta"], init_scale=recipe["init_scale"],
-                     phase0_epochs=recipe["phase0_epochs"], val_samples=recipe["val_samples"],
-                     seed=recipe["fit_seed"], checkpoint=checkpoint, resume=True, calibrate=True,
-                     device=args.device, progress=False, on_epoch=log_epoch)
-    wall = time.time() - started
+    args.out.mkdir(parents=True, exist_ok=True)
+    result = adapt("ACS-WFC", "ACS-WFC", published, chunk_epochs=args.chunk_epochs, recipe=overrides,
+                   work=args.work, device=args.device, progress=False, on_epoch=log_epoch)
+    if result.interrupted:
+        print(f"{NAME}: interrupted; {args.work / 'run.pth'} keeps the best epoch", file=sys.stderr)
+        return 130
+    card = result.card
+    chunk = card["training"]["chunks"][-1]
     with log_file.open("a") as fh:
-        fh.write(f"chunk: epochs {done + 1}-{target} in {wall:.0f} s on {args.device or 'default device'} "
-                 f"({args.threads} threads); best epoch {result.history.get('best_epoch')}, "
-                 f"temperature {result.temperature:.4f}\n")
-    publish(args, recipe, result, checkpoint, log_file, wall)
+        fh.write(f"chunk: epochs {chunk['epochs'][0]}-{chunk['epochs'][1]} in {chunk['seconds']:.0f} s on "
+                 f"{args.device or 'default device'} ({args.threads} threads); best epoch "
+                 f"{card['training']['best_epoch']}, temperature {result.temperature:.4f}\n")
+    publish(args, card, log_file)
     return 0
 
 
-def publish(args, recipe, result, checkpoint, log_file, wall) -> None:
-    """Copy the run's checkpoint (best epoch, temperature) into the package with its recipe and log."""
-    args.out.mkdir(parents=True, exist_ok=True)
+def continue_published_run(args, recipe: dict) -> None:
+    """A new ``--work`` continues the published run when it was made with this recipe.  A published
+    checkpoint from before `adapt` has no card: its recipe is ``OUT/ACS-WFC-VI.json``'s (the keys
+    it lacks were implicit then, with the values `ACS_WFC_VI` now states)."""
+    published, meta_file = args.out / f"{NAME}.pth", args.out / f"{NAME}.json"
+    if args.smoke or (args.work / "run.pth").exists() or not published.exists() or not meta_file.exists():
+        return
+    if load_model(published).card is not None:
+        return  # adapt continues a carded checkpoint itself
+    saved = json.loads(meta_file.read_text())["recipe"]
+    if any(recipe.get(k) != v for k, v in saved.items()):
+        return
+    args.work.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(published, args.work / "run.pth")
+    shutil.copyfile(args.out / f"{NAME}.log", args.work / "train.log")
+    (args.work / "adapt.json").write_text(json.dumps({"recipe": recipe, "chunks": []}, indent=1))
+    print(f"{NAME}: continuing the published run from {published}")
+
+
+def publish(args, card: dict, log_file: Path) -> None:
+    """The JSON summary (recipe, seeds, epochs, wall time, versions) and the log beside the
+    checkpoint `adapt` wrote, and the posterior-width figure."""
     meta_file = args.out / f"{NAME}.json"
     previous = json.loads(meta_file.read_text()) if meta_file.exists() and not args.smoke else {}
-    history = result.history
+    chunk = card["training"]["chunks"][-1]
     meta = {
-        "recipe": recipe,
-        "epochs_done": len(history["epochs"]),
-        "best_epoch": history.get("best_epoch"),
-        "temperature": result.temperature,
-        "train_wall_seconds": round(previous.get("train_wall_seconds", 0) + wall),
-        "script": "benchmarks/train_published.py",
-        "cosmiq_pyro": __version__,
-        "git_commit": _git_commit(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "machine": platform.processor() or platform.machine(),
+        "recipe": card["recipe"],
+        "epochs_done": card["training"]["epochs_done"],
+        "best_epoch": card["training"]["best_epoch"],
+        "temperature": card["validation"]["temperature"],
+        "train_wall_seconds": round(previous.get("train_wall_seconds", 0) + chunk["seconds"]),
+        "script": "benchmarks/train_published.py (cosmiq_pyro.adapt)",
+        **card["versions"],
+        "machine": card["machine"],
+        "weights_sha256": weights_sha256(args.out / f"{NAME}.pth"),
+        "weights_sha256_of": "SHA-256 over net_state then guide_state, keys sorted, each 'part/key' (UTF-8) "
+                             "then the tensor's raw bytes (C order)",
     }
-    shutil.copyfile(checkpoint, args.out / f"{NAME}.pth")
     shutil.copyfile(log_file, args.out / f"{NAME}.log")
     meta_file.write_text(json.dumps(meta, indent=1) + "\n")
+    history = load_model(args.out / f"{NAME}.pth").history
     if not args.smoke:
         sigma_figure(history, ROOT / "docs" / "acs_wfc_vi_sigma.png")
     size_mb = (args.out / f"{NAME}.pth").stat().st_size / 1e6
     print(f"published {args.out / (NAME + '.pth')} ({size_mb:.2f} MB), epochs {meta['epochs_done']}, "
-          f"best {meta['best_epoch']}, T = {result.temperature:.4f}")
+          f"best {meta['best_epoch']}, T = {meta['temperature']:.4f}")
+
+
+def weights_sha256(path: Path) -> str:
+    """The digest of the weights alone (net and guide states), as ``weights_sha256_of`` says."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    digest = hashlib.sha256()
+    for part in ("net_state", "guide_state"):
+        state = payload[part] or {}
+        for key in sorted(state):
+            digest.update(f"{part}/{key}".encode())
+            digest.update(state[key].contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def sigma_figure(history: dict, path: Path) -> None:
@@ -200,17 +170,9 @@ def sigma_figure(history: dict, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     plot_sigma_history(history, ax=ax)
-    ax.set_title(f"{NAME}: median posterior sigma per layer (prior scale {RECIPE['prior_scale']})")
+    ax.set_title(f"{NAME}: median posterior sigma per layer (prior scale {ACS_WFC_VI['prior_scale']})")
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def _git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ _EXPORTS = {
     "compare": "evaluation.study",
     "predict_many": "app.batch",
     "cosmicray_cosmiq": "app.ccd",
+    "adapt": "inference.adaptation",
 }
 
 __all__ = ["__version__", *_EXPORTS]

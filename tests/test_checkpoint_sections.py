@@ -147,26 +147,27 @@ def test_version_1_files_still_load_with_their_novelty_model(tmp_path):
 
 
 def test_other_sections_round_trip_and_update_keeps_the_weights(tmp_path):
-    """A model card or a calibration constant rides along as a section, untouched by this
-    package; `update_sections` adds one without touching a weight."""
+    """Notes or a calibration constant ride along as a section, untouched by this package (the
+    model card has its own attribute, `FitResult.card`: test_adapt.py); `update_sections` adds one
+    without touching a weight."""
     net = UNet2Sigmoid(hidden=2)
     card = {"name": "mine", "trained_on": ["a", "b"], "scores": torch.arange(3.0), "note": None}
-    path = save(tmp_path / "m.pth", FitResult(model=net, sections={"card": card}, history={"x": 1}))
+    path = save(tmp_path / "m.pth", FitResult(model=net, sections={"notes": card}, history={"x": 1}))
     back = load(path)
-    assert back.novelty is None and list(back.sections) == ["card"]
-    assert back.sections["card"]["trained_on"] == ["a", "b"] and torch.equal(back.sections["card"]["scores"],
+    assert back.novelty is None and list(back.sections) == ["notes"]
+    assert back.sections["notes"]["trained_on"] == ["a", "b"] and torch.equal(back.sections["notes"]["scores"],
                                                                             card["scores"])
     again = save(tmp_path / "again.pth", back)  # a loaded model written again keeps its sections
-    assert load(again).sections["card"]["name"] == "mine"
+    assert load(again).sections["notes"]["name"] == "mine"
     before = torch.load(path, weights_only=True)
     update_sections(path, {"novelty": _novelty_state(), "variance_scale": 1.25})
     after = read_payload(path)
-    assert set(after["sections"]) == {"card", "novelty", "variance_scale"} and after["history"] == {"x": 1}
+    assert set(after["sections"]) == {"notes", "novelty", "variance_scale"} and after["history"] == {"x": 1}
     assert _weights_sha256(after | {"guide_state": {}}) == _weights_sha256(before | {"guide_state": {}})
-    update_sections(path, {"card": None})
+    update_sections(path, {"notes": None})
     assert set(read_payload(path)["sections"]) == {"novelty", "variance_scale"}
     # a value weights_only loading would refuse is a TypeError before anything is written
-    with pytest.raises(TypeError, match=r"section 'card'\['when'\] is a datetime"):
+    with pytest.raises(TypeError, match=r"section 'notes'\['when'\] is a datetime"):
         import datetime
-        save(tmp_path / "bad.pth", FitResult(model=net, sections={"card": {"when": datetime.datetime.now()}}))
+        save(tmp_path / "bad.pth", FitResult(model=net, sections={"notes": {"when": datetime.datetime.now()}}))
     assert not (tmp_path / "bad.pth").exists()

@@ -15,7 +15,7 @@ from cosmiq_pyro import __version__, load
 from cosmiq_pyro.app.cli import main
 from cosmiq_pyro.io.fitsio import read_hst
 
-SUBCOMMANDS = ("simulate", "train", "predict", "evaluate", "compare", "demo")
+SUBCOMMANDS = ("simulate", "train", "adapt", "predict", "evaluate", "compare", "demo")
 H, W = 40, 36
 
 

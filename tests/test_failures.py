@@ -186,19 +186,43 @@ def test_numpy_scalars_accepted_by_fit(data):
 # ---------------------------------------------------------------- the deepCR-style train facade
 
 
-def test_train_does_not_silently_overwrite_a_checkpoint(data, tmp_path):
+def test_train_replaces_its_checkpoint_as_deepcr_does_and_the_cli_refuses(data, tmp_path, monkeypatch, capsys):
+    """deepCR 0.3.1's own tests train a 'pair' model, then a 'simulate' model, in one directory with
+    the default name: the second run replaces ``./model.pth`` (it raised FileExistsError before)."""
+    from cosmiq_pyro.app.cli import main
     from cosmiq_pyro.training import train
 
     image, mask = data
-    options = dict(image=image, mask=mask, name="m", hidden=4, epoch=1, batch_size=3, directory=tmp_path,
-                   verbose=False)
-    train(**options).train()
-    before = (tmp_path / "m.pth").read_bytes()
-    with pytest.raises(FileExistsError, match=r"m\.pth.*resume=True.*overwrite=True"):
-        train(**options).train()
-    assert (tmp_path / "m.pth").read_bytes() == before
-    train(**options, seed=1, overwrite=True).train()
-    assert (tmp_path / "m.pth").read_bytes() != before
+    monkeypatch.chdir(tmp_path)
+    first = train(image=image, mask=mask, hidden=4, epoch=2, verbose=False)
+    first.train()
+    first.load(first.save())
+    first.train_phase1(1)
+    assert first.epoch_mask == 3 and len(load_history(tmp_path / "model.pth")) == 3
+    darks = np.stack([np.zeros_like(image[:2]), np.zeros_like(image[:2])], axis=1)  # (2, 2, H, W): [CR e-, mask]
+    second = train(image=image, mask=darks, mode="simulate", sky=100, hidden=4, epoch=2, verbose=False)
+    second.train()  # the same ./model.pth
+    assert len(load_history(tmp_path / "model.pth")) == 2  # the second run's file, not the first's
+    before = (tmp_path / "model.pth").read_bytes()
+    with pytest.raises(FileExistsError, match=r"model\.pth.*resume=True.*overwrite=True"):
+        train(image=image, mask=mask, hidden=4, epoch=1, verbose=False, overwrite=False).train()
+    assert (tmp_path / "model.pth").read_bytes() == before
+    # the command line keeps refusing to replace a checkpoint without --overwrite
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    for i in range(3):
+        np.save(pairs / f"{i}.npy", np.stack([image[i], mask[i]]).astype(np.float32))
+    argv = ["train", str(pairs), "--deterministic", "--out", str(tmp_path / "model.pth"), "--epochs", "1",
+            "--hidden", "4", "--quiet"]
+    assert main(argv) == 2
+    assert "exists; pass --resume to continue it or --overwrite to replace it" in capsys.readouterr().err
+    assert (tmp_path / "model.pth").read_bytes() == before
+    assert main(argv + ["--overwrite"]) == 0
+    assert len(load_history(tmp_path / "model.pth")) == 1
+
+
+def load_history(path):
+    return cq.load(path).history["epochs"]
 
 
 def test_init_from_gives_hidden(checkpoints, data):

@@ -10,7 +10,7 @@ PACKAGE = Path(cosmiq_pyro.__file__).parent
 #: matching prefix decides.  The seed-compatibility shims and the top-level __init__ are exempt.
 FLOORS = [
     ("utils", 0), ("_version", 0),
-    ("io", 1), ("data", 1), ("evaluation.metrics", 1),
+    ("instruments", 1), ("io", 1), ("data", 1), ("evaluation.metrics", 1),
     ("models", 2),
     ("inference", 3),
     ("evaluation", 4),
@@ -114,10 +114,14 @@ def third_party_imports(path: Path) -> set:
 
 
 def test_walls():
-    """metrics: numpy only (no torch/pyro); simulate: no torch; unet: no Pyro; AutoNormal's
+    """metrics: numpy only (no torch/pyro); instruments: imports only utils, no torch; simulate: no torch; unet: no Pyro; AutoNormal's
     private names only in models/guides.py."""
     for path in (PACKAGE / "evaluation" / "metrics").rglob("*.py"):
         assert not third_party_imports(path) & {"torch", "pyro", "scipy"}, path
+    for path in (PACKAGE / "instruments").rglob("*.py"):  # below io/data: facts, no torch
+        assert not third_party_imports(path) & {"torch", "pyro", "numpy"}, path
+        name = module_name(path)
+        assert all(t.startswith(("instruments", "utils")) for t in imports_of(path, name)), path
     for path in (PACKAGE / "data" / "simulate").rglob("*.py"):
         assert not third_party_imports(path) & {"torch", "pyro"}, path
     assert "pyro" not in third_party_imports(PACKAGE / "models" / "unet.py")

@@ -112,3 +112,62 @@ def test_users_pyro_params_stay_in_the_global_param_store():
     assert "loc" in pyro.get_param_store().keys()
     assert not any(k.startswith(("inc.", "AutoNormal")) for k in pyro.get_param_store().keys())
     pyro.clear_param_store()
+
+
+# ---------------------------------------------------------------- a prior by name (cosmiq train, deepCR facade)
+
+def test_make_prior_by_name_and_its_number():
+    from cosmiq_pyro.models.priors import make_prior
+
+    assert make_prior("iid") == IIDNormalPrior(1.0) and make_prior("iid", 0.3) == IIDNormalPrior(0.3)
+    assert make_prior("kaiming") == KaimingNormalPrior(math.sqrt(2)) and make_prior("kaiming", 1.0).gain == 1.0
+    net = UNet2Sigmoid(hidden=2)
+    centred = make_prior("centred", weights=net, source="mine")
+    assert centred.to_dict() == {"kind": "CentredNormalPrior", "scale": 0.1, "source": "mine"}
+    with pytest.raises(ValueError, match="centred on given weights"):
+        make_prior("centred", 0.1)
+    with pytest.raises(ValueError, match=r"prior must be one of \('iid', 'kaiming', 'centred'\)"):
+        make_prior("laplace")
+
+
+def test_deepcr_train_facade_takes_a_prior_by_name(tmp_path, tiny_set):
+    from cosmiq_pyro.model import deepCR  # noqa: F401  (the facade's package)
+    from cosmiq_pyro.training import train
+
+    image, mask, ignore = tiny_set
+    kaiming = train(image=image, mask=mask, ignore=ignore, bayesian=True, hidden=2, prior="kaiming",
+                    prior_scale=1.0, verbose=False, directory=str(tmp_path))
+    assert kaiming.network.prior == KaimingNormalPrior(1.0)
+    assert float(kaiming.network.inc.conv1.prior_sd) == pytest.approx(1 / 3)  # gain 1 / sqrt(1 * 3 * 3)
+    start = UNet2Sigmoid(hidden=2)
+    path = save(tmp_path / "twin.pth", start)
+    centred = train(image=image, mask=mask, ignore=ignore, bayesian=True, prior="centred", prior_scale=0.05,
+                    init_from=path, verbose=False, directory=str(tmp_path))
+    assert centred.network.prior.to_dict() == {"kind": "CentredNormalPrior", "scale": 0.05, "source": str(path)}
+    centre = centred.network.prior_centre()
+    assert all(torch.equal(centre[site], start.state_dict()[site]) for site in centred.network.weight_sites)
+    with pytest.raises(ValueError, match="need bayesian=True"):
+        train(image=image, mask=mask, ignore=ignore, prior="kaiming", verbose=False, directory=str(tmp_path))
+    with pytest.raises(ValueError, match="centred on given weights"):
+        train(image=image, mask=mask, ignore=ignore, bayesian=True, prior="centred", verbose=False,
+              directory=str(tmp_path))
+
+
+def test_cosmiq_train_reaches_a_non_iid_prior(tmp_path, capsys):
+    from cosmiq_pyro.app.cli import build_parser, main
+    from cosmiq_pyro.models.priors import PRIOR_NAMES
+
+    train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
+    assert next(a for a in train_parser._actions if a.dest == "prior").choices == PRIOR_NAMES
+
+    out = tmp_path / "k.pth"
+    assert main(["train", "simulate:4", "--bayesian", "--prior", "kaiming", "--prior-scale", "1", "--hidden", "2",
+                 "--size", "32", "--epochs", "1", "--batch-size", "2", "--out", str(out), "--quiet"]) == 0
+    model = load(out).model
+    assert model.config["prior"] == {"kind": "KaimingNormalPrior", "gain": 1.0}
+    assert float(model.head.prior_sd) == pytest.approx(1 / math.sqrt(2))  # gain 1 / sqrt(2 channels * 1 * 1)
+    assert main(["train", "simulate:4", "--deterministic", "--prior", "kaiming", "--out", str(tmp_path / "d.pth")]) == 2
+    assert "--prior and --prior-scale need --bayesian" in capsys.readouterr().err
+    assert main(["train", "simulate:4", "--bayesian", "--prior", "centred", "--out", str(tmp_path / "c.pth")]) == 2
+    assert "centred on given weights" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.pth"]

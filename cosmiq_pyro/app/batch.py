@@ -114,7 +114,8 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
     **predict_options
         Passed to `products.predict_fits` for every frame: ``method``, ``T``, ``threshold``, ``seed``,
         ``tile``, ``dq_flags``, ``device``, ``maps`` (the map extensions written, MASK always),
-        and the reading options it takes (``ext``, ``bunit``, ``gain_e_per_adu``).
+        and the reading options it takes (``ext``, ``bunit``, ``gain_e_per_adu``, ``instrument``,
+        ``exptime_s``).
 
     Returns
     -------
@@ -133,7 +134,8 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
         Before any frame runs: an input pattern, directory or list that names no file, two
         inputs that would write the same product, an unknown option, a bad ``T``, ``seed``
         or ``threshold``, a model that cannot be loaded, an ``outdir`` that is not a
-        writable directory.
+        writable directory (unless it holds every product already, each made with this
+        batch's provenance from the same input: then they are reported ``skipped``).
 
     Examples
     --------
@@ -148,7 +150,13 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
     outdir = Path(outdir)
     outputs = [outdir / product_name(path) for path in frames]
     _refuse_clashes(frames, outputs)
-    check_writable_directory(outdir)  # before any work
+    try:
+        check_writable_directory(outdir)  # before any work
+        unwritable = None
+    except PermissionError as err:  # fine if every product is there already: nothing to write
+        if overwrite or not all(out.is_file() for out in outputs):
+            raise
+        unwritable = err
     loaded = cached_model(model, options.get("device"))
     if not loaded.bayesian and options.get("T") not in (None, 1):
         warnings.warn(f"T={options['T']} was not used: model {os.fspath(model)!r} is deterministic "
@@ -161,7 +169,8 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
                           threshold=float(options.get("threshold", _default("threshold"))),
                           seed=int(options.get("seed", _default("seed"))),
                           reading=products.reading_options(
-                              *(options.get(k, _default(k)) for k in ("ext", "bunit", "gain_e_per_adu", "dq_flags"))),
+                              *(options.get(k, _default(k)) for k in ("ext", "bunit", "gain_e_per_adu", "dq_flags",
+                                                                  "instrument", "exptime_s"))),
                           maps=products.map_choice(options.get("maps")))
     created = [folder for folder in (outdir, *outdir.parents) if not folder.exists()]  # deepest first
     outdir.mkdir(parents=True, exist_ok=True)
@@ -170,6 +179,8 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
     jobs = {i: _Job(input=str(source), output=str(out), model=os.fspath(model), expected=expected,
                     overwrite=overwrite, existed=out.exists(), options=options)
             for i, (source, out) in enumerate(zip(frames, outputs))}
+    if unwritable is not None:
+        return _judged_without_writing(jobs, unwritable)
     bar = tqdm(total=len(frames), unit="frame", desc="frames", disable=None if progress is None else not progress)
     try:
         results = _run_serial(jobs) if client is None else _run_on(client, jobs)
@@ -260,6 +271,22 @@ def _judge(job: _Job):
         return _row(job, "done", cr_pixels=_cr_pixels(job.output), novelty=_novelty(job.output),
                     note=_MEANWHILE)
     return _row(job, "skipped", novelty=_novelty(job.output))
+
+
+def _judged_without_writing(jobs: dict, unwritable: PermissionError) -> pd.DataFrame:
+    """The table of a batch whose output directory is read-only: every existing product judged
+    (skipped, or failed when made with other settings); ``unwritable`` is raised when one of
+    them would have to be made again (damaged, or its input changed)."""
+    rows = []
+    for job in jobs.values():
+        try:
+            verdict = _judge(job)
+        except _INPUT_ERRORS as err:
+            verdict = _row(job, "failed", error=_describe(err))
+        if not isinstance(verdict, dict):
+            raise PermissionError(f"{unwritable} and {job.output!r} must be made again ({verdict})") from None
+        rows.append(verdict)
+    return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
 def _run_serial(jobs: dict):

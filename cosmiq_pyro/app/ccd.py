@@ -16,7 +16,7 @@ from astropy.nddata import CCDData
 
 from .._version import __version__
 from ..utils.checks import check_float, check_seed
-from ..inference.predictive import predict
+from ..inference.predictive import predict, validated_image
 from .modelcache import DEFAULT_MODEL, cached_model
 
 __all__ = ["cosmicray_cosmiq"]
@@ -80,7 +80,9 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int | None = None, th
     ValueError
         ``ccd`` is not 2-D, has no unit or one other than electron / adu, an ``adu`` frame has
         no ``gain`` (or an electron frame has one), ``gain`` is not in electron / adu or not
-        positive, or a bad ``method``, ``T``, ``threshold`` or ``seed``.
+        positive, a bad ``method``, ``T``, ``threshold`` or ``seed``, or fill-value pixels (finite,
+        beyond ``io.fitsio.MAX_ABS_ELECTRONS``) outside ``ccd.mask`` (non-finite pixels are left
+        out by themselves).
 
     Notes
     -----
@@ -110,6 +112,8 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int | None = None, th
     ignore = ~np.isfinite(image)
     if ccd.mask is not None:
         ignore |= np.asarray(ccd.mask, dtype=bool)
+    image = validated_image(image, ignore, remedy="set them in ccd.mask (CCDData's bad-pixel mask) to leave "
+                            "them out")
     prediction = predict(loaded.result, image, method=method, T=T, ignore=ignore, seed=seed, tile=tile,
                          device=device)
     crs = prediction.mask(threshold)  # (H, W) bool; ignored pixels are no cosmic rays (they are in ccd.mask)

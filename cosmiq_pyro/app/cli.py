@@ -1,7 +1,7 @@
-"""The ``cosmiq`` command: simulate, train, predict, evaluate, compare, demo.
+"""The ``cosmiq`` command: simulate, train, adapt, predict, evaluate, compare, demo.
 
 Each subcommand translates its options into one call of the package
-(`simulate.make_dataset` + `simulate.write_pairs`, `training.train`, `products.predict_fits`,
+(`simulate.make_dataset` + `simulate.write_pairs`, `training.train`, `adaptation.adapt`, `products.predict_fits`,
 `study.evaluate`, `study.compare`, `demo.run_demo`) and turns the errors those raise for bad
 input (ValueError, TypeError, OSError and its FileNotFoundError / FileExistsError) into one line
 on stderr and exit status 2.  Ctrl-C exits with status 130; during ``train`` the checkpoint

@@ -1,4 +1,4 @@
-"""The argparse parser of ``cosmiq`` (`build_parser`): its six subcommands and option types.
+"""The argparse parser of ``cosmiq`` (`build_parser`): its subcommands and option types.
 
 Each subcommand's ``run`` default is its function in `cosmiq_pyro.app.cli_runs`; a bad option
 value raises `CommandError` (one line, exit status 2) instead of printing usage and exiting.
@@ -12,8 +12,9 @@ from pathlib import Path
 from .._version import __version__
 from ..data.seeds import HELD_OUT_SEED
 from ..models.defaults import DEFAULT_MODEL
-from ..utils.checks import MAX_SEED
-from .cli_runs import CommandError, run_compare, run_demo, run_evaluate, run_predict, run_simulate, run_train
+from ..utils.checks import MAX_INT64, MAX_SEED
+from .cli_runs import (CommandError, run_adapt, run_compare, run_demo, run_evaluate, run_predict, run_simulate,
+                       run_train)
 
 __all__ = ["build_parser"]
 
@@ -26,31 +27,42 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argparse parser of ``cosmiq`` and its six subcommands."""
+    """The argparse parser of ``cosmiq`` and its subcommands."""
     parser = _Parser(prog="cosmiq", description="Cosmic-ray detection with calibrated uncertainty "
                      "for HST ACS/WFC-style CCD images (cosmiq_pyro).")
     parser.add_argument("--version", action="version", version=f"cosmiq_pyro {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("simulate", help="simulate HST-like frames with CR truth (deepCR 'pair' files)",
-                       description="Simulate ACS/WFC-like frames with cosmic rays and write them in "
-                       "deepCR's 'pair' layout (NNNNNN_<field>_<filter>.npy = [image, CR mask, ignore], "
-                       "sky.npy), meta.csv (one row per frame, the pair file's name in column 'file'; frames "
-                       "are numbered from 000001) and a few FITS previews (SCI, CRMASK, IGNORE) that "
+    p = sub.add_parser("simulate", help="simulate frames of a camera with CR truth (deepCR 'pair' files)",
+                       description="Simulate frames of a camera (ACS/WFC unless --instrument says) with "
+                       "cosmic rays and write them in deepCR's 'pair' layout (NNNNNN_<field>_<filter>.npy = "
+                       "[image, CR mask, ignore], sky.npy), meta.csv (one row per frame, the pair file's name "
+                       "in column 'file'; frames are numbered from 000001) and a few FITS previews (SCI, "
+                       "CRMASK, IGNORE; TELESCOP / INSTRUME / DETECTOR from the camera's spec) that "
                        "'cosmiq predict' reads.")
     p.add_argument("outdir", metavar="OUTDIR", help="new (or empty) directory to create")
+    p.add_argument("--instrument", default="ACS-WFC", metavar="NAME|SPEC.toml",
+                   help="camera: a shipped spec (ACS-WFC, WFC3-UVIS, DECam) or the path of a TOML spec "
+                   "with a [simulation] section (default ACS-WFC)")
     p.add_argument("--n", type=_positive_int, default=512, help="number of frames (default 512)")
     p.add_argument("--size", type=_size, default=256, help="frame side in pixels (default 256)")
-    p.add_argument("--fields", type=_names, default=("EX", "GC", "GAL"), help="comma-separated field "
-                   "types among EX,GC,GAL (default all three)")
-    p.add_argument("--filters", type=_names, default=("F435W", "F606W", "F814W"),
-                   help="comma-separated ACS filters (default F435W,F606W,F814W)")
-    p.add_argument("--exptime", type=_range, default=(100.0, 1200.0), metavar="MIN,MAX",
-                   help="exposure time range in s, log-uniform (default 100,1200; one number fixes it)")
+    p.add_argument("--fields", type=_names, default=None, help="comma-separated field "
+                   "types among EX,GC,GAL (default the spec's: all three)")
+    p.add_argument("--filters", type=_names, default=None,
+                   help="comma-separated filters of the camera (default all the spec's; ACS-WFC: "
+                   "F435W,F606W,F814W)")
+    p.add_argument("--exptime", type=_range, default=None, metavar="MIN,MAX",
+                   help="exposure time range in s, log-uniform (default the spec's, ACS-WFC 100,1200; "
+                   "one number fixes it)")
     p.add_argument("--seed", type=_seed, default=0, help="dataset seed (default 0)")
-    p.add_argument("--labels", choices=("drizcr", "sigma"), default="drizcr",
-                   help="CR truth rule: drizcr = AstroDrizzle's driz_cr with its defaults, as real "
-                   "ACS/WFC masks (default); sigma = CR charge above 1 sigma of the pixel's noise")
+    p.add_argument("--labels", choices=("drizcr", "sigma"), default=None,
+                   help="CR truth rule (default the spec's): drizcr = AstroDrizzle's driz_cr with its "
+                   "defaults, as real ACS/WFC and WFC3/UVIS masks; sigma = CR charge above k sigma of the "
+                   "pixel's noise (k from the spec: DECam's median-coadd labels)")
+    p.add_argument("--cr-rate-multiplier", type=_multiplier, default=1.0, metavar="M|training",
+                   help="factor on the camera's real CR rate, recorded in meta.csv (default 1: frames to "
+                   "test on); 'training' takes the spec's training-set factor and minimum count of CR "
+                   "pixels (DECam: 50x, ground CRs are sparse)")
     p.add_argument("--previews", type=_nonnegative_int, default=3, help="FITS previews of the first "
                    "frames (default 3)")
     p.add_argument("--overwrite", action="store_true", help="write into an existing non-empty OUTDIR")
@@ -75,8 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="normalisation layers (default batch)")
     p.add_argument("--batch-size", type=_positive_int, default=16, help="minibatch size (default 16)")
     p.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate (default 0.005)")
-    p.add_argument("--kl-beta", type=_positive_float, default=1e-6, help="KL weight, --bayesian (default 1e-6)")
-    p.add_argument("--prior-scale", type=_positive_float, default=1.0, help="prior sd, --bayesian (default 1)")
+    p.add_argument("--kl-beta", type=_positive_float, default=None, help="KL weight, --bayesian (default "
+                   "1 / pixels per frame: the exact per-pixel ELBO)")
+    p.add_argument("--prior", choices=("iid", "kaiming", "centred"), default="iid",
+                   help="--bayesian: weight prior: iid N(0, s^2), layer-wise Kaiming N(0, g^2/fan_in), or "
+                   "N(w, s^2) centred on --init-from's weights (default iid)")
+    p.add_argument("--prior-scale", type=_positive_float, default=None,
+                   help="--bayesian: the prior's s (iid: default 1; centred: default 0.1) or Kaiming gain g "
+                   "(default sqrt 2)")
     p.add_argument("--init-from", type=Path, default=None, metavar="DET.pth",
                    help="--bayesian: start the posterior means from this deterministic checkpoint")
     p.add_argument("--init-scale", type=_positive_float, default=1e-3,
@@ -92,6 +110,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", type=_device, default=None, help="cpu, cuda (default: cuda when available)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or epoch table")
     p.set_defaults(run=run_train)
+
+    p = sub.add_parser("adapt", help="make a Bayesian model for a camera with the ACS-WFC-VI recipe",
+                       description="Make a Bayesian CR model for a camera (cosmiq_pyro.adapt): the prior centred "
+                       "on --from's weights, the ACS-WFC-VI recipe (exact ELBO, scales with their own learning "
+                       "rate, temperature fitted on held-out validation frames, novelty model fitted), trained on "
+                       "simulated frames of the camera, on your CR-free images plus dark frames (--images, "
+                       "--darks: deepCR's 'simulate' data), or both (give --n-frames too). Writes one checkpoint "
+                       "with its model card. Resumable: --chunk-epochs N runs N epochs per call; call again.")
+    p.add_argument("--instrument", required=True, metavar="NAME|SPEC.toml", help="camera name or spec file")
+    p.add_argument("--from", dest="start", required=True, metavar="MODEL",
+                   help="starting model: a published name (ACS-WFC, WFC3-UVIS, decam, ...) or a checkpoint")
+    p.add_argument("--out", required=True, type=Path, metavar="MODEL.pth", help="checkpoint to write")
+    p.add_argument("--images", type=Path, default=None, metavar="DIR", help="CR-free images (.npy, electrons)")
+    p.add_argument("--darks", type=Path, default=None, metavar="DIR", help="dark frames (.npy, [CR charge, CR mask])")
+    p.add_argument("--n-frames", type=_nonnegative_int, default=None,
+                   help="simulated training frames (default 512; 0 with --images)")
+    p.add_argument("--size", type=_size, default=None, help="simulated frame side (default 256, or the images')")
+    p.add_argument("--epochs", type=_positive_int, default=None, help="total epochs (default 6)")
+    p.add_argument("--chunk-epochs", type=_positive_int, default=None, help="at most this many epochs in this call")
+    p.add_argument("--work", type=Path, default=None, metavar="DIR",
+                   help="run directory between chunks (default OUT's stem + .adapt, removed when done)")
+    p.add_argument("--overwrite", action="store_true", help="replace an --out made otherwise")
+    p.add_argument("--device", type=_device, default=None, help="cpu, cuda (default: cuda when available)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=run_adapt)
 
     p = sub.add_parser("predict", help="CR probability, entropy, epistemic and mask maps of FITS files",
                        description="For each input FITS file write OUTDIR/<name>_cosmiq.fits with, per SCI "
@@ -116,17 +159,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_seed, default=0, help="seed of the posterior draws (default 0)")
     p.add_argument("-o", "--outdir", type=Path, default=Path("."), metavar="OUTDIR",
                    help="output directory (default: the current directory)")
+    p.add_argument("--instrument", default=None, metavar="NAME|SPEC.toml", help="camera spec to read the "
+                   "frames with: a shipped name (ACS-WFC, WFC3-UVIS, DECam) or your own spec file (default: "
+                   "recognised from each header; a camera without spec is read from BUNIT / GAIN)")
     p.add_argument("--ext", type=_ext, default=None, metavar="EXT", help="read only this extension: "
-                   "an index (1), a name (SCI) or NAME,VER (SCI,2) (default: every SCI extension, else the "
-                   "primary or first image)")
+                   "an index (1), a name (SCI, S29) or NAME,VER (SCI,2) (default: the camera's science "
+                   "extensions, every SCI extension for a camera without spec, else the primary or first image)")
     p.add_argument("--bunit", default=None, metavar="UNIT", help="unit of the pixels when BUNIT is missing or "
-                   "wrong: ELECTRONS, ELECTRONS/S, ADU (COUNTS, DN) or ADU/S (default: the header's BUNIT; "
-                   "none: electrons, with a warning)")
+                   "wrong: ELECTRONS, ELECTRONS/S, ADU (COUNTS, DN) or ADU/S (default: the header's BUNIT, "
+                   "else the camera spec's; none: electrons, with a warning)")
     p.add_argument("--gain", dest="gain_e_per_adu", type=_positive_float, default=None, metavar="E_PER_ADU",
-                   help="gain in e-/ADU for ADU frames (default: the GAIN, CCDGAIN or ATODGAIN keyword)")
+                   help="gain in e-/ADU for ADU frames (default: the header's gain keyword, e.g. CCDGAIN or "
+                   "GAIN, else the camera spec's gain)")
+    p.add_argument("--exptime", dest="exptime_s", type=_positive_float, default=None, metavar="SECONDS",
+                   help="exposure time of rate frames (ELECTRONS/S, ADU/S) whose header has none (default: "
+                   "the header's EXPTIME)")
     p.add_argument("--tile", type=_tile, default=1024, help="tile side in px (default 1024)")
-    p.add_argument("--dq-flags", type=_nonnegative_int, default=None,
-                   help="DQ bits treated as bad (default: cosmiq_pyro.io.fitsio.DEFAULT_DQ_FLAGS; 0: none)")
+    p.add_argument("--dq-flags", type=_dq_flags, default=None,
+                   help="DQ bits treated as bad (default: the camera spec's, ACS/WFC's "
+                   "cosmiq_pyro.io.fitsio.DEFAULT_DQ_FLAGS for a camera without spec; 0: none)")
     p.add_argument("--maps", default=None, metavar="NAMES", help="map extensions to write, comma-separated, "
                    "from PROB, ENTROPY, EPISTEMIC, NOVELTY (MASK is always written; default: all)")
     p.add_argument("--overwrite", action="store_true", help="make every product again, also one made with "
@@ -227,6 +278,7 @@ _probability = _check(lambda v: 0 <= v <= 1, float, "a probability in [0, 1]")
 _size = _check(lambda v: v >= 16 and v % 4 == 0, int, "a frame side >= 16, a multiple of 4")
 _tile = _check(lambda v: v >= 4 and v % 4 == 0, int, "a positive multiple of 4")
 _seed = _check(lambda v: 0 <= v <= MAX_SEED, int, "an integer seed in [0, 2**63 - 1]")
+_dq_flags = _check(lambda v: 0 <= v <= MAX_INT64, int, "a DQ bit mask in [0, 2**63 - 1]")
 
 
 def _parse_ext(text):
@@ -278,6 +330,16 @@ def _float_range(text):
     return values
 
 
+def _parse_multiplier(text):
+    if text.strip().lower() == "training":
+        return "training"
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise ValueError(text)
+    return value
+
+
 _names = _typed(_split_names, "a comma-separated list")
+_multiplier = _typed(_parse_multiplier, "a positive number or 'training'")
 _paths = _typed(lambda text: tuple(Path(p) for p in _split_names(text)), "comma-separated paths")
 _range = _typed(_float_range, "MIN,MAX seconds (0 < MIN <= MAX) or one number")

@@ -13,13 +13,13 @@ from pathlib import Path
 from ..io.atomic import check_writable_directory, staged_directory, write_bytes_atomic
 
 __all__ = ["CommandError", "USER_ERRORS", "EXIT_USAGE", "EXIT_SOME_FAILED", "EXIT_INTERRUPTED", "error_line",
-           "run_simulate", "run_train", "run_predict", "run_evaluate", "run_compare", "run_demo"]
+           "run_simulate", "run_train", "run_adapt", "run_predict", "run_evaluate", "run_compare", "run_demo"]
 
 USER_ERRORS = (ValueError, TypeError, OSError)  # FileNotFoundError, FileExistsError are OSErrors
 EXIT_USAGE = 2
 EXIT_SOME_FAILED = 1  # cosmiq predict: some inputs failed, the others were done
 EXIT_INTERRUPTED = 130
-_PAIR_NAME = re.compile(r"^\d+_(?P<field>[A-Za-z]+)_(?P<filter>F\d+[A-Z]+)\.npy$")
+_PAIR_NAME = re.compile(r"^\d+_(?P<field>[A-Za-z]+)_(?P<filter>[A-Za-z0-9]+)\.npy$")
 
 
 class CommandError(Exception):
@@ -115,22 +115,30 @@ def _one_torch_thread() -> None:
 def run_simulate(args) -> int:
     from .previews import simulated_hdulist
     from ..io.fitsio import write_hdulist_atomic
-    from ..data.simulate import make_dataset, write_pairs
+    from ..data.simulate import make_dataset, resolve_instrument, write_pairs
 
+    instrument = resolve_instrument(args.instrument)  # a bad spec fails before OUTDIR is made
+    multiplier, min_cr_pixels = args.cr_rate_multiplier, 0
+    if multiplier == "training":
+        multiplier = instrument.simulation.cr_rate_multiplier
+        min_cr_pixels = instrument.simulation.min_cr_pixels
     with staged_directory(args.outdir, overwrite=args.overwrite) as staging:
         dataset = make_dataset(args.n, size=args.size, fields=args.fields, filters=args.filters,
-                               exptime_s=args.exptime, seed=args.seed, label_rule=args.labels)
+                               exptime_s=args.exptime, seed=args.seed, label_rule=args.labels,
+                               instrument=instrument, cr_rate_multiplier=multiplier,
+                               min_cr_pixels=min_cr_pixels)
         paths = write_pairs(staging, dataset)
         previews = []
         for i in range(min(args.previews, len(dataset))):
             name = Path(paths[i]).with_suffix(".fits").name
             hdul = simulated_hdulist(dataset.image[i], dataset.mask[i], dataset.ignore[i],
-                                     dataset.meta.iloc[i].to_dict())
+                                     dataset.meta.iloc[i].to_dict(), instrument=instrument)
             previews.append(write_hdulist_atomic(hdul, staging / name).name)
         meta = dataset.meta.copy()
         meta.insert(0, "file", [Path(p).name for p in paths])  # row <-> file, whatever the numbering
         meta.to_csv(staging / "meta.csv", index=False)
-    print(f"wrote {len(paths)} pair files, sky.npy, meta.csv and {len(previews)} FITS previews to {args.outdir}")
+    print(f"wrote {len(paths)} {instrument.name} pair files, sky.npy, meta.csv and {len(previews)} FITS "
+          f"previews to {args.outdir}")
     return 0
 
 
@@ -144,6 +152,8 @@ def run_train(args) -> int:
         raise FileExistsError(f"{str(out)!r} exists; pass --resume to continue it or --overwrite to replace it")
     if args.init_from is not None and not args.bayesian:
         raise CommandError("cosmiq train: --init-from needs --bayesian")
+    if not args.bayesian and (args.prior != "iid" or args.prior_scale is not None):
+        raise CommandError("cosmiq train: --prior and --prior-scale need --bayesian")
     check_writable_directory(out.parent, "directory of --out")
     data = {"mode": "pair"}
     if args.darks is not None:
@@ -167,7 +177,8 @@ def run_train(args) -> int:
     trainer = train(image=image, **data, name=out.stem, directory=str(out.parent) or ".",
                     hidden=args.hidden, epoch=args.epochs, epoch_phase0=args.epoch_phase0,
                     batch_size=args.batch_size, lr=args.lr, verbose=not args.quiet, use_tqdm=not args.quiet,
-                    bayesian=args.bayesian, kl_beta=args.kl_beta, prior_scale=args.prior_scale, norm_layer=args.norm,
+                    bayesian=args.bayesian, kl_beta=args.kl_beta, prior=args.prior, prior_scale=args.prior_scale,
+                    norm_layer=args.norm,
                     init_from=args.init_from, init_scale=args.init_scale, seed=args.seed, resume=args.resume,
                     overwrite=args.overwrite, device=args.device)
     result = trainer.train()
@@ -179,16 +190,29 @@ def run_train(args) -> int:
     return 0
 
 
+def run_adapt(args) -> int:
+    from ..inference.adaptation import adapt
+
+    result = adapt(args.instrument, args.start, args.out, images=args.images, darks=args.darks,
+                   n_frames=args.n_frames, size=args.size, epochs=args.epochs, chunk_epochs=args.chunk_epochs,
+                   work=args.work, overwrite=args.overwrite, device=args.device, progress=not args.quiet)
+    if result.interrupted:
+        print(f"cosmiq adapt: interrupted; the best epoch so far is kept in the work directory "
+              f"(run the same command to continue); {args.out} not written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(result.summary())
+    return 0
+
+
 def run_predict(args) -> int:
     from contextlib import nullcontext
 
-    from ..io.fitsio import DEFAULT_DQ_FLAGS
     from .batch import predict_many, summary
     from .products import novel_extensions
 
     options = dict(threshold=args.threshold, seed=args.seed, tile=args.tile, device=args.device, ext=args.ext,
-                   dq_flags=DEFAULT_DQ_FLAGS if args.dq_flags is None else args.dq_flags, bunit=args.bunit,
-                   gain_e_per_adu=args.gain_e_per_adu, maps=args.maps)
+                   dq_flags=args.dq_flags, bunit=args.bunit, gain_e_per_adu=args.gain_e_per_adu,
+                   instrument=args.instrument, exptime_s=args.exptime_s, maps=args.maps)
     if args.T is not None:
         options["T"] = args.T
     if args.method is not None:

@@ -2,17 +2,20 @@
 to FITS paths, and the product name each input gets (``<name>_cosmiq.fits``)."""
 from __future__ import annotations
 
+import functools
 import glob
 import os
+import re
 from pathlib import Path
+
+from ..instruments import get_instrument, list_instruments
 
 __all__ = ["expand_inputs", "product_name", "FITS_SUFFIXES", "PRODUCT_SUFFIX"]
 
 #: File name endings read as FITS when a directory or glob is expanded (any case).
-FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz", ".fit.fz")
 #: Appended to an input's name (less its FITS suffix) to name its product.
 PRODUCT_SUFFIX = "_cosmiq.fits"
-_HST_EXPOSURES = ("_flc", "_flt")  # calibrated single exposures, CTE-corrected first
 
 
 def expand_inputs(inputs) -> list[Path]:
@@ -25,10 +28,14 @@ def expand_inputs(inputs) -> list[Path]:
 
         * a file (kept even if it does not exist: `predict_many` then reports it as failed);
         * a directory: its FITS files (`FITS_SUFFIXES`, not recursive, sorted by name), except
-          products (``*_cosmiq.fits``).  A directory holding HST calibrated exposures
-          (``*_flc``, ``*_flt``) yields only those, and for an exposure present as both only
-          the CTE-corrected ``_flc``: raw, drizzled, association and support files are not
-          single calibrated exposures;
+          products (``*_cosmiq.fits``); a FITS name that is a dangling symbolic link is kept, so
+          that `predict_many` reports it as failed (naming the link's target).  A directory
+          holding a known camera's calibrated
+          exposures (the file name endings of its spec, ``[reader] suffixes``: ``*_flc.fits``,
+          ``*_flt.fits`` for ACS/WFC and WFC3/UVIS, ``*_ooi_*.fits.fz`` for DECam) yields only
+          those, and for an exposure present under several endings only the spec's first (the
+          CTE-corrected ``_flc`` before ``_flt``): raw, drizzled, association, mask and support
+          files are not single calibrated exposures;
         * a glob pattern (``*``, ``?``, ``[...]``; ``**`` recurses): the FITS files and
           directories it matches, products left out;
         * ``@list.txt``: a text file naming one input (file, directory or pattern) per line;
@@ -113,19 +120,38 @@ def _read_list(name: str) -> list[Path]:
 
 
 def _directory_frames(folder: Path) -> list[Path]:
-    files = sorted(p for p in folder.iterdir() if p.is_file() and _is_fits(p.name) and not _is_product(p.name))
-    exposures = {}
+    # a dangling symbolic link is kept: the batch reports it (a failed input naming its target)
+    files = sorted(p for p in folder.iterdir()
+                   if (p.is_file() or (p.is_symlink() and not p.exists())) and _is_fits(p.name) and not _is_product(p.name))
+    best = {}  # (camera, exposure stem) -> (preference, path)
     for path in files:
-        stem = product_name(path)[: -len(PRODUCT_SUFFIX)]
-        for kind in _HST_EXPOSURES:
-            if stem.lower().endswith(kind):
-                exposures.setdefault(stem[: -len(kind)].lower(), []).append(path)
-    if not exposures:
+        for camera, rank, stem in _exposure_keys(path.name):
+            key = (camera, stem)
+            if key not in best or rank < best[key][0]:
+                best[key] = (rank, path)
+    if not best:
         return files
-    keep = set()
-    for same_exposure in exposures.values():
-        keep.add(min(same_exposure, key=lambda p: "_flc" not in p.name.lower()))  # _flc before _flt
+    keep = {path for _, path in best.values()}
     return [p for p in files if p in keep]
+
+
+@functools.lru_cache(maxsize=1)
+def _suffix_patterns():
+    """(camera, preference, regex of a file name with that ending; group 1 = the exposure stem)."""
+    out = []
+    for name in list_instruments():
+        for rank, suffix in enumerate(get_instrument(name).reader.suffixes):
+            ending = ".*".join(re.escape(part) for part in suffix.split("*"))
+            out.append((name, rank, re.compile(f"^(.+?){ending}$", re.IGNORECASE)))
+    return tuple(out)
+
+
+def _exposure_keys(name: str):
+    """``(camera, preference, stem)`` for every spec whose file endings ``name`` has."""
+    for camera, rank, pattern in _suffix_patterns():
+        match = pattern.match(name)
+        if match:
+            yield camera, rank, match.group(1).lower()
 
 
 def _is_fits(name: str) -> bool:

@@ -6,15 +6,17 @@ import numpy as np
 from astropy.io import fits
 
 from .._version import __version__
+from ..instruments import get_instrument
 
 __all__ = ["simulated_hdulist"]
 
 
-def simulated_hdulist(image, mask, ignore, meta: dict | None = None) -> fits.HDUList:
+def simulated_hdulist(image, mask, ignore, meta: dict | None = None, instrument=None) -> fits.HDUList:
     """A simulated frame as FITS: SCI (electrons), CRMASK and IGNORE (uint8), meta in the header.
 
     `fitsio.read_hst` reads the SCI extension back (``BUNIT = 'ELECTRONS'``), so a preview can be
-    fed to ``cosmiq predict``.
+    fed to ``cosmiq predict``.  TELESCOP / INSTRUME / DETECTOR are the camera's spec's values
+    (its ``[camera.match]``), so the reader recognises the camera as it would a real frame.
 
     Parameters
     ----------
@@ -23,7 +25,9 @@ def simulated_hdulist(image, mask, ignore, meta: dict | None = None) -> fits.HDU
     mask, ignore : array_like of bool (H, W)
         CR truth and bad pixels.
     meta : dict, optional
-        `simulate.SimulatedFrame.meta` (field, filter, exptime_s, seed, sky_e, ...).
+        `simulate.SimulatedFrame.meta` (instrument, field, filter, exptime_s, seed, sky_e, ...).
+    instrument : str, os.PathLike or Instrument, optional
+        The simulated camera (default: ``meta["instrument"]``, else ACS-WFC).
     """
     image = np.asarray(image, dtype=np.float32)
     if image.ndim != 2:
@@ -32,21 +36,27 @@ def simulated_hdulist(image, mask, ignore, meta: dict | None = None) -> fits.HDU
         if np.shape(a) != image.shape:
             raise ValueError(f"{name} has shape {np.shape(a)}, image has {image.shape}")
     meta = dict(meta or {})
+    camera = get_instrument(instrument if instrument is not None else meta.get("instrument", "ACS-WFC"))
     primary = fits.PrimaryHDU()
     header = primary.header
     header["ORIGIN"] = ("cosmiq_pyro", "software that made this file")
     header["CQVERS"] = (__version__, "cosmiq_pyro version")
     header["SIMULATD"] = (True, "simulated by cosmiq_pyro.data.simulate")
-    header["INSTRUME"] = ("ACS", "simulated ACS/WFC-like frame")
-    header["DETECTOR"] = ("WFC", "simulated")
+    for key in ("TELESCOP", "INSTRUME", "DETECTOR"):
+        accepted = getattr(camera.match, key.lower())
+        if accepted:  # the spec's first accepted value
+            header[key] = (accepted[0], f"simulated {camera.name} frame")
+    header["CAMERA"] = (camera.name, "cosmiq_pyro instrument spec simulated")
     for key, meta_key, comment in (
-            ("FILTER", "filter", "ACS filter simulated"),
+            ("FILTER", "filter", "filter simulated"),
             ("FIELD", "field", "field type: EX, GC or GAL"),
             ("EXPTIME", "exptime_s", "exposure time [s]"),
             ("SKY_E", "sky_e", "sky level per pixel [electrons]"),
             ("RDNOISE", "read_noise_e", "read noise [electrons]"),
             ("CCDGAIN", "gain_e_per_adu", "gain [e-/ADU]"),
             ("NCRS", "n_crs", "cosmic rays hitting the frame"),
+            ("CRRATEX", "cr_rate_multiplier", "factor on the real CR rate (1: real)"),
+            ("SEEING", "seeing_fwhm_arcsec", "delivered PSF FWHM [arcsec]"),
             ("LABELS", "label_rule", "CRMASK rule: drizcr (AstroDrizzle) or sigma"),
             ("DEFECTS", "defects", "detector defects simulated"),
             ("SIMSEED", "seed", "simulator seed of this frame")):

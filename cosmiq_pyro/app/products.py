@@ -53,7 +53,8 @@ from astropy.wcs import FITSFixedWarning
 from .._version import __version__
 from ..models.results import FitResult
 from ..io.atomic import check_writable_directory
-from ..io.fitsio import DEFAULT_DQ_FLAGS, HSTImage, read_hst, write_hdulist_atomic
+from ..instruments import get_instrument
+from ..io.fitsio import HSTImage, read_hst, write_hdulist_atomic
 from ..io.fitswrite import compressed_image_hdu
 from ..inference.methods import DEFAULT_T, run_settings
 from ..inference.predictive import Prediction, predict
@@ -128,7 +129,8 @@ KEYWORDS = (
     Keyword("CQSEED", "Provenance.seed", "setting", "all", "seed of the posterior draws"),
     Keyword("CQREAD", "Provenance.reading", "setting", "all",
             "reading options that decide the input pixels (`reading_options`): extension, assumed unit, "
-            "gain, DQ bits ignored"),
+            "gain, DQ bits ignored (camera: the spec's), and when given the camera spec (name:digest) and "
+            "the exposure time"),
     Keyword("CQMAPS", "Provenance.maps", "setting", "all",
             "the map extensions asked for (`map_choice`, ``--maps``; MASK always), e.g. PROB,MASK; EPISTEMIC "
             "is written only for a Bayesian model and NOVELTY only for a model with a novelty model"),
@@ -144,6 +146,9 @@ KEYWORDS = (
             "unit the input pixels were read as (BUNIT or the caller's); part of CQREAD when given"),
     Keyword("CQEPERU", "HSTImage.electrons_per_unit", "no", "maps", "factor from stored values to electrons"),
     Keyword("CQGAIN", "HSTImage.gain_e_per_adu", "no", "maps", "gain applied, e-/ADU (count units only)"),
+    Keyword("CQINSTR", "HSTImage.instrument", "no", "maps",
+            "camera spec the input was read with (cosmiq_pyro.instruments: its extensions, DQ bits, unit, "
+            "gain keywords), recognised from the header or given (then part of CQREAD); NONE: no spec"),
     Keyword("CQIGNORE", "Prediction.ignore", "no", "maps",
             "pixels of this input extension that were ignored (DQ-flagged, NaN, fill value): NaN in the "
             "float maps, MASK = 2"),
@@ -309,14 +314,25 @@ _CARD_COMMENTS = {"ORIGIN": "software that made this file", "CQVERS": "cosmiq_py
                   "DATE": "UTC date this file was written"}
 
 
-def reading_options(ext=None, bunit=None, gain_e_per_adu=None, dq_flags=DEFAULT_DQ_FLAGS) -> str:
+def reading_options(ext=None, bunit=None, gain_e_per_adu=None, dq_flags=None, instrument=None,
+                    exptime_s=None) -> str:
     """The `fitsio.read_hst` options that decide a product's input pixels, as one header value.
 
     Two runs whose values are equal read the same pixels from the same file, so a product made
     with other reading options is never taken for this run's (``predict_many``'s resume).
+    ``dq_flags=None`` (the camera spec's bits) reads ``dq=camera``; a given ``instrument`` (name,
+    spec path or `Instrument`) adds ``instrument=<its name>:<Instrument.digest>``, so an edited
+    spec file reads as other options; a given ``exptime_s`` adds ``exptime=<seconds>``.
     """
     gain = None if gain_e_per_adu is None else float(gain_e_per_adu)
-    return f"ext={ext} bunit={bunit} gain={gain} dq={int(dq_flags)}"
+    dq = "camera" if dq_flags is None else int(dq_flags)
+    text = f"ext={ext} bunit={bunit} gain={gain} dq={dq}"
+    if exptime_s is not None:
+        text += f" exptime={float(exptime_s)}"
+    if instrument is None:
+        return text
+    spec = get_instrument(instrument)
+    return f"{text} instrument={spec.name}:{spec.digest()}"
 
 
 def file_sha256(path, chunk_bytes: int = 1 << 20) -> str:
@@ -449,6 +465,7 @@ def unit_cards(image: HSTImage) -> list[tuple]:
              ("CQEPERU", float(image.electrons_per_unit), "electrons per stored unit")]
     if image.gain_e_per_adu is not None:
         cards.append(("CQGAIN", float(image.gain_e_per_adu), "gain applied [e-/ADU]"))
+    cards.append(("CQINSTR", image.instrument or "NONE", "camera spec used to read the input"))
     return cards
 
 
@@ -466,9 +483,9 @@ def write_products(path, images: Sequence[HSTImage], predictions: Sequence[Predi
 def predict_fits(model: FitResult, in_path, out_path, *, model_file, method: str | None = None,
                  T: int | None = None,
                  threshold: float = 0.5, seed: int = 0, tile: int = 1024,
-                 dq_flags: int = DEFAULT_DQ_FLAGS, ext=None, bunit: str | None = None,
-                 gain_e_per_adu: float | None = None, maps=None, overwrite: bool = False, device=None,
-                 progress: bool | None = None) -> Path:
+                 dq_flags: int | None = None, ext=None, bunit: str | None = None,
+                 gain_e_per_adu: float | None = None, instrument=None, exptime_s: float | None = None,
+                 maps=None, overwrite: bool = False, device=None, progress: bool | None = None) -> Path:
     """Run ``model`` on every science extension of a FITS file and write its product file.
 
     ``read_hst(in_path, ...)`` -> `predictive.predict` per extension (the DQ-flagged and
@@ -490,9 +507,11 @@ def predict_fits(model: FitResult, in_path, out_path, *, model_file, method: str
         pass: a ``T`` other than 1 is not used and a warning says so.
     threshold, seed, tile, device, progress
         As for `predictive.predict`; ``threshold`` makes the MASK.
-    dq_flags, ext, bunit, gain_e_per_adu
-        As for `fitsio.read_hst`: the DQ bits ignored, one extension only, the unit to assume
-        instead of BUNIT, the gain (e-/ADU) instead of GAIN / CCDGAIN / ATODGAIN.
+    dq_flags, ext, bunit, gain_e_per_adu, instrument, exptime_s
+        As for `fitsio.read_hst`: the DQ bits ignored (default: the camera spec's), one extension
+        only, the unit to assume instead of BUNIT, the gain (e-/ADU) instead of the header's, the
+        camera spec (name or ``.toml`` path) instead of the one recognised from the header, the
+        exposure time (s) of a rate image (ELECTRONS/S, COUNTS/S) instead of EXPTIME.
     maps : str or sequence of str, optional
         The map extensions to write (`map_choice`; default all, MASK always).
     overwrite : bool
@@ -521,12 +540,13 @@ def predict_fits(model: FitResult, in_path, out_path, *, model_file, method: str
     # checked FITS-legal, before any computation
     provenance = Provenance(model_file=os.fspath(model_file), model_sha256=file_sha256(model_file),
                             model_kind=type(model.model).__name__, T=draws, method=method,
-                            threshold=float(threshold),
-                            seed=int(seed), reading=reading_options(ext, bunit, gain_e_per_adu, dq_flags),
+                            threshold=float(threshold), seed=int(seed),
+                            reading=reading_options(ext, bunit, gain_e_per_adu, dq_flags, instrument, exptime_s),
                             maps=map_choice(maps),
                             source_file=os.fspath(in_path), source_sha256=_input_sha256(in_path))
     provenance.header()
-    images = read_hst(in_path, ext=ext, dq_flags=dq_flags, bunit=bunit, gain_e_per_adu=gain_e_per_adu)
+    images = read_hst(in_path, ext=ext, dq_flags=dq_flags, bunit=bunit, gain_e_per_adu=gain_e_per_adu,
+                      instrument=instrument, exptime_s=exptime_s)
     predictions = [predict(model, im.image, method=None if deterministic else method, T=draws, ignore=im.ignore,
                            seed=seed, tile=tile, device=device, progress=progress) for im in images]
     return write_products(out_path, images, predictions, provenance, overwrite=overwrite)

@@ -1,6 +1,6 @@
 """Inputs: deepCR pair files and simulated frames as torch datasets (`datasets`), deepCR's
 dark-frame mixes (`dark_mix`), and the
-HST ACS/WFC-like simulator (`simulate`, no torch).
+simulator of a camera spec (`simulate`, no torch; ACS/WFC by default, WFC3/UVIS, DECam).
 
 The dataset names are imported lazily so that ``import cosmiq_pyro.data.simulate`` does not
 import torch.

@@ -1,4 +1,4 @@
-"""HST-like frames simulated on the fly as a torch Dataset: `SimulatedDataset`.
+"""Frames of a camera simulated on the fly as a torch Dataset: `SimulatedDataset`.
 
 Item ``i`` is always the same frame of `cosmiq_pyro.data.simulate`, and nothing is stored.
 Items follow the Dataset contract (`cosmiq_pyro.data.items`).
@@ -8,14 +8,14 @@ from __future__ import annotations
 import pandas as pd
 from torch.utils.data import Dataset
 
-from ..utils.checks import check_int
+from ..utils.checks import check_float, check_int
 from .items import WorkerRng, check_index, dihedral, to_item
 
 __all__ = ["SimulatedDataset"]
 
 
 class SimulatedDataset(Dataset):
-    """HST-like frames simulated on the fly by `cosmiq_pyro.data.simulate`.
+    """Frames of a camera (ACS/WFC by default) simulated on the fly by `cosmiq_pyro.data.simulate`.
 
     Item ``i`` is ``simulate.simulate_frame(size=size, **simulate.frame_spec(i, ...))``: its
     field, filter, exposure time and seed depend only on ``(i, seed)``, so every epoch (and
@@ -27,32 +27,39 @@ class SimulatedDataset(Dataset):
         Number of frames.
     size : int
         Frame width W (frames are W x W).
-    fields, filters : sequence of str
-        Field types and ACS filters drawn from (see `cosmiq_pyro.data.simulate`).
-    exptime_s : float or (float, float)
-        Exposure time, or the range it is drawn from, in seconds.
+    fields, filters : sequence of str, optional
+        Field types and filters drawn from (default the spec's; see `cosmiq_pyro.data.simulate`).
+    exptime_s : float or (float, float), optional
+        Exposure time, or the range it is drawn from, in seconds (default the spec's).
     seed : int
         Seed of the frame specifications and of the ``augment`` draws.
     augment : bool
         Apply a random flip / 90-degree rotation to image, mask and ignore alike.
-    label_rule : {"drizcr", "sigma"}
-        CR labelling rule passed to `simulate.simulate_frame` (default AstroDrizzle's driz_cr).
-    mask_threshold_sigma : float
-        k of the ``"sigma"`` rule, passed to `simulate.simulate_frame`.
-    defects : sequence of str
+    label_rule : {"drizcr", "sigma"}, optional
+        CR labelling rule passed to `simulate.simulate_frame` (default the spec's: AstroDrizzle's
+        driz_cr for HST, k sigma for DECam).
+    mask_threshold_sigma : float, optional
+        k of the ``"sigma"`` rule, passed to `simulate.simulate_frame` (default the spec's).
+    defects : sequence of str, optional
         Which of ``simulate.DEFECTS`` (warm/hot pixels, bad columns, CTE trails) the frames
-        have (default all), passed to `simulate.simulate_frame`.
+        have (default all the spec models), passed to `simulate.simulate_frame`.
+    instrument : str, os.PathLike or Instrument
+        The camera: a shipped spec's name, a TOML spec path or an `Instrument`.
+    cr_rate_multiplier : float
+        Factor on the real CR rate (recorded in each frame's meta): for training on a
+        ground-based camera, its spec's ``simulation.cr_rate_multiplier``; 1 (the default,
+        the real rate) for held-out frames.
 
     Attributes
     ----------
     meta : pandas.DataFrame
-        One row per frame (field, filter, exptime_s, seed), known without simulating.
+        One row per frame (field, filter, exptime_s, seed, instrument, cr_rate_multiplier),
+        known without simulating.
     """
 
-    def __init__(self, n, size=256, fields=("EX", "GC", "GAL"),
-                 filters=("F435W", "F606W", "F814W"), exptime_s=(100, 1200), seed=0,
-                 augment=False, *, label_rule="drizcr", mask_threshold_sigma=1.0,
-                 defects=("hot_pixels", "bad_columns", "cte_trails")):
+    def __init__(self, n, size=256, fields=None, filters=None, exptime_s=None, seed=0,
+                 augment=False, *, label_rule=None, mask_threshold_sigma=None, defects=None,
+                 instrument="ACS-WFC", cr_rate_multiplier=1.0):
         # imported here: galsim takes ~1 s to import and PairDataset users do not need it
         from . import simulate
 
@@ -61,15 +68,21 @@ class SimulatedDataset(Dataset):
         self.size = simulate.check_size(size)  # the simulator's own limits, checked now
         self._simulate = simulate
         self.n, self.seed = int(n), int(seed)
-        self.fields, self.filters, self.exptime_s = tuple(fields), tuple(filters), exptime_s
+        self.instrument = simulate.resolve_instrument(instrument)
+        sim = self.instrument.simulation
+        self.fields = tuple(sim.fields if fields is None else fields)
+        self.filters = tuple(sim.filter_names if filters is None else filters)
+        self.exptime_s = sim.exptime_s if exptime_s is None else exptime_s
         self.augment = bool(augment)
-        self.label_rule = simulate.check_label_rule(label_rule)
+        self.label_rule = simulate.check_label_rule(sim.label_rule if label_rule is None else label_rule)
         self.mask_threshold_sigma = mask_threshold_sigma
-        self.defects = simulate.check_defects(defects)
+        self.defects = simulate.check_defects(defects, self.instrument)
+        self.cr_rate_multiplier = check_float(cr_rate_multiplier, "cr_rate_multiplier", positive=True)
         # frame_spec validates fields, filters and exptime_s
-        self._specs = [simulate.frame_spec(i, self.seed, self.fields, self.filters, exptime_s)
-                       for i in range(self.n)]
-        self.meta = pd.DataFrame(self._specs)
+        self._specs = [simulate.frame_spec(i, self.seed, self.fields, self.filters, self.exptime_s,
+                                           instrument=self.instrument) for i in range(self.n)]
+        self.meta = pd.DataFrame(self._specs).assign(instrument=self.instrument.name,
+                                                     cr_rate_multiplier=self.cr_rate_multiplier)
 
     def __len__(self):
         return self.n
@@ -78,7 +91,8 @@ class SimulatedDataset(Dataset):
         """The full `SimulatedFrame` of item ``i`` (noiseless image, CR image, meta...)."""
         return self._simulate.simulate_frame(size=self.size, label_rule=self.label_rule,
                                              mask_threshold_sigma=self.mask_threshold_sigma,
-                                             defects=self.defects,
+                                             defects=self.defects, instrument=self.instrument,
+                                             cr_rate_multiplier=self.cr_rate_multiplier,
                                              **self._specs[check_index(i, self.n)])
 
     def __getitem__(self, i):
@@ -89,6 +103,6 @@ class SimulatedDataset(Dataset):
         return to_item(image, mask, ignore)
 
     def __repr__(self):
-        return (f"SimulatedDataset({self.n} frames of {self.size}x{self.size}, "
+        return (f"SimulatedDataset({self.n} {self.instrument.name} frames of {self.size}x{self.size}, "
                 f"fields={self.fields}, filters={self.filters}, exptime_s={self.exptime_s}, "
                 f"seed={self.seed}, augment={self.augment}, label_rule={self.label_rule!r})")

@@ -21,6 +21,7 @@ same blocks run on threads (torch releases the GIL), so the maps equal ``n_jobs=
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import threading
 import warnings
@@ -30,15 +31,17 @@ import torch
 
 from .inpaint import median_inpaint
 from .inpaint_net import InpaintUNet, inpaint_with_net
+from ..data.input_transform import standardise
 from ..inference.novelty import image_novelty
 from ..inference.methods import check_method
 from ..inference.predictive import Prediction, predict, validated_image
+from ..instruments import get_instrument, list_instruments
 from ..models.registry import load_model
 from ..models.results import FitResult
 from ..models.unet import deepcr_weights_file
 from ..utils.checks import check_int, check_probability
+from ..models.weight_norm import is_deepcr_weight_norm_file, unet_from_weight_norm
 from ..utils.tiling import TILE_ALIGN, resolve_n_jobs, run_each, tile_boxes, tile_margin
-from .weight_norm import STANDARDISED, is_deepcr_weight_norm_file, unet_from_weight_norm
 
 __all__ = ["deepCR", "INPUT_SCALE"]
 
@@ -49,6 +52,15 @@ _ALIGN = TILE_ALIGN  # block origins on the pooling grid
 INPUT_SCALE = {"example_model": 100.0}
 #: Pyro's handler stack is global: posterior draws (inside `predict`) must not run on two threads.
 _PYRO_LOCK = threading.Lock()
+
+
+def _deepcr_input_unit(name: str) -> str | None:
+    """The input unit a shipped camera spec records for deepCR's mask model ``name``, or None."""
+    for camera in list_instruments():
+        models = get_instrument(camera).models
+        if models.deepcr == name:
+            return models.deepcr_input_unit
+    return None
 
 
 class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs unchanged
@@ -90,6 +102,11 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         (``"WFC3-UVIS"``); the inpainted image is returned in the input's units.
     source : str
         ``mask`` as given.
+    input_unit : str or None
+        The pixel unit deepCR's published model takes, from the spec of the camera it was made for
+        (`cosmiq_pyro.instruments`, ``[models] deepcr_input_unit``): ``"ELECTRONS"`` for
+        ``"ACS-WFC"`` and ``"WFC3-UVIS"``, ``"ADU"`` (DECam's) for ``"decam"``; None for a
+        checkpoint path or a model no shipped spec names.
     weights_file : pathlib.Path
         The file the mask weights were read from.
     """
@@ -107,18 +124,23 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         if inpaint is not None and not isinstance(inpaint, str):
             raise TypeError(f"inpaint must be a deepCR inpainting model name or None, got {type(inpaint).__name__}")
         self.source = os.fspath(mask)
-        #: deepCR's ``norm``: the model takes ``(x - mean(x)) / std(x)`` of the whole frame
-        self.standardise = isinstance(mask, str) and mask in STANDARDISED
-        if self.standardise or (os.path.isfile(self.source) and is_deepcr_weight_norm_file(self.source)):
-            net, path = unet_from_weight_norm(self.source)  # WFC3-UVIS, or a model deepCR's train wrote
+        if os.path.isfile(self.source) and is_deepcr_weight_norm_file(self.source):
+            net, path = unet_from_weight_norm(self.source)  # a model deepCR's own train wrote
             self.result = FitResult(model=net.to(self.device), weights_file=path)
         else:
             self.result = load_model(mask, device=self.device)
+        #: deepCR's ``norm``: the model takes ``(x - mean(x)) / std(x)`` of the whole frame (the
+        #: model's input transform, `cosmiq_pyro.data.input_transform`; WFC3-UVIS and models adapted
+        #: from it).  The facade applies it to the whole frame, so its patches go to `predict` as
+        #: they are (``_patch_result`` carries no transform).
+        self.standardise = (self.result.input_transform or {}).get("kind") == "standardise"
+        self._patch_result = dataclasses.replace(self.result, input_transform=None)
         self.weights_file = self.result.weights_file
         model_hidden = self.result.model.hidden
         if hidden is not None and hidden != model_hidden:
             raise ValueError(f"hidden={hidden!r} but the model {self.source!r} has hidden={model_hidden}")
         self.scale = INPUT_SCALE.get(self.source, 1.0) if isinstance(mask, str) else 1.0
+        self.input_unit = _deepcr_input_unit(self.source) if isinstance(mask, str) else None
         self.inpaintNet = None if inpaint is None else InpaintUNet.from_deepcr(inpaint).to(self.device)
         self.inpaint_file = None if inpaint is None else deepcr_weights_file(inpaint, kind="inpaint")
         self.bayesian = self.result.bayesian
@@ -155,8 +177,8 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
             (r0, r1, c0, c1), (ir0, ir1, ic0, ic1) = boxes
             part = None if mask is None else mask[ir0:ir1, ic0:ic1]
             with _PYRO_LOCK if self.bayesian else contextlib.nullcontext():  # draws: Pyro's global stack
-                pred = predict(self.result, x[ir0:ir1, ic0:ic1], method=spec.name, T=T, seed=seed, ignore=part,
-                               tile=side + 2 * margin, device=self.device, progress=False,
+                pred = predict(self._patch_result, x[ir0:ir1, ic0:ic1], method=spec.name, T=T, seed=seed,
+                               ignore=part, tile=side + 2 * margin, device=self.device, progress=False,
                                novelty=False)  # a patch's novelty is not the frame's: clean_vi scores the frame
             core = (slice(r0 - ir0, r1 - ir0), slice(c0 - ic0, c1 - ic0))
             for k, m in enumerate((pred.prob, pred.entropy, pred.aleatoric, pred.epistemic)):
@@ -205,6 +227,8 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         """
         _check_threshold(threshold)
         x = np.asarray(img0)
+        validated_image(self._model_units(x)[0], remedy="clean() takes no ignore= (as deepCR's): call "
+                        "clean_vi(img0, ignore=~numpy.isfinite(img0)) to leave them out, or replace them first")
         prob = self.predict(x, method=method, T=T, seed=seed, patch=patch, segment=segment, n_jobs=n_jobs).prob
         crs = prob > threshold
         out = crs.astype(np.uint8) if binary else prob
@@ -248,11 +272,7 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         z = x.astype(np.float32) / np.float32(self.scale)
         a, b = np.float32(1), np.float32(0)
         if self.standardise:
-            finite = z[np.isfinite(z)]
-            b, a = finite.mean(), finite.std()
-            if not a > 0:
-                raise ValueError("image is flat (zero standard deviation): the standardised model cannot take it")
-            z = (z - b) / a
+            z, a, b = standardise(z)
         return z, a, b
 
     def _fill(self, x: np.ndarray, crs: np.ndarray, *, patch: int, n_jobs: int) -> np.ndarray:
@@ -333,7 +353,8 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
                     x = np.where(np.isfinite(x), x, 0.0).astype(np.float32)
                 extra.append(self._fill(x, crs, patch=patch, n_jobs=n_jobs))
         if return_novelty:
-            extra.append(image_novelty(self.result, validated_image(self._model_units(image)[0], ignore),
+            in_scale = np.asarray(image, dtype=np.float32) / np.float32(self.scale)  # the transform is image_novelty's
+            extra.append(image_novelty(self.result, validated_image(in_scale, ignore),
                                        tile=min(_patch(patch), 512)))
         return (first, *extra) if extra else first
 

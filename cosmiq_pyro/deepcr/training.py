@@ -38,7 +38,9 @@ save_after         deepCR writes the best-so-far model only after epoch ``save_a
                    Here ``{name}.pth`` is written at every improving epoch from epoch
                    ``save_after`` on (default 0: from the first; atomic, so an interrupted
                    run leaves the last good file) and once more when training ends: the
-                   file ends with the best validation epoch and the full history.
+                   file ends with the best validation epoch and the full history.  An
+                   existing ``{name}.pth`` is replaced, as deepCR does (``overwrite=False``
+                   refuses instead).
 verbose            print the setup before training and a per-epoch table after it.
 use_tqdm,          progress bars (tqdm.auto picks the notebook widget in Jupyter).
 use_tqdm_notebook
@@ -64,6 +66,7 @@ import numpy as np
 
 from ..inference.fit import fit_deterministic, fit_svi
 from ..models.bayesian import UNet2SigmoidVI
+from ..models.priors import Prior, make_prior
 from ..models.registry import load_model, save
 from ..models.results import FitResult
 from ..models.unet import UNet2Sigmoid
@@ -116,10 +119,16 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
         deepCR's meaning; see the module docstring for where they differ.
     bayesian : bool
         Train the variational twin `UNet2SigmoidVI` by SVI instead of the deterministic net.
-    kl_beta : float
-        Weight of the KL term in the SVI loss (`fit.fit_svi`).
-    prior_scale : float
-        Standard deviation of the Normal weight prior.
+    kl_beta : float, optional
+        Weight of the KL term in the SVI loss (`fit.fit_svi`); default (None) ``1 / pixels per
+        frame``, the exact per-pixel ELBO, as `fit.fit_svi`.
+    prior : {"iid", "kaiming", "centred"} or Prior
+        Bayesian model only: the weight prior (`models.priors.make_prior`): iid ``N(0, s^2)``;
+        layer-wise Kaiming ``N(0, (g / sqrt(fan_in))^2)``; or ``N(w_init, s^2)`` centred on the
+        ``init_from`` weights (which it needs).  Or a `models.priors.Prior` object.
+    prior_scale : float, optional
+        The prior's number: the sd ``s`` (iid: default 1; centred: default 0.1) or the Kaiming
+        gain ``g`` (default sqrt 2).
     T_val : int
         Posterior draws averaged for the validation loss of the Bayesian model.
     norm_layer : {"batch", "group", "none"}
@@ -138,8 +147,10 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
         checkpoint's history; its weights change only if a continued epoch reaches a lower
         validation loss.
     overwrite : bool
-        Replace an existing ``{directory}/{name}.pth``.  Without it (and without ``resume``)
-        `train` refuses to start when the file exists, as ``cosmiq train`` does.
+        Replace an existing ``{directory}/{name}.pth`` (default True: deepCR's behaviour, so
+        two runs with the default ``name`` in one directory both train, the second replacing the
+        first's file).  False: refuse to start when the file exists (unless ``resume``), as
+        ``cosmiq train`` does without ``--overwrite``.
     device : str, optional
         "cpu", "cuda", deepCR's "CPU"/"GPU"; default CUDA when available.
 
@@ -160,8 +171,8 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
                  name="model", hidden=None, epoch=50, epoch_phase0=None, batch_size=16, lr=None,
                  auto_lr_decay=True, lr_decay_patience=4, lr_decay_factor=0.1, save_after=0, plot_every=None,
                  verbose=True, use_tqdm=False, use_tqdm_notebook=False, directory="./", *, bayesian=False,
-                 kl_beta=1e-6, prior_scale=1.0, T_val=4, norm_layer="batch", init_from=None, init_scale=1e-3,
-                 seed=0, resume=False, overwrite=False, device=None):
+                 kl_beta=None, prior="iid", prior_scale=None, T_val=4, norm_layer="batch", init_from=None,
+                 init_scale=1e-3, seed=0, resume=False, overwrite=True, device=None):
         if isinstance(norm, str):
             raise TypeError(f"norm={norm!r}: norm is deepCR's input standardisation for mode='simulate' (a bool); "
                             "the network's normalisation layers are norm_layer='batch' | 'group' | 'none'")
@@ -178,6 +189,8 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
         if init_from is not None and not bayesian:
             raise ValueError("init_from starts a Bayesian model from deterministic weights; "
                              "it needs bayesian=True")
+        if not bayesian and (prior != "iid" or prior_scale is not None):
+            raise ValueError("prior and prior_scale describe the Bayesian model's weight prior; they need bayesian=True")
         self.name, self.directory = name, os.fspath(directory)
         self.path = Path(self.directory) / f"{name}.pth"
         self.bayesian = bool(bayesian)
@@ -192,6 +205,8 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
         self.kl_beta, self.T_val, self.init_scale = kl_beta, T_val, init_scale
         self.seed, self.resume, self.overwrite, self.device = int(seed), bool(resume), bool(overwrite), device
         self.init_from = deterministic_net(init_from)
+        self._init_source = None if init_from is None else (
+            os.fspath(init_from) if isinstance(init_from, (str, os.PathLike)) else type(init_from).__name__)
         if self.init_from is not None:
             if hidden is not None and hidden != self.init_from.hidden:
                 raise ValueError(f"hidden={hidden!r} but init_from has hidden={self.init_from.hidden}; leave "
@@ -204,11 +219,18 @@ class train:  # noqa: N801 -- deepCR's class name, so existing code runs unchang
         self.mode, self.every = mode, plot_every
         with seeded(self.seed):
             kind = UNet2SigmoidVI if self.bayesian else UNet2Sigmoid
-            extra = {"prior_scale": prior_scale} if self.bayesian else {}
+            extra = {"prior": self._prior(prior, prior_scale)} if self.bayesian else {}
             self.network = kind(n_channels=1, n_classes=1, hidden=hidden, norm=norm_layer, **extra)
         self.result: FitResult | None = None
         self.validation_loss: list[float] = []
         self.epoch_mask = 0
+
+    def _prior(self, prior, scale) -> Prior:
+        if isinstance(prior, Prior):
+            if scale is not None:
+                raise ValueError("prior_scale goes with a prior name; a Prior object carries its own scale")
+            return prior
+        return make_prior(prior, scale, weights=self.init_from, source=self._init_source)
 
     def __repr__(self) -> str:
         kind = "UNet2SigmoidVI" if self.bayesian else "UNet2Sigmoid"

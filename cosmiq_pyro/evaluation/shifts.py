@@ -30,12 +30,18 @@ SHIFTS = ("adu", "seeing3", "readnoise5", "e_per_s", "skysub")
 _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 
-def psf_fwhm_px(filter: str) -> float:
-    """FWHM (px) of the simulator's PSF for ``filter``, sampled at pixel centres (GalSim's
-    half-maximum radius); about 1.7-1.8 px for ACS/WFC."""
+def psf_fwhm_px(filter: str, instrument="ACS-WFC", fwhm_arcsec=None, beta=None) -> float:
+    """FWHM (px) of the simulator's PSF for ``filter`` of ``instrument``, sampled at pixel
+    centres (GalSim's half-maximum radius); about 1.7-1.8 px for ACS/WFC.  A Moffat (ground)
+    PSF needs the frame's ``fwhm_arcsec`` and ``beta`` (its meta's ``seeing_fwhm_arcsec``,
+    ``moffat_beta``)."""
     import galsim
-    from ..data.simulate.optics import _psf_stamps  # the simulator's cached PSF stamps
-    return float(galsim.Image(_psf_stamps(filter)[1], scale=1.0).calculateFWHM())
+    from ..data.simulate import resolve_instrument
+    from ..data.simulate.optics import _psf_stamps, psf_key  # the simulator's cached PSF stamps
+
+    inst = resolve_instrument(instrument)
+    key = psf_key(inst, inst.simulation.filter(filter), fwhm_arcsec, beta)
+    return float(galsim.Image(_psf_stamps(key)[1], scale=1.0).calculateFWHM())
 
 
 def _read_out(expected_e, read_noise_e: float, rng, gain_e_per_adu: float) -> np.ndarray:
@@ -58,7 +64,8 @@ def shifted_frames(frame, seed: int = 15) -> dict:
     meta = frame.meta
     gain = float(meta["gain_e_per_adu"])
     read_noise = float(meta["read_noise_e"])
-    fwhm = psf_fwhm_px(meta["filter"])
+    fwhm = psf_fwhm_px(meta["filter"], meta.get("instrument", "ACS-WFC"),
+                       meta.get("seeing_fwhm_arcsec"), meta.get("moffat_beta"))
     blur_sigma = fwhm * math.sqrt(3.0 ** 2 - 1.0) / _FWHM_PER_SIGMA  # Gaussian widths add in quadrature
     noiseless = frame.noiseless.astype(np.float64)
     return {

@@ -5,7 +5,8 @@ validation batch is turned into probabilities:
 
 * deterministic: ``BCE_mean(logits, y)`` over the non-ignored pixels of the batch;
 * variational: the scaled negative ELBO of `objective.svi_loss`,
-  ``BCE_mean + kl_beta * (log q(w) - log p(w)) / N_train`` with ``w ~ q``.
+  ``BCE_mean + kl_beta * (log q(w) - log p(w)) / N_train`` with ``w ~ q`` (default
+  ``kl_beta = 1 / pixels per image``: the exact negative ELBO per pixel).
 
 deepCR's two-phase batch-norm schedule is available to both (``phase0_epochs``): phase 0 trains
 with batch statistics; phase 1 freezes the running statistics (norm layers in eval mode) and
@@ -46,8 +47,15 @@ PHASE1_LR_FACTOR = 1 / 2.5  # deepCR: phase-1 learning rate = lr / 2.5
 #: ``init_scale`` put it.  At 0.05, two fits of deepCR's ACS-WFC weights that differed only in
 #: init_scale (1e-3 vs 1e-2) ended (300 steps) with median sigma 0.503 vs 0.502 and mean epistemic
 #: 2.3e-3 vs 2.5e-3; at 1e-3 they ended at 0.0013 vs 0.013 and 2.9e-7 vs 2.0e-5 (README "Learned
-#: posterior widths").
-SCALE_LR = 0.05
+#: posterior widths").  From scratch (hidden 8, 24 simulated 64x64 frames, batch 4, 50 epochs, exact
+#: ELBO; docs/defaults.md) 0.05 left the last layer's width 3.6x apart (2.2x at 0.1 with one
+#: particle); 0.1 with `NUM_PARTICLES` = 2 ended every layer within 1.9x (seed 0) and 1.45x (seed 1).
+SCALE_LR = 0.1
+#: Monte Carlo draws of the weights per SVI step (`fit_svi`).  The reparameterised gradient of a
+#: width is noisy: with one draw the widths of layers the data pin down only weakly (the 1x1 head)
+#: random-walk wherever ``init_scale`` started them; two draws halve the gradient variance (and
+#: double the cost of a step).  Measured in docs/defaults.md; ``num_particles=1`` is the old speed.
+NUM_PARTICLES = 2
 _NORM_LAYERS = (nn.BatchNorm2d, nn.GroupNorm)
 
 
@@ -142,7 +150,7 @@ def fit_deterministic(net: UNet2Sigmoid, train, val=None, *, epochs: int, batch_
 
 
 def fit_svi(model: UNet2SigmoidVI, train, val=None, *, epochs: int, batch_size: int = 16, lr: float = 1e-3,
-            kl_beta: float = 1e-6, num_particles: int = 1, init_scale: float = DEFAULT_INIT_SCALE, init_from=None,
+            kl_beta: float | None = None, num_particles: int = NUM_PARTICLES, init_scale: float = DEFAULT_INIT_SCALE, init_from=None,
             guide=None, seed: int = 0, progress: bool = True, checkpoint=None, resume: bool = False,
             save_after: int = 0, val_samples: int = 4, phase0_epochs: int | None = None,
             lr_decay_factor: float | None = 0.1, lr_decay_patience: int = 4, device=None,
@@ -155,13 +163,23 @@ def fit_svi(model: UNet2SigmoidVI, train, val=None, *, epochs: int, batch_size: 
     .. math:: \\mathcal{L} = \\mathrm{BCE}_\\text{mean}(\\text{valid pixels of the batch})
               + \\beta \\, \\frac{\\log q(w) - \\log p(w)}{N_\\text{train}}, \\qquad w \\sim q,
 
-    (`pyro.infer.Trace_ELBO`, averaged over ``num_particles`` draws).  ``kl_beta = 1 / (pixels
-    per image)`` makes this exactly the negative ELBO per pixel; the default 1e-6 down-weights
-    the KL (about 15x less than exact for 256x256 frames), as the prototype did.
+    (`pyro.infer.Trace_ELBO`, averaged over ``num_particles`` draws).  The default
+    ``kl_beta = 1 / P``, ``P`` the pixels per training image, makes this exactly the negative
+    ELBO per pixel (the ELBO of the ``N_train * P`` pixel labels divided by ``N_train * P``).
+    With it and the default ``scale_lr`` and ``num_particles`` the data set the posterior
+    widths: two fits from scratch that differ only in ``init_scale`` (1e-3 vs 1e-2) end with
+    every layer's median width within 2x of each other (docs/defaults.md).  A smaller
+    ``kl_beta`` (the seed's scaled ELBO, e.g. 1e-6) shrinks the KL term, the only part of the
+    loss that widens ``q`` (its entropy) and pulls it towards the prior, against the data fit,
+    which only narrows it: the widths then drift slowly down from ``init_scale`` and end near it
+    (measured: 1e-3 -> 0.0012, 1e-2 -> 0.0084), so the epistemic maps report ``init_scale``, not
+    the data (an over-confident, "cold" posterior; ``kl_beta -> 0`` is maximum likelihood with
+    weight noise).
 
     The guide's scale parameters ``rho`` (``sigma = softplus(rho)``) have their own Adam group
-    with learning rate ``scale_lr``, so the posterior widths are learned within the budget
-    instead of staying near ``init_scale`` (`SCALE_LR`).  Every epoch record holds ``sigma_median``,
+    with learning rate ``scale_lr`` (`SCALE_LR`), and each step averages ``num_particles``
+    weight draws (`NUM_PARTICLES`, two: twice the cost of one) so that the widths are learned
+    within the budget instead of staying near ``init_scale``.  Every epoch record holds ``sigma_median``,
     the median ``sigma`` of each weight site (``history["init"]`` the initial ones;
     `cosmiq_pyro.evaluation.plots.plot_sigma_history` draws them).
 
@@ -171,10 +189,12 @@ def fit_svi(model: UNet2SigmoidVI, train, val=None, *, epochs: int, batch_size: 
     train, val, epochs, batch_size, lr, seed, progress, checkpoint, resume, save_after,
     phase0_epochs, lr_decay_factor, lr_decay_patience, device, on_epoch, calibrate
         As for `fit_deterministic`.
-    kl_beta : float
-        Weight of the KL term (> 0).
+    kl_beta : float, optional
+        Weight ``beta`` of the KL term (> 0).  Default: ``1 / (H * W)`` of the first training
+        image, the exact per-pixel ELBO.
     num_particles : int
-        Monte Carlo draws of ``w`` per step.
+        Monte Carlo draws of ``w`` per step (default `NUM_PARTICLES`; 1 halves the time of a step,
+        and leaves weakly determined widths near ``init_scale``).
     init_scale : float
         Initial posterior standard deviation of every weight.
     init_from : str, UNet2Sigmoid, FitResult or state dict, optional
@@ -202,7 +222,8 @@ def fit_svi(model: UNet2SigmoidVI, train, val=None, *, epochs: int, batch_size: 
     if not isinstance(model, UNet2SigmoidVI):
         raise TypeError(f"fit_svi fits a UNet2SigmoidVI, got {type(model).__name__} "
                         "(use fit_deterministic for UNet2Sigmoid)")
-    kl_beta = check_float(kl_beta, "kl_beta", positive=True)
+    if kl_beta is not None:
+        kl_beta = check_float(kl_beta, "kl_beta", positive=True)
     num_particles = check_int(num_particles, "num_particles", minimum=1)
     init_scale = check_float(init_scale, "init_scale", positive=True)
     scale_lr = check_float(scale_lr, "scale_lr", positive=True)
@@ -211,6 +232,8 @@ def fit_svi(model: UNet2SigmoidVI, train, val=None, *, epochs: int, batch_size: 
     device = resolve_device(device)
     model.to(device)
     train_ds = _non_empty(as_dataset(train, name="train"), "train")
+    if kl_beta is None:  # the exact negative ELBO per pixel
+        kl_beta = 1.0 / train_ds[0][0].numel()  # item image: (1, H, W)
     run = TrainingRun(checkpoint, resume=resume, save_after=save_after)
     previous = run.resume_into(model)
     model.to(device)

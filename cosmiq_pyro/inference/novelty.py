@@ -34,6 +34,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from ..data.input_transform import model_input
 from ..models.fused import FusedWeights, fuse_weights, fused_bottleneck
 from ..models.guides import guide_locs
 from ..models.registry import resolve
@@ -324,7 +325,8 @@ def fit_novelty(model, fit_images, calibration_images, *, classes=None, guide=No
         `state_dict` in the checkpoint and `predict` uses it.
     """
     weights = mean_weights(model, guide)
-    items = [[(bottleneck_block_means(weights, img, block_px), img) for img in images]
+    transform = getattr(model, "input_transform", None)  # features in the net's units, noise in electrons
+    items = [[(bottleneck_block_means(weights, model_input(img, transform), block_px), img) for img in images]
              for images in (fit_images, calibration_images)]
     return fit_novelty_model(*items, classes=classes, block_px=block_px, read_noise_e=read_noise_e,
                              shrinkage=shrinkage, false_alarm=false_alarm)
@@ -384,7 +386,8 @@ def image_novelty(model, image, *, guide=None, novelty=None, tile: int = 512) ->
         raise ValueError(small)
     net, guide = resolve(model, guide)
     weights = mean_weights(net, guide)
-    padded = pad_to_grid(x)
+    z = model_input(x, getattr(model, "input_transform", None))  # the net's units; the noise uses x
+    padded = pad_to_grid(z)
     sums = BlockSums(padded.shape, 2 * weights.hidden, novelty.block_px)
     with torch.inference_mode():
         for (r0, r1, c0, c1), (ir0, ir1, ic0, ic1) in tile_boxes(padded.shape, tile, tile_margin(net)):

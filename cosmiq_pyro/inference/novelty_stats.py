@@ -12,14 +12,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..instruments import get_instrument
+
 __all__ = ["BLOCK_PX", "READ_NOISE_REF_E", "FEATURE_EPS", "ROW_STEP", "GaussianDensity", "auroc",
            "noise_excess", "BlockSums", "features_from_block_means"]
 
 #: Side of a novelty block in image pixels (the bottleneck map is at half resolution).
 BLOCK_PX = 64
 #: Read noise (e-) assumed when predicting the noise of a block from its level: the middle of
-#: ACS/WFC's 3.75-5.65 e- (the simulator's range).
-READ_NOISE_REF_E = 4.7
+#: ACS/WFC's 3.75-5.65 e- (the ACS-WFC spec's range, the simulator's), 4.7 e-.
+READ_NOISE_REF_E = get_instrument("ACS-WFC").detector.read_noise_mid_e
 #: Offset inside the log of block-averaged activations (activations are ReLU outputs >= 0).
 FEATURE_EPS = 1e-3
 #: `noise_excess` reads every ROW_STEP-th row.

@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..data.input_transform import model_input
 from ..io.fitsio import MAX_ABS_ELECTRONS
 from ..models.fused import FusedWeights, fuse_weights, fused_bottleneck, fused_logits
 from ..models.registry import resolve
@@ -133,7 +134,8 @@ def predict(model, image, *, guide=None, method: str | None = None, T: int | Non
         A VI model needs its ``guide`` (given here or inside the `FitResult`); a plain net is
         the deterministic twin (one pass whatever the method, ``T = 1``, epistemic all zero).
     image : array_like, shape (H, W)
-        In electrons (what the model was trained on).  Any size.
+        In electrons (what the model was trained on).  Any size.  A `FitResult` with an
+        ``input_transform`` (e.g. standardised frames) gets it applied to the whole image first.
     method : str, optional
         The predictive method (`methods.METHODS`): ``"mc"`` (Monte Carlo over ``T`` posterior
         draws) or ``"moments"`` (sampling-free moment propagation).  Default
@@ -192,7 +194,7 @@ def predict(model, image, *, guide=None, method: str | None = None, T: int | Non
         guide.to(device)
 
     height, width = x.shape
-    padded = pad_to_grid(x)
+    padded = pad_to_grid(model_input(x, getattr(model, "input_transform", None)))  # the net's units
     if progress is None:
         progress = max(padded.shape) > tile
     if device.type == "cpu" and net.norm != "group":  # tiles do not change the result
@@ -232,9 +234,10 @@ def predict(model, image, *, guide=None, method: str | None = None, T: int | Non
                     features.add(low[0][(slice(None),) + low_core], r0 // 2, c0 // 2)  # (2h, h_core/2, w_core/2)
                 bar.update(1)
         bar.close()
-    draws_made = T if spec.sampling or guide is None else 1
-    prob = (sums[0, :height, :width] / draws_made).astype(np.float32)
-    aleatoric = sums[1, :height, :width] / draws_made
+    sums /= T if spec.sampling or guide is None else 1  # means, in place
+    prob = sums[0, :height, :width].astype(np.float32)
+    aleatoric = sums[1, :height, :width].astype(np.float32)
+    del sums  # (2, H, W) float64: freed before the entropies are formed
     entropy = binary_entropy(torch.from_numpy(prob).double()).numpy()
     epistemic = np.maximum(entropy - aleatoric, 0.0).astype(np.float32)
     if guide is None:
@@ -326,7 +329,7 @@ def _add_draws(passes: list[FusedWeights], x: torch.Tensor, core: tuple[slice, s
     return low
 
 
-def validated_image(image, ignore=None) -> np.ndarray:
+def validated_image(image, ignore=None, *, remedy: str = "mark them in ignore") -> np.ndarray:
     """``image`` as a finite float32 (H, W) array, a copy.
 
     Parameters
@@ -337,6 +340,9 @@ def validated_image(image, ignore=None) -> np.ndarray:
         Pixels allowed to be non-finite or fill values (magnitude above
         `io.fitsio.MAX_ABS_ELECTRONS`, e.g. 1e30); they are replaced by the median of the other
         pixels.
+    remedy : str
+        How the caller's user fixes such pixels, the end of the error message (e.g. a function
+        without ``ignore`` names its own way).
 
     Raises
     ------
@@ -369,7 +375,7 @@ def validated_image(image, ignore=None) -> np.ndarray:
         row, col = np.argwhere(unexplained)[0]
         raise ValueError(f"image has {int(unexplained.sum())} non-finite or fill-value pixel(s) "
                          f"(|value| > {MAX_ABS_ELECTRONS:.0e} e-) not in ignore (first at row {row}, "
-                         f"column {col}, value {x[row, col]:.3g}); mark them in ignore")
+                         f"column {col}, value {x[row, col]:.3g}); {remedy}")
     if bad.all() or (ignore is not None and ignore.all()):
         raise ValueError(f"every pixel of the {x.shape[0]}x{x.shape[1]} image is non-finite, a fill value or "
                          "ignored: nothing to predict")

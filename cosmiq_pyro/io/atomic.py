@@ -25,7 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["atomic_open", "write_bytes_atomic", "staged_directory", "temporary_path",
-           "remove_stale_temporaries", "fsync_directory", "check_writable_directory", "file_lock"]
+           "remove_stale_temporaries", "fsync_directory", "check_writable_directory", "file_lock",
+           "naming_output"]
 
 
 def _host() -> str:
@@ -112,6 +113,27 @@ def check_writable_directory(directory, what: str = "output directory") -> None:
                               f"({str(probe)!r} does not allow creating files)")
 
 
+def naming_output(err: OSError, path) -> OSError:
+    """``err`` as an OSError naming the output ``path`` (its errno and message kept).
+
+    A full disk (ENOSPC), a quota or an I/O error while writing is reported by the writer as
+    ``[Errno 28] No space left on device`` without a file name; this one reads
+    ``<path>: No space left on device``.  An error that names its file already is returned as is.
+    """
+    if err.filename is not None:
+        return err
+    chain, cause = [], err
+    while isinstance(cause, OSError) and len(chain) < 8:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    number = next((e.errno for e in chain if e.errno is not None), None)
+    if number is not None:
+        message = os.strerror(number)
+    else:  # astropy's "Not enough space on disk: requested N, available M. <the same for each HDU>..."
+        message = (str(err) or type(err).__name__).split(". ")[0]
+    return OSError(number, message, str(path))
+
+
 def _default_mode() -> int:
     """0o666 less the process umask: what ``open()`` would have given the file."""
     umask = os.umask(0)
@@ -137,6 +159,9 @@ def atomic_open(path, mode: str = "wb"):
             os.fsync(fh.fileno())
         os.replace(tmp, path)
         fsync_directory(path.parent)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise naming_output(err, path) from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -31,6 +31,7 @@ back is `cosmiq_pyro.models.registry` (`save`, `load_model`).
 """
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from typing import Callable
@@ -155,8 +156,10 @@ def update_sections(path, sections: dict, out=None) -> Path:
 def _write(path, payload: dict) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(path) as fh:
-        torch.save(payload, fh)
+    buffer = io.BytesIO()  # serialised first: torch.save reports a full disk as a RuntimeError
+    torch.save(payload, buffer)
+    with atomic_open(path) as fh:  # a full disk: an OSError naming the file
+        fh.write(buffer.getbuffer())
     return path
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from .atomic import fsync_directory, remove_stale_temporaries, temporary_path
+from .atomic import fsync_directory, naming_output, remove_stale_temporaries, temporary_path
 
 __all__ = ["write_hdulist_atomic", "compressed_image_hdu", "TILE_ROWS", "DITHER_SEED"]
 
@@ -111,7 +111,10 @@ def write_hdulist_atomic(hdul, path, overwrite=False):
     remove_stale_temporaries(path)
     tmp = temporary_path(path)
     try:
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as fh:
+        # created exclusively, then opened by name: astropy reports a full disk as an OSError only
+        # for a file object with a path name (for an fd-only one it raises an AttributeError)
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        with open(tmp, "wb") as fh:
             hdul.writeto(fh, output_verify="exception", checksum=True)
             fh.flush()
             os.fsync(fh.fileno())
@@ -129,6 +132,10 @@ def write_hdulist_atomic(hdul, path, overwrite=False):
                         f"{str(path)!r} exists; pass overwrite=True to replace it") from None
                 os.replace(tmp, path)
         fsync_directory(path.parent)
+    except FileExistsError:
+        raise
+    except OSError as err:  # a full disk, a quota, an I/O error: one line naming the output
+        raise naming_output(err, path) from err
     finally:
         tmp.unlink(missing_ok=True)
     return path

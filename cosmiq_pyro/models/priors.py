@@ -37,7 +37,7 @@ from torch import nn
 from ..utils.checks import check_float
 
 __all__ = ["Prior", "IIDNormalPrior", "KaimingNormalPrior", "CentredNormalPrior", "prior_from_dict",
-           "BAYESIAN_LAYERS"]
+           "make_prior", "PRIOR_NAMES", "BAYESIAN_LAYERS"]
 
 #: Layers whose weight and bias become sample sites.
 BAYESIAN_LAYERS = (nn.Conv2d, nn.ConvTranspose2d)
@@ -226,3 +226,28 @@ def prior_from_dict(spec: Mapping) -> Prior:
     if spec["kind"] == "CentredNormalPrior":
         return CentredNormalPrior(_FROM_STATE, **args)
     return _KINDS[spec["kind"]](**args)
+
+
+#: The priors by the short names the command line and the deepCR facade take (`make_prior`).
+PRIOR_NAMES = ("iid", "kaiming", "centred")
+
+
+def make_prior(name: str, scale: float | None = None, *, weights=None, source: str | None = None) -> Prior:
+    """A prior by short name, with its one number:
+
+    * ``"iid"``: `IIDNormalPrior` with sd ``scale`` (default 1);
+    * ``"kaiming"``: `KaimingNormalPrior` with gain ``scale`` (default sqrt 2: sd sqrt(2 / fan_in));
+    * ``"centred"``: `CentredNormalPrior` on ``weights`` (a net or state dict, e.g. the starting
+      model of a fine-tuning run) with sd ``scale`` (default 0.1), ``source`` recorded.
+
+    Raises a ValueError for another name or a centred prior without weights.
+    """
+    if name not in PRIOR_NAMES:
+        raise ValueError(f"prior must be one of {PRIOR_NAMES}, got {name!r}")
+    if name == "iid":
+        return IIDNormalPrior(1.0 if scale is None else scale)
+    if name == "kaiming":
+        return KaimingNormalPrior(math.sqrt(2.0) if scale is None else scale)
+    if weights is None:
+        raise ValueError("prior 'centred' is centred on given weights: start from a model (init_from)")
+    return CentredNormalPrior(weights, 0.1 if scale is None else scale, source=source)

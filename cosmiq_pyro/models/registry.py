@@ -17,11 +17,14 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..data.input_transform import STANDARDISE, adu_transform, check_input_transform
+from ..instruments import get_instrument, list_instruments
 from ..io.checkpoint import check_section, read_payload, write_payload
 from .bayesian import UNet2SigmoidVI
 from .guides import locs_from_state, make_guide
 from .results import FitResult
 from .unet import UNet2Sigmoid, deepcr_weights_file
+from .weight_norm import STANDARDISED, unet_from_weight_norm
 
 __all__ = ["load_model", "load", "save", "resolve", "build_model", "PUBLISHED", "PUBLISHED_DIR"]
 
@@ -46,11 +49,25 @@ def _published_novelty(name: str) -> dict | None:
 
 def _deepcr(name: str) -> Callable[[], FitResult]:
     def loader() -> FitResult:
+        if name in STANDARDISED:  # weight-norm convolutions, standardised frames (deepCR's norm)
+            net, path = unet_from_weight_norm(name)
+            return FitResult(model=net, weights_file=path, novelty=_published_novelty(name),
+                             input_transform=dict(STANDARDISE))
         return FitResult(model=UNet2Sigmoid.from_deepcr(name), weights_file=deepcr_weights_file(name),
-                         novelty=_published_novelty(name))
+                         novelty=_published_novelty(name), input_transform=_deepcr_input_transform(name))
 
     loader.__doc__ = f"deepCR's published {name!r} mask weights in the deterministic twin."
     return loader
+
+
+def _deepcr_input_transform(name: str) -> dict | None:
+    """A deepCR model that takes ADU (its camera's spec: ``[models] deepcr = name``,
+    ``deepcr_input_unit = "ADU"``, e.g. ``decam``) gets electrons divided by the spec's gain."""
+    for camera in list_instruments():
+        spec = get_instrument(camera)
+        if spec.models.deepcr == name and (spec.models.deepcr_input_unit or "").upper() == "ADU":
+            return adu_transform(spec.detector.gain_e_per_adu)
+    return None
 
 
 #: Published models by name: a loader ``() -> FitResult``, or the file name of a checkpoint
@@ -160,6 +177,9 @@ def _load_checkpoint(path: Path, model) -> FitResult:
     except RuntimeError as err:
         raise ValueError(f"{str(path)!r} does not fit {type(model).__name__}({_describe(model.config)}): {err}") from None
     guide = None
+    if payload["guide_state"] is None and isinstance(model, UNet2SigmoidVI):
+        raise ValueError(f"{str(path)!r} holds a UNet2SigmoidVI without its guide (guide_state is None): "
+                         "the weights of a Bayesian model live in its guide; the checkpoint is incomplete")
     if payload["guide_state"] is not None:
         if not isinstance(model, UNet2SigmoidVI):
             raise ValueError(f"{str(path)!r} holds a guide but its model is {type(model).__name__}")
@@ -171,13 +191,22 @@ def _load_checkpoint(path: Path, model) -> FitResult:
             raise ValueError(f"{str(path)!r} holds an incomplete or mismatched guide: "
                              f"{' '.join(str(err).split())[:300]}") from None
     sections = dict(payload["sections"])
+    try:
+        transform = check_input_transform(sections.pop("input_transform", None))
+    except ValueError as err:
+        raise ValueError(f"{str(path)!r}: {err}") from None
+    card = sections.pop("card", None)
+    if card is not None and not isinstance(card, dict):
+        raise ValueError(f"{str(path)!r}: the card section must be a dict, got {type(card).__name__}")
     return FitResult(model=model.eval(), guide=guide, history=payload.get("history", {}), weights_file=path,
-                     novelty=sections.pop("novelty", None), temperature=payload["temperature"], sections=sections)
+                     novelty=sections.pop("novelty", None), temperature=payload["temperature"], card=card,
+                     input_transform=transform, sections=sections)
 
 
 def save(path, model, guide=None, history=None) -> Path:
     """Write ``model`` (a net, a VI model or a `FitResult`) with its guide, history, and for a
-    `FitResult` its novelty model (``.novelty``, stored as the ``"novelty"`` section), other
+    `FitResult` its novelty model (``.novelty``, stored as the ``"novelty"`` section), model card
+    (``.card``: ``"card"``), input transform (``.input_transform``: ``"input_transform"``), other
     sections (``.sections``) and logit temperature (``.temperature``; 1 otherwise) to ``path``.
 
     Returns the path.  The file is complete or absent (`cosmiq_pyro.io.checkpoint`).
@@ -185,6 +214,9 @@ def save(path, model, guide=None, history=None) -> Path:
     sections, temperature = {}, 1.0
     if isinstance(model, FitResult):
         temperature, sections, novelty = model.temperature, dict(model.sections), model.novelty
+        for name, value in (("card", model.card), ("input_transform", check_input_transform(model.input_transform))):
+            if value is not None:
+                sections[name] = value
         model, guide, history = model.model, guide or model.guide, history or model.history
         if hasattr(novelty, "state_dict"):  # a NoveltyModel: stored as its tensors and plain Python
             novelty = novelty.state_dict()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import numbers
 
-__all__ = ["check_int", "check_seed", "check_float", "check_probability", "MAX_SEED"]
+__all__ = ["check_int", "check_seed", "check_float", "check_probability", "MAX_SEED", "MAX_INT64"]
 
 
 def check_int(value, name: str, minimum: int | None = None) -> int:
@@ -25,8 +25,10 @@ def check_int(value, name: str, minimum: int | None = None) -> int:
     return int(value)
 
 
-#: Largest seed: torch.manual_seed takes 64-bit seeds (numpy's generators any int >= 0).
-MAX_SEED = 2**63 - 1
+#: Largest signed 64-bit integer: the largest seed (torch.manual_seed takes 64-bit seeds, numpy's
+#: generators any int >= 0) and the largest DQ bit mask (DQ arrays are compared as int64).
+MAX_INT64 = 2**63 - 1
+MAX_SEED = MAX_INT64
 
 
 def check_seed(value, name: str = "seed") -> int:

@@ -1,9 +1,19 @@
 """Cosmic rays: arrival rate, straight tracks with Landau energy loss and depth-dependent
 charge diffusion, curly worms, single-pixel spots, and their deposit on the pixel grid.
 
-References (keys as in `cosmiq_pyro.data.simulate`): HST Data Handbook (WF/PC-1) and WFPC2 IHB
-(event rate), IHB Ch. 5 and 7.5, IHB-C14 4.3 and 5.6.6 (CR statistics, CCD thickness),
-IHB 5.6.1 (diffusion kernel), PDG (Landau-Vavilov-Bichsel energy loss).
+The camera's CR environment is its spec's ``[simulation.cosmic_rays]`` table
+(`cosmiq_pyro.instruments.simulation.CosmicRaySim`), its pixel pitch and CCD thickness its
+``[detector]`` table; the sources of each number are in the spec files.  Two environments:
+
+* ``"space"`` (HST): an isotropic flux of energetic protons and nuclei; the flux through the
+  CCD plane has zenith angles with p(theta) = sin(2 theta), i.e. sin^2(theta) ~ U(0, 1);
+* ``"ground"``: secondary muons, whose intensity per solid angle goes as cos^2(theta) (PDG,
+  "Cosmic rays", 29.3), so the flux through a CCD facing the zenith has
+  p(theta) ~ cos^3(theta) sin(theta), i.e. cos(theta) = U^(1/4); tracks are long in thick
+  CCDs (projected length d tan(theta) / pitch), and low-energy electrons make curly worms.
+
+Both: Landau energy loss of a minimum-ionising particle (PDG, "Passage of particles through
+matter") over the path d / cos(theta) in silicon.
 """
 from __future__ import annotations
 
@@ -13,43 +23,34 @@ import numpy as np
 from scipy import stats
 from scipy.special import ndtr
 
-from .detector import PIXEL_PITCH_UM
-
-# HST Data Handbook, WF/PC-1 Sec. 46.5: ~1.7 CR events per second per 800x800 CCD of 15 um
-# pixels (1.44 cm^2) -> 1.18 cm^-2 s^-1.  WFPC2 IHB 4.9: WFPC2's event rate is similar;
-# ACS IHB Ch. 5: the WFC cosmic-ray flux is comparable to WFPC2's.  Cross-check against
-# IHB-C14: 1.2 cm^-2 s^-1 x 0.147 cm^2 x 1000 s = 177 CRs per 256^2 frame; at 5.5-11 pixels
-# each that is the handbook's 1.5-3 % of pixels (and ~4-7 % per orbit, IHB 7.5).
-CR_RATE_PER_CM2_S = 1.2
-CCD_THICKNESS_UM = (12.0, 17.0)  # IHB-C14 5.6.6: WFC CCDs are 12-17 um thick (per frame)
 SI_PAIR_ENERGY_EV = 3.6  # mean energy per electron-hole pair in silicon
-# A minimum-ionising particle crossing 12-17 um of silicon at the isotropic angles below
-# leaves a median of 1.2-1.7 ke- (`_landau_mpv_e`), while IHB-C14 measured a median of
-# ~1000 e- on the WFC.  We scale the deposit by 0.75 to match the measurement, attributing
-# the shortfall to charge lost from the field-free layer of the thinned CCD (assumption).
-CR_COLLECTION_EFFICIENCY = 0.75
-# Charge diffusion of CR charge: generated at the back surface it spreads like blue light
-# (sigma of the 4000 A kernel, 0.56 px); generated next to the gates it hardly spreads.
-CR_DIFFUSION_SIGMA_PX = (0.56, 0.15)  # (back surface, front surface)
-CR_MAX_LENGTH_PX = 200.0  # cap on the projected length of grazing tracks
-CR_WORM_FRACTION = 0.05  # curly tracks of low-energy electrons (assumed share)
-CR_SPOT_FRACTION = 0.03  # single-pixel hits (assumed share)
 
 
-def cr_rate_per_cm2_s():
-    """Cosmic-ray arrival rate used by the simulator, in CRs cm^-2 s^-1 (see module notes)."""
-    return CR_RATE_PER_CM2_S
+def cr_rate_per_cm2_s(instrument="ACS-WFC"):
+    """Cosmic-ray event rate of ``instrument``'s spec, in events cm^-2 s^-1 (at the real rate)."""
+    from .camera import resolve_instrument
+
+    return resolve_instrument(instrument).simulation.cosmic_rays.rate_per_cm2_s
 
 
-def expected_cr_count(size, exptime_s):
-    r"""Mean number of CRs hitting a ``size`` x ``size`` frame in ``exptime_s`` seconds.
+def expected_cr_count(size, exptime_s, instrument="ACS-WFC", cr_rate_multiplier=1.0):
+    r"""Mean number of CR events hitting a ``size`` x ``size`` frame in ``exptime_s`` seconds.
 
-    .. math:: \bar N = R \, (N_{px} \, p)^2 \, t,
+    .. math:: \bar N = R \, (N_{px} \, p)^2 \, t \, m,
 
-    with R = 1.2 cm^-2 s^-1 and pixel pitch p = 15 um.
+    with R the spec's event rate (cm^-2 s^-1), p its pixel pitch and m ``cr_rate_multiplier``
+    (1 for the real rate).
     """
-    side_cm = size * PIXEL_PITCH_UM * 1e-4
-    return CR_RATE_PER_CM2_S * side_cm**2 * float(exptime_s)
+    from .camera import resolve_instrument
+
+    inst = resolve_instrument(instrument)
+    return _expected_count(size, exptime_s, inst.detector.pixel_pitch_um,
+                           inst.simulation.cosmic_rays.rate_per_cm2_s) * float(cr_rate_multiplier)
+
+
+def _expected_count(size, exptime_s, pitch_um, rate_per_cm2_s):
+    side_cm = size * pitch_um * 1e-4
+    return rate_per_cm2_s * side_cm**2 * float(exptime_s)
 
 
 def _landau_mpv_e(path_um):
@@ -81,38 +82,38 @@ def _landau_excess(size, rng, clip):
     return np.minimum(LANDAU_SCALE * (x - SCIPY_LANDAU_PEAK), clip)
 
 
-def _landau_charge(path_um, rng, clip=300.0):
+def _landau_charge(path_um, efficiency, rng, clip=300.0):
     """Charge (e-) collected from paths of ``path_um`` um in silicon:
-    ``CR_COLLECTION_EFFICIENCY * (Delta_p + xi * excess)`` with a Landau-distributed excess."""
+    ``efficiency * (Delta_p + xi * excess)`` with a Landau-distributed excess."""
     mpv, xi = _landau_mpv_e(path_um)
-    return CR_COLLECTION_EFFICIENCY * (mpv + xi * _landau_excess(np.shape(path_um), rng, clip))
+    return efficiency * (mpv + xi * _landau_excess(np.shape(path_um), rng, clip))
 
 
-def _cosmic_rays(shape, exptime_s, thickness_um, rng):
-    """CR charge image (e-) of ``shape`` and the number of CRs.
+def _cosmic_rays(shape, exptime_s, thickness_um, pitch_um, cr, rng, multiplier=1.0):
+    """CR charge image (e-) of ``shape`` and the number of CR events.
 
-    Arrivals: Poisson(R A t) with R = `CR_RATE_PER_CM2_S`, A the frame area at 15 um
-    pitch.  Centres uniform on the frame; azimuth uniform; an isotropic flux crossing a
-    plane has zenith angles with p(theta) = sin(2 theta), i.e. sin^2(theta) ~ U(0, 1).
+    Arrivals: Poisson(R A t m) with R = ``cr.rate_per_cm2_s``, A the frame area at
+    ``pitch_um`` and m = ``multiplier``.  Centres uniform on the frame; azimuth uniform; zenith
+    angles by ``cr.environment`` (module notes).
 
     * straight tracks (most): projected length L = d tan(theta) / pitch (d = CCD thickness),
-      path in silicon d / cos(theta), total charge Landau for that path times the
-      collection efficiency (`_landau_charge`),
-      shared along the track in steps of 0.2 px with Landau fluctuations per step; charge
-      made near the back surface diffuses more (sigma 0.56 px) than near the gates (0.15 px),
-      so one end of an inclined track is sharp and the other soft;
-    * worms (`CR_WORM_FRACTION`): curly random walks of 3-15 px, log-normal charge around
-      1500 e-, sigma 0.3 px;
-    * spots (`CR_SPOT_FRACTION`): single-pixel hits, log-normal charge around 300 e-
-      (some near the noise), sigma 0.15 px.
+      path in silicon d / cos(theta), total charge Landau for that path times
+      ``cr.collection_efficiency`` (`_landau_charge`), shared along the track in steps of
+      0.2 px with Landau fluctuations per step; charge made near the back surface diffuses
+      more (``cr.diffusion_back_px``) than near the gates (``cr.diffusion_front_px``), so one
+      end of an inclined track is sharp and the other soft;
+    * worms (``cr.worm_fraction``): curly random walks of ``cr.worm_steps`` steps of 0.5 px,
+      log-normal charge around ``cr.worm_charge_e``, sigma 0.3 px;
+    * spots (``cr.spot_fraction``): single-pixel hits, log-normal charge around
+      ``cr.spot_charge_e`` (some near the noise), sigma 0.15 px.
 
     Every deposit point spreads as a pixel-integrated 2-D Gaussian.
     """
     ny, nx = shape
-    n = rng.poisson(expected_cr_count(1, exptime_s) * nx * ny)
+    n = rng.poisson(_expected_count(1, exptime_s, pitch_um, cr.rate_per_cm2_s) * nx * ny * multiplier)
     kind = rng.random(n)
-    is_worm = kind < CR_WORM_FRACTION
-    is_spot = (kind >= CR_WORM_FRACTION) & (kind < CR_WORM_FRACTION + CR_SPOT_FRACTION)
+    is_worm = kind < cr.worm_fraction
+    is_spot = (kind >= cr.worm_fraction) & (kind < cr.worm_fraction + cr.spot_fraction)
     is_track = ~(is_worm | is_spot)
     centre = rng.uniform((-0.5, -0.5), (nx - 0.5, ny - 0.5), (n, 2))
     xs, ys, qs, sig = [], [], [], []
@@ -120,11 +121,10 @@ def _cosmic_rays(shape, exptime_s, thickness_um, rng):
     # straight tracks
     nt = int(is_track.sum())
     if nt:
-        sin2 = rng.random(nt)
-        tan_t = np.sqrt(sin2 / np.maximum(1.0 - sin2, 1e-12))
-        length = np.minimum(thickness_um * tan_t / PIXEL_PITCH_UM, CR_MAX_LENGTH_PX)
-        path_um = np.hypot(thickness_um, length * PIXEL_PITCH_UM)  # d / cos(theta), capped
-        total = _landau_charge(path_um, rng)
+        tan_t = _tan_zenith(nt, cr.environment, rng)
+        length = np.minimum(thickness_um * tan_t / pitch_um, cr.max_length_px)
+        path_um = np.hypot(thickness_um, length * pitch_um)  # d / cos(theta), capped
+        total = _landau_charge(path_um, cr.collection_efficiency, rng)
         azimuth = rng.uniform(0.0, 2 * np.pi, nt)
         steps = np.maximum(3, np.ceil(length / 0.2)).astype(int)
         track = np.repeat(np.arange(nt), steps)
@@ -138,23 +138,25 @@ def _cosmic_rays(shape, exptime_s, thickness_um, rng):
         xs.append(c_track[track, 0] + (t - 0.5) * length[track] * np.cos(azimuth[track]))
         ys.append(c_track[track, 1] + (t - 0.5) * length[track] * np.sin(azimuth[track]))
         qs.append(total[track] * w / w_sum[track])
-        back, front = CR_DIFFUSION_SIGMA_PX
+        back, front = cr.diffusion_back_px, cr.diffusion_front_px
         sig.append(back + (front - back) * t)
 
     # worms: curly random walks
+    lo, hi = cr.worm_steps
     for c in centre[is_worm]:
-        steps = int(rng.integers(6, 30))
+        steps = int(rng.integers(lo, hi + 1))
         heading = rng.uniform(0, 2 * np.pi) + np.cumsum(rng.normal(0.0, 0.6, steps))
         wx = c[0] + np.cumsum(0.5 * np.cos(heading))
         wy = c[1] + np.cumsum(0.5 * np.sin(heading))
-        q = math.exp(rng.normal(math.log(1500.0), 0.5)) * rng.dirichlet(np.full(steps, 3.0))
+        q = math.exp(rng.normal(math.log(cr.worm_charge_e), cr.worm_charge_scatter_ln)) * \
+            rng.dirichlet(np.full(steps, 3.0))
         xs.append(wx), ys.append(wy), qs.append(q), sig.append(np.full(steps, 0.3))
 
     # single-pixel hits
     ns = int(is_spot.sum())
     if ns:
         xs.append(centre[is_spot, 0]), ys.append(centre[is_spot, 1])
-        qs.append(np.exp(rng.normal(math.log(300.0), 0.9, ns)))
+        qs.append(np.exp(rng.normal(math.log(cr.spot_charge_e), cr.spot_charge_scatter_ln, ns)))
         sig.append(np.full(ns, 0.15))
 
     image = np.zeros(shape)
@@ -162,6 +164,21 @@ def _cosmic_rays(shape, exptime_s, thickness_um, rng):
         image = _deposit(np.concatenate(xs), np.concatenate(ys), np.concatenate(qs),
                          np.concatenate(sig), shape)
     return image, n
+
+
+def _tan_zenith(n, environment, rng):
+    r"""tan(theta) of ``n`` particles crossing the CCD plane.
+
+    ``"space"``: isotropic intensity, flux through a plane :math:`p(\theta) = \sin 2\theta`:
+    :math:`\sin^2\theta \sim U(0, 1)`.  ``"ground"``: muon intensity
+    :math:`\propto \cos^2\theta` (PDG), flux :math:`\propto \cos^3\theta \sin\theta`:
+    :math:`\cos\theta = U^{1/4}`.
+    """
+    u = rng.random(n)
+    if environment == "space":
+        return np.sqrt(u / np.maximum(1.0 - u, 1e-12))
+    cos_t = np.maximum(u, 1e-12) ** 0.25
+    return np.sqrt(1.0 - cos_t**2) / cos_t
 
 
 def _deposit(x, y, q, sigma, shape, radius=3):

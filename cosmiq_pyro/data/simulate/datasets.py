@@ -9,13 +9,12 @@ import numpy as np
 import pandas as pd
 
 from ..seeds import HELD_OUT_SEED
-from .filters import FILTERS
-from .frames import DEFECTS, check_defects, simulate_frame
+from .camera import DEFAULT_INSTRUMENT, resolve_instrument
+from .frames import check_defects, simulate_frame
 from .labels import check_label_rule
-from .scenes import FIELDS
 from .validation import (
-    _check_choices, _check_exptime_range, _check_field, _check_filter, _check_int, _check_seed,
-    check_size,
+    _check_choices, _check_exptime_range, _check_field, _check_int,
+    _check_multiplier, _check_seed, check_size,
 )
 
 
@@ -67,12 +66,14 @@ def frame_seed(seed, i):
     return int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
 
 
-def frame_spec(i, seed=0, fields=FIELDS, filters=tuple(FILTERS), exptime_s=(100, 1200)):
+def frame_spec(i, seed=0, fields=None, filters=None, exptime_s=None, *,
+               instrument=DEFAULT_INSTRUMENT):
     """Field, filter, exposure time and seed of frame ``i`` of a dataset, without simulating.
 
     Field and filter are drawn uniformly from ``fields`` and ``filters``; the exposure time
     is log-uniform on ``exptime_s = (min, max)`` (rounded to 0.1 s) or fixed if a number.
-    The draws depend only on ``(seed, i)``.
+    The draws depend only on ``(seed, i)``.  Each of the three left None is the
+    ``instrument``'s spec's (``[simulation] fields``, its filters, ``exptime_s``).
 
     Returns
     -------
@@ -82,9 +83,11 @@ def frame_spec(i, seed=0, fields=FIELDS, filters=tuple(FILTERS), exptime_s=(100,
     """
     seed = _check_seed(seed)
     i = _check_seed(i, "i")
-    fields = _check_choices(fields, _check_field, "fields")
-    filters = _check_choices(filters, _check_filter, "filters")
-    lo, hi = _check_exptime_range(exptime_s)
+    sim = resolve_instrument(instrument).simulation
+    fields = _check_choices(sim.fields if fields is None else fields, _check_field, "fields")
+    filters = _check_choices(sim.filter_names if filters is None else filters,
+                             lambda f: sim.filter(f).name, "filters")
+    lo, hi = _check_exptime_range(sim.exptime_s if exptime_s is None else exptime_s)
     rng = np.random.default_rng([seed, i, 2])
     field = fields[int(rng.integers(len(fields)))]
     filter = filters[int(rng.integers(len(filters)))]
@@ -93,8 +96,9 @@ def frame_spec(i, seed=0, fields=FIELDS, filters=tuple(FILTERS), exptime_s=(100,
     return dict(field=field, filter=filter, exptime_s=float(t), seed=frame_seed(seed, i))
 
 
-def make_dataset(n, size=256, fields=FIELDS, filters=tuple(FILTERS), exptime_s=(100, 1200),
-                 seed=0, *, label_rule="drizcr", mask_threshold_sigma=1.0, defects=DEFECTS):
+def make_dataset(n, size=256, fields=None, filters=None, exptime_s=None, seed=0, *,
+                 label_rule=None, mask_threshold_sigma=None, defects=None,
+                 instrument=DEFAULT_INSTRUMENT, cr_rate_multiplier=1.0, min_cr_pixels=0):
     """Simulate ``n`` frames; frame ``i`` is ``simulate_frame(size, **frame_spec(i, ...))``.
 
     Parameters
@@ -103,18 +107,29 @@ def make_dataset(n, size=256, fields=FIELDS, filters=tuple(FILTERS), exptime_s=(
         Number of frames (>= 1).
     size : int
         Frame width (>= 16).
-    fields, filters : sequence of str
-        Field types and filters drawn from (see `frame_spec`).
-    exptime_s : float or (float, float)
-        Exposure time, or the range it is drawn from (log-uniform), in seconds.
+    fields, filters : sequence of str, optional
+        Field types and filters drawn from (see `frame_spec`; default the spec's).
+    exptime_s : float or (float, float), optional
+        Exposure time, or the range it is drawn from (log-uniform), in seconds (default the
+        spec's).
     seed : int
         Dataset seed.
-    label_rule : {"drizcr", "sigma"}
+    label_rule : {"drizcr", "sigma"}, optional
         CR labelling rule, see `simulate_frame` (recorded in ``meta["label_rule"]``).
-    mask_threshold_sigma : float
+    mask_threshold_sigma : float, optional
         k of the ``"sigma"`` rule, see `simulate_frame`.
-    defects : sequence of str
-        Which of `DEFECTS` (warm/hot pixels, bad columns, CTE trails) the frames have.
+    defects : sequence of str, optional
+        Which of `DEFECTS` (warm/hot pixels, bad columns, CTE trails) the frames have
+        (default all the spec models).
+    instrument : str, os.PathLike or Instrument
+        The camera (see `simulate_frame`).
+    cr_rate_multiplier : float
+        Factor on the real CR rate (recorded in ``meta``); for a training set of a ground-based
+        camera, its spec's ``simulation.cr_rate_multiplier``.  Keep 1 for test sets.
+    min_cr_pixels : int
+        The fewest CR pixels (``mask``, outside ``ignore``) the set must hold: fewer is a
+        ValueError naming what to raise (for a training set: the spec's
+        ``simulation.min_cr_pixels``).
 
     Returns
     -------
@@ -124,17 +139,26 @@ def make_dataset(n, size=256, fields=FIELDS, filters=tuple(FILTERS), exptime_s=(
     """
     n = _check_int(n, "n", 1, "a positive int")
     size = check_size(size)
-    label_rule = check_label_rule(label_rule)
-    defects = check_defects(defects)
+    inst = resolve_instrument(instrument)
+    label_rule = check_label_rule(inst.simulation.label_rule if label_rule is None else label_rule)
+    defects = check_defects(defects, inst)
+    cr_rate_multiplier = _check_multiplier(cr_rate_multiplier)
+    min_cr_pixels = _check_int(min_cr_pixels, "min_cr_pixels", 0)
     image = np.empty((n, size, size), np.float32)
     mask = np.empty((n, size, size), bool)
     ignore = np.empty((n, size, size), bool)
     sky = np.empty(n, np.float32)
     rows = []
     for i in range(n):
-        spec = frame_spec(i, seed, fields, filters, exptime_s)
+        spec = frame_spec(i, seed, fields, filters, exptime_s, instrument=inst)
         frame = simulate_frame(size=size, label_rule=label_rule,
-                               mask_threshold_sigma=mask_threshold_sigma, defects=defects, **spec)
+                               mask_threshold_sigma=mask_threshold_sigma, defects=defects,
+                               instrument=inst, cr_rate_multiplier=cr_rate_multiplier, **spec)
         image[i], mask[i], ignore[i], sky[i] = frame.image, frame.mask, frame.ignore, frame.sky_e
         rows.append(dict(index=i, **frame.meta))
+    n_cr = int((mask & ~ignore).sum())
+    if n_cr < min_cr_pixels:
+        raise ValueError(f"min_cr_pixels: the {n} frames hold {n_cr} CR pixels, fewer than "
+                         f"{min_cr_pixels}; simulate more or larger frames, or raise "
+                         f"cr_rate_multiplier (now {cr_rate_multiplier:g})")
     return SimulatedSet(image=image, mask=mask, ignore=ignore, sky=sky, meta=pd.DataFrame(rows))

@@ -1,24 +1,14 @@
-"""The ACS/WFC CCD: pixel constants, dark current, bad columns, full well and vertical
-bleeding, Poisson and read noise, and the gain ADC.  Warm and hot pixels are in `hot_pixels`,
-CTE trails in `cte`.
+"""The CCD: bad columns, full well and vertical bleeding, Poisson and read noise, and the gain
+ADC.  Warm and hot pixels are in `hot_pixels`, CTE trails in `cte`.  The numbers (gain, read
+noise, full well, dark current, bad-column rate) are the camera's spec (``[detector]`` and
+``[simulation.defects]``), cited there.
 
-References (keys as in `cosmiq_pyro.data.simulate`): IHB Table 3.1 (pixel scale and pitch, gain,
-read noise, dark current), IHB 4.3.1 (saturation and bleeding), ACS-DQ (DQ 128: bad columns,
-flagged in the superbias, hence ``ignore``).
+Bad columns are flagged in a real frame's DQ array (ACS-DQ: DQ 128, from the superbias), hence
+``ignore``; bleeding follows the ACS IHB 4.3.1 description, which holds for any CCD.
 """
 from __future__ import annotations
 
 import numpy as np
-
-PIXEL_SCALE_ARCSEC = 0.05  # IHB Table 3.1: ~0.05 x 0.05 arcsec^2 per WFC pixel
-PIXEL_PITCH_UM = 15.0  # IHB Table 3.1: WFC pixels are 15 x 15 um^2
-GAIN_E_PER_ADU = 2.0  # IHB Table 3.1: gains 0.5, 1.0, 1.4, 2.0 e-/DN; GAIN=2 is the default
-READ_NOISE_RANGE_E = (3.75, 5.65)  # IHB Table 3.1: 3.75-5.65 e- over amplifiers
-DARK_E_PER_S = 0.0161  # IHB Table 3.1: WFC dark current, e-/s/pixel (Cycle 32)
-SATURATION_RANGE_E = (72_000.0, 82_000.0)  # IHB 4.3.1: ~77,400 e-, 72,000-82,000 e-
-# mean number of bad-column segments per 256 columns: assumed (no handbook count found; the
-# ACS anomalies page and ACS-DQ list bad columns without a rate)
-BAD_COLUMNS_PER_256 = 1.0
 
 
 def _bleed(charge, full_well):
@@ -71,19 +61,19 @@ def _expose(expected_e, full_well_e, rng):
     .. math:: \mathrm{image} = g\,\mathrm{round}\big((T(\mathrm{bleed}(\mathrm{Poisson}(\lambda)))
               + \mathcal{N}(0, \sigma_{read}^2)) / g\big)
 
-    with lambda = ``expected_e`` and gain g = `GAIN_E_PER_ADU` (the ADC step, IHB Table 3.1).
+    with lambda = ``expected_e`` and g the spec's gain (the ADC step).
     """
     return _bleed(rng.poisson(expected_e), full_well_e)
 
 
-def _digitise(charge_e, read_noise_e, rng):
+def _digitise(charge_e, read_noise_e, gain_e_per_adu, rng):
     """Read noise and the gain ADC: ``g round((charge + N(0, rn^2)) / g)`` as float32 e-."""
     read = charge_e + rng.normal(0.0, read_noise_e, np.shape(charge_e))
-    return (GAIN_E_PER_ADU * np.round(read / GAIN_E_PER_ADU)).astype(np.float32)
+    return (gain_e_per_adu * np.round(read / gain_e_per_adu)).astype(np.float32)
 
 
-def _bad_columns(shape, exptime_s, rng):
-    """Bad-column segments: Poisson(`BAD_COLUMNS_PER_256` per 256 columns), each a whole
+def _bad_columns(shape, exptime_s, per_256, rng):
+    """Bad-column segments: Poisson(``per_256`` per 256 columns), each a whole
     column or a part from one end, either hot (extra dark current 0.02-0.3 e-/s) or of low
     response (x 0.2-0.8, a charge trap).  All flagged (DQ 128), so ``ignore``.
 
@@ -101,7 +91,7 @@ def _bad_columns(shape, exptime_s, rng):
     dark_extra = np.zeros(shape)
     response = np.ones(shape)
     defect = np.zeros(shape, bool)
-    n_segments = int(rng.poisson(BAD_COLUMNS_PER_256 * nx / 256.0))
+    n_segments = int(rng.poisson(per_256 * nx / 256.0))
     for _ in range(n_segments):
         j = int(rng.integers(0, nx))
         if rng.random() < 0.5:

@@ -1,5 +1,5 @@
-"""One simulated frame: sources through the optics, sky, detector defects (warm and hot
-pixels, bad columns), cosmic rays, read-out with CTE trails, and the CR truth mask."""
+"""One simulated frame of a camera: sources through the optics, sky, detector defects (warm and
+hot pixels, bad columns), cosmic rays, read-out with CTE trails, and the CR truth mask."""
 from __future__ import annotations
 
 import numbers
@@ -8,30 +8,37 @@ from dataclasses import dataclass, field as dataclass_field
 import numpy as np
 import scipy.fft
 
-from .cosmic_rays import CCD_THICKNESS_UM, _cosmic_rays
+from .camera import DEFAULT_INSTRUMENT, resolve_instrument
+from .cosmic_rays import _cosmic_rays
 from .cte import _apply_cte, _cte_setup
-from .detector import (
-    DARK_E_PER_S, GAIN_E_PER_ADU, READ_NOISE_RANGE_E, SATURATION_RANGE_E, _bad_columns, _digitise,
-    _expose,
-)
-from .filters import FILTERS
+from .detector import _bad_columns, _digitise, _expose
 from .hot_pixels import _hot_pixels
 from .labels import check_label_rule, cr_labels
-from .optics import PSF_STAMP, _render
+from .optics import PSF_STAMP, _render, moffat_draw, psf_key
 from .scenes import FIELDS, _count_inside, _Scene, _scene_ex, _scene_gal, _scene_gc
 from .validation import (
-    _check_defects, _check_exptime, _check_field, _check_filter, _check_seed, check_size,
+    _check_defects, _check_exptime, _check_field, _check_multiplier, _check_seed,
+    check_size,
 )
 
-#: What real _flt/_flc frames contain besides sources, sky and CRs (all on by default):
-#: warm and hot pixels (`hot_pixels`), bad columns (`detector`), CTE trails (`cte`).
+#: What real _flt/_flc frames contain besides sources, sky and CRs: warm and hot pixels
+#: (`hot_pixels`), bad columns (`detector`), CTE trails (`cte`); a camera has those its spec's
+#: ``[simulation.defects]`` models (all three for ACS/WFC, on by default).
 DEFECTS = ("hot_pixels", "bad_columns", "cte_trails")
 
 
-def check_defects(defects):
-    """``defects`` as a tuple of names from `DEFECTS` (in that order); otherwise TypeError
-    or ValueError naming ``defects``."""
-    return _check_defects(defects, DEFECTS)
+def check_defects(defects, instrument=DEFAULT_INSTRUMENT):
+    """``defects`` as a tuple of names from `DEFECTS` (in that order) that ``instrument``'s spec
+    models; None: all of those.  Otherwise TypeError or ValueError naming ``defects``."""
+    available = resolve_instrument(instrument).simulation.defects.available
+    if defects is None:
+        return available
+    names = _check_defects(defects, DEFECTS)
+    missing = [d for d in names if d not in available]
+    if missing:
+        raise ValueError(f"defects: {missing[0]!r} is not modelled for this camera "
+                         f"(its spec has {available})")
+    return names
 
 
 @dataclass
@@ -60,6 +67,8 @@ class SimulatedFrame:
     sky_e : float
         Sky level per pixel, electrons.
     meta : dict
+        instrument (the spec's camera name), cr_rate_multiplier (1: the real CR rate),
+        seeing_fwhm_arcsec and moffat_beta (None for an HST PSF),
         field, filter, exptime_s, seed, n_stars, n_galaxies, n_crs, read_noise_e,
         gain_e_per_adu, full_well_e, ccd_thickness_um, label_rule, mask_threshold_sigma
         (used by the "sigma" rule only), n_cr_px (pixels in ``mask``), defects (the names
@@ -78,21 +87,23 @@ class SimulatedFrame:
     meta: dict = dataclass_field(default_factory=dict)
 
 
-def _pixel_defects(shape, exptime_s, seed, defects):
-    """Warm/hot pixels and bad columns, each from its own random stream (seed, 3) and
-    (seed, 4): extra dark charge (e-), response to light, flagged pixels and counts."""
+def _pixel_defects(shape, exptime_s, seed, defects, spec):
+    """Warm/hot pixels and bad columns (``spec``: the `DefectSim`), each from its own random
+    stream (seed, 3) and (seed, 4): extra dark charge (e-), response to light, flagged pixels
+    and counts."""
     dark_extra, response = np.zeros(shape), np.ones(shape)
     flagged = np.zeros(shape, bool)
     counts = dict(n_hot_flagged=0, n_warm_unflagged=0, n_hot_new_unflagged=0, n_bad_columns=0,
                   n_bad_column_px=0)
     if "hot_pixels" in defects:
-        hot_e, hot_flagged, hot_counts = _hot_pixels(shape, exptime_s,
-                                                     np.random.default_rng([seed, 3]))
+        hot_e, hot_flagged, hot_counts = _hot_pixels(
+            shape, exptime_s, spec.hot_pixel_fraction, spec.hot_pixel_model == "acs-table-4.3",
+            np.random.default_rng([seed, 3]))
         dark_extra += hot_e
         flagged |= hot_flagged
         counts.update(hot_counts)
     if "bad_columns" in defects:
-        col_e, response, columns, n_columns = _bad_columns(shape, exptime_s,
+        col_e, response, columns, n_columns = _bad_columns(shape, exptime_s, spec.bad_columns_per_256,
                                                            np.random.default_rng([seed, 4]))
         dark_extra += col_e
         flagged |= columns
@@ -100,9 +111,15 @@ def _pixel_defects(shape, exptime_s, seed, defects):
     return dark_extra, response, flagged, counts
 
 
-def simulate_frame(size=256, field="EX", filter="F606W", exptime_s=500.0, seed=0, *,
-                   label_rule="drizcr", mask_threshold_sigma=1.0, defects=DEFECTS):
-    r"""Simulate one ACS/WFC-like frame with cosmic rays.
+def simulate_frame(size=256, field="EX", filter=None, exptime_s=500.0, seed=0, *,
+                   label_rule=None, mask_threshold_sigma=None, defects=None,
+                   instrument=DEFAULT_INSTRUMENT, cr_rate_multiplier=1.0):
+    r"""Simulate one frame of a camera (ACS/WFC unless ``instrument`` says) with cosmic rays.
+
+    The camera's spec gives the detector (``[detector]``: pixel scale and pitch, CCD thickness,
+    gain, read noise, full well, dark current) and everything else simulated
+    (``[simulation]``: PSF, CR environment, filters and their sky, defects, labelling rule);
+    `cosmiq_pyro.instruments.simulation` describes its fields.
 
     Parameters
     ----------
@@ -111,15 +128,18 @@ def simulate_frame(size=256, field="EX", filter="F606W", exptime_s=500.0, seed=0
     field : {"EX", "GC", "GAL", "mixed"}
         Sparse extragalactic field, crowded globular-cluster field, resolved nearby galaxy,
         or one of the three drawn from ``seed`` (recorded in ``meta["field"]``).
-    filter : {"F435W", "F606W", "F814W"}
-        ACS/WFC filter: sets the PSF wavelength, zeropoint, sky rate and charge diffusion.
+    filter : str, optional
+        A filter of the spec (ACS/WFC: F435W, F606W, F814W; WFC3/UVIS: F438W, F606W, F814W;
+        DECam: g, r, i, z, Y): sets the PSF, zeropoint and sky rate.  Default: the spec's
+        ``reference_filter`` (F606W, F606W, r).
     exptime_s : float
         Exposure time in seconds (> 0); scales sources, sky, dark and the number of CRs.
     seed : int
         Non-negative seed; the same seed gives identical arrays.
-    label_rule : {"drizcr", "sigma"}
+    label_rule : {"drizcr", "sigma"}, optional
         How the CR ``mask`` is made from ``cr_image`` (c) and ``noiseless`` (n), both as
-        returned (float32).  ``"drizcr"`` (default): AstroDrizzle's driz_cr with its default
+        returned (float32); default the spec's (ACS/WFC and WFC3/UVIS: ``"drizcr"``, DECam:
+        ``"sigma"``).  ``"drizcr"``: AstroDrizzle's driz_cr with its default
         parameters, the rule behind real ACS/WFC CR masks and deepCR's training labels
         (`cosmiq_pyro.data.simulate.labels.drizcr_mask`): roughly c > 3.5 sigma + 1.2 |grad n|
         for cores and c > 3 sigma + 0.7 |grad n| for their 3 x 3 neighbours.  ``"sigma"``:
@@ -127,12 +147,20 @@ def simulate_frame(size=256, field="EX", filter="F606W", exptime_s=500.0, seed=0
         without the CR,
 
         .. math:: c_{ij} > k \sqrt{n_{ij} + \sigma_{read}^2}.
-    mask_threshold_sigma : float
-        k of the ``"sigma"`` rule (ignored by ``"drizcr"``).
-    defects : sequence of {"hot_pixels", "bad_columns", "cte_trails"}
-        Which of `DEFECTS` the frame has (default all; ``()`` for none).  Each is drawn from
-        its own random stream, so switching one off leaves the others and the CRs as they
-        were.
+    mask_threshold_sigma : float, optional
+        k of the ``"sigma"`` rule (ignored by ``"drizcr"``); default the spec's ``label_sigma``.
+    defects : sequence of {"hot_pixels", "bad_columns", "cte_trails"}, optional
+        Which of `DEFECTS` the frame has (default: all the spec models; ``()`` for none).  Each
+        is drawn from its own random stream, so switching one off leaves the others and the
+        CRs as they were.
+    instrument : str, os.PathLike or Instrument
+        The camera: a shipped spec's name (``"ACS-WFC"``, ``"WFC3-UVIS"``, ``"DECam"``), the
+        path of a TOML spec, or an `cosmiq_pyro.instruments.Instrument`; its spec must have a
+        ``[simulation]`` section.
+    cr_rate_multiplier : float
+        Factor on the spec's CR rate (> 0; recorded in ``meta``).  1, the default, is the real
+        rate: frames to test on keep it; training sets of a ground-based camera, whose CRs are
+        sparse, use the spec's ``cr_rate_multiplier``.
 
     Returns
     -------
@@ -143,18 +171,25 @@ def simulate_frame(size=256, field="EX", filter="F606W", exptime_s=500.0, seed=0
     Raises
     ------
     ValueError
-        On an unknown field, filter, label_rule or defect, size < 16, exptime_s <= 0, a negative
-        seed or a non-positive mask_threshold_sigma.
+        On an unknown field, filter, label_rule or defect (or one the camera lacks), size < 16,
+        exptime_s <= 0, a negative seed, a non-positive mask_threshold_sigma or
+        cr_rate_multiplier, or a spec without ``[simulation]``.
     TypeError
         On arguments of the wrong type.
     """
+    inst = resolve_instrument(instrument)
+    det, sim = inst.detector, inst.simulation
     size = check_size(size)
     field = _check_field(field)
-    filter = _check_filter(filter)
+    band = sim.filter(sim.reference_filter if filter is None else filter)
+    filter = band.name
     exptime_s = _check_exptime(exptime_s)
     seed = _check_seed(seed)
-    label_rule = check_label_rule(label_rule)
-    defects = check_defects(defects)
+    label_rule = check_label_rule(sim.label_rule if label_rule is None else label_rule)
+    defects = check_defects(defects, inst)
+    cr_rate_multiplier = _check_multiplier(cr_rate_multiplier)
+    if mask_threshold_sigma is None:
+        mask_threshold_sigma = sim.label_sigma
     if not isinstance(mask_threshold_sigma, numbers.Real) or not mask_threshold_sigma > 0:
         raise ValueError(f"mask_threshold_sigma must be a positive number, "
                          f"got {mask_threshold_sigma!r}")
@@ -162,38 +197,45 @@ def simulate_frame(size=256, field="EX", filter="F606W", exptime_s=500.0, seed=0
     if field == "mixed":
         field = FIELDS[int(rng.integers(len(FIELDS)))]
 
-    read_noise_e = float(rng.uniform(*READ_NOISE_RANGE_E))
-    full_well_e = float(rng.uniform(*SATURATION_RANGE_E))
-    thickness_um = float(rng.uniform(*CCD_THICKNESS_UM))
-    lo, hi = np.log(FILTERS[filter].sky_e_per_s)
+    read_noise_e = float(rng.uniform(*det.read_noise_e))
+    full_well_e = float(rng.uniform(*det.saturation_e))
+    thickness_um = float(rng.uniform(*det.ccd_thickness_um))
+    lo, hi = np.log(band.sky_e_per_s)
     sky_e = float(np.exp(rng.uniform(lo, hi)) * exptime_s)
+    seeing = dict(seeing_fwhm_arcsec=None, moffat_beta=None)
+    if sim.psf.model == "moffat":  # the frame's seeing, from its own stream
+        fwhm, beta = moffat_draw(sim.psf, band, np.random.default_rng([seed, 6]))
+        seeing = dict(seeing_fwhm_arcsec=fwhm, moffat_beta=beta)
+    psf = psf_key(inst, band, seeing["seeing_fwhm_arcsec"], seeing["moffat_beta"])
 
     # sources, on a grid padded by half a PSF stamp so light from outside the frame enters
     pad = PSF_STAMP // 2
     padded = (scipy.fft.next_fast_len(size + 2 * pad, real=True),) * 2
-    scene = _Scene(shape=padded, pad=pad, size=size)
+    scene = _Scene(shape=padded, pad=pad, size=size, pixel_scale_arcsec=det.pixel_scale_arcsec)
     scene_rng = np.random.default_rng([seed, 1])
     if field == "EX":
-        _scene_ex(scene, filter, exptime_s, scene_rng)
+        _scene_ex(scene, band, exptime_s, scene_rng)
     elif field == "GC":
-        _scene_gc(scene, filter, exptime_s, scene_rng)
+        _scene_gc(scene, band, exptime_s, scene_rng)
     else:
-        _scene_gal(scene, filter, exptime_s, scene_rng)
-    sources = _render(scene, filter)[pad:pad + size, pad:pad + size]
+        _scene_gal(scene, band, exptime_s, scene_rng)
+    sources = _render(scene, psf)[pad:pad + size, pad:pad + size]
     star_xy = np.concatenate(scene.star_xy) if scene.star_xy else np.zeros((0, 2))
     n_stars = _count_inside(star_xy, pad, size)
     galaxy_xy = np.concatenate(scene.galaxy_xy) if scene.galaxy_xy else np.zeros((0, 2))
     n_galaxies = _count_inside(galaxy_xy, pad, size) + scene.n_hosts
 
     shape = (size, size)
-    dark_extra, response, defect, counts = _pixel_defects(shape, exptime_s, seed, defects)
+    dark_extra, response, defect, counts = _pixel_defects(shape, exptime_s, seed, defects,
+                                                          sim.defects)
     cte = dict(cte_jd=float("nan"), cte_trap_density=0.0, cte_rows_to_register=0,
                cte_readout_towards_row0=None)
     if "cte_trails" in defects:
         cte = _cte_setup(size, np.random.default_rng([seed, 5]))
 
-    before = ((sources + sky_e) * response + DARK_E_PER_S * exptime_s + dark_extra)
-    cr_before, n_crs = _cosmic_rays(shape, exptime_s, thickness_um, rng)
+    before = ((sources + sky_e) * response + det.dark_e_per_s * exptime_s + dark_extra)
+    cr_before, n_crs = _cosmic_rays(shape, exptime_s, thickness_um, det.pixel_pitch_um,
+                                    sim.cosmic_rays, rng, cr_rate_multiplier)
     charge, saturated = _expose(before + cr_before, full_well_e, rng)
     if "cte_trails" in defects:
         # one read-out pass for the charge and the two expected images, side by side
@@ -204,16 +246,17 @@ def simulate_frame(size=256, field="EX", filter="F606W", exptime_s=500.0, seed=0
         n_trail = int((np.abs(with_cr - before - cr_before) > noise).sum())
     else:
         noiseless, cr_image, n_trail = before, cr_before, 0
-    image = _digitise(charge, read_noise_e, rng)
+    image = _digitise(charge, read_noise_e, det.gain_e_per_adu, rng)
     noiseless32 = noiseless.astype(np.float32)
     cr32 = cr_image.astype(np.float32)
 
     mask = cr_labels(cr32, noiseless32, sky_e, read_noise_e, label_rule,
                      mask_threshold_sigma=mask_threshold_sigma)
     ignore = defect | saturated
-    meta = dict(field=field, filter=filter, exptime_s=exptime_s, seed=seed,
-                n_stars=n_stars, n_galaxies=n_galaxies,
-                n_crs=int(n_crs), read_noise_e=read_noise_e, gain_e_per_adu=GAIN_E_PER_ADU,
+    meta = dict(instrument=inst.name, field=field, filter=filter, exptime_s=exptime_s, seed=seed,
+                n_stars=n_stars, n_galaxies=n_galaxies, cr_rate_multiplier=cr_rate_multiplier,
+                **seeing,
+                n_crs=int(n_crs), read_noise_e=read_noise_e, gain_e_per_adu=det.gain_e_per_adu,
                 sky_e=sky_e, full_well_e=full_well_e, ccd_thickness_um=thickness_um,
                 label_rule=label_rule, mask_threshold_sigma=float(mask_threshold_sigma),
                 n_cr_px=int(mask.sum()), defects=",".join(defects), **counts, **cte,

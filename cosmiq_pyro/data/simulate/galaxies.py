@@ -10,8 +10,11 @@ from dataclasses import dataclass
 import galsim
 import numpy as np
 
-from .detector import PIXEL_SCALE_ARCSEC
 from .filters import _colour, _mag_to_e
+
+#: GalSim needs an angular unit; stamps are drawn in pixels, so any scale gives the same arrays.
+#: The ACS/WFC pixel (0.05"), at which the size-magnitude relation below is stated.
+LIBRARY_SCALE_ARCSEC = 0.05
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ def _galaxy_library():
         re_px = math.exp(rng.uniform(math.log(0.8), math.log(25.0)))
         n = float(rng.choice(SERSIC_INDICES))
         clumpy = rng.random() < 0.2
-        re_arcsec = re_px * PIXEL_SCALE_ARCSEC
+        re_arcsec = re_px * LIBRARY_SCALE_ARCSEC
         shear = dict(q=rng.uniform(0.2, 1.0), beta=rng.uniform(0, 180) * galsim.degrees)
         if clumpy:
             n = 1.0
@@ -52,7 +55,7 @@ def _galaxy_library():
                      .withFlux(1.0 - knots_share)]
             n_knots = int(rng.integers(2, 6))
             for w in rng.dirichlet(np.ones(n_knots)) * knots_share:
-                sigma = rng.uniform(0.5, 1.5) * PIXEL_SCALE_ARCSEC
+                sigma = rng.uniform(0.5, 1.5) * LIBRARY_SCALE_ARCSEC
                 dx, dy = rng.normal(0.0, 0.7 * re_arcsec, 2)
                 parts.append(galsim.Gaussian(sigma=sigma, flux=w).shift(dx, dy))
             profile = galsim.Add(parts)
@@ -61,7 +64,7 @@ def _galaxy_library():
         half = int(min(64, math.ceil(re_px * (3.0 + n))))
         S = 2 * half + 1
         offset = rng.uniform(-0.5, 0.5, 2) * over
-        fine = profile.drawImage(nx=S * over, ny=S * over, scale=PIXEL_SCALE_ARCSEC / over,
+        fine = profile.drawImage(nx=S * over, ny=S * over, scale=LIBRARY_SCALE_ARCSEC / over,
                                  method="no_pixel", offset=tuple(offset)).array
         stamp = fine.reshape(S, over, S, over).sum(axis=(1, 3))
         stamp = np.clip(stamp, 0.0, None)
@@ -74,9 +77,9 @@ def _galaxy_library():
 def _place_galaxies(scene, n, mags, filter, exptime_s, rng, xy=None, log_re=None, count=True):
     """Add ``n`` library galaxies of F606W magnitudes ``mags`` to the extended light.
 
-    Size follows magnitude: ln r_e[px] = ln(6) - 0.23 (m - 24) + N(0, 0.35) (bright galaxies
-    are bigger; r_e ~ 0.3" at m = 24, a rough deep-field size-magnitude relation), unless
-    ``log_re`` is given.  ``count=False`` places stamps that are not galaxies (star-forming
+    Size follows magnitude: ln r_e[px] = ln(6) - 0.23 (m - 24) + N(0, 0.35) on 0.05" pixels
+    (bright galaxies are bigger; r_e ~ 0.3" at m = 24, a rough deep-field size-magnitude
+    relation), shifted by ln(0.05" / scale) on the scene's pixels, unless ``log_re`` is given.  ``count=False`` places stamps that are not galaxies (star-forming
     clumps) and leaves them out of ``n_galaxies``.
     """
     if n == 0:
@@ -87,6 +90,7 @@ def _place_galaxies(scene, n, mags, filter, exptime_s, rng, xy=None, log_re=None
         xy = rng.uniform((0, 0), (nx, ny), (n, 2))
     if log_re is None:
         log_re = math.log(6.0) - 0.23 * (mags - 24.0) + 0.35 * rng.standard_normal(n)
+        log_re = log_re + math.log(LIBRARY_SCALE_ARCSEC / scene.pixel_scale_arcsec)
     flux = _mag_to_e(mags + _colour(filter, n, rng), filter, exptime_s)
     ext = scene.ext()
     if count:

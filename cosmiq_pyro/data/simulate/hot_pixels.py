@@ -11,7 +11,7 @@ References (keys as in `cosmiq_pyro.data.simulate`):
   dq-flag-definitions): DQ 16 = hot, dark > 0.14 e-/s; DQ 64 = warm, 0.06-0.14 e-/s; both
   "flagged in superdark DQ arrays".  A pixel below 0.06 e-/s is never flagged.
 * **ISR 2002-06** (Riess, Mutchler & Van Orsow): ~1200 new WFC hot pixels a day, anneals
-  heal only 45-50 %, ~2 % of the CCD hot within ~3 years (`HOT_PIXEL_FRACTION_RANGE`).
+  heal only 45-50 %, ~2 % of the CCD hot within ~3 years (the ACS-WFC spec's ``hot_pixel_fraction``).
 * **DHB** -- ACS Data Handbook 4.3.1: a superdark needs about a month of darks, and an
   out-of-date superdark leaves hot pixels "uncorrected and unflagged".
 * **IHB** Table 3.1: the WFC is two 4096 x 2048 CCDs.
@@ -21,12 +21,16 @@ distribution (log-log interpolation between its thresholds; above 1 e-/s the 0.1
 power law is continued):
 
 1. standing pixels above the DQ threshold (0.06 e-/s): a fraction of the frame drawn
-   log-uniformly in `HOT_PIXEL_FRACTION_RANGE`; flagged, so ``ignore``;
+   log-uniformly in the spec's ``hot_pixel_fraction``; flagged, so ``ignore``;
 2. standing warm pixels of 0.02-0.06 e-/s, as many relative to (1) as Table 4.3 creates
    (335 : 480); never flagged, label 0;
 3. pixels above 0.06 e-/s born after the superdark's darks: Table 4.3's 480 a day times a lag
    uniform in 0-`SUPERDARK_LAG_DAYS_MAX` days (assumed: half of the ~monthly cycle of
    darks, DHB 4.3.1), scaled to the frame's share of the WFC; unflagged, label 0.
+
+A camera whose spec says ``hot_pixel_model = "flagged-only"`` (DECam: its bad-pixel masks flag
+the known defects) gets population 1 alone, its rates from the same distribution (they are
+ignored pixels, so their values hardly matter).
 """
 from __future__ import annotations
 
@@ -37,9 +41,6 @@ WFC_PIXELS = 2 * 4096 * 2048  # IHB Table 3.1: two 4096 x 2048 CCDs
 HOT_PIXEL_THRESHOLDS_E_PER_S = (0.02, 0.04, 0.06, 0.08, 0.10, 1.00)
 HOT_PIXEL_CREATION_PER_DAY = (815.0, 616.0, 480.0, 390.0, 328.0, 16.0)
 DQ_WARM_THRESHOLD_E_PER_S = 0.06  # ACS-DQ: DQ 64 from 0.06 e-/s, DQ 16 above 0.14 e-/s
-# ISR 2002-06 (Riess, Mutchler & Van Orsow): new WFC hot pixels accumulate toward ~2 % of the
-# detector; we draw 0.1-1 % of the frame flagged (above 0.06 e-/s) per frame.
-HOT_PIXEL_FRACTION_RANGE = (0.001, 0.01)
 SUPERDARK_LAG_DAYS_MAX = 14.0  # assumed (see module notes)
 
 
@@ -74,8 +75,11 @@ def _fraction_above(rate_e_per_s):
     return float(np.exp(np.interp(np.log(rate_e_per_s), log_r, n)))
 
 
-def _hot_pixels(shape, exptime_s, rng):
+def _hot_pixels(shape, exptime_s, fraction_range, unflagged, rng):
     """Dark charge (e-) of warm and hot pixels, the flagged ones, and counts.
+
+    ``fraction_range``: (low, high) of the flagged fraction (log-uniform); ``unflagged``:
+    whether populations 2 and 3 (module notes) are drawn too.
 
     Returns
     -------
@@ -89,11 +93,13 @@ def _hot_pixels(shape, exptime_s, rng):
     """
     npix = int(np.prod(shape))
     p_dq = _fraction_above(DQ_WARM_THRESHOLD_E_PER_S)  # 480 / 815
-    lo, hi = np.log(HOT_PIXEL_FRACTION_RANGE)
+    lo, hi = np.log(fraction_range)
     n_flagged = int(rng.binomial(npix, np.exp(rng.uniform(lo, hi))))
-    n_warm = int(rng.poisson(n_flagged * (1.0 - p_dq) / p_dq))
-    lag_days = rng.uniform(0.0, SUPERDARK_LAG_DAYS_MAX)
-    n_new = int(rng.poisson(HOT_PIXEL_CREATION_PER_DAY[2] * lag_days * npix / WFC_PIXELS))
+    n_warm = n_new = 0
+    if unflagged:
+        n_warm = int(rng.poisson(n_flagged * (1.0 - p_dq) / p_dq))
+        lag_days = rng.uniform(0.0, SUPERDARK_LAG_DAYS_MAX)
+        n_new = int(rng.poisson(HOT_PIXEL_CREATION_PER_DAY[2] * lag_days * npix / WFC_PIXELS))
     n = min(n_flagged + n_warm + n_new, npix)
     where = rng.choice(npix, size=n, replace=False)
     # tail probabilities: flagged and new above the DQ threshold, warm below it

@@ -38,12 +38,12 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
+from ...instruments.simulation import LABEL_RULES
 from ...utils.checks import check_int
 
 DRIZ_CR_SNR = (3.5, 3.0)  # DRZ astrodrizzle.cfgspc: driz_cr_snr default "3.5 3.0"
 DRIZ_CR_SCALE = (1.2, 0.7)  # DRZ astrodrizzle.cfgspc: driz_cr_scale default "1.2 0.7"
 DRIZ_CR_GROW = 1  # DRZ astrodrizzle.cfgspc: driz_cr_grow default 1 (a 1 x 1 box: no growth)
-LABEL_RULES = ("drizcr", "sigma")
 
 
 def model_derivative(model_e):

@@ -1,8 +1,16 @@
-"""HST optics: per-filter GalSim PSFs (rendered once per process and cached) and the FFT
-rendering of a scene through them.
+"""The PSF of a camera (its spec's ``[simulation.psf]``), rendered once per process and
+cached, and the FFT rendering of a scene through it.
 
-References (keys as in `cosmiq_pyro.data.simulate`): IHB-C14 5.6.6 (residual aberrations and
-focus variations), IHB 5.6.1 via `FilterSpec.diffusion_sigma_px` (charge diffusion).
+* ``"hst"``: GalSim's `OpticalPSF` of the HST pupil at the filter's pivot wavelength, with the
+  residual aberrations and focus variation of ACS IHB-C14 5.6.6 (split evenly over astigmatism,
+  coma and spherical), convolved with a Gaussian of the charge diffusion (ACS IHB 5.6.1,
+  `PSFSim.diffusion_sigma_at`) and the pointing jitter added in quadrature;
+* ``"moffat"``: a ground-based seeing PSF, a Moffat profile of the frame's delivered FWHM and
+  beta (drawn per frame, `moffat_draw`); the delivered FWHM already contains charge diffusion
+  and the pixel, so the profile is sampled at pixel centres.
+
+A PSF is named by a hashable key (`psf_key`), so every frame of the same camera, filter and
+seeing shares the cached stamps.
 """
 from __future__ import annotations
 
@@ -13,64 +21,98 @@ import galsim
 import numpy as np
 import scipy.fft
 
-from .detector import PIXEL_SCALE_ARCSEC
-from .filters import FILTERS
-
-HST_DIAMETER_M = 2.4  # HST primary mirror
-HST_OBSCURATION = 0.33  # secondary-mirror linear obscuration of the HST pupil
-HST_STRUT_THICKNESS = 0.02  # spider vanes, fraction of the pupil diameter (approximate)
-# IHB-C14 5.6.6: residual aberrations 1/20 wave rms at 5500 A (excluding defocus); we split
-# them evenly over astigmatism, coma and spherical, and add the 1/18 wave rms of focus
-# variation it quotes.
-ABERRATION_RMS_WAVES_AT_550NM = 0.05
-DEFOCUS_RMS_WAVES_AT_550NM = 1.0 / 18.0
-JITTER_SIGMA_ARCSEC = 0.005  # pointing jitter of a few mas rms (assumed 5 mas)
 PSF_STAMP = 65  # odd, so a profile centred on the stamp is centred on a pixel
 PSF_PHASES = 4  # sub-pixel phases per axis for point sources (max error 1/8 pixel)
+SEEING_STEP_ARCSEC = 0.01  # delivered FWHMs are drawn on this grid (stamps are cached per value)
+BETA_STEP = 0.1  # and Moffat betas on this one
 
 
-@functools.lru_cache(maxsize=None)
-def _psf_stamps(filter):
+def psf_key(instrument, band, fwhm_arcsec=None, beta=None):
+    """The hashable description of the PSF of ``band`` (a `FilterSim`) on ``instrument``.
+
+    ``fwhm_arcsec`` and ``beta``: the frame's seeing, for a Moffat PSF (`moffat_draw`).
+    """
+    psf, scale = instrument.simulation.psf, instrument.detector.pixel_scale_arcsec
+    if psf.model == "hst":
+        return ("hst", band.pivot_nm, psf.diffusion_sigma_at(band.pivot_nm), scale,
+                psf.mirror_diameter_m, psf.obscuration, psf.struts, psf.strut_thickness,
+                psf.aberration_rms_waves_at_550nm, psf.defocus_rms_waves_at_550nm,
+                psf.jitter_sigma_arcsec)
+    if fwhm_arcsec is None or beta is None:
+        raise ValueError("a Moffat PSF needs the frame's fwhm_arcsec and beta (moffat_draw)")
+    return ("moffat", float(fwhm_arcsec), float(beta), scale)
+
+
+def moffat_draw(psf, band, rng):
+    r"""One frame's delivered FWHM (arcsec) and Moffat beta.
+
+    .. math:: \ln \mathrm{FWHM} \sim \mathcal{N}(\ln \mathrm{FWHM}_{med}, s^2),
+              \quad \beta \sim U(\beta_{lo}, \beta_{hi})
+
+    with the median of ``band.seeing_fwhm_arcsec`` and s = ``psf.seeing_scatter_ln``; the FWHM
+    clipped to ``psf.seeing_fwhm_range_arcsec`` and rounded to `SEEING_STEP_ARCSEC`, beta to
+    `BETA_STEP`.
+    """
+    fwhm = band.seeing_fwhm_arcsec * math.exp(psf.seeing_scatter_ln * rng.standard_normal())
+    fwhm = min(max(fwhm, psf.seeing_fwhm_range_arcsec[0]), psf.seeing_fwhm_range_arcsec[1])
+    beta = rng.uniform(*psf.moffat_beta)
+    return (round(fwhm / SEEING_STEP_ARCSEC) * SEEING_STEP_ARCSEC,
+            round(beta / BETA_STEP) * BETA_STEP)
+
+
+def _profile(key):
+    """The GalSim profile of a `psf_key` and its pixel scale; whether stamps are pixel-integrated."""
+    if key[0] == "moffat":
+        _, fwhm, beta, scale = key
+        return galsim.Moffat(beta=beta, fwhm=fwhm), scale, False
+    (_, pivot_nm, diffusion_px, scale, diameter, obscuration, struts, strut_thickness,
+     aberration, defocus, jitter) = key
+    waves = 550.0 / pivot_nm  # aberrations are quoted in waves at 5500 A
+    each = aberration / math.sqrt(5.0) * waves
+    optics = galsim.OpticalPSF(
+        lam=pivot_nm, diam=diameter, obscuration=obscuration, nstruts=struts,
+        strut_thick=strut_thickness, strut_angle=45.0 * galsim.degrees,
+        defocus=defocus * waves, astig1=each, astig2=-each, coma1=each,
+        coma2=-each, spher=each, scale_unit=galsim.arcsec,
+    )
+    blur_arcsec = math.hypot(diffusion_px * scale, jitter)
+    return galsim.Convolve(optics, galsim.Gaussian(sigma=blur_arcsec)), scale, True
+
+
+@functools.lru_cache(maxsize=64)
+def _psf_stamps(key):
     """Pixel-integrated PSF at PSF_PHASES^2 sub-pixel offsets, plus the unintegrated PSF.
 
     Returns
     -------
     phased : ndarray, shape (P, P, S, S)
         ``phased[jy, jx]`` is the PSF of a point source offset by ((jx+0.5)/P - 0.5,
-        (jy+0.5)/P - 0.5) pixels from the stamp centre, integrated over pixels.
+        (jy+0.5)/P - 0.5) pixels from the stamp centre, integrated over pixels (an HST PSF;
+        a delivered seeing PSF is sampled at pixel centres).
     sampled : ndarray, shape (S, S)
         The PSF sampled at pixel centres, for convolving images that are already
         pixel-integrated (galaxies).
     """
-    spec = FILTERS[filter]
-    waves = 550.0 / spec.pivot_nm  # aberrations are quoted in waves at 5500 A
-    each = ABERRATION_RMS_WAVES_AT_550NM / math.sqrt(5.0) * waves
-    optics = galsim.OpticalPSF(
-        lam=spec.pivot_nm, diam=HST_DIAMETER_M, obscuration=HST_OBSCURATION, nstruts=4,
-        strut_thick=HST_STRUT_THICKNESS, strut_angle=45.0 * galsim.degrees,
-        defocus=DEFOCUS_RMS_WAVES_AT_550NM * waves, astig1=each, astig2=-each, coma1=each,
-        coma2=-each, spher=each, scale_unit=galsim.arcsec,
-    )
-    blur_arcsec = math.hypot(spec.diffusion_sigma_px * PIXEL_SCALE_ARCSEC, JITTER_SIGMA_ARCSEC)
-    psf = galsim.Convolve(optics, galsim.Gaussian(sigma=blur_arcsec))
+    psf, scale, integrate = _profile(key)
+    method = "auto" if integrate else "no_pixel"
     P, S = PSF_PHASES, PSF_STAMP
     phased = np.empty((P, P, S, S))
     for jy in range(P):
         for jx in range(P):
             offset = ((jx + 0.5) / P - 0.5, (jy + 0.5) / P - 0.5)
-            phased[jy, jx] = psf.drawImage(nx=S, ny=S, scale=PIXEL_SCALE_ARCSEC,
-                                           offset=offset).array
-    sampled = psf.drawImage(nx=S, ny=S, scale=PIXEL_SCALE_ARCSEC, method="no_pixel").array
+            phased[jy, jx] = psf.drawImage(nx=S, ny=S, scale=scale, offset=offset,
+                                           method=method).array
+    sampled = psf.drawImage(nx=S, ny=S, scale=scale, method="no_pixel").array
     return phased, sampled
 
 
 @functools.lru_cache(maxsize=3)
-def _psf_transforms(filter, shape):
+def _psf_transforms(key, shape):
     """FFTs of the PSF stamps embedded (centre at [0, 0]) in a grid of ``shape``.
 
     Returns ``(phased_hat (P, P, Ny, Nx//2+1), sampled_hat (Ny, Nx//2+1))``, complex64.
     """
-    phased, sampled = _psf_stamps(filter)
+    phased, sampled = _psf_stamps(key)
     c = PSF_STAMP // 2
 
     def embed(stamp):
@@ -83,14 +125,15 @@ def _psf_transforms(filter, shape):
     return phased_hat, embed(sampled)
 
 
-def _render(scene, filter):
-    """Convolve the scene with the filter's PSF; returns expected electrons on the padded grid.
+def _render(scene, key):
+    """Convolve the scene with the PSF ``key`` (`psf_key`); returns expected electrons on the
+    padded grid.
 
     Point sources: for each sub-pixel phase group, a delta image (flux at the nearest
     pixel), Fourier-multiplied by the PSF drawn at that phase.  Extended light (already
     pixel-integrated): Fourier-multiplied by the pixel-sampled PSF.  One inverse FFT.
     """
-    phased_hat, sampled_hat = _psf_transforms(filter, scene.shape)
+    phased_hat, sampled_hat = _psf_transforms(key, scene.shape)
     ny, nx = scene.shape
     total = np.zeros((ny, nx // 2 + 1), np.complex128)
     used = False

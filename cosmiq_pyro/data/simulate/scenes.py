@@ -1,5 +1,10 @@
 """Source fields on the padded grid, before the PSF: sparse extragalactic (EX), crowded
 globular cluster (GC) and resolved nearby galaxy (GAL).
+
+Densities and sizes are in pixels of a 256 x 256 frame where they describe crowding (GC stars,
+GAL clusters), in arcsec where they describe the sky (EX galaxies per arcmin^2, surface
+brightness), so the same scene on a camera of coarser pixels covers more sky.  ``filter``
+arguments are `cosmiq_pyro.instruments.simulation.FilterSim` objects.
 """
 from __future__ import annotations
 
@@ -9,11 +14,9 @@ from dataclasses import dataclass, field as dataclass_field
 import galsim
 import numpy as np
 
-from .detector import PIXEL_SCALE_ARCSEC
+from ...instruments.simulation import SCENES as FIELDS
 from .filters import _colour, _mag_to_e, _surface_e
-from .galaxies import _place_galaxies
-
-FIELDS = ("EX", "GC", "GAL")
+from .galaxies import LIBRARY_SCALE_ARCSEC, _place_galaxies
 
 
 @dataclass
@@ -23,6 +26,7 @@ class _Scene:
     shape: tuple  # (Ny, Nx) of the padded grid
     pad: int  # frame pixels are [pad, pad + size) on both axes
     size: int
+    pixel_scale_arcsec: float
     star_xy: list = dataclass_field(default_factory=list)  # arrays (n, 2): x, y (padded px)
     star_e: list = dataclass_field(default_factory=list)  # arrays (n,): electrons
     extended: np.ndarray | None = None  # (Ny, Nx) pixel-integrated intrinsic light, e-
@@ -76,10 +80,10 @@ def _field_stars(scene, mean_per_256, filter, exptime_s, rng, m_range=(18.0, 27.
 def _scene_ex(scene, filter, exptime_s, rng):
     """Sparse extragalactic field: 300-900 galaxies per arcmin^2 to m = 28.5, ~2 stars.
 
-    A 256^2 WFC frame is 12.8" on a side (0.0455 arcmin^2), so 14-41 galaxies on average;
+    A 256^2 ACS/WFC frame is 12.8" on a side (0.0455 arcmin^2), so 14-41 galaxies on average;
     the Hubble Ultra Deep Field holds ~10^4 galaxies in 11 arcmin^2.
     """
-    density = rng.uniform(300.0, 900.0) * (256 * PIXEL_SCALE_ARCSEC / 60.0) ** 2
+    density = rng.uniform(300.0, 900.0) * (256 * scene.pixel_scale_arcsec / 60.0) ** 2
     _field_galaxies(scene, density, filter, exptime_s, rng)
     _field_stars(scene, 2.0, filter, exptime_s, rng)
 
@@ -117,7 +121,8 @@ def _scene_gc(scene, filter, exptime_s, rng):
     mags = _power_law_mags(n, rng.uniform(16.5, 18.5), 28.5, rng.uniform(0.2, 0.35), rng)
     scene.add_stars(xy, _mag_to_e(mags + _colour(filter, n, rng), filter, exptime_s))
     mu_peak = rng.uniform(22.0, 25.0)
-    scene.ext()[:] += profile / profile.max() * _surface_e(mu_peak, filter, exptime_s)
+    scene.ext()[:] += profile / profile.max() * _surface_e(mu_peak, filter, exptime_s,
+                                                           scene.pixel_scale_arcsec)
     _field_galaxies(scene, 3.0, filter, exptime_s, rng)
 
 
@@ -137,9 +142,10 @@ def _scene_gal(scene, filter, exptime_s, rng):
     re_px = rng.uniform(60.0, 600.0)
     q, pa = rng.uniform(0.3, 1.0), rng.uniform(0.0, np.pi)
     centre = rng.uniform(-0.6, 0.6, 2) * (nx, ny) * rng.uniform(0.2, 2.0)
-    body = galsim.Sersic(n=n_sersic, half_light_radius=re_px * PIXEL_SCALE_ARCSEC)
+    # drawn in pixels: GalSim's arcsec unit cancels (LIBRARY_SCALE_ARCSEC)
+    body = galsim.Sersic(n=n_sersic, half_light_radius=re_px * LIBRARY_SCALE_ARCSEC)
     body = body.shear(q=q, beta=pa * galsim.radians)
-    light = body.drawImage(nx=nx, ny=ny, scale=PIXEL_SCALE_ARCSEC, method="no_pixel",
+    light = body.drawImage(nx=nx, ny=ny, scale=LIBRARY_SCALE_ARCSEC, method="no_pixel",
                            offset=tuple(centre)).array.astype(float)
     # deprojected polar coordinates around the body's centre
     yy, xx = np.ogrid[0:ny, 0:nx]
@@ -172,7 +178,7 @@ def _scene_gal(scene, filter, exptime_s, rng):
         tau += rng.uniform(0.5, 2.0) * np.exp(-0.5 * ((v * q - tilt * u) / width) ** 2)
     light *= arms * np.exp(-tau)
     centre_pix = light[ny // 2, nx // 2]
-    target = _surface_e(rng.uniform(18.0, 22.5), filter, exptime_s)
+    target = _surface_e(rng.uniform(18.0, 22.5), filter, exptime_s, scene.pixel_scale_arcsec)
     light *= target / max(centre_pix, 1e-12 * light.max(), 1e-300)
     scene.ext()[:] += light
     weight = light * arms + 1e-6 * light.max()

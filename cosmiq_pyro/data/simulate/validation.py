@@ -5,7 +5,6 @@ from __future__ import annotations
 import numbers
 
 from ...utils.checks import check_float, check_int, check_seed
-from .filters import FILTERS
 from .scenes import FIELDS
 
 
@@ -55,10 +54,8 @@ def _check_field(field, allow_mixed=True):
     raise ValueError(f"field must be one of {allowed}, got {field!r}")
 
 
-def _check_filter(filter):
-    if isinstance(filter, str) and filter.upper() in FILTERS:
-        return filter.upper()
-    raise ValueError(f"filter must be one of {tuple(FILTERS)}, got {filter!r}")
+def _check_multiplier(value):
+    return check_float(value, "cr_rate_multiplier", positive=True)
 
 
 def _check_choices(values, check, name):

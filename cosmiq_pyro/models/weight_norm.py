@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from ..models.unet import UNet2Sigmoid, deepcr_weights_file
+from .unet import UNet2Sigmoid, deepcr_weights_file
 
 __all__ = ["unet_from_weight_norm", "is_deepcr_weight_norm_file", "STANDARDISED"]
 
