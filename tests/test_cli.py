@@ -330,9 +330,6 @@ def test_predict_with_deepcr_published_weights(tmp_path, capsys):
 
 def test_python_dash_m_runs_the_same_command_line():
     """``python -m cosmiq_pyro.app.cli`` is the ``cosmiq`` script (for environments without it)."""
-    import subprocess
-    import sys
-
     import cosmiq_pyro
 
     out = subprocess.run([sys.executable, "-m", "cosmiq_pyro.app.cli", "--version"], capture_output=True,
