@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from timing import interleaved, load_average  # noqa: E402
 
 import cosmiq_pyro as cq  # noqa: E402
-from cosmiq_pyro.inference.moments import CPU_TILE_PX, MOMENTS_MARGIN_PX, MomentPass  # noqa: E402
+from cosmiq_pyro.inference.moments import CPU_TILE_PX, MomentPass  # noqa: E402
+from cosmiq_pyro.utils.tiling import tile_margin  # noqa: E402
 from cosmiq_pyro.inference.novelty import mean_weights  # noqa: E402
 from cosmiq_pyro.inference.predictive import CPU_TILE, predict  # noqa: E402
 from cosmiq_pyro.models.fused import fused_bottleneck, fused_logits  # noqa: E402
@@ -57,7 +58,8 @@ def simulated(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 def tile_ratios(vi, image: np.ndarray, repeats: int, compile_: bool, tiles=(CPU_TILE, 192, 128)) -> dict:
     twin = mean_weights(vi)
-    side = CPU_TILE + 2 * MOMENTS_MARGIN_PX
+    margin = tile_margin(vi.model)
+    side = CPU_TILE + 2 * margin
     x = torch.from_numpy(image[:side, :side].copy())[None, None]
     core = CPU_TILE ** 2
     cases = {"twin": lambda: fused_logits(twin, x), "novelty encoder": lambda: fused_bottleneck(twin, x)}
@@ -67,7 +69,7 @@ def tile_ratios(vi, image: np.ndarray, repeats: int, compile_: bool, tiles=(CPU_
     per_px = {"twin": core, "novelty encoder": core}
     for kind, mp in passes.items():
         for t in tiles:
-            xt = x[..., :t + 2 * MOMENTS_MARGIN_PX, :t + 2 * MOMENTS_MARGIN_PX].contiguous()
+            xt = x[..., :t + 2 * margin, :t + 2 * margin].contiguous()
             name = f"moments {kind}, {t} px tiles"
             cases[name] = (lambda mp=mp, xt=xt: mp(xt))
             per_px[name] = t ** 2

@@ -47,13 +47,8 @@ from ..models.registry import resolve
 from ..utils.checks import check_float, check_int
 from .temperature import check_temperature
 
-__all__ = ["MOMENTS_MARGIN_PX", "CPU_TILE_PX", "MomentSettings", "MomentPass", "moment_settings", "moment_predictive"]
+__all__ = ["CPU_TILE_PX", "MomentSettings", "MomentPass", "moment_settings", "moment_predictive"]
 
-#: Receptive-field radius of `UNet2Sigmoid` (9 px: two 3x3 convs at full resolution, the 2x2
-#: pool, two 3x3 convs at half resolution, the 2x2 up-sampling and two 3x3 convs) rounded up to
-#: even.  The moment pass has the same graph, so the same radius: tiles overlapping by this
-#: margin give the untiled maps.
-MOMENTS_MARGIN_PX = 10
 #: Core tile side (px) the moment pass runs fastest at on a CPU: its ~10 live full-resolution
 #: 32-64-channel maps then stay in cache.  Per core pixel, against one twin pass on predict's
 #: 384 px tiles: 8.0x with 384 px tiles, 5.5x with 192, 5.2x with 128 (margins included;
@@ -201,7 +196,7 @@ def moment_predictive(model, x: torch.Tensor, *, guide=None, temperature: float 
     image batch ``x`` (B, 1, H, W, electrons, ``H`` and ``W`` even), untiled.
 
     For images larger than a cache-sized tile, build one `MomentPass` and call it per tile with a
-    `MOMENTS_MARGIN_PX` overlap.
+    `utils.tiling.tile_margin` overlap (the moment pass has the net's graph, so its receptive field).
     """
     device = x.device if isinstance(x, torch.Tensor) else None
     return MomentPass(model, guide, temperature=temperature, settings=settings, device=device,
