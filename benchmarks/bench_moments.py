@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from timing import interleaved, load_average  # noqa: E402
 
 import cosmiq_pyro as cq  # noqa: E402
-from cosmiq_pyro.inference.moments import MOMENTS_MARGIN_PX, MomentPass  # noqa: E402
+from cosmiq_pyro.inference.moments import CPU_TILE_PX, MomentPass  # noqa: E402
+from cosmiq_pyro.utils.tiling import tile_margin  # noqa: E402
 from cosmiq_pyro.inference.novelty import mean_weights  # noqa: E402
 from cosmiq_pyro.inference.predictive import CPU_TILE, predict  # noqa: E402
 from cosmiq_pyro.models.fused import fused_bottleneck, fused_logits  # noqa: E402
@@ -55,9 +56,10 @@ def simulated(height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate(rows, axis=0)[:height, :width], dtype=np.float32)
 
 
-def tile_ratios(vi, image: np.ndarray, repeats: int, compile_: bool, tiles=(CPU_TILE, 192)) -> dict:
+def tile_ratios(vi, image: np.ndarray, repeats: int, compile_: bool, tiles=(CPU_TILE, 192, 128)) -> dict:
     twin = mean_weights(vi)
-    side = CPU_TILE + 2 * MOMENTS_MARGIN_PX
+    margin = tile_margin(vi.model)
+    side = CPU_TILE + 2 * margin
     x = torch.from_numpy(image[:side, :side].copy())[None, None]
     core = CPU_TILE ** 2
     cases = {"twin": lambda: fused_logits(twin, x), "novelty encoder": lambda: fused_bottleneck(twin, x)}
@@ -67,7 +69,7 @@ def tile_ratios(vi, image: np.ndarray, repeats: int, compile_: bool, tiles=(CPU_
     per_px = {"twin": core, "novelty encoder": core}
     for kind, mp in passes.items():
         for t in tiles:
-            xt = x[..., :t + 2 * MOMENTS_MARGIN_PX, :t + 2 * MOMENTS_MARGIN_PX].contiguous()
+            xt = x[..., :t + 2 * margin, :t + 2 * margin].contiguous()
             name = f"moments {kind}, {t} px tiles"
             cases[name] = (lambda mp=mp, xt=xt: mp(xt))
             per_px[name] = t ** 2
@@ -145,8 +147,9 @@ def main(argv=None) -> int:
             write_flc(flc, image, simulated(4096, 2048, seed=10))
             load0 = load_average()
             start = time.perf_counter()
-            done = subprocess.run([sys.executable, "-m", "cosmiq_pyro.app.cli", "predict", str(flc), "--method",
-                                   "moments", "--outdir", str(Path(tmp) / "out")], capture_output=True, text=True,
+            done = subprocess.run([sys.executable, "-c", "import sys; from cosmiq_pyro.app.cli import main; "
+                                   "sys.exit(main(sys.argv[1:]))", "predict", str(flc), "--method",
+                                   "moments", "--tile", str(CPU_TILE_PX), "--outdir", str(Path(tmp) / "out")], capture_output=True, text=True,
                                   env={**os.environ, "PYTHONPATH": str(ROOT)})
             result["full_frame"] = {"seconds": time.perf_counter() - start, "returncode": done.returncode,
                                     "load_before": load0, "load_after": load_average(),

@@ -99,11 +99,12 @@ def candidates():
         "q dithered RICE_1; MASK RICE_1": (quantised("RICE_1", 2), ints("RICE_1")),
         "q NO_DITHER RICE_1; MASK RICE_1": (quantised("RICE_1", -1), ints("RICE_1")),
         "q dithered HCOMPRESS_1, 16-row tiles; MASK GZIP_2": (tiled("HCOMPRESS_1", 2), ints("GZIP_2")),
+        "q dithered HCOMPRESS_1, 16-row tiles; MASK RICE_1 (chosen: compressed_image_hdu)":
+            (lambda n, d: compressed_image_hdu(d, name=n, quantize_step=3.9e-5), lambda n, d: compressed_image_hdu(d, name=n)),
         "q dithered GZIP_2; MASK GZIP_2": (quantised("GZIP_2", 2), ints("GZIP_2")),
         "q NO_DITHER GZIP_1; MASK GZIP_1": (quantised("GZIP_1", -1), ints("GZIP_1")),
         "q NO_DITHER GZIP_2; MASK GZIP_2": (quantised("GZIP_2", -1), ints("GZIP_2")),
-        "q NO_DITHER GZIP_2, 16-row tiles; MASK GZIP_2, 16-row tiles (chosen: compressed_image_hdu)":
-            (lambda n, d: compressed_image_hdu(d, name=n, quantize_step=3.9e-5), lambda n, d: compressed_image_hdu(d, name=n)),
+        "q NO_DITHER GZIP_2, 16-row tiles; MASK GZIP_2, 16-row tiles": (tiled("GZIP_2", -1), ints("GZIP_2")),
     }
 
 

@@ -26,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from accept_published import GMOS_CRS, datasets, gmos_check  # noqa: E402,F401
+from accept_published import GMOS_CRS, datasets  # noqa: E402
 
 import cosmiq_pyro as cq  # noqa: E402
 from cosmiq_pyro.evaluation.peers import ModelPredictor, PeerPrediction  # noqa: E402
@@ -82,6 +82,8 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=300, help="frames of the acceptance set (its first n)")
     p.add_argument("--seeds", type=int, default=5, help="MC compare seeds")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "moments_out" / "acceptance")
+    p.add_argument("--reuse-mc", type=Path, default=None, metavar="OVERALL.csv",
+                   help="MC rows of an earlier run on the same frames (only the moment pass is rerun)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     started = time.time()
@@ -89,7 +91,12 @@ def main(argv=None) -> int:
     drizcr, _ = datasets(args.n)
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for seed in range(args.seeds):
+    if args.reuse_mc is not None:
+        earlier = pd.read_csv(args.reuse_mc)
+        rows.append(earlier[earlier["predictor"].str.startswith("MC")])
+        table = compare({"moments": MomentsPredictor(vi)}, drizcr, T=16, seed=0, progress=False).table
+        rows.append(table[(table["field"] == "all") & (table["filter"] == "all")])
+    for seed in range(0 if args.reuse_mc is not None else args.seeds):
         predictors = {f"MC T=16 seed {seed}": ModelPredictor(vi, T=16)}
         if seed == 0:
             predictors["moments"] = MomentsPredictor(vi)

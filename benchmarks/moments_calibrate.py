@@ -60,9 +60,11 @@ def main(argv=None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"section": section, "report": report,
                                     "seconds": round(time.time() - started)}, indent=1) + "\n")
-    best = report["grid"].index(settings.variance_scale)
-    print(f"variance_scale = {settings.variance_scale:.4g} (RMS epistemic {report['rms_epistemic'][best]:.3g} nats; "
-          f"c = 1: {report['rms_epistemic'][0]:.3g}), {time.time() - started:.0f} s")
+    rms = report["rms_epistemic"]
+    best = min(min(row) for row in rms)
+    print(f"variance_scale = {settings.variance_scale:.4g}, variance_cap = {settings.variance_cap} "
+          f"(RMS epistemic {best:.3g} nats; c = 1 without cap: {rms[0][0]:.3g}; best without cap: "
+          f"{min(rms[0]):.3g}), {time.time() - started:.0f} s")
     if args.write:
         from cosmiq_pyro.io.checkpoint import update_sections
         update_sections(PUBLISHED_DIR / "ACS-WFC-VI.pth", {SECTION: section})

@@ -49,12 +49,18 @@ REF_SEED = HELD_OUT_SEED + 23_000
 T_REF, T_MC, MC_SEEDS = 256, 16, (1, 2, 3, 4, 5)
 
 
-def reference_frames(per_pair: int = 3):
-    """The study's frames: ``per_pair`` per (field, filter), in a fixed order."""
-    for k, (field, flt) in enumerate((f, g) for f in FIELDS for g in FILTERS):
-        ds = SimulatedDataset(per_pair, size=256, fields=(field,), filters=(flt,), seed=REF_SEED + 100 * k)
-        for i in range(per_pair):
-            yield ds.frame(i)
+def reference_frames(per_pair: int = 3, spread: bool = False):
+    """The study's frames ``(n, frame)``: ``per_pair`` per (field, filter), numbered in a fixed
+    order (``spread``: yielded one frame of every pair first, last pair first, so a second
+    process shares the work and every pair is covered early)."""
+    pairs = [(f, g) for f in FIELDS for g in FILTERS]
+    order = [(k, i) for k in range(len(pairs)) for i in range(per_pair)]
+    numbered = list(enumerate(order))
+    if spread:
+        numbered.sort(key=lambda item: (item[1][1], -item[1][0]))
+    for n, (k, i) in numbered:
+        field, flt = pairs[k]
+        yield n, SimulatedDataset(per_pair, size=256, fields=(field,), filters=(flt,), seed=REF_SEED + 100 * k).frame(i)
 
 
 def mc_maps(vi, image: np.ndarray, T: int, seed: int, chunk: int = 16) -> dict:
@@ -86,15 +92,18 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=Path("/work/team/moments_ref"))
     p.add_argument("--per-pair", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--spread", action="store_true",
+                   help="one frame of every pair first, last pair first (a second process shares the work)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     vi = cq.load("ACS-WFC-VI")
     started = time.time()
-    for n, frame in enumerate(reference_frames(args.per_pair)):
+    for n, frame in reference_frames(args.per_pair, args.spread):
         path = args.out / f"frame_{n:02d}.npz"
-        if path.exists():
+        if path.exists() or path.with_suffix(".lock").exists():
             continue
+        path.with_suffix(".lock").touch()
         ref = mc_maps(vi, frame.image, T_REF, seed=0)
         if n == 0:  # the fast path equals predict's
             check = predict(vi, frame.image, T=T_REF, seed=0, progress=False, novelty=False)
@@ -109,6 +118,7 @@ def main(argv=None) -> int:
                             field=frame.meta["field"], filter=frame.meta["filter"],
                             exptime_s=frame.meta["exptime_s"], frame_seed=frame.meta["seed"])
         tmp.rename(path)
+        path.with_suffix(".lock").unlink()
         print(f"frame {n:02d} {frame.meta['field']} {frame.meta['filter']} done, {time.time() - started:.0f} s",
               flush=True)
     (args.out / "run.json").write_text(json.dumps({"model": "ACS-WFC-VI", "temperature": vi.temperature,

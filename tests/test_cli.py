@@ -326,3 +326,13 @@ def test_predict_with_deepcr_published_weights(tmp_path, capsys):
     header = fits.getheader(tmp_path / "c_flc_cosmiq.fits")
     assert header["CQKIND"] == "UNet2Sigmoid" and header["CQT"] == 1 and header["CQMODEL"] == "ACS-WFC.pth"
     assert header["CQMSHA"] == hashlib.sha256(deepcr_weights_file("ACS-WFC").read_bytes()).hexdigest()
+
+
+def test_python_dash_m_runs_the_same_command_line():
+    """``python -m cosmiq_pyro.app.cli`` is the ``cosmiq`` script (for environments without it)."""
+    import cosmiq_pyro
+
+    out = subprocess.run([sys.executable, "-m", "cosmiq_pyro.app.cli", "--version"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert cosmiq_pyro.__version__ in out.stdout

@@ -8,13 +8,14 @@ import pytest
 import torch
 
 import cosmiq_pyro as cq
-from cosmiq_pyro.inference.moments import MOMENTS_MARGIN_PX, MomentPass, MomentSettings, moment_predictive
+from cosmiq_pyro.inference.moments import MomentPass, MomentSettings, moment_predictive
 from cosmiq_pyro.models.bayesian import draw_weights
 from cosmiq_pyro.models.fused import fuse_weights, fused_logits
 from cosmiq_pyro.models.gaussian_moments import (max2_moments, maxpool2_argmax_moments, maxpool2_moments,
                                                  relu_moments, sigmoid_moments)
 from cosmiq_pyro.models.guides import guide_locs
 from cosmiq_pyro.models.moment_net import conv_moments, moment_logits, moment_weights
+from cosmiq_pyro.utils.tiling import tile_margin
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 N_MC = 2_000_000
@@ -170,7 +171,7 @@ def test_tiles_with_the_margin_equal_the_untiled_pass(shipped):
     x[0, 0, 30:34, 28:31] += 5000.0
     mp = MomentPass(shipped)
     full = mp(x)
-    r = MOMENTS_MARGIN_PX
+    r = tile_margin(shipped.model)
     left = mp(x[..., :, : 32 + r])
     right = mp(x[..., :, 32 - r:])
     for whole, a, b in zip(full, left, right):

@@ -97,3 +97,7 @@ class _sigterm_as_interrupt:
         if self.previous is not None:
             signal.signal(signal.SIGTERM, self.previous)
         return False
+
+
+if __name__ == "__main__":  # python -m cosmiq_pyro.app.cli ... (same as the cosmiq script)
+    sys.exit(main())

@@ -20,7 +20,7 @@ NOVELTY,v  float32  how unlike the model's training frames each 64x64 px block i
 
 Ignored pixels (`Prediction.ignore`: DQ-flagged, NaN or fill values in the input) are NaN in
 PROB, ENTROPY and EPISTEMIC and 2 in MASK; CQIGNORE counts them.  Every map is tile-compressed
-(`io.fitswrite.compressed_image_hdu`): the float maps quantised with step `QUANTIZE_STEP` (each
+(`io.fitswrite.compressed_image_hdu`, HCOMPRESS): the float maps quantised with step `QUANTIZE_STEP` (each
 stored value within CQPREC, about 2e-5, of the computed one), MASK losslessly.
 
 Every keyword cosmiq_pyro writes is a row of `KEYWORDS` (the provenance keyword table): the

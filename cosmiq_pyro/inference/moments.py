@@ -16,9 +16,15 @@ Variance scale
 --------------
 Propagation treats the activations of a layer as independent; under the posterior they are not
 (neighbouring pixels share every weight), and on the shipped ACS-WFC-VI the propagated logit
-variance is about half of Monte Carlo's.  One scalar ``c`` multiplying the logit variance,
-fitted against T = 256 MC on the model's validation frames (`inference.moments_calibration`),
-absorbs most of it.  It travels with the model as the checkpoint section ``"moments"``
+variance is about half of Monte Carlo's.  One scalar ``c`` multiplying the logit variance
+absorbs most of it.  Next to very bright pixels (star cores near saturation) the opposite
+happens: the propagated variance is up to 20x Monte Carlo's (activations that cancel under the
+posterior add up here), so the calibration saturates at ``v_max``:
+
+.. math:: v \\to \\frac{c\\,v}{1 + c\\,v / v_{\\max}} .
+
+Both are fitted against T-draw MC on the model's validation frames
+(`inference.moments_calibration`).  It travels with the model as the checkpoint section ``"moments"``
 (``{"variance_scale": c, "pool": ..., ...}``, `moment_settings`); a model without the section
 gets ``c = 1`` (the uncalibrated propagation).
 
@@ -41,13 +47,13 @@ from ..models.registry import resolve
 from ..utils.checks import check_float, check_int
 from .temperature import check_temperature
 
-__all__ = ["MOMENTS_MARGIN_PX", "MomentSettings", "MomentPass", "moment_settings", "moment_predictive"]
+__all__ = ["CPU_TILE_PX", "MomentSettings", "MomentPass", "moment_settings", "moment_predictive"]
 
-#: Receptive-field radius of `UNet2Sigmoid` (9 px: two 3x3 convs at full resolution, the 2x2
-#: pool, two 3x3 convs at half resolution, the 2x2 up-sampling and two 3x3 convs) rounded up to
-#: even.  The moment pass has the same graph, so the same radius: tiles overlapping by this
-#: margin give the untiled maps.
-MOMENTS_MARGIN_PX = 10
+#: Core tile side (px) the moment pass runs fastest at on a CPU: its ~10 live full-resolution
+#: 32-64-channel maps then stay in cache.  Per core pixel, against one twin pass on predict's
+#: 384 px tiles: 8.0x with 384 px tiles, 5.5x with 192, 5.2x with 128 (margins included;
+#: benchmarks/bench_moments.py, docs/predictive_methods.md).
+CPU_TILE_PX = 128
 #: Gauss-Hermite nodes at the output (16: p and the entropies within 1e-6 of 64 nodes on the
 #: reference frames; docs/predictive_methods.md).
 GH_NODES = 16
@@ -66,20 +72,32 @@ class MomentSettings:
         Max-pool rule (`models.moment_net.POOL_RULES`).
     nodes : int
         Gauss-Hermite nodes for ``E[sigma(z)]`` and ``E[H(sigma(z))]``.
+    variance_cap : float or None
+        ``v_max`` of the saturating calibration ``v -> c v / (1 + c v / v_max)`` (module
+        docstring); None: ``v -> c v``.
     """
+
+    def calibrate(self, v: torch.Tensor) -> torch.Tensor:
+        """The calibrated logit variance of the propagated (tempered) ``v``."""
+        v = v * self.variance_scale
+        return v if self.variance_cap is None else v / (1.0 + v / self.variance_cap)
 
     variance_scale: float = 1.0
     pool: str = "argmax"
     nodes: int = GH_NODES
+    variance_cap: float | None = None
 
     def __post_init__(self):
         check_float(self.variance_scale, "variance_scale", positive=True)
+        if self.variance_cap is not None:
+            check_float(self.variance_cap, "variance_cap", positive=True)
         if self.pool not in POOL_RULES:
             raise ValueError(f"pool must be one of {sorted(POOL_RULES)}, got {self.pool!r}")
         check_int(self.nodes, "nodes", 2)
 
     def to_section(self) -> dict:
-        return {"variance_scale": float(self.variance_scale), "pool": self.pool, "nodes": int(self.nodes)}
+        return {"variance_scale": float(self.variance_scale), "pool": self.pool, "nodes": int(self.nodes),
+                "variance_cap": None if self.variance_cap is None else float(self.variance_cap)}
 
 
 def moment_settings(model) -> MomentSettings:
@@ -90,7 +108,8 @@ def moment_settings(model) -> MomentSettings:
         return MomentSettings()
     if not isinstance(section, dict):
         raise ValueError(f"the model's {SECTION!r} section must be a dict, got {type(section).__name__}")
-    return MomentSettings(**{k: section[k] for k in ("variance_scale", "pool", "nodes") if k in section})
+    return MomentSettings(**{k: section[k] for k in ("variance_scale", "pool", "nodes", "variance_cap")
+                            if k in section})
 
 
 class MomentPass:
@@ -138,7 +157,7 @@ class MomentPass:
         with torch.inference_mode():
             m, v = self._run(x)
         t = self.temperature
-        return m / t, v * (self.settings.variance_scale / (t * t))
+        return m / t, self.settings.calibrate(v / (t * t))
 
     def _run(self, x):
         if self.compile:
@@ -177,7 +196,7 @@ def moment_predictive(model, x: torch.Tensor, *, guide=None, temperature: float 
     image batch ``x`` (B, 1, H, W, electrons, ``H`` and ``W`` even), untiled.
 
     For images larger than a cache-sized tile, build one `MomentPass` and call it per tile with a
-    `MOMENTS_MARGIN_PX` overlap.
+    `utils.tiling.tile_margin` overlap (the moment pass has the net's graph, so its receptive field).
     """
     device = x.device if isinstance(x, torch.Tensor) else None
     return MomentPass(model, guide, temperature=temperature, settings=settings, device=device,

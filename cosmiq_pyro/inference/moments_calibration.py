@@ -1,15 +1,16 @@
-"""Fitting the moment pass's variance scale ``c`` against Monte Carlo (`inference.moments`).
+"""Fitting the moment pass's variance calibration ``(c, v_max)`` against Monte Carlo
+(`inference.moments`: ``v -> c v / (1 + c v / v_max)``).
 
 The propagated logit variance ignores the correlations between activations that shared weights
-create; one scalar ``c`` multiplying it is fitted on validation frames so that the epistemic map
-matches the T-draw MC predictive of the same model:
+create; the two scalars are fitted on validation frames so that the epistemic map matches the
+T-draw MC predictive of the same model:
 
 .. math::
-    \\hat c = \\arg\\min_{c \\in G} \\sum_{\\text{frames}} \\sum_{i\\,\\text{valid}}
-              \\big(E_i^{\\text{moments}}(c) - E_i^{\\text{MC}}\\big)^2 ,
+    (\\hat c, \\hat v_{\\max}) = \\arg\\min_{(c, v_{\\max}) \\in G} \\sum_{\\text{frames}}
+        \\sum_{i\\,\\text{valid}} \\big(E_i^{\\text{moments}}(c, v_{\\max}) - E_i^{\\text{MC}}\\big)^2 ,
 
-over a log-spaced grid ``G`` (the objective is smooth and has one minimum in practice; the
-grid's step, 2.5 %, is far below the scale's own frame-to-frame scatter).  The MC maps come from
+over a grid ``G``: ``c`` log-spaced from 1 to 8 (5 % apart), ``v_max`` in `CAP_GRID` (None: no
+cap).  The objective is smooth in both.  The MC maps come from
 `inference.predictive.predict` with ``T`` draws (the package's reference path), the moment maps
 from one `MomentPass` per frame with its logit moments reused for every ``c``.
 """
@@ -23,15 +24,17 @@ from ..utils.checks import check_int
 from .moments import MomentPass, MomentSettings
 from .predictive import pad_to_grid, predict
 
-__all__ = ["fit_variance_scale", "SCALE_GRID"]
+__all__ = ["fit_variance_scale", "SCALE_GRID", "CAP_GRID"]
 
-#: Candidate variance scales: 1 to 8, log-spaced, 2.5 % apart.
-SCALE_GRID = np.exp(np.linspace(0.0, np.log(8.0), 85))
+#: Candidate variance scales ``c``: 1 to 8, log-spaced, 5 % apart.
+SCALE_GRID = np.exp(np.linspace(0.0, np.log(8.0), 43))
+#: Candidate variance caps ``v_max`` (logit units squared); None: no cap.
+CAP_GRID = (None, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0, 30.0, 50.0)
 
 
 def fit_variance_scale(model, images, ignores=None, *, T: int = 256, seed: int = 0, pool: str = "argmax",
-                       guide=None, grid=SCALE_GRID) -> tuple[MomentSettings, dict]:
-    """The `MomentSettings` whose variance scale best matches T-draw MC on ``images``.
+                       guide=None, grid=SCALE_GRID, caps=CAP_GRID) -> tuple[MomentSettings, dict]:
+    """The `MomentSettings` whose variance calibration best matches T-draw MC on ``images``.
 
     Parameters
     ----------
@@ -48,15 +51,17 @@ def fit_variance_scale(model, images, ignores=None, *, T: int = 256, seed: int =
     pool : {"argmax", "clark"}
         Max-pool rule of the moment pass.
     grid : array_like
-        Candidate scales (> 0).
+        Candidate scales ``c`` (> 0).
+    caps : sequence of float or None
+        Candidate caps ``v_max`` (> 0, or None for none).
 
     Returns
     -------
     settings : MomentSettings
-        With the fitted ``variance_scale``.
+        With the fitted ``variance_scale`` and ``variance_cap``.
     report : dict
-        ``{"grid": [...], "rms_epistemic": [...], "n_frames": int, "n_pixels": int, "T": T,
-        "seed": seed}``: the objective's square root per candidate (nats).
+        ``{"grid": [...], "caps": [...], "rms_epistemic": [[...] per cap], "n_frames", "n_pixels",
+        "T", "seed"}``: the objective's square root (nats) per candidate.
     """
     T = check_int(T, "T", 2)
     images = list(images)
@@ -68,9 +73,10 @@ def fit_variance_scale(model, images, ignores=None, *, T: int = 256, seed: int =
     grid = np.asarray(grid, dtype=np.float64)
     if grid.ndim != 1 or not grid.size or not np.all(np.isfinite(grid) & (grid > 0)):
         raise ValueError("grid must be a non-empty 1-D array of finite scales > 0")
-    base = MomentSettings(variance_scale=1.0, pool=pool)
-    moments = MomentPass(model, guide, settings=base)
-    sse = np.zeros(grid.size)
+    caps = list(caps)
+    candidates = [[MomentSettings(float(c), pool, variance_cap=cap) for c in grid] for cap in caps]  # checks caps
+    moments = MomentPass(model, guide, settings=MomentSettings(variance_scale=1.0, pool=pool))
+    sse = np.zeros((len(caps), grid.size))
     n_pixels = 0
     for image, ignore in zip(images, ignores):
         image = np.asarray(image, dtype=np.float32)
@@ -78,16 +84,17 @@ def fit_variance_scale(model, images, ignores=None, *, T: int = 256, seed: int =
         keep = np.ones(image.shape, bool) if ignore is None else ~np.asarray(ignore, bool)
         height, width = image.shape
         m, v = moments.logit_moments(torch.from_numpy(pad_to_grid(image))[None, None])
-        m, v = m[0, 0, :height, :width].double(), v[0, 0, :height, :width].double()  # (H, W)
+        keep_t = torch.from_numpy(keep)
+        m, v = m[0, 0, :height, :width].double()[keep_t], v[0, 0, :height, :width].double()[keep_t]
         target = torch.from_numpy(reference.epistemic[keep]).double()
-        m, v = m[torch.from_numpy(keep)], v[torch.from_numpy(keep)]
-        for k, scale in enumerate(grid):
-            p, alea = sigmoid_moments(m, v * float(scale), base.nodes)
-            entropy = -(torch.xlogy(p, p) + torch.xlogy(1 - p, 1 - p))
-            sse[k] += float(((entropy - alea).clamp_min(0.0) - target).pow(2).sum())
+        for row, settings_row in enumerate(candidates):
+            for col, settings in enumerate(settings_row):
+                p, alea = sigmoid_moments(m, settings.calibrate(v), settings.nodes)
+                entropy = -(torch.xlogy(p, p) + torch.xlogy(1 - p, 1 - p))
+                sse[row, col] += float(((entropy - alea).clamp_min(0.0) - target).pow(2).sum())
         n_pixels += int(keep.sum())
     rms = np.sqrt(sse / n_pixels)
-    best = float(grid[int(np.argmin(rms))])
-    report = {"grid": grid.tolist(), "rms_epistemic": rms.tolist(), "n_frames": len(images),
+    row, col = np.unravel_index(int(np.argmin(rms)), rms.shape)
+    report = {"grid": grid.tolist(), "caps": caps, "rms_epistemic": rms.tolist(), "n_frames": len(images),
               "n_pixels": n_pixels, "T": T, "seed": seed}
-    return MomentSettings(variance_scale=best, pool=pool), report
+    return candidates[row][col], report

@@ -186,6 +186,10 @@ def _check_moments(where: str, state) -> None:
     scale = state.get("variance_scale")
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0:
         raise ValueError(f"{where}: the moments variance_scale must be a finite number > 0, got {scale!r}")
+    cap = state.get("variance_cap")
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, (int, float)) or not math.isfinite(cap)
+                            or cap <= 0):
+        raise ValueError(f"{where}: the moments variance_cap must be None or a finite number > 0, got {cap!r}")
     if state.get("pool", "argmax") not in ("argmax", "clark"):
         raise ValueError(f"{where}: the moments pool must be 'argmax' or 'clark', got {state.get('pool')!r}")
 

@@ -4,13 +4,13 @@ image extensions (`compressed_image_hdu`).
 The file goes to a temporary file beside the target and is renamed into place, so a crash never
 leaves a half-written product (`cosmiq_pyro.io.atomic` names and cleans the temporaries).
 
-Compression (FITS tiled image convention, Pence et al. 2010; what `funpack`/`fpack` and astropy
-read): a float map is quantised to integers with an absolute step ``q`` (``ZQUANTIZ =
-NO_DITHER``: plain rounding, so the same array always gives the same bytes and a stored value
-differs from the computed one by at most ``q / 2``; NaN is kept as a null value) and the integers
-are GZIP-compressed with byte shuffling (GZIP_2) in tiles of 16 full rows; integer maps are
-compressed losslessly.  The
-encodings were chosen by experiment (docs/products.md, benchmarks/bench_products.py).
+Compression (FITS tiled image convention, Pence et al. 2010; what `funpack`/`fpack`, DS9 and
+astropy read): a float map is quantised to integers with an absolute step ``q`` and subtractive
+dithering with a fixed seed (``SUBTRACTIVE_DITHER_2``: exact zeros stay zero, NaN is kept as a
+null value; a stored value differs from the computed one by at most ``q / 2``) and the integers
+are HCOMPRESS-coded losslessly in tiles of 16 full rows; integer maps are Rice-coded losslessly.
+The same maps always give the same bytes.  The encodings were chosen by experiment
+(docs/products.md, benchmarks/bench_products.py).
 """
 from __future__ import annotations
 
@@ -22,16 +22,18 @@ from astropy.io import fits
 
 from .atomic import fsync_directory, naming_output, remove_stale_temporaries, temporary_path
 
-__all__ = ["write_hdulist_atomic", "compressed_image_hdu", "TILE_ROWS"]
+__all__ = ["write_hdulist_atomic", "compressed_image_hdu", "TILE_ROWS", "DITHER_SEED"]
 
-#: Rows per compression tile: 16 full rows compressed 30 % smaller than one row per tile, and
-#: as fast (docs/products.md).
+#: Rows per compression tile (docs/products.md).
 TILE_ROWS = 16
+#: Dither seed of every quantised map (cfitsio's ZDITHER0, 1..10000): fixed, so the same maps
+#: always give the same bytes.
+DITHER_SEED = 1
 
 
 def compressed_image_hdu(data, *, name: str, ver: int = 1, quantize_step: float | None = None,
                          header=None) -> fits.CompImageHDU:
-    """A tile-compressed image extension of ``data`` (tiles of `TILE_ROWS` full rows), GZIP_2.
+    """A tile-compressed image extension of ``data`` (tiles of `TILE_ROWS` full rows).
 
     Parameters
     ----------
@@ -40,26 +42,32 @@ def compressed_image_hdu(data, *, name: str, ver: int = 1, quantize_step: float 
     name, ver : str, int
         EXTNAME and EXTVER.
     quantize_step : float, optional
-        Floats only: store ``round((x - z) / q)`` per row tile (``ZQUANTIZ = NO_DITHER``, ``q``
-        this absolute step, ``z`` the tile's offset), so every stored value is within
-        ``quantize_step / 2`` of ``data`` (NaN stays NaN).  None: lossless.
+        Floats only: store ``round((x - z) / q + r)`` (``ZQUANTIZ = SUBTRACTIVE_DITHER_2``, ``q``
+        this absolute step, ``r`` the dither of the fixed seed `DITHER_SEED`, exact zeros kept)
+        HCOMPRESS-coded without loss of the integers, so every stored value is within
+        ``quantize_step / 2`` of ``data`` (NaN stays NaN).  None: lossless (RICE_1).
     header : astropy.io.fits.Header, optional
         Cards for the image header.
+
+    GZIP codecs are not used: astropy's writes the time into every tile's gzip header, so the
+    same array would not give the same bytes.
     """
     data = np.asarray(data)
     if data.ndim != 2:
         raise ValueError(f"data must be 2-D, got shape {data.shape}")
     header = fits.Header() if header is None else header.copy()
     header["EXTNAME"], header["EXTVER"] = name, int(ver)
-    options = dict(header=header, name=name, compression_type="GZIP_2",
-                   tile_shape=(min(TILE_ROWS, data.shape[0]), data.shape[1]))
+    options = dict(header=header, name=name, tile_shape=(min(TILE_ROWS, data.shape[0]), data.shape[1]))
     if data.dtype.kind == "f" and quantize_step is not None:
         if not quantize_step > 0:
             raise ValueError(f"quantize_step must be > 0, got {quantize_step!r}")
-        return fits.CompImageHDU(data, quantize_level=-float(quantize_step), quantize_method=-1, **options)
+        # HCOMPRESS needs tiles of at least 4 x 4 px; Rice codes any
+        kind = "HCOMPRESS_1" if min(options["tile_shape"]) >= 4 else "RICE_1"
+        return fits.CompImageHDU(data, compression_type=kind, quantize_level=-float(quantize_step),
+                                 quantize_method=2, dither_seed=DITHER_SEED, **options)
     if data.dtype.kind == "f":
-        return fits.CompImageHDU(data, quantize_level=0.0, **options)
-    return fits.CompImageHDU(data, **options)
+        return fits.CompImageHDU(data, compression_type="RICE_1", quantize_level=0.0, **options)
+    return fits.CompImageHDU(data, compression_type="RICE_1", **options)
 
 
 def write_hdulist_atomic(hdul, path, overwrite=False):
