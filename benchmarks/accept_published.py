@@ -3,7 +3,7 @@
 Predictors, all on the same frames (`cosmiq_pyro.evaluation.study.compare`):
 
 * ``ACS-WFC-VI``: the shipped Bayesian model, T = 16 posterior draws, its stored temperature;
-* ``ACS-WFC-VI T=1.0``: the same without the temperature (``--no-untempered`` skips it);
+* ``ACS-WFC-VI tau=1``: the same without the temperature (``--no-untempered`` skips it);
 * ``deepCR ACS-WFC``: deepCR's published weights in our deterministic twin (the VI model's prior
   centre and initial means; its output equals deepCR's ``clean(binary=False)`` to 3e-6);
 * ``twin (VI means)``: the deterministic twin holding the VI posterior means, with its own
@@ -165,12 +165,12 @@ def main(argv=None) -> int:
     twin = FitResult(model=twin_of_means(vi))
     calibrate(twin, val)
     deepcr = load_model("ACS-WFC")
-    predictors = {f"ACS-WFC-VI T={vi.temperature:.3f}": Cached(ModelPredictor(vi, T=args.T))}
+    predictors = {f"ACS-WFC-VI tau={vi.temperature:.3f}": Cached(ModelPredictor(vi, T=args.T))}
     if not args.no_untempered:
-        predictors["ACS-WFC-VI T=1"] = Cached(ModelPredictor(FitResult(model=vi.model, guide=vi.guide), T=args.T))
+        predictors["ACS-WFC-VI tau=1"] = Cached(ModelPredictor(FitResult(model=vi.model, guide=vi.guide), T=args.T))
     predictors["deepCR ACS-WFC"] = Cached(ModelPredictor(deepcr))
-    predictors[f"twin (VI means) T={twin.temperature:.3f}"] = Cached(ModelPredictor(twin))
-    predictors["twin (VI means) T=1"] = Cached(ModelPredictor(FitResult(model=twin.model)))
+    predictors[f"twin (VI means) tau={twin.temperature:.3f}"] = Cached(ModelPredictor(twin))
+    predictors["twin (VI means) tau=1"] = Cached(ModelPredictor(FitResult(model=twin.model)))
     drizcr, sigma = datasets(args.n)
     args.out.mkdir(parents=True, exist_ok=True)
     tables = {}
@@ -188,8 +188,8 @@ def main(argv=None) -> int:
                 "nll_union_candidates", "ece_union_candidates", "aurc", "error_auroc_entropy",
                 "bright_core_frac_p_ge_0.99", "bright_core_median_p"]
         print(merged[cols].to_string(index=False))
-    gm = gmos_check({f"ACS-WFC-VI T={vi.temperature:.3f}": (vi, args.T), "deepCR ACS-WFC": (deepcr, 1),
-                     f"twin (VI means) T={twin.temperature:.3f}": (twin, 1)})
+    gm = gmos_check({f"ACS-WFC-VI tau={vi.temperature:.3f}": (vi, args.T), "deepCR ACS-WFC": (deepcr, 1),
+                     f"twin (VI means) tau={twin.temperature:.3f}": (twin, 1)})
     gm.to_csv(args.out / "gmos.csv", index=False)
     print("\n== gmos.fits\n" + gm.to_string(index=False))
     (args.out / "run.json").write_text(json.dumps({"model": args.model, "n_frames": args.n, "T": args.T,

@@ -70,7 +70,7 @@ def _dead_pid():
 def test_stale_temporaries_of_killed_writers_are_removed(tmp_path, writer):
     from astropy.io import fits
     from cosmiq_pyro.io.atomic import _host
-    from cosmiq_pyro.io.fitsio import write_hdulist_atomic
+    from cosmiq_pyro.io.fitswrite import write_hdulist_atomic
 
     target = tmp_path / "out.fits"
     stale = tmp_path / f".out.fits.{_host()}-{_dead_pid()}.0123456789ab.tmp"
@@ -102,7 +102,7 @@ def test_stale_staging_directory_is_removed(tmp_path):
 def test_file_and_directory_are_fsynced(tmp_path, monkeypatch):
     import stat
     from astropy.io import fits
-    from cosmiq_pyro.io.fitsio import write_hdulist_atomic
+    from cosmiq_pyro.io.fitswrite import write_hdulist_atomic
 
     synced = []
     real_fsync = os.fsync

@@ -207,6 +207,7 @@ def kill_worker_on_j6(job):
     return batch._run_job(job)
 
 
+@pytest.mark.slow  # a 2-process Dask LocalCluster: ~70 s of process start-up on a busy 2-core machine
 def test_local_cluster_products_equal_serial_ones(models, tmp_path, monkeypatch):
     psutil = pytest.importorskip("psutil")
     from cosmiq_pyro.app import batch

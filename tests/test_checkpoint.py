@@ -87,7 +87,7 @@ def test_checkpoint_written_before_prior_objects_still_loads(vi_fit, tmp_path):
 
 def test_load_model_published_name_and_errors():
     pytest.importorskip("deepCR")
-    from cosmiq_pyro import load_model
+    from cosmiq_pyro.models.registry import load_model
     from cosmiq_pyro.models.registry import PUBLISHED
 
     fit = load_model("ACS-WFC")

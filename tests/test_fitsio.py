@@ -8,7 +8,8 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from cosmiq_pyro.io.fitsio import CR_DQ_FLAGS, DEFAULT_DQ_FLAGS, read_hst, write_hdulist_atomic
+from cosmiq_pyro.io.fitsio import CR_DQ_FLAGS, DEFAULT_DQ_FLAGS, read_hst
+from cosmiq_pyro.io.fitswrite import write_hdulist_atomic
 
 H, W = 20, 30
 

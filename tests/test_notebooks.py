@@ -1,5 +1,6 @@
 """The notebooks run top to bottom at smoke scale, through the runner `make notebooks` uses,
 and the runner itself: which interpreter, which scale, what happens when a cell fails."""
+import re
 import shutil
 import sys
 import time
@@ -85,3 +86,31 @@ def test_runner_input_errors(tmp_path):
     (tmp_path / "not.ipynb").write_text("this is not json")
     with pytest.raises(ValueError, match="not a Jupyter notebook"):
         run_notebook(tmp_path / "not.ipynb")
+
+
+def _version(text):
+    return tuple(int(part) for part in text.split("."))
+
+
+def stamps(nb):
+    """Package versions a notebook's stored outputs say it ran on (``cosmiq_pyro X.Y.Z; scale: S``)."""
+    text = "".join(o.get("text", "") for o in outputs(nb, "stream"))
+    return re.findall(r"^cosmiq_pyro (\d+\.\d+\.\d+); scale: (smoke|full)$", text, flags=re.M)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_notebook_ran_on_this_version(name):
+    from cosmiq_pyro import __version__
+
+    found = stamps(nbformat.read(NOTEBOOK_DIR / name, as_version=4))
+    assert len(found) == 1, f"{name} holds no version stamp: re-run it (make notebooks)"
+    (version, scale), = found
+    assert _version(version) >= _version(__version__), f"{name} ran on {version}, older than {__version__}: re-run it"
+
+
+def test_stamp_reader_finds_the_stamp_and_compares_versions():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x")]
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="cosmiq_pyro 0.1.0; scale: full\n")]
+    assert stamps(nb) == [("0.1.0", "full")]
+    assert _version("0.1.0") < _version("0.2.0") < _version("0.10.0")

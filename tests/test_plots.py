@@ -12,6 +12,7 @@ import pytest  # noqa: E402
 
 from cosmiq_pyro.evaluation import metrics as M  # noqa: E402
 from cosmiq_pyro.evaluation import plots as P  # noqa: E402
+from cosmiq_pyro.evaluation.plot_maps import plot_maps  # noqa: E402
 
 
 def assert_rendered(fig, path, dpi=100):
@@ -169,7 +170,7 @@ def test_plot_maps_panels_and_error_classes(tmp_path):
     image[truth] += 800
     ignore = np.zeros((32, 40), bool)
     ignore[:, 39] = True
-    axes = P.plot_maps(image, _prediction(prob), truth=truth, ignore=ignore)
+    axes = plot_maps(image, _prediction(prob), truth=truth, ignore=ignore)
     assert len(axes) == 5
     assert all(len(ax.images) == 1 for ax in axes)
     fig = axes[0].figure
@@ -193,18 +194,18 @@ def test_plot_maps_panels_and_error_classes(tmp_path):
 def test_plot_maps_without_truth_and_on_given_axes():
     prob = np.linspace(0, 1, 64).reshape(8, 8)
     fig, grid = plt.subplots(2, 2)
-    axes = P.plot_maps(np.ones((8, 8)), _prediction(prob), axes=grid)
+    axes = plot_maps(np.ones((8, 8)), _prediction(prob), axes=grid)
     assert len(axes) == 4 and axes[0].figure is fig
     with pytest.raises(ValueError, match="at least 5 axes"):
-        P.plot_maps(np.ones((8, 8)), _prediction(prob), truth=prob > 0.5, axes=grid)
+        plot_maps(np.ones((8, 8)), _prediction(prob), truth=prob > 0.5, axes=grid)
 
 
 def test_plot_maps_validates_prediction():
     with pytest.raises(TypeError, match="no 'epistemic'"):
-        P.plot_maps(np.ones((4, 4)), SimpleNamespace(prob=np.ones((4, 4)), entropy=np.ones((4, 4)),
+        plot_maps(np.ones((4, 4)), SimpleNamespace(prob=np.ones((4, 4)), entropy=np.ones((4, 4)),
                                                      T=1))
     with pytest.raises(ValueError, match="prediction.prob has shape"):
-        P.plot_maps(np.ones((4, 4)), _prediction(np.zeros((4, 5))))
+        plot_maps(np.ones((4, 4)), _prediction(np.zeros((4, 5))))
 
 
 def test_plot_maps_small_epistemic_needs_no_offset_text():
@@ -213,7 +214,7 @@ def test_plot_maps_small_epistemic_needs_no_offset_text():
     prob = np.full((16, 16), 0.01)
     pred = _prediction(prob)
     pred.epistemic = np.linspace(0, 3e-4, 256).reshape(16, 16)
-    axes = P.plot_maps(np.ones((16, 16)), pred)
+    axes = plot_maps(np.ones((16, 16)), pred)
     fig = axes[0].figure
     fig.canvas.draw()
     bar = next(a for a in fig.axes if a not in list(axes) and a.get_ylabel() == "nats"

@@ -23,11 +23,14 @@ import sys
 import threading
 import warnings
 
-from ..data.seeds import HELD_OUT_SEED
+from ..utils.deprecation import moved_names
 from .cli_parser import build_parser
 from .cli_runs import EXIT_INTERRUPTED, EXIT_USAGE, USER_ERRORS, CommandError, error_line
 
-__all__ = ["main", "build_parser", "HELD_OUT_SEED"]
+__all__ = ["main"]
+
+#: Moved in 0.2.0: ``HELD_OUT_SEED`` lives in `cosmiq_pyro.data.seeds`.
+__getattr__ = moved_names(__name__, {"HELD_OUT_SEED": ("cosmiq_pyro.data.seeds", "HELD_OUT_SEED")})
 
 
 def main(argv=None) -> int:

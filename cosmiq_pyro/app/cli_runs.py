@@ -114,7 +114,7 @@ def _one_torch_thread() -> None:
 
 def run_simulate(args) -> int:
     from .previews import simulated_hdulist
-    from ..io.fitsio import write_hdulist_atomic
+    from ..io.fitswrite import write_hdulist_atomic
     from ..data.simulate import make_dataset, resolve_instrument, write_pairs
 
     instrument = resolve_instrument(args.instrument)  # a bad spec fails before OUTDIR is made

@@ -29,7 +29,7 @@ import torch
 from ..io.atomic import staged_directory
 from ..data.datasets import SimulatedDataset
 from ..data.seeds import HELD_OUT_SEED
-from ..io.fitsio import write_hdulist_atomic
+from ..io.fitswrite import write_hdulist_atomic
 from ..evaluation.peers import DEFAULT_SIGCLIPS, DeepCRPeer, LACosmicPeer
 from ..inference.predictive import predict
 from .previews import simulated_hdulist
@@ -276,14 +276,14 @@ def _frame_products(stage: Path, test_set: SimulatedDataset, config: DemoConfig,
 
 
 def maps_figure(frame, prediction):
-    """`plots.plot_maps` of a simulated frame on a 2 x 3 grid of 5-inch panels, the epistemic map
+    """`plot_maps.plot_maps` of a simulated frame on a 2 x 3 grid of 5-inch panels, the epistemic map
     on a log scale (it spans decades: ~1e-4 nats on sky, ~0.1 on CR edges) and the error legend
     below its panel, clear of the axis labels.  Returns the figure."""
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
     from matplotlib.ticker import LogFormatterSciNotation
 
-    from ..evaluation.plots import plot_maps
+    from ..evaluation.plot_maps import plot_maps
 
     fig, grid = plt.subplots(2, 3, figsize=(15, 10.5), layout="constrained", sharex=True, sharey=True)
     axes = plot_maps(frame.image, prediction, truth=frame.mask, ignore=frame.ignore, axes=grid.ravel()[:5])
@@ -356,7 +356,7 @@ def _report(config: DemoConfig, comparison, timings: dict, names: dict, det, vi,
         f"{config.init_scale:g}, prior N(0, {config.prior_scale:g}), kl_beta {config.kl_weight:.3g}, "
         f"{config.vi_epochs} SVI epochs, lr {config.vi_lr:g}; best {best(vi)}.",
         *([f"- shipped model (`{config.shipped}`, package data, not trained here): the published Bayesian "
-           "model, loaded by name (`cosmiq_pyro.load`); its recipe and acceptance are in the README."]
+           "model, loaded by name (`cosmiq_pyro.load`); its recipe and acceptance are in docs/validation.md."]
           if config.shipped is not None else []),
         f"- peers: {', '.join(k for k in predictors if 'ours' not in k) or 'none'}"
         + ("" if "deepCR ACS-WFC" in predictors or not config.deepcr else " (deepCR not installed)") + ".",

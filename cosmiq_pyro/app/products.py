@@ -31,7 +31,7 @@ into every HDU; `predict_fits` runs a model on a FITS file and writes its produc
 celestial WCS (``WCS.to_header(relax=True)``: the linear WCS and SIP distortion; HST's
 lookup-table distortions (D2IM, CPDIS) are left out because they live in extra extensions) and
 the input's identifying keywords (`IDENTIFYING_KEYWORDS`, from the science header first, then
-the primary).  Files are written with `fitsio.write_hdulist_atomic`: complete or absent, and an
+the primary).  Files are written with `fitswrite.write_hdulist_atomic`: complete or absent, and an
 existing file is replaced only with ``overwrite=True``.
 """
 from __future__ import annotations
@@ -54,8 +54,8 @@ from .._version import __version__
 from ..models.results import FitResult
 from ..io.atomic import check_writable_directory
 from ..instruments import get_instrument
-from ..io.fitsio import HSTImage, read_hst, write_hdulist_atomic
-from ..io.fitswrite import compressed_image_hdu
+from ..io.fitsio import HSTImage, read_hst
+from ..io.fitswrite import compressed_image_hdu, write_hdulist_atomic
 from ..inference.methods import DEFAULT_T, run_settings
 from ..inference.predictive import Prediction, predict
 from ..utils.checks import check_probability

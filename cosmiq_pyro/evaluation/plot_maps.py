@@ -1,5 +1,5 @@
 """An image beside a `Prediction`'s maps: probability, entropy, epistemic term and, with a
-truth mask, the errors at a threshold (`plot_maps`; `cosmiq_pyro.evaluation.plots` re-exports it)."""
+truth mask, the errors at a threshold (`plot_maps`)."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt

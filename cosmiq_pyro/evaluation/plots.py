@@ -7,9 +7,8 @@ repeatedly on the same axes with different ``label=`` overlays models for a comp
     ax = plot_roc(roc_curve(p_vi, y), label="VI")
     plot_roc(roc_curve(p_det, y), ax=ax, label="deterministic")
 
-`plot_maps` (from `cosmiq_pyro.evaluation.plot_maps`) shows an image next to a `Prediction`'s
-probability and uncertainty maps; `plot_sigma_history` the posterior width of every layer over a
-Bayesian fit.
+`plot_sigma_history` draws the posterior width of every layer over a Bayesian fit; the image
+maps of a `Prediction` are `cosmiq_pyro.evaluation.plot_maps.plot_maps`.
 """
 from __future__ import annotations
 
@@ -19,10 +18,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from . import metrics
-from .plot_maps import plot_maps
+from ..utils.deprecation import moved_names
 
 __all__ = ["plot_reliability", "plot_roc", "plot_risk_coverage", "plot_error_vs_uncertainty",
-           "plot_maps", "plot_sigma_history"]
+           "plot_sigma_history"]
+
+#: Moved in 0.2.0: ``plot_maps`` lives in `cosmiq_pyro.evaluation.plot_maps`.
+__getattr__ = moved_names(__name__, {"plot_maps": ("cosmiq_pyro.evaluation.plot_maps", "plot_maps")})
 
 _GID_DIAGONAL = "cosmiq-perfect-calibration"
 _GID_FPR_MARK = "cosmiq-fpr-mark"

@@ -218,7 +218,7 @@ def to_inference_data(fit_or_guide, num_samples: int = 200, sites=None, seed: in
     Returns
     -------
     arviz.InferenceData
-        * ``posterior``: one variable per site, shape (chain=1, draw, *weight_shape), drawn
+        * ``posterior``: one variable per site, shape ``(chain=1, draw, *weight_shape)``, drawn
           from the guide ``q(w)`` with `pyro.infer.Predictive`, in `predict`'s seeded blocks
           (`inference.draws.weight_chunks`);
         * ``prior``: the same sites drawn from the model's prior (`UNet2SigmoidVI.prior`);

@@ -39,6 +39,8 @@ from .objective import svi_loss
 from .runner import TrainingRun
 from .temperature import calibrate as calibrate_temperature
 
+__all__ = ["PHASE1_LR_FACTOR", "SCALE_LR", "NUM_PARTICLES", "masked_bce", "fit_deterministic", "fit_svi"]
+
 PHASE1_LR_FACTOR = 1 / 2.5  # deepCR: phase-1 learning rate = lr / 2.5
 #: Learning rate of the guide's scale parameters (`fit_svi`), whatever the means' ``lr``.  Adam moves
 #: each unconstrained scale ``rho`` (``sigma = softplus(rho)`` ~ ``exp(rho)`` for small sigma) by about
@@ -46,7 +48,7 @@ PHASE1_LR_FACTOR = 1 / 2.5  # deepCR: phase-1 learning rate = lr / 2.5
 #: rate of 1e-3, a few hundred steps move sigma by less than 2x, so the width stays where
 #: ``init_scale`` put it.  At 0.05, two fits of deepCR's ACS-WFC weights that differed only in
 #: init_scale (1e-3 vs 1e-2) ended (300 steps) with median sigma 0.503 vs 0.502 and mean epistemic
-#: 2.3e-3 vs 2.5e-3; at 1e-3 they ended at 0.0013 vs 0.013 and 2.9e-7 vs 2.0e-5 (README "Learned
+#: 2.3e-3 vs 2.5e-3; at 1e-3 they ended at 0.0013 vs 0.013 and 2.9e-7 vs 2.0e-5 (docs/validation.md, "Learned
 #: posterior widths").  From scratch (hidden 8, 24 simulated 64x64 frames, batch 4, 50 epochs, exact
 #: ELBO; docs/defaults.md) 0.05 left the last layer's width 3.6x apart (2.2x at 0.1 with one
 #: particle); 0.1 with `NUM_PARTICLES` = 2 ended every layer within 1.9x (seed 0) and 1.45x (seed 1).

@@ -111,7 +111,7 @@ class Prediction:
     method: str = DEFAULT_METHOD
 
     def mask(self, threshold: float = 0.5) -> np.ndarray:
-        """Boolean CR mask ``prob > threshold``, False on `ignore`d pixels."""
+        """Boolean CR mask ``prob > threshold``, False on the pixels of `ignore`."""
         crs = self.prob > threshold
         return crs if self.ignore is None else crs & ~self.ignore
 

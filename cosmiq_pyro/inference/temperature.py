@@ -1,18 +1,19 @@
 """Post-hoc temperature scaling of CR logits (Guo et al. 2017, "On calibration of modern neural
 networks", ICML, sec. 4.2).
 
-One scalar ``T > 0`` divides every logit before the sigmoid.  For a model with ``S`` posterior
-draws per pixel (the Bayesian twin; ``S = 1`` for the deterministic twin) the tempered
+One scalar, the temperature ``tau > 0``, divides every logit before the sigmoid (``T`` is only
+ever the number of posterior draws in this package).  For a model with ``S`` posterior draws per
+pixel (the Bayesian twin; ``S = 1`` for the deterministic twin) the tempered
 predictive probability of pixel ``i`` is
 
-.. math:: \\bar p_i(T) = \\frac{1}{S} \\sum_{s=1}^{S} \\sigma(z_{si} / T),
+.. math:: \\bar p_i(\\tau) = \\frac{1}{S} \\sum_{s=1}^{S} \\sigma(z_{si} / \\tau),
 
-and ``T`` minimises the negative log-likelihood of the validation labels ``y_i``:
+and ``tau`` minimises the negative log-likelihood of the validation labels ``y_i``:
 
-.. math:: \\mathrm{NLL}(T) = -\\frac{1}{n} \\sum_i \\left[ y_i \\log \\bar p_i(T)
-          + (1 - y_i) \\log(1 - \\bar p_i(T)) \\right].
+.. math:: \\mathrm{NLL}(\\tau) = -\\frac{1}{n} \\sum_i \\left[ y_i \\log \\bar p_i(\\tau)
+          + (1 - y_i) \\log(1 - \\bar p_i(\\tau)) \\right].
 
-``T > 1`` softens over-confident probabilities, ``T < 1`` sharpens under-confident ones; the
+``tau > 1`` softens over-confident probabilities, ``tau < 1`` sharpens under-confident ones; the
 ranking of pixels (ROC, TPR at fixed FPR) is unchanged for ``S = 1``.
 
 Why the per-draw logits (and not the logit of the MC-mean probability) for the Bayesian model:
@@ -21,7 +22,7 @@ tempering each draw keeps every draw a Bernoulli predictive, so ``predict``'s sp
 (the epistemic part is a mutual information, >= 0 by Jensen's inequality).  Tempering only the
 mean's logit would change the total entropy but not the per-draw (aleatoric) entropies, and
 their difference would no longer be a mutual information.  It also costs nothing at prediction
-time: `predict` divides each draw's logits by ``T`` before its running sums.  For ``S = 1``
+time: `predict` divides each draw's logits by ``tau`` before its running sums.  For ``S = 1``
 both choices are the same, standard temperature scaling.
 
 `fit_temperature` and `tempered_nll` are plain numpy / scipy on arrays.  `validation_logits`
@@ -46,9 +47,12 @@ from ..models.registry import resolve
 from ..utils.checks import check_float, check_int, check_seed
 from ..utils.torchtools import eval_mode, module_device, seeded
 
+__all__ = ["TEMPERATURE_BOUNDS", "tempered_nll", "fit_temperature", "check_temperature",
+           "validation_logits", "calibrate"]
+
 #: Search interval of the fitted temperature.  A fit that ends on an edge is reported by
 #: `fit_temperature` (the model is far from calibrated, or the validation set is degenerate).
-T_BOUNDS = (1e-2, 1e2)
+TEMPERATURE_BOUNDS = (1e-2, 1e2)
 
 
 def _as_arrays(logits, labels, ignore=None):
@@ -87,7 +91,7 @@ def _numpy(x, name):
 
 
 def _nll(z: np.ndarray, y: np.ndarray, temperature: float) -> float:
-    """NLL(T) for logits (S, n) and labels (n,), in float64 without forming ``log(1 - p)``.
+    """NLL(tau) for logits (S, n) and labels (n,), in float64 without forming ``log(1 - p)``.
 
     ``log sigma(u) = -softplus(-u)`` and ``log(1 - sigma(u)) = -softplus(u)``; the mean over
     draws is a log-sum-exp.
@@ -108,28 +112,28 @@ def tempered_nll(logits, labels, temperature: float = 1.0, *, ignore=None) -> fl
         probabilities are averaged (module docstring).
     labels : array_like of bool or 0/1, shape (n...)
     temperature : float
-        ``T > 0``.
+        ``tau > 0``.
     ignore : array_like of bool, shape (n...), optional
         Pixels left out.
 
     Returns
     -------
     float
-        ``NLL(T)`` of the module docstring.
+        ``NLL(tau)`` of the module docstring.
     """
     check_temperature(temperature)
     z, y = _as_arrays(logits, labels, ignore)
     return _nll(z, y, float(temperature))
 
 
-def fit_temperature(logits, labels, *, ignore=None, bounds=T_BOUNDS, xatol: float = 1e-4) -> float:
-    """The temperature ``T`` that minimises the validation NLL of ``sigmoid(logits / T)``.
+def fit_temperature(logits, labels, *, ignore=None, bounds=TEMPERATURE_BOUNDS, xatol: float = 1e-4) -> float:
+    """The temperature ``tau`` that minimises the validation NLL of ``sigmoid(logits / tau)``.
 
-    .. math:: \\hat T = \\arg\\min_{T > 0} \\mathrm{NLL}(T)
+    .. math:: \\hat\\tau = \\arg\\min_{\\tau > 0} \\mathrm{NLL}(\\tau)
 
-    (module docstring).  For one draw (``S = 1``) the NLL is convex in ``1 / T`` (a one-
+    (module docstring).  For one draw (``S = 1``) the NLL is convex in ``1 / tau`` (a one-
     parameter logistic regression without intercept), so the minimum is unique; the search is
-    Brent's bounded method on ``log T`` (`scipy.optimize.minimize_scalar`).
+    Brent's bounded method on ``log tau`` (`scipy.optimize.minimize_scalar`).
 
     Parameters
     ----------
@@ -140,19 +144,19 @@ def fit_temperature(logits, labels, *, ignore=None, bounds=T_BOUNDS, xatol: floa
     ignore : array_like of bool, shape (n...), optional
         Pixels left out (bad pixels, saturation).
     bounds : (float, float)
-        Search interval for ``T``.
+        Search interval for ``tau``.
     xatol : float
-        Absolute tolerance on ``log T``.
+        Absolute tolerance on ``log tau``.
 
     Returns
     -------
     float
-        ``T``.
+        ``tau``.
 
     Raises
     ------
     ValueError
-        Labels of one class only (any ``T`` large or small fits them best), non-finite
+        Labels of one class only (any ``tau`` large or small fits them best), non-finite
         logits, mismatched shapes, or a minimum on the edge of ``bounds``.
     """
     z, y = _as_arrays(logits, labels, ignore)
@@ -234,8 +238,8 @@ def validation_logits(model, data, *, draws: int = 8, seed: int = 0, max_pixels:
 def calibrate(result, data, *, draws: int = 8, seed: int = 0, max_pixels: int = 2_000_000) -> float:
     """Fit the temperature of ``result`` on labelled frames and store it in ``result.temperature``.
 
-    ``T = fit_temperature(*validation_logits(result, data, ...))`` (module docstring); `predict`,
-    the deepCR facade and the CLI then divide every logit of this model by ``T``, and a
+    ``tau = fit_temperature(*validation_logits(result, data, ...))`` (module docstring); `predict`,
+    the deepCR facade and the CLI then divide every logit of this model by ``tau``, and a
     checkpoint written from ``result`` carries it.
 
     Parameters

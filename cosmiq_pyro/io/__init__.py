@@ -1,1 +1,3 @@
 """Reading and writing: FITS frames (`fitsio`), checkpoints (`checkpoint`), atomic files (`atomic`)."""
+
+__all__ = []

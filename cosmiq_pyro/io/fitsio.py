@@ -38,8 +38,8 @@ from astropy.wcs import WCS, FITSFixedWarning
 
 from ..instruments import get_instrument, instrument_for_header
 from .fitsunits import GAIN_KEYWORDS, check_optional_positive, check_unit_name, electrons_per_unit, header_number
-from .fitswrite import write_hdulist_atomic
 from ..utils.checks import MAX_INT64, check_int
+from ..utils.deprecation import moved_names
 
 __all__ = [
     "DEFAULT_DQ_FLAGS",
@@ -47,8 +47,10 @@ __all__ = [
     "MAX_ABS_ELECTRONS",
     "HSTImage",
     "read_hst",
-    "write_hdulist_atomic",
 ]
+
+#: Moved in 0.2.0: ``write_hdulist_atomic`` lives in `cosmiq_pyro.io.fitswrite`.
+__getattr__ = moved_names(__name__, {"write_hdulist_atomic": ("cosmiq_pyro.io.fitswrite", "write_hdulist_atomic")})
 
 _ACS_READER = get_instrument("ACS-WFC").reader
 #: DQ bits treated as bad pixels by default: ACS/WFC's (its spec's ``dq_ignore_bits``, = 3519).

@@ -10,3 +10,5 @@
 * `fused` -- batch-norm-folded, grouped inference passes;
 * `results` -- `FitResult`; `registry` -- `load_model`, `save`, `resolve`, published models.
 """
+
+__all__ = []

@@ -47,10 +47,10 @@ __all__ = ["UNet2SigmoidVI", "weight_state", "draw_weights", "probs_given_weight
            "PRETRAINED_PRIOR_SCALE"]
 
 #: Prior standard deviation around published weights (`UNet2SigmoidVI.from_deepcr`).  deepCR's
-#: ACS-WFC conv weights have standard deviations 0.5-1.2 per layer (median |w| 0.29-0.50), so
+#: ACS-WFC conv weights have standard deviations 0.5-1.2 per layer (median ``|w|`` 0.29-0.50), so
 #: 0.1 lets every weight move by a fraction of its size.  With it the learned widths end at the
 #: prior scale for most weights, detection kept deepCR-fine-tuned levels, and ECE was the lowest of
-#: the priors tried (README "Learned posterior widths").
+#: the priors tried (docs/validation.md, "Learned posterior widths").
 PRETRAINED_PRIOR_SCALE = 0.1
 
 

@@ -26,7 +26,7 @@ from .results import FitResult
 from .unet import UNet2Sigmoid, deepcr_weights_file
 from .weight_norm import STANDARDISED, unet_from_weight_norm
 
-__all__ = ["load_model", "load", "save", "resolve", "build_model", "PUBLISHED", "PUBLISHED_DIR"]
+__all__ = ["load_model", "save", "resolve", "build_model", "PUBLISHED", "PUBLISHED_DIR"]
 
 _KINDS = {"UNet2Sigmoid": UNet2Sigmoid, "UNet2SigmoidVI": UNet2SigmoidVI}
 
@@ -75,7 +75,7 @@ def _deepcr_input_transform(name: str) -> dict | None:
 PUBLISHED: dict[str, Callable[[], FitResult] | str] = {
     "ACS-WFC": _deepcr("ACS-WFC"),
     # the Bayesian twin of deepCR's ACS-WFC, trained by benchmarks/train_published.py (recipe and
-    # log beside it: ACS-WFC-VI.json, ACS-WFC-VI.log; README "The shipped model")
+    # log beside it: ACS-WFC-VI.json, ACS-WFC-VI.log; docs/validation.md, "The shipped model")
     "ACS-WFC-VI": "ACS-WFC-VI.pth",
 }
 
@@ -130,10 +130,6 @@ def load_model(spec, device=None, *, model: nn.Module | None = None) -> FitResul
         if result.guide is not None:
             result.guide.to(device)
     return result
-
-
-#: ``cosmiq_pyro.load``: the same as `load_model`.
-load = load_model
 
 
 def build_model(config: dict) -> UNet2Sigmoid:

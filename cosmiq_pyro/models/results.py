@@ -29,8 +29,8 @@ class FitResult:
     weights_file : pathlib.Path or None
         The file the weights were read from (`load_model`), None for a model fitted in memory.
     temperature : float
-        Post-hoc temperature ``T`` of the logits (`cosmiq_pyro.inference.temperature`): `predict`
-        uses ``sigmoid(logit / T)`` for every draw.  1 = uncalibrated; the fit functions set it on
+        Post-hoc temperature ``tau`` of the logits (`cosmiq_pyro.inference.temperature`): `predict`
+        uses ``sigmoid(logit / tau)`` for every draw.  1 = uncalibrated; the fit functions set it on
         the validation split, checkpoints store it.
     novelty : NoveltyModel, dict or None
         The model's fitted `cosmiq_pyro.inference.novelty.NoveltyModel` or its state dict (what

@@ -1,6 +1,6 @@
 """The deterministic deepCR-style mask network (plain PyTorch, no Pyro).
 
-`UNet2Sigmoid` is the 2-level U-Net of deepCR's mask model (Zhang & Bloom 2020, ApJ 889, 24):
+`UNet2Sigmoid` is the 2-level U-Net of deepCR's mask model (Zhang & Bloom 2020, ApJ 889, 24)::
 
     inc   : conv3x3(c_in -> h) - norm - ReLU - conv3x3(h -> h) - norm - ReLU      full resolution
     down  : maxpool 2 - conv3x3(h -> 2h) - norm - ReLU - conv3x3(2h -> 2h) - norm - ReLU
@@ -23,6 +23,8 @@ import torch
 from torch import nn
 
 from ..utils.checks import check_int
+
+__all__ = ["NORMS", "GROUPS", "BN_MOMENTUM", "UNet2Sigmoid", "deepcr_weights_file"]
 
 NORMS = ("batch", "group", "none")
 GROUPS = 8  # GroupNorm groups, as in the prototype this package re-implements

@@ -6,6 +6,8 @@ import os
 
 from ...instruments import Instrument, get_instrument
 
+__all__ = ["DEFAULT_INSTRUMENT", "resolve_instrument"]
+
 #: The camera simulated when none is named.
 DEFAULT_INSTRUMENT = "ACS-WFC"
 

@@ -23,6 +23,9 @@ import numpy as np
 from scipy import stats
 from scipy.special import ndtr
 
+__all__ = ["SI_PAIR_ENERGY_EV", "cr_rate_per_cm2_s", "expected_cr_count", "SCIPY_LANDAU_PEAK",
+           "LANDAU_SCALE"]
+
 SI_PAIR_ENERGY_EV = 3.6  # mean energy per electron-hole pair in silicon
 
 

@@ -31,6 +31,11 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["ACS_LAUNCH_JD", "SM4_JD", "CTE_LATEST_JD", "TRAP_DENSITY_SM4_INTERCEPT",
+           "TRAP_DENSITY_PER_DAY", "TRAP_SPECIES_SHARE", "TRAP_RELEASE_TRANSFERS",
+           "WELL_FILL_POWER", "WELL_DEPTH_E", "FLC_TRAIL_RESIDUAL", "WFC_ROWS_PER_AMP",
+           "trap_density", "cte_trail"]
+
 ACS_LAUNCH_JD = 2452334.5  # M10 / arCTIc: ACS installation
 SM4_JD = 2454968.0  # M10 / arCTIc: ACS repair in SM4 (May 2009)
 CTE_LATEST_JD = 2460310.5  # 2024-01-01: latest date drawn (assumed range of the data)

@@ -17,6 +17,8 @@ from .validation import (
     _check_multiplier, _check_seed, check_size,
 )
 
+__all__ = ["SimulatedSet", "frame_seed", "frame_spec", "make_dataset"]
+
 
 @dataclass
 class SimulatedSet:

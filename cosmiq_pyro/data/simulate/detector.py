@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = []
+
 
 def _bleed(charge, full_well):
     """Vertical blooming: charge above ``full_well`` spills up and down its column.

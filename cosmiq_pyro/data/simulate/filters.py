@@ -11,6 +11,8 @@ def _mag_to_e(mag, band, exptime_s):
     """Electrons from an AB magnitude: ``t * 10**(-0.4 (m - ZP))`` (``band.zeropoint_ab``)."""
     return exptime_s * 10.0 ** (-0.4 * (np.asarray(mag) - band.zeropoint_ab))
 
+__all__ = []
+
 
 def _colour(band, n, rng):
     """``n`` colours (m_band - m_reference): ``mean + spread * N(0, 1)`` of ``band.colour_mag``."""

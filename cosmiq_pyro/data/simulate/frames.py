@@ -21,6 +21,8 @@ from .validation import (
     check_size,
 )
 
+__all__ = ["DEFECTS", "check_defects", "SimulatedFrame", "simulate_frame"]
+
 #: What real _flt/_flc frames contain besides sources, sky and CRs: warm and hot pixels
 #: (`hot_pixels`), bad columns (`detector`), CTE trails (`cte`); a camera has those its spec's
 #: ``[simulation.defects]`` models (all three for ACS/WFC, on by default).
@@ -141,8 +143,8 @@ def simulate_frame(size=256, field="EX", filter=None, exptime_s=500.0, seed=0, *
         returned (float32); default the spec's (ACS/WFC and WFC3/UVIS: ``"drizcr"``, DECam:
         ``"sigma"``).  ``"drizcr"``: AstroDrizzle's driz_cr with its default
         parameters, the rule behind real ACS/WFC CR masks and deepCR's training labels
-        (`cosmiq_pyro.data.simulate.labels.drizcr_mask`): roughly c > 3.5 sigma + 1.2 |grad n|
-        for cores and c > 3 sigma + 0.7 |grad n| for their 3 x 3 neighbours.  ``"sigma"``:
+        (`cosmiq_pyro.data.simulate.labels.drizcr_mask`): roughly ``c > 3.5 sigma + 1.2 |grad n|``
+        for cores and ``c > 3 sigma + 0.7 |grad n|`` for their 3 x 3 neighbours.  ``"sigma"``:
         every pixel whose CR charge exceeds ``mask_threshold_sigma`` sigma of its own noise
         without the CR,
 

@@ -12,6 +12,8 @@ import numpy as np
 
 from .filters import _colour, _mag_to_e
 
+__all__ = ["LIBRARY_SCALE_ARCSEC", "GALAXY_LIBRARY_SIZE", "GALAXY_LIBRARY_SEED", "SERSIC_INDICES"]
+
 #: GalSim needs an angular unit; stamps are drawn in pixels, so any scale gives the same arrays.
 #: The ACS/WFC pixel (0.05"), at which the size-magnitude relation below is stated.
 LIBRARY_SCALE_ARCSEC = 0.05

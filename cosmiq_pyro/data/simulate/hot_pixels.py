@@ -36,6 +36,9 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["WFC_PIXELS", "HOT_PIXEL_THRESHOLDS_E_PER_S", "HOT_PIXEL_CREATION_PER_DAY",
+           "DQ_WARM_THRESHOLD_E_PER_S", "SUPERDARK_LAG_DAYS_MAX", "hot_pixel_rate_quantile"]
+
 WFC_PIXELS = 2 * 4096 * 2048  # IHB Table 3.1: two 4096 x 2048 CCDs
 # IHB-C14 Table 4.3 (WFC): new pixels per day with dark current above each threshold (e-/s)
 HOT_PIXEL_THRESHOLDS_E_PER_S = (0.02, 0.04, 0.06, 0.08, 0.10, 1.00)

@@ -41,6 +41,9 @@ from scipy import signal
 from ...instruments.simulation import LABEL_RULES
 from ...utils.checks import check_int
 
+__all__ = ["DRIZ_CR_SNR", "DRIZ_CR_SCALE", "DRIZ_CR_GROW", "LABEL_RULES", "model_derivative",
+           "drizcr_noise_e", "drizcr_mask", "sigma_mask", "cr_labels", "check_label_rule"]
+
 DRIZ_CR_SNR = (3.5, 3.0)  # DRZ astrodrizzle.cfgspc: driz_cr_snr default "3.5 3.0"
 DRIZ_CR_SCALE = (1.2, 0.7)  # DRZ astrodrizzle.cfgspc: driz_cr_scale default "1.2 0.7"
 DRIZ_CR_GROW = 1  # DRZ astrodrizzle.cfgspc: driz_cr_grow default 1 (a 1 x 1 box: no growth)

@@ -21,6 +21,8 @@ import galsim
 import numpy as np
 import scipy.fft
 
+__all__ = ["PSF_STAMP", "PSF_PHASES", "SEEING_STEP_ARCSEC", "BETA_STEP", "psf_key", "moffat_draw"]
+
 PSF_STAMP = 65  # odd, so a profile centred on the stamp is centred on a pixel
 PSF_PHASES = 4  # sub-pixel phases per axis for point sources (max error 1/8 pixel)
 SEEING_STEP_ARCSEC = 0.01  # delivered FWHMs are drawn on this grid (stamps are cached per value)

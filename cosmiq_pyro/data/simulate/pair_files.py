@@ -8,6 +8,8 @@ import numpy as np
 from ...io.atomic import atomic_open
 from .datasets import SimulatedSet
 
+__all__ = ["write_pairs"]
+
 
 def _atomic_save(path, array):
     """``numpy.save`` to a temporary file in the same directory, then rename."""

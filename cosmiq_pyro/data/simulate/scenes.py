@@ -18,6 +18,8 @@ from ...instruments.simulation import SCENES as FIELDS
 from .filters import _colour, _mag_to_e, _surface_e
 from .galaxies import LIBRARY_SCALE_ARCSEC, _place_galaxies
 
+__all__ = []
+
 
 @dataclass
 class _Scene:

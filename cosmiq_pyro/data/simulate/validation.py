@@ -7,6 +7,8 @@ import numbers
 from ...utils.checks import check_float, check_int, check_seed
 from .scenes import FIELDS
 
+__all__ = ["check_size"]
+
 
 def check_size(size):
     """Validate a frame width: an int >= 16 (the simulator's smallest frame).

@@ -9,6 +9,8 @@ import numpy as np
 from ._reductions import _binned_means, _chunked_sum
 from ._validation import _check_n_bins, _check_strategy, _prepare
 
+__all__ = ["brier", "nll", "ReliabilityCurve", "reliability_curve", "ece"]
+
 
 def brier(p, y, *, ignore=None) -> float:
     r"""Brier score, the mean squared error of the probabilities.

@@ -13,6 +13,8 @@ from ._validation import (
     _check_binary, _check_dilate, _check_prob, _check_shapes, _prepare, _require_both, _valid,
 )
 
+__all__ = ["RocCurve", "roc_curve", "TprAtFpr", "tpr_at_fpr", "roc_auc"]
+
 
 def _vertex_thresholds(sorted_arrays, event_arrays) -> np.ndarray:
     """Thresholds (rule ``score > t``, descending) holding every vertex of the ROC polylines.

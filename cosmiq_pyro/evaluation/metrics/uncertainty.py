@@ -15,6 +15,9 @@ from ._validation import (
     _check_n_bins, _check_strategy, _check_threshold, _prepare, _require_both,
 )
 
+__all__ = ["binary_entropy", "RiskCoverage", "risk_coverage", "aurc", "e_aurc",
+           "ErrorVsUncertainty", "error_vs_uncertainty", "error_detection_auroc"]
+
 
 def binary_entropy(p) -> np.ndarray:
     """Entropy of a Bernoulli(p) in nats, elementwise, float64, with ``0 log 0 = 0``:
