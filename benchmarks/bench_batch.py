@@ -89,7 +89,8 @@ def io_and_predict(path: Path, outdir: Path) -> dict:
     import torch
 
     from cosmiq_pyro.app.modelcache import DEFAULT_MODEL, cached_model
-    from cosmiq_pyro.app.products import Provenance, write_products
+    from cosmiq_pyro.app.products import write_products
+    from cosmiq_pyro.app.provenance import Provenance
     from cosmiq_pyro.inference.predictive import predict
     from cosmiq_pyro.io.fitsio import read_hst
 

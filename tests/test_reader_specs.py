@@ -208,7 +208,7 @@ def test_products_record_the_camera_spec(models, tmp_path, capsys):
     """`cosmiq predict` reads every DECam CCD through its spec; each map says which spec (CQINSTR)
     and CQREAD records a spec given on the command line."""
     from cosmiq_pyro.app.cli import main
-    from cosmiq_pyro.app.products import Provenance
+    from cosmiq_pyro.app.provenance import Provenance
 
     source = _decam_file(tmp_path / "c4d_1_ooi_z_v1.fits.fz", gains=(4.2, 3.9, 4.0))
     out = tmp_path / "out"

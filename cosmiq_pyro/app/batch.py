@@ -5,7 +5,7 @@ in ``outdir``), and one row of the returned table says what became of it:
 
 * ``done``: the product was written (atomically: complete or absent);
 * ``skipped``: a product made from the same input (its SHA-256, CQSRCSHA) with the same
-  settings (the `products.KEYWORDS` rows with reuse ``setting``: package version, model SHA-256,
+  settings (the `provenance.KEYWORDS` rows with reuse ``setting``: package version, model SHA-256,
   method, T, seed, threshold, reading options) already exists; ``overwrite=True`` makes it again;
 * ``redone``: a product exists but its input changed since (another CQSRCSHA: a new file of the
   same name, or one re-reduced in place), or it is damaged (truncated, checksums wrong, maps
@@ -50,11 +50,11 @@ from ..io.atomic import check_writable_directory, file_lock
 from ..inference.draws import check_draws
 from ..inference.methods import check_method, run_settings
 from ..utils.checks import check_float, check_seed
-from . import products
+from . import products, provenance
 from .inputs import FITS_SUFFIXES, expand_inputs, product_name
 from .modelcache import DEFAULT_MODEL, cached_model
 from .productcheck import product_damage
-from .products import Provenance
+from .provenance import Provenance
 
 __all__ = ["predict_many", "expand_inputs", "product_name", "summary", "COLUMNS", "STATUSES", "FITS_SUFFIXES"]
 
@@ -168,10 +168,10 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
                           model_kind=type(loaded.result.model).__name__, T=draws, method=method,
                           threshold=float(options.get("threshold", _default("threshold"))),
                           seed=int(options.get("seed", _default("seed"))),
-                          reading=products.reading_options(
+                          reading=provenance.reading_options(
                               *(options.get(k, _default(k)) for k in ("ext", "bunit", "gain_e_per_adu", "dq_flags",
                                                                   "instrument", "exptime_s"))),
-                          maps=products.map_choice(options.get("maps")))
+                          maps=provenance.map_choice(options.get("maps")))
     created = [folder for folder in (outdir, *outdir.parents) if not folder.exists()]  # deepest first
     outdir.mkdir(parents=True, exist_ok=True)
 
@@ -245,7 +245,7 @@ def _checked_options(options: dict) -> dict:
     check_seed(options.get("seed", 0))
     check_float(options.get("threshold", 0.5), "threshold", minimum=0.0, maximum=1.0)
     if options.get("maps") is not None:
-        options["maps"] = products.map_choice(options["maps"])
+        options["maps"] = provenance.map_choice(options["maps"])
     return options
 
 
@@ -263,7 +263,7 @@ def _judge(job: _Job):
     if differences:
         return _row(job, "failed", error=f"{job.output!r} exists, made with {'; '.join(differences)}; "
                     "pass overwrite=True (--overwrite) to replace it")
-    source = products.file_sha256(job.input)  # the input must be readable to be judged
+    source = provenance.file_sha256(job.input)  # the input must be readable to be judged
     if made.source_sha256 != source:
         was = f"{made.source_sha256[:12]}..." if made.source_sha256 else "not recorded"
         return f"input changed (CQSRCSHA {was}, now {source[:12]}...)"

@@ -14,7 +14,8 @@ from collections import defaultdict
 
 from astropy.io import fits
 
-from .products import Provenance, product_maps
+from .products import product_maps
+from .provenance import Provenance
 
 __all__ = ["product_damage"]
 
