@@ -2,13 +2,13 @@
 #   make demo   simulate, train, compare, write demo_out/report.md
 #   make test   the everyday test suite (tests marked `slow` are left to `make test-slow`)
 #   make docs   the Sphinx site in docs/_build/html, warnings as errors
-# All create .venv and install what they need.  torch is pinned to the CPU build that lies on
+# All create .venv and install what they need (the test, deepcr and docs extras: the everyday
+# tests check the API reference with Sphinx).  torch is pinned to the CPU build that lies on
 # this machine's disk (an unpinned torch pulls a CUDA build).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-DOCS_STAMP := $(VENV)/.docs-installed
 TORCH  ?= torch==2.13.0
 # Debian packages the tests or docs need, in one place (fitsverify: the FITS products test).
 # `make apt` installs the missing ones as root where apt-get exists, and says so elsewhere.
@@ -30,12 +30,8 @@ $(STAMP): setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e ".[test,deepcr]"
-	touch $(STAMP)
-
-$(DOCS_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e ".[test,deepcr,docs]"
-	touch $(DOCS_STAMP)
+	touch $(STAMP)
 
 install: apt $(STAMP)
 
@@ -46,7 +42,7 @@ test: apt $(STAMP)
 test-slow: apt $(STAMP)
 	$(PY) -m pytest -q -m slow; rc=$$?; if [ $$rc -eq 5 ]; then echo "no slow tests"; exit 0; fi; exit $$rc
 
-docs: $(DOCS_STAMP)
+docs: $(STAMP)
 	$(PY) -m sphinx -E -W --keep-going -b html docs docs/_build/html
 	@echo "open docs/_build/html/index.html"
 
