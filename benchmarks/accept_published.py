@@ -122,29 +122,33 @@ def extra_rows(predictors: dict, ds: SimulatedDataset, compare_seed: int) -> pd.
     return pd.DataFrame(rows)
 
 
+def gmos_row(name: str, prob: np.ndarray) -> dict:
+    """One predictor's gmos.fits row: pixels flagged (p > 0.5) and largest p in each known CR box,
+    the flagged groups (8-connected) outside them, and whether both CRs and no other group over
+    20 px are flagged."""
+    flagged = prob > 0.5
+    labels, n = ndimage.label(flagged, structure=np.ones((3, 3)))
+    known = set()
+    row = {"predictor": name}
+    for k, box in enumerate(GMOS_CRS, 1):
+        known |= set(np.unique(labels[box])) - {0}
+        row[f"cr{k}_flagged_px"] = int(flagged[box].sum())
+        row[f"cr{k}_max_p"] = float(prob[box].max())
+    sizes = ndimage.sum(flagged, labels, index=np.arange(1, n + 1))
+    other = [int(s) for lab, s in zip(range(1, n + 1), sizes) if lab not in known]
+    row["other_groups"] = len(other)
+    row["other_groups_gt20px"] = sum(s > 20 for s in other)
+    row["largest_other_px"] = max(other, default=0)
+    row["pass"] = bool(row["cr1_flagged_px"] > 0 and row["cr2_flagged_px"] > 0 and row["other_groups_gt20px"] == 0)
+    return row
+
+
 def gmos_check(models: dict) -> pd.DataFrame:
     from cosmiq_pyro.evaluation.shifts import real_ground_frames
 
     gmos = real_ground_frames()["gmos"]
-    rows = []
-    for name, (model, T) in models.items():
-        prob = predict(model, gmos, T=T, seed=0, progress=False).prob
-        flagged = prob > 0.5
-        labels, n = ndimage.label(flagged, structure=np.ones((3, 3)))
-        known = set()
-        row = {"predictor": name}
-        for k, box in enumerate(GMOS_CRS, 1):
-            known |= set(np.unique(labels[box])) - {0}
-            row[f"cr{k}_flagged_px"] = int(flagged[box].sum())
-            row[f"cr{k}_max_p"] = float(prob[box].max())
-        sizes = ndimage.sum(flagged, labels, index=np.arange(1, n + 1))
-        other = [int(s) for lab, s in zip(range(1, n + 1), sizes) if lab not in known]
-        row["other_groups"] = len(other)
-        row["other_groups_gt20px"] = sum(s > 20 for s in other)
-        row["largest_other_px"] = max(other, default=0)
-        row["pass"] = bool(row["cr1_flagged_px"] > 0 and row["cr2_flagged_px"] > 0 and row["other_groups_gt20px"] == 0)
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame([gmos_row(name, predict(model, gmos, T=T, seed=0, progress=False).prob)
+                         for name, (model, T) in models.items()])
 
 
 def main(argv=None) -> int:

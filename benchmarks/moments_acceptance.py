@@ -26,13 +26,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from accept_published import GMOS_CRS, datasets  # noqa: E402
+from accept_published import datasets, gmos_row  # noqa: E402
 
 import cosmiq_pyro as cq  # noqa: E402
 from cosmiq_pyro.evaluation.peers import ModelPredictor, PeerPrediction  # noqa: E402
 from cosmiq_pyro.evaluation.study import compare  # noqa: E402
 from cosmiq_pyro.inference.moments import MomentPass  # noqa: E402
-from cosmiq_pyro.inference.predictive import pad_to_grid, validated_image  # noqa: E402
+from cosmiq_pyro.inference.predictive import validated_image  # noqa: E402
+from cosmiq_pyro.utils.tiling import pad_to_grid  # noqa: E402
 
 METRICS = {"tpr_pct_at_0.05pct_fpr": "higher", "tpr_pct_at_0.5pct_fpr": "higher", "brier": "lower",
            "nll": "lower", "ece": "lower", "aurc": "lower", "error_auroc_entropy": "higher"}
@@ -56,25 +57,10 @@ class MomentsPredictor:
 
 def gmos_moments(vi) -> dict:
     """Both known CRs of astroscrappy's GMOS frame flagged (p > 0.5) and nothing else > 20 px."""
-    from scipy import ndimage
-
     from cosmiq_pyro.evaluation.shifts import real_ground_frames
 
     gmos = real_ground_frames()["gmos"]
-    prob = MomentsPredictor(vi).predict(gmos).prob
-    flagged = prob > 0.5
-    labels, n = ndimage.label(flagged, structure=np.ones((3, 3)))
-    known, row = set(), {"predictor": "moments"}
-    for k, box in enumerate(GMOS_CRS, 1):
-        known |= set(np.unique(labels[box])) - {0}
-        row[f"cr{k}_flagged_px"] = int(flagged[box].sum())
-        row[f"cr{k}_max_p"] = float(prob[box].max())
-    sizes = ndimage.sum(flagged, labels, index=np.arange(1, n + 1))
-    other = [int(s) for lab, s in zip(range(1, n + 1), sizes) if lab not in known]
-    row["other_groups_gt20px"] = sum(s > 20 for s in other)
-    row["largest_other_px"] = max(other, default=0)
-    row["pass"] = bool(row["cr1_flagged_px"] > 0 and row["cr2_flagged_px"] > 0 and row["other_groups_gt20px"] == 0)
-    return row
+    return gmos_row("moments", MomentsPredictor(vi).predict(gmos).prob)
 
 
 def main(argv=None) -> int:
