@@ -216,8 +216,21 @@ def _block_fraction(mask: np.ndarray, block_px: int) -> np.ndarray:
 
 def _q95_ref(values) -> tuple:
     values = np.asarray(values, float).ravel()
+    values = values[np.isfinite(values)]  # blocks left out (mostly ignored pixels) are NaN
     median, q95 = float(np.median(values)), float(np.quantile(values, 0.95))
     return median, max(q95, median + 1e-6)
+
+
+def _with_ignore(items, what: str) -> list:
+    """Items ``(block_means, image)`` or ``(block_means, image, ignore)`` as 3-tuples (ignore None
+    when not given)."""
+    out = []
+    for item in items:
+        if len(item) not in (2, 3):
+            raise ValueError(f"{what} must be (block_means, image) or (block_means, image, ignore) per frame, "
+                             f"got {len(item)} entries")
+        out.append((item[0], item[1], item[2] if len(item) == 3 else None))
+    return out
 
 
 def fit_novelty_model(fit_items, calibration_items, *, classes=None, block_px: int = BLOCK_PX,
@@ -225,11 +238,15 @@ def fit_novelty_model(fit_items, calibration_items, *, classes=None, block_px: i
                 false_alarm: float = 0.05) -> NoveltyModel:
     """Fit the novelty model on training frames and calibrate it on held-out ones.
 
+    Ignored pixels are left out as `predict` leaves them out: from the noise statistic
+    (`noise_excess`), and a block more than half of whose pixels are ignored is left out of both
+    components (of the Gaussians' fit, the noise reference and the calibration scales).
+
     Parameters
     ----------
-    fit_items, calibration_items : iterable of (block_means, image)
-        Per frame: the bottleneck block means (2h, nby, nbx) (`bottleneck_block_means`) and the
-        image (H, W) in electrons.  The
+    fit_items, calibration_items : iterable of (block_means, image) or (block_means, image, ignore)
+        Per frame: the bottleneck block means (2h, nby, nbx) (`bottleneck_block_means`), the
+        image (H, W) in electrons and optionally its ignore mask (bool, (H, W); None: none).  The
         two sets must be disjoint (the calibration frames stand for unseen in-distribution data).
     classes : sequence of str, optional
         A class per fit frame (e.g. the simulator's field type, ``"EX"``, ``"GC"``, ``"GAL"``):
@@ -240,13 +257,16 @@ def fit_novelty_model(fit_items, calibration_items, *, classes=None, block_px: i
     shrinkage : float
         Covariance shrinkage of the feature Gaussian (`GaussianDensity.fit`).
     false_alarm : float
-        Fraction of calibration frames above the stored threshold.
+        Fraction of calibration frames above the stored threshold: the threshold is the
+        ``1 - false_alarm`` quantile of their novelty (linear interpolation between order
+        statistics, `numpy.quantile`).
 
     Returns
     -------
     NoveltyModel
     """
-    fit_items, calibration_items = list(fit_items), list(calibration_items)
+    fit_items = _with_ignore(fit_items, "fit_items")
+    calibration_items = _with_ignore(calibration_items, "calibration_items")
     if len(fit_items) < 2 or len(calibration_items) < 2:
         raise ValueError("fit_novelty_model needs at least two fit and two calibration frames, got "
                          f"{len(fit_items)} and {len(calibration_items)}")
@@ -254,18 +274,26 @@ def fit_novelty_model(fit_items, calibration_items, *, classes=None, block_px: i
         raise ValueError(f"false_alarm must be in (0, 1), got {false_alarm!r}")
     if classes is not None and len(classes) != len(fit_items):
         raise ValueError(f"classes must name one class per fit frame ({len(fit_items)}), got {len(classes)}")
-    feats = [features_from_block_means(m).reshape(-1, m.shape[0]) for m, _ in fit_items]
+    feats, r_fit = [], []
+    for means, image, ignore in fit_items:
+        f = features_from_block_means(means).reshape(-1, means.shape[0])  # (nby * nbx, 2h)
+        r = noise_excess(image, block_px, read_noise_e, ignore=ignore)
+        if ignore is not None and np.any(ignore):
+            kept = _block_fraction(np.asarray(ignore, dtype=bool), block_px) <= 0.5
+            f = f[torch.from_numpy(kept.ravel())]
+            r = np.where(kept, r, np.nan)
+        feats.append(f)
+        r_fit.append(r[np.isfinite(r)])
     labels = None if classes is None else np.repeat(np.asarray(classes, dtype=str), [len(f) for f in feats])
     density = GaussianDensity.fit(torch.cat(feats), labels, shrinkage)
-    r_fit = [noise_excess(img, block_px, read_noise_e) for _, img in fit_items]
-    all_r = np.concatenate([r.ravel() for r in r_fit])
-    medians = np.array([np.median(r) for r in r_fit])
+    all_r = np.concatenate(r_fit)
+    medians = np.array([np.median(r) for r in r_fit if r.size])
     model = NoveltyModel(density=density,
                          noise_block=(float(all_r.mean()), float(all_r.std(ddof=1))),
                          noise_frame=(float(medians.mean()), float(medians.std(ddof=1))),
                          frame_ref={}, block_ref={}, threshold=float("nan"), block_px=block_px,
                          read_noise_e=read_noise_e)
-    blocks = [model.block_components(m, img) for m, img in calibration_items]
+    blocks = [model.block_components(m, img, ignore) for m, img, ignore in calibration_items]
     frames = [model.frame_components(b) for b in blocks]
     model.frame_ref = {k: _q95_ref([f[k] for f in frames]) for k in COMPONENTS}
     model.block_ref = {k: _q95_ref(np.concatenate([b[k].ravel() for b in blocks])) for k in COMPONENTS}
@@ -301,9 +329,9 @@ def bottleneck_block_means(weights: FusedWeights, image: np.ndarray, block_px: i
     return sums.means()
 
 
-def fit_novelty(model, fit_images, calibration_images, *, classes=None, guide=None,
-                block_px: int = BLOCK_PX, read_noise_e: float = READ_NOISE_REF_E, shrinkage: float = 0.1,
-                false_alarm: float = 0.05) -> NoveltyModel:
+def fit_novelty(model, fit_images, calibration_images, *, classes=None, guide=None, fit_ignore=None,
+                calibration_ignore=None, block_px: int = BLOCK_PX, read_noise_e: float = READ_NOISE_REF_E,
+                shrinkage: float = 0.1, false_alarm: float = 0.05) -> NoveltyModel:
     """Fit ``model``'s novelty model on training images and set its threshold on held-out ones.
 
     Parameters
@@ -312,9 +340,12 @@ def fit_novelty(model, fit_images, calibration_images, *, classes=None, guide=No
         Its bottleneck (posterior means for a VI model, `mean_weights`) gives the features.
     fit_images, calibration_images : iterable of ndarray (H, W)
         Images in electrons: frames like the model's training data, and disjoint held-out ones
-        of the same kind (the threshold keeps ``false_alarm`` of them below it).
+        of the same kind (the threshold keeps ``false_alarm`` of them above it).
     classes : sequence of str, optional
         A class per fit image (e.g. the simulator's field type), one Gaussian per class.
+    fit_ignore, calibration_ignore : sequence of ndarray of bool (H, W) or None, optional
+        Each image's ignored pixels (a simulated frame's ``ignore``; None: none), left out as
+        `predict` leaves them out (`fit_novelty_model`).
     guide, block_px, read_noise_e, shrinkage, false_alarm
         As in `fit_novelty_model`.
 
@@ -326,8 +357,15 @@ def fit_novelty(model, fit_images, calibration_images, *, classes=None, guide=No
     """
     weights = mean_weights(model, guide)
     transform = getattr(model, "input_transform", None)  # features in the net's units, noise in electrons
-    items = [[(bottleneck_block_means(weights, model_input(img, transform), block_px), img) for img in images]
-             for images in (fit_images, calibration_images)]
+    items = []
+    for images, ignores, what in ((fit_images, fit_ignore, "fit_ignore"),
+                                  (calibration_images, calibration_ignore, "calibration_ignore")):
+        images = list(images)
+        ignores = [None] * len(images) if ignores is None else list(ignores)
+        if len(ignores) != len(images):
+            raise ValueError(f"{what} must hold one mask (or None) per image ({len(images)}), got {len(ignores)}")
+        items.append([(bottleneck_block_means(weights, model_input(img, transform), block_px), img, ign)
+                      for img, ign in zip(images, ignores)])
     return fit_novelty_model(*items, classes=classes, block_px=block_px, read_noise_e=read_noise_e,
                              shrinkage=shrinkage, false_alarm=false_alarm)
 
