@@ -18,7 +18,7 @@ from cosmiq_pyro.models.registry import PUBLISHED_DIR
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 #: Smoke scale: 64 px frames (one novelty block each), 4 training / 2 validation frames.
-SMOKE = {"n_val": 2, "batch_size": 2, "n_novelty": 3}
+SMOKE = {"n_val": 2, "batch_size": 2, "n_novelty": 3, "n_novelty_cal": 3}
 
 
 def test_the_recipe_is_the_one_acs_wfc_vi_was_trained_with():
@@ -163,7 +163,8 @@ def test_train_published_through_adapt_gives_the_old_first_epoch(tmp_path):
     small = {"n_train": 4, "n_val": 2, "size": 64, "epochs": 1, "batch_size": 2, "kl_beta": 1 / 256 ** 2}
     old = _old_train_published_first_epoch(tmp_path / "old.pth", {**ACS_WFC_VI, **small})
     new = cq.adapt("ACS-WFC", "ACS-WFC", tmp_path / "ACS-WFC-VI.pth", n_frames=4, size=64, epochs=1, device="cpu",
-                   recipe={"n_val": 2, "batch_size": 2, "kl_beta": 1 / 256 ** 2, "n_novelty": 3}, progress=False)
+                   recipe={"n_val": 2, "batch_size": 2, "kl_beta": 1 / 256 ** 2, "n_novelty": 3,
+                           "n_novelty_cal": 3}, progress=False)
     assert new.history["loss"] == old.history["loss"] and len(old.history["loss"]) == 2
     drop = ("seconds",)
     assert [{k: v for k, v in e.items() if k not in drop} for e in new.history["epochs"]] == \

@@ -82,8 +82,11 @@ def threshold_design(n_calibration: int, false_alarm: float, *, n_test: int = 50
 
     Monte Carlo over calibration sets (exact for continuous, independent scores: the scores'
     CDF maps them to uniforms): each draw sets the threshold on ``n_calibration`` uniforms as
-    `numpy.quantile` does, its true rate is ``1 - t``, and a test of ``n_test`` frames counts
-    ``k ~ Binomial(n_test, 1 - t)`` flags.
+    `numpy.quantile` does, ``t = U_(j) + f (U_(j+1) - U_(j))`` with ``h = (n - 1)(1 - q)``,
+    ``j = floor(h) + 1``, ``f = h - floor(h)``; the ``j``-th order statistic is drawn as
+    ``U_(j) ~ Beta(j, n - j + 1)`` and the next as ``U_(j) + (1 - U_(j)) Beta(1, n - j)`` (the
+    smallest of the ``n - j`` uniforms above it).  Its true rate is ``1 - t``, and a test of
+    ``n_test`` frames counts ``k ~ Binomial(n_test, 1 - t)`` flags.
 
     Returns
     -------
@@ -97,10 +100,22 @@ def threshold_design(n_calibration: int, false_alarm: float, *, n_test: int = 50
     if not 0.0 < false_alarm < 1.0:
         raise ValueError(f"false_alarm must be in (0, 1), got {false_alarm!r}")
     rng = np.random.default_rng(seed)
-    u = rng.random((draws, int(n_calibration)))
-    rate = 1.0 - np.quantile(u, 1.0 - false_alarm, axis=1)  # (draws,)
+    n = int(n_calibration)
+    h = (n - 1) * (1.0 - false_alarm)
+    j, frac = int(np.floor(h)) + 1, h - np.floor(h)  # 1-based rank of the lower order statistic
+    lower = rng.beta(j, n - j + 1, draws)
+    upper = lower + (1.0 - lower) * rng.beta(1, n - j, draws) if j < n else lower
+    rate = 1.0 - (lower + frac * (upper - lower))  # (draws,)
     k = rng.binomial(int(n_test), rate)
-    highs = {int(j): clopper_pearson(int(j), int(n_test), confidence)[1] for j in np.unique(k)}
-    high = np.array([highs[int(j)] for j in k])
+    high = _upper_ends(k, int(n_test), confidence)
     return {"mean_rate": float(rate.mean()), "q95_rate": float(np.quantile(rate, 0.95)),
             "expected_high": float(np.median(high)), "p_fail": float((high > limit).mean())}
+
+
+def _upper_ends(k: np.ndarray, n: int, confidence: float) -> np.ndarray:
+    """`clopper_pearson`'s upper ends for many ``k`` at once: the Beta quantile of its definition."""
+    from scipy.stats import beta
+
+    k = np.asarray(k)
+    high = beta.ppf(1.0 - (1.0 - confidence) / 2.0, k + 1, np.maximum(n - k, 1))
+    return np.where(k >= n, 1.0, high)

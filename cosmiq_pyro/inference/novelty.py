@@ -274,17 +274,23 @@ def fit_novelty_model(fit_items, calibration_items, *, classes=None, block_px: i
         raise ValueError(f"false_alarm must be in (0, 1), got {false_alarm!r}")
     if classes is not None and len(classes) != len(fit_items):
         raise ValueError(f"classes must name one class per fit frame ({len(fit_items)}), got {len(classes)}")
-    feats, r_fit = [], []
-    for means, image, ignore in fit_items:
+    feats, r_fit, kept_classes = [], [], []
+    for j, (means, image, ignore) in enumerate(fit_items):
         f = features_from_block_means(means).reshape(-1, means.shape[0])  # (nby * nbx, 2h)
         r = noise_excess(image, block_px, read_noise_e, ignore=ignore)
         if ignore is not None and np.any(ignore):
             kept = _block_fraction(np.asarray(ignore, dtype=bool), block_px) <= 0.5
             f = f[torch.from_numpy(kept.ravel())]
             r = np.where(kept, r, np.nan)
+        if len(f) == 0:
+            continue  # every block mostly ignored: the frame tells nothing
         feats.append(f)
         r_fit.append(r[np.isfinite(r)])
-    labels = None if classes is None else np.repeat(np.asarray(classes, dtype=str), [len(f) for f in feats])
+        kept_classes.append(None if classes is None else classes[j])
+    if len(feats) < 2:
+        raise ValueError("fit_novelty_model needs at least two fit frames with a block that is not mostly "
+                         f"ignored pixels, got {len(feats)}")
+    labels = None if classes is None else np.repeat(np.asarray(kept_classes, dtype=str), [len(f) for f in feats])
     density = GaussianDensity.fit(torch.cat(feats), labels, shrinkage)
     all_r = np.concatenate(r_fit)
     medians = np.array([np.median(r) for r in r_fit if r.size])
@@ -294,6 +300,10 @@ def fit_novelty_model(fit_items, calibration_items, *, classes=None, block_px: i
                          frame_ref={}, block_ref={}, threshold=float("nan"), block_px=block_px,
                          read_noise_e=read_noise_e)
     blocks = [model.block_components(m, img, ignore) for m, img, ignore in calibration_items]
+    blocks = [b for b in blocks if not np.isnan(b["features"]).all()]  # no score (`score` refuses them)
+    if len(blocks) < 2:
+        raise ValueError("fit_novelty_model needs at least two calibration frames with a block that is not "
+                         f"mostly ignored pixels, got {len(blocks)}")
     frames = [model.frame_components(b) for b in blocks]
     model.frame_ref = {k: _q95_ref([f[k] for f in frames]) for k in COMPONENTS}
     model.block_ref = {k: _q95_ref(np.concatenate([b[k].ravel() for b in blocks])) for k in COMPONENTS}
