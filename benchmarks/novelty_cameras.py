@@ -191,6 +191,16 @@ def evaluate_model(spec: str, camera_name: str, sets: dict, args) -> tuple[pd.Da
     facts["boosted"] = {name: false_alarms(sc[name], chosen.threshold) for name in boosted}
     facts["real"] = {name: float(sc[name][0]) for name in REAL if name in sc}
     facts["check_predict"] = check_predict(result, chosen, sets[own], scorer)
+    facts["written"] = None
+    if args.write is not None:
+        from cosmiq_pyro.inference.novelty_refit import write_novelty
+        from cosmiq_pyro.models.registry import PUBLISHED, PUBLISHED_DIR
+        entry = PUBLISHED.get(spec)
+        source = PUBLISHED_DIR / entry if isinstance(entry, str) else Path(spec)
+        if source.suffix == ".pth" and source.is_file():
+            facts["written"] = write_novelty(source, chosen.state_dict(), camera, full,
+                                             args.write / f"{source.stem}.pth")
+            print(f"{spec}: wrote {facts['written']}", flush=True)
     print(f"{spec}: done in {time.time() - t0:.0f} s", flush=True)
     return pd.DataFrame(rows), pd.DataFrame(sweep), facts
 
@@ -302,6 +312,9 @@ def main(argv=None) -> int:
     parser.add_argument("--design-test", type=int, default=500)
     parser.add_argument("--quick", action="store_true", help="small sets (a pipeline check)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "novelty_out" / "cameras")
+    parser.add_argument("--write", type=Path, default=None,
+                        help="write each checkpoint with the recipe's novelty model (the headline one) into "
+                             "this directory (`novelty_refit.write_novelty`: weights unchanged, digest checked)")
     parser.add_argument("--cache", type=Path, default=ROOT / "benchmarks" / "novelty_out" / "cameras" / "cache")
     args = parser.parse_args(argv)
     if args.quick:

@@ -22,8 +22,11 @@ on training frames and stored as plain tensors (`NoveltyModel.state_dict`):
   electrons); noise above it is also what sources and gradients give, so only the deficit counts.
 
 Each frame score is put on the scale of held-out in-distribution (calibration) frames; the
-novelty is the larger of the two, and `NoveltyModel` keeps the threshold for a 5 % false-alarm
-rate.  `predict` computes it from the features of its own forward pass.
+novelty is the larger of the two, and `NoveltyModel` keeps the threshold: the ``1 - false_alarm``
+quantile of the calibration frames' novelty (`adapt`'s recipe: 2.5 % of 768 frames, so that a
+check on 500 more frames keeps the upper end of its 95 % interval below 7 %;
+`cosmiq_pyro.evaluation.false_alarms`).  Ignored pixels are left out of the fit as of the score.
+`predict` computes it from the features of its own forward pass.
 """
 from __future__ import annotations
 
@@ -68,8 +71,9 @@ class NoveltyModel:
     Each score ``s`` is put on a common scale with held-out in-distribution (calibration)
     frames, ``t = (s - median_cal) / (q95_cal - median_cal)`` (so 1 is the 95th percentile of
     in-distribution frames, or of blocks for the map), and the novelty is the largest ``t`` of
-    the components.  ``is_novel`` is ``novelty > threshold``, the threshold the 95th
-    percentile of the calibration frames' novelty (a 5 % false-alarm rate).
+    the components.  ``is_novel`` is ``novelty > threshold``, the threshold the
+    ``1 - false_alarm`` quantile of the calibration frames' novelty (`fit_novelty_model`; the
+    shipped models: 2.5 %, of 768 frames).
 
     Attributes
     ----------

@@ -19,7 +19,7 @@ from ..models.card import utc_now, versions
 from ..models.registry import load_model
 from .adaptation import ACS_WFC_VI, NOVELTY_KEYS, novelty_data, recipe_novelty, resolve_recipe
 
-__all__ = ["checkpoint_recipe", "refit_novelty"]
+__all__ = ["checkpoint_recipe", "refit_novelty", "write_novelty"]
 
 
 def checkpoint_recipe(result, instrument=None, novelty: dict | None = None) -> tuple[Camera, dict]:
@@ -103,18 +103,31 @@ def refit_novelty(checkpoint, out=None, *, instrument=None, novelty: dict | None
         The written file's weights differ from the input's (then nothing is replaced).
     """
     checkpoint = Path(checkpoint)
+    if out is not None and Path(out).suffix != ".pth":
+        raise ValueError(f"out must name a .pth file, got {str(out)!r}")
+    result = load_model(checkpoint)
+    camera, full = checkpoint_recipe(result, instrument, novelty)
+    state = recipe_novelty(result, camera, full, None, progress)
+    return write_novelty(checkpoint, state, camera, full, out)
+
+
+def write_novelty(checkpoint, state: dict, camera: Camera, full: dict, out=None) -> dict:
+    """Write ``checkpoint`` with the novelty model ``state`` (fitted with the recipe ``full`` on
+    ``camera``'s frames, `checkpoint_recipe`) and its card's record of it, weights unchanged.
+
+    Returns and raises as `refit_novelty`.
+    """
+    checkpoint = Path(checkpoint)
     out = checkpoint if out is None else Path(out)
     if out.suffix != ".pth":
         raise ValueError(f"out must name a .pth file, got {str(out)!r}")
     before = read_payload(checkpoint)
     digest = weights_sha256(before)
-    result = load_model(checkpoint)
-    camera, full = checkpoint_recipe(result, instrument, novelty)
-    state = recipe_novelty(result, camera, full, None, progress)
+    card, old = before["sections"].get("card"), before["sections"].get("novelty")
     when = utc_now()
     sections = {"novelty": state}
-    if result.card is not None:
-        card = dict(result.card)
+    if card is not None:
+        card = dict(card)
         card["recipe"] = {**card["recipe"], **{k: full[k] for k in NOVELTY_KEYS}}
         card["data"] = {**card["data"], "novelty": {**novelty_data(full), "refitted_utc": when,
                                                     "refitted_by": "cosmiq_pyro.inference.novelty_refit",
@@ -131,6 +144,6 @@ def refit_novelty(checkpoint, out=None, *, instrument=None, novelty: dict | None
     finally:
         staged.unlink(missing_ok=True)
     return {"path": str(out), "camera": camera.name,
-            "threshold_before": None if result.novelty is None else float(result.novelty["threshold"]),
+            "threshold_before": None if old is None else float(old["threshold"]),
             "threshold": float(state["threshold"]), "weights_sha256": digest,
             **{k: full[k] for k in NOVELTY_KEYS}, "refitted_utc": when}
