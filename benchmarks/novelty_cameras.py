@@ -36,6 +36,7 @@ for a pipeline check; ``--model ACS-WFC-VI=ACS-WFC --model /path/DECam-VI.pth=DE
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from itertools import product
@@ -73,7 +74,7 @@ def _cached(cache: Path, key: str, make):
             return {k: data[k] for k in data.files}
     arrays = make()
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")  # concurrent runs write their own
     np.savez(tmp, **arrays)
     tmp.replace(path)
     return arrays
@@ -114,39 +115,60 @@ def held_out_frames(camera: str, n: int, seed: int, cache: Path, multiplier: flo
 # -- one model ------------------------------------------------------------------------------------
 
 class Scorer:
-    """A model's bottleneck block means of any image, and novelty scores under any novelty model."""
+    """A model's bottleneck block means of any image (``cache``: stored per model and frame set)."""
 
-    def __init__(self, result):
+    def __init__(self, result, cache: Path | None = None):
+        import hashlib
+        import json as _json
         from cosmiq_pyro.inference.novelty import mean_weights
         self.weights = mean_weights(result)
         self.transform = result.input_transform
+        self.cache = cache
+        digest = hashlib.sha256(_json.dumps(self.transform, sort_keys=True).encode())
+        for part in (result.model.state_dict(), {} if result.guide is None else result.guide.state_dict()):
+            for key in sorted(part):
+                digest.update(key.encode())
+                digest.update(part[key].detach().contiguous().numpy().tobytes())
+        self.tag = digest.hexdigest()[:16]  # the weights and input transform the means depend on
 
     def means(self, image):
         from cosmiq_pyro.data.input_transform import model_input
         from cosmiq_pyro.inference.novelty import bottleneck_block_means
         return bottleneck_block_means(self.weights, model_input(image, self.transform))
 
+    def items(self, name: str, frames: dict) -> list:
+        """``(block_means, image, ignore)`` per frame of ``frames`` (``image``, ``ignore`` stacks)."""
+        images, ignores = frames["image"], frames["ignore"]
+        if self.cache is None:
+            means = [self.means(im) for im in images]
+        else:
+            slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+            stacked = _cached(self.cache, f"means_{self.tag}_{slug}_{len(images)}",
+                              lambda: {"means": np.stack([self.means(im).numpy() for im in images])
+                                       if len(images) else np.zeros((0,))})["means"]
+            means = [torch.from_numpy(m) for m in stacked]
+        return list(zip(means, images, ignores))
+
 
 def evaluate_model(spec: str, camera_name: str, sets: dict, args) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Scores of every set under the recipe's novelty model, the sweep table and facts."""
     import cosmiq_pyro as cq
     from cosmiq_pyro.evaluation.false_alarms import false_alarms
-    from cosmiq_pyro.inference.adaptation import CAMERA_KEYS
+    from cosmiq_pyro.inference.adaptation import novelty_frame_options
     from cosmiq_pyro.inference.novelty import NoveltyModel, auroc, fit_novelty_model
     from cosmiq_pyro.inference.novelty_refit import checkpoint_recipe
 
     t0 = time.time()
     result = cq.load(spec)
     camera, full = checkpoint_recipe(result, camera_name)
-    options = {k: full[k] for k in ("size", *CAMERA_KEYS)}
+    options = novelty_frame_options(full)
     n_cal_max = max(max(args.sweep_n), full["n_novelty_cal"])
     fit = recipe_frames(camera, full["n_novelty"], full["novelty_fit_seed"], options, args.cache)
     cal = recipe_frames(camera, n_cal_max, full["novelty_cal_seed"], options, args.cache)
-    scorer = Scorer(result)
-    fit_items = [(scorer.means(im), im, ig) for im, ig in zip(fit["image"], fit["ignore"])]
-    cal_items = [(scorer.means(im), im, ig) for im, ig in zip(cal["image"], cal["ignore"])]
-    items = {name: [(scorer.means(im), im, ig) for im, ig in zip(s["image"], s["ignore"])]
-             for name, s in sets.items()}
+    scorer = Scorer(result, args.cache)
+    fit_items = scorer.items(f"fit_{full['novelty_fit_seed']}_x{options['cr_rate_multiplier']}", fit)
+    cal_items = scorer.items(f"cal_{full['novelty_cal_seed']}_x{options['cr_rate_multiplier']}", cal)
+    items = {name: scorer.items(f"set_{name}", s) for name, s in sets.items()}
     print(f"{spec}: features of {len(fit_items) + len(cal_items) + sum(map(len, items.values()))} frames "
           f"in {time.time() - t0:.0f} s", flush=True)
 

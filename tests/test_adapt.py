@@ -81,6 +81,10 @@ def test_adapted_model_loads_with_temperature_card_and_novelty_and_predicts(adap
     assert card["recipe"]["label_rule"] == "sigma" and card["recipe"]["cr_rate_multiplier"] == 50.0
     assert card["recipe"]["exptime_s"] == [30.0, 600.0]
     assert model.novelty["read_noise_e"] == 7.5  # the spec's read noise, 6-9 e-
+    # the novelty frames: 3 fit, 3 calibration (the smoke recipe), the package's quantile, ignored pixels out
+    assert card["data"]["novelty"] == {"n_fit": 3, "fit_seed": 15, "n_cal": 3, "cal_seed": 16,
+                                       "false_alarm": ACS_WFC_VI["novelty_false_alarm"], "cr_rate_multiplier": 1.0,
+                                       "ignored_pixels": "left out"}
     assert card["validation"]["temperature"] == model.temperature != 1.0
     assert model.model.prior.to_dict() == {"kind": "CentredNormalPrior", "scale": 0.1, "source": "deepCR:ACS-WFC"}
     assert len(card["validation"]["val_loss"]) == 2 and card["training"]["best_epoch"] in (1, 2)

@@ -52,7 +52,7 @@ from .novelty import fit_novelty
 from .temperature import calibrate
 
 __all__ = ["adapt", "ACS_WFC_VI", "CAMERA_KEYS", "NOVELTY_KEYS", "resolve_recipe", "plain_net", "recipe_novelty",
-           "novelty_data"]
+           "novelty_data", "novelty_frame_options"]
 
 #: The recipe of the published ``ACS-WFC-VI`` (unchanged since it was trained), every value that
 #: the data, `fit_svi`, `calibrate` and `fit_novelty` take.  The keys after ``calibration_draws``
@@ -99,6 +99,10 @@ ACS_WFC_VI = {
     "novelty_cal_seed": 16,
     "novelty_shrinkage": 0.1,
     "novelty_false_alarm": 0.025,
+    # novelty frames at the real CR rate (what a user's frames have), not the training rate: with
+    # DECam-VI's x50 training frames, 67 of 500 real-rate DECam frames (13 %) were flagged at a
+    # nominal 2.5 %; with x1 novelty frames 15 of 500 (3.0 %) (docs/novelty_cameras.md)
+    "novelty_cr_rate_multiplier": 1.0,
     "dark_n_mask": 1,             # user data (deepCR's 'simulate'): darks per image, validation share
     "dark_f_val": 0.1,
 }
@@ -107,7 +111,7 @@ ACS_WFC_VI = {
 CAMERA_KEYS = ("fields", "filters", "exptime_s", "label_rule", "cr_rate_multiplier")
 #: Recipe keys of the novelty model (what `novelty_refit.refit_novelty` may change after training).
 NOVELTY_KEYS = ("n_novelty", "n_novelty_cal", "novelty_fit_seed", "novelty_cal_seed", "novelty_shrinkage",
-                "novelty_false_alarm")
+                "novelty_false_alarm", "novelty_cr_rate_multiplier")
 _FIT_KEYS = ("batch_size", "lr", "scale_lr", "kl_beta", "num_particles", "init_scale", "phase0_epochs",
              "val_samples", "lr_decay_factor", "lr_decay_patience", "save_after")
 
@@ -344,16 +348,23 @@ def _write_state(work: Path, state: dict) -> None:
     write_bytes_atomic(work / "adapt.json", (json.dumps(state, indent=1) + "\n").encode())
 
 
+def novelty_frame_options(full: dict) -> dict:
+    """`simulated_images` keywords of a recipe's novelty frames: its frame keys, at the CR rate
+    ``novelty_cr_rate_multiplier`` (the real rate) rather than the training rate."""
+    return {**{k: full[k] for k in ("size", *CAMERA_KEYS)}, "cr_rate_multiplier": full["novelty_cr_rate_multiplier"]}
+
+
 def recipe_novelty(result: FitResult, camera: Camera, full: dict, user_parts=None, progress: bool = False) -> dict:
     """The novelty model of a recipe, as a state dict: fitted on ``n_novelty`` simulated frames
-    of the camera (seed ``novelty_fit_seed``) and/or the user's training frames, its threshold on
+    of the camera at the real CR rate (seed ``novelty_fit_seed``, `novelty_frame_options`)
+    and/or the user's training frames, its threshold on
     ``n_novelty_cal`` held-out ones (seed ``novelty_cal_seed``; the validation part for the
     user's); every frame's ignored pixels left out, as `predict` leaves them out."""
     fit, cal, classes, fit_ignore, cal_ignore = [], [], [], [], []
     if progress:
         print("adapt: fitting the novelty model", flush=True)
     if full["n_train"]:
-        options = {k: full[k] for k in ("size", *CAMERA_KEYS)}
+        options = novelty_frame_options(full)
         fit, classes, fit_ignore = simulated_images(camera, full["n_novelty"], full["novelty_fit_seed"], progress,
                                                     **options)
         cal, _, cal_ignore = simulated_images(camera, full["n_novelty_cal"], full["novelty_cal_seed"], progress,
@@ -374,7 +385,7 @@ def novelty_data(full: dict) -> dict:
     """The card's record of the novelty frames (``data.novelty``)."""
     return {"n_fit": full["n_novelty"], "fit_seed": full["novelty_fit_seed"], "n_cal": full["n_novelty_cal"],
             "cal_seed": full["novelty_cal_seed"], "false_alarm": full["novelty_false_alarm"],
-            "ignored_pixels": "left out"}
+            "cr_rate_multiplier": full["novelty_cr_rate_multiplier"], "ignored_pixels": "left out"}
 
 
 def _card(full: dict, camera: Camera, start: str, started: FitResult, user, result: FitResult, chunks) -> dict:
