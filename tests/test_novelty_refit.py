@@ -88,6 +88,42 @@ def test_fit_leaves_out_blocks_that_are_mostly_ignored():
         nv.fit_novelty_model([(1,)] * 2, cal)
 
 
+# -- the level component ---------------------------------------------------------------------------
+
+def test_block_level_by_hand():
+    image = np.full((128, 192), 400.0, np.float32)
+    image[:64, 64:128] = -50.0  # a sky-subtracted block: floored at the read-noise term
+    image[64:, 128:] = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)  # median over every 2nd row
+    level = nv.block_level(image, 64, read_noise_e=3.0)
+    rows = np.arange(64 * 64, dtype=np.float64).reshape(64, 64)[::2]
+    expected = np.log(np.array([[400.0, 0.0, 400.0], [400.0, 400.0, np.median(rows)]]) + 9.0)
+    np.testing.assert_allclose(level, expected, rtol=1e-6)
+    ignore = np.zeros(image.shape, bool)
+    ignore[:64, :64] = True
+    assert np.isnan(nv.block_level(image, 64, 3.0, ignore=ignore)[0, 0])
+
+
+def test_level_component_flags_a_frame_far_brighter_than_the_training_frames():
+    rng = np.random.default_rng(3)
+    feats = lambda: torch.from_numpy(rng.gamma(2.0, 1.0, (8, 2, 2)))  # noqa: E731 (features alike)
+    fit = [(feats(), _flat(i, level=200.0 * 1.5 ** (i % 5))) for i in range(10)]  # 200-1000 e-
+    cal = [(feats(), _flat(20 + i, level=200.0 * 1.5 ** (i % 5))) for i in range(20)]
+    model = nv.fit_novelty_model(fit, cal)
+    assert model.components == ("features", "noise", "level")
+    levels = [np.median(nv.block_level(img)) for _, img in fit]
+    assert model.level_frame == pytest.approx((np.mean(levels), np.std(levels, ddof=1)), rel=1e-9)
+    bright = _flat(99, level=50_000.0)  # a ground-based sky: noise and features as in training
+    score, parts, block_map = model.score(feats(), bright)
+    assert parts["level"] > 5 and score == max(parts.values()) > model.threshold
+    assert block_map.min() > 1  # every block is far from the training levels
+    # a novelty model stored before the level component is scored with features and noise only
+    old = {k: v for k, v in model.state_dict().items() if k not in ("level_block", "level_frame")}
+    old["frame_ref"] = {k: old["frame_ref"][k] for k in ("features", "noise")}
+    old["block_ref"] = {k: old["block_ref"][k] for k in ("features", "noise")}
+    again = nv.NoveltyModel.from_state_dict(old)
+    assert again.components == ("features", "noise") and "level" not in again.score(feats(), bright)[1]
+
+
 # -- refit_novelty ----------------------------------------------------------------------------------
 
 def _digest(payload):
