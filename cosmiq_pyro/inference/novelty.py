@@ -20,11 +20,14 @@ fitted on training frames and stored as plain tensors (`NoveltyModel.state_dict`
   Poisson + read noise its level predicts in electrons (`noise_excess`).  Noise *below* that
   floor is impossible for data in electrons (it means ADU, e-/s or scaled data read as
   electrons); noise above it is also what sources and gradients give, so only the deficit counts.
-* **level** -- per block, the log of the median level in electrons (`block_level`), its distance
-  in either direction from the training blocks' in units of their spread.  A model whose input
-  is standardised cannot see the level in its features (issue 22: WFC3-UVIS-VI told DECam
-  frames, sky of thousands of electrons, from its own with AUROC 0.87 without it, 0.998 with
-  it).  Novelty models fitted before it have two components and are scored with those.
+* **level** -- per block, the log of the median level in electrons (`block_level`), how far it
+  lies *above* the training blocks' in units of their spread.  A model whose input is
+  standardised cannot see the level in its features (issue 22: WFC3-UVIS-VI told DECam frames,
+  sky of thousands of electrons, from its own with AUROC 0.87 without it, 0.997 with it).  Only
+  the excess counts: the distance in both directions also scored the darkest in-distribution
+  frames (short blue exposures), which raised the threshold of the maximum over the components
+  until WFC3-UVIS-VI no longer flagged a real ground-based frame (docs/novelty_cameras.md).
+  Novelty models fitted before it have two components and are scored with those.
 
 Each frame score is put on the scale of held-out in-distribution (calibration) frames; the
 novelty is the largest of them, and `NoveltyModel` keeps the threshold: the ``1 - false_alarm``
@@ -71,11 +74,11 @@ class NoveltyModel:
       to the training blocks, `GaussianDensity`),
     * ``noise``: ``u_b = (mean_r - r_b) / sd_r``, the noise deficit (`noise_excess`,
       standardised with the training blocks' mean and standard deviation),
-    * ``level``: ``u_b = |l_b - mean_l| / sd_l``, the block level's distance from the training
+    * ``level``: ``u_b = (l_b - mean_l) / sd_l``, the block level's excess over the training
       blocks' (`block_level`),
 
     and a frame's component score is the mean of ``u_b`` over its blocks (features),
-    ``(mean_R - median_b r_b) / sd_R`` (noise) or ``|median_b l_b - mean_L| / sd_L`` (level),
+    ``(mean_R - median_b r_b) / sd_R`` (noise) or ``(median_b l_b - mean_L) / sd_L`` (level),
     with the training frames' mean and spread of the per-frame medians.
     Each score ``s`` is put on a common scale with held-out in-distribution (calibration)
     frames, ``t = (s - median_cal) / (q95_cal - median_cal)`` (so 1 is the 95th percentile of
@@ -142,7 +145,7 @@ class NoveltyModel:
             level = np.where(mostly_ignored, np.nan, level)
         out = {"features": features, "noise": (mean - r) / sd, "_r": r, "_l": level}
         if self.level_block is not None:
-            out["level"] = np.abs(level - self.level_block[0]) / self.level_block[1]
+            out["level"] = (level - self.level_block[0]) / self.level_block[1]
         return out
 
     def frame_components(self, blocks: dict) -> dict:
@@ -151,7 +154,7 @@ class NoveltyModel:
         out = {"features": float(np.nanmean(blocks["features"])),
                "noise": float((mean - np.nanmedian(blocks["_r"])) / sd)}
         if self.level_frame is not None:
-            out["level"] = float(abs(np.nanmedian(blocks["_l"]) - self.level_frame[0]) / self.level_frame[1])
+            out["level"] = float((np.nanmedian(blocks["_l"]) - self.level_frame[0]) / self.level_frame[1])
         return out
 
     def _scaled(self, scores: dict, ref: dict):
