@@ -3,8 +3,9 @@ the other cameras' frames from its own, and how often does it flag its own?
 
 For each model (``--model SPEC=CAMERA``; default the shipped ``ACS-WFC-VI``, ``WFC3-UVIS-VI`` and
 ``DECam-VI``) the novelty model is fitted as `adapt` fits it (`adaptation.recipe_novelty`: the
-recipe's ``n_novelty`` fit frames of the model's camera, seed ``novelty_fit_seed``; calibration
-frames, seed ``novelty_cal_seed``; every frame's ignored pixels left out), for every threshold
+recipe's ``n_novelty`` fit frames of the model's camera at the real CR rate, seed
+``novelty_fit_seed``; calibration frames, seed ``novelty_cal_seed``; every frame's ignored
+pixels left out), for every threshold
 quantile of ``SWEEP_Q`` and calibration-set size of ``SWEEP_N`` (the first ``n`` of the
 calibration frames).  The recipe's own pair (``novelty_false_alarm``, ``n_novelty_cal``) is the
 one reported in the headline tables; the checkpoint's stored novelty model is compared with it
@@ -17,7 +18,7 @@ one reported in the headline tables; the checkpoint's stored novelty model is co
   false alarms, with the exact 95 % binomial interval, `evaluation.false_alarms`); another
   camera's are positives (AUROC, share flagged);
 * for a camera trained at a boosted CR rate (DECam: x50), ``--n-shift`` held-out frames at that
-  rate (the novelty fit frames' rate), reported beside the real-rate ones;
+  rate (the training frames' rate), reported beside the real-rate ones;
 * the seeing-limited (``seeing3``) and sky-subtracted (``skysub``) shifts of the first
   ``--n-shift`` frames of its camera (`evaluation.shifts`);
 * astroscrappy's ``gmos.fits`` (in electrons as stored) and ccdproc's SAAO frame (overscan
@@ -296,7 +297,7 @@ def tables(facts: list, sweep: pd.DataFrame, design: pd.DataFrame, args) -> str:
               "| nominal | n_cal | mean true rate | 95th pct of true rate | median upper end | P(upper end > 7 %) |",
               "|---:|---:|---:|---:|---:|---:|"]
     for _, r in design.iterrows():
-        lines.append(f"| {r['false_alarm']:.1%} | {r['n_cal']} | {r['mean_rate']:.2%} | {r['q95_rate']:.2%} | "
+        lines.append(f"| {r['false_alarm']:.1%} | {int(r['n_cal'])} | {r['mean_rate']:.2%} | {r['q95_rate']:.2%} | "
                      f"{r['expected_high']:.2%} | {r['p_fail']:.1%} |")
     return "\n".join(lines) + "\n"
 
@@ -315,7 +316,8 @@ def figure(scores: pd.DataFrame, facts: list, out: Path) -> None:
         ax.axhline(f["threshold"], color="k", lw=0.8, ls="--")
         ax.set_yscale("symlog", linthresh=3.0)
         ax.set_xticks(range(len(order)), order, rotation=60, ha="right")
-        ax.set_title(f"{f['model']} (threshold {f['threshold']:.2f})")
+        ax.set_title(f"{Path(f['model']).stem} (threshold {f['threshold']:.2f})")
+        ax.margins(y=0.08)
         ax.set_ylabel("novelty (1 = 95th pct of calibration frames)")
     fig.savefig(out / "scores.png", dpi=100)
     plt.close(fig)
