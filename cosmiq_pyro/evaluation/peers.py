@@ -83,7 +83,9 @@ class ModelPredictor:
     Parameters
     ----------
     model : UNet2Sigmoid, UNet2SigmoidVI or FitResult
-        A `FitResult`'s logit temperature (``.temperature``) is applied to every prediction.
+        A `FitResult`'s logit temperature (``.temperature``) and input transform
+        (``.input_transform``: e.g. deepCR's ``WFC3-UVIS`` standardises, ``decam`` takes ADU) are
+        applied to every prediction.
     guide : AutoNormal, optional
         Needed for a bare `UNet2SigmoidVI` (a `FitResult` carries its own).
     method : str, optional
@@ -112,6 +114,9 @@ class ModelPredictor:
         self.method, self.T = spec.name, method_draws(spec, T, bayesian=guide is not None)
         self.model, self.guide, self.tile, self.device = net, guide, tile, device
         self.temperature = getattr(model, "temperature", 1.0)  # a FitResult's calibration
+        # a FitResult's input transform (deepCR's WFC3-UVIS standardises, decam takes ADU):
+        # `predict` applies it when it is given the FitResult, not the bare net
+        self._source = model if isinstance(getattr(model, "input_transform", None), dict) else net
 
     @property
     def bayesian(self) -> bool:
@@ -119,8 +124,8 @@ class ModelPredictor:
 
     def predict(self, image, ignore=None, meta: Optional[Mapping] = None, seed: int = 0) -> PeerPrediction:
         """Maps of ``image`` (electrons); ``meta`` is not used; ``seed`` seeds the draws."""
-        pred = predict(self.model, image, guide=self.guide, method=self.method,
-                       T=self.T if self.bayesian else None, ignore=ignore, seed=seed,
+        pred = predict(self._source, image, guide=self.guide, method=self.method,
+                       T=self.T if self.bayesian else None, ignore=ignore, seed=seed, novelty=False,
                        tile=self.tile, device=self.device, progress=False, temperature=self.temperature)
         return PeerPrediction(prob=pred.prob, entropy=pred.entropy,
                               epistemic=pred.epistemic if self.bayesian and pred.T != 1 else None, T=pred.T,
