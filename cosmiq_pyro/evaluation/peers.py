@@ -34,6 +34,7 @@ import numpy as np
 from ..inference.methods import check_method, method_draws
 from ..inference.predictive import predict, validated_image
 from ..models.registry import resolve
+from ..models.results import FitResult
 from ..utils.checks import check_int
 from .metrics import binary_entropy
 
@@ -85,7 +86,7 @@ class ModelPredictor:
     model : UNet2Sigmoid, UNet2SigmoidVI or FitResult
         A `FitResult`'s logit temperature (``.temperature``) and input transform
         (``.input_transform``: e.g. deepCR's ``WFC3-UVIS`` standardises, ``decam`` takes ADU) are
-        applied to every prediction.
+        applied to every prediction, and the moment pass uses its ``"moments"`` section.
     guide : AutoNormal, optional
         Needed for a bare `UNet2SigmoidVI` (a `FitResult` carries its own).
     method : str, optional
@@ -114,9 +115,9 @@ class ModelPredictor:
         self.method, self.T = spec.name, method_draws(spec, T, bayesian=guide is not None)
         self.model, self.guide, self.tile, self.device = net, guide, tile, device
         self.temperature = getattr(model, "temperature", 1.0)  # a FitResult's calibration
-        # a FitResult's input transform (deepCR's WFC3-UVIS standardises, decam takes ADU):
-        # `predict` applies it when it is given the FitResult, not the bare net
-        self._source = model if isinstance(getattr(model, "input_transform", None), dict) else net
+        # `predict` applies a FitResult's input transform (deepCR's WFC3-UVIS standardises, decam
+        # takes ADU) and the moment pass its "moments" section when given the FitResult itself
+        self._source = model if isinstance(model, FitResult) else net
 
     @property
     def bayesian(self) -> bool:
