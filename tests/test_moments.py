@@ -241,3 +241,21 @@ def test_the_variance_scale_travels_in_the_checkpoint_and_bad_ones_are_refused(s
         with pytest.raises(ValueError, match="moments"):
             update_sections(copy, {"moments": bad}, out=tmp_path / "bad.pth")
         assert not (tmp_path / "bad.pth").exists()
+
+
+def test_variance_fit_passes_the_models_input_transform_to_both_passes(shipped):
+    """A model that takes its frames divided by 4 (deepCR's decam convention) is calibrated on
+    what its net sees: the same objective as the bare model on the frames divided by hand."""
+    from cosmiq_pyro.data import simulate
+    from cosmiq_pyro.inference.moments_calibration import fit_variance_scale
+
+    image = simulate.simulate_frame(64, "GC", "F606W", 500.0, seed=3).image
+    bare = cq.FitResult(model=shipped.model, guide=shipped.guide, temperature=shipped.temperature)
+    scaled = cq.FitResult(model=shipped.model, guide=shipped.guide, temperature=shipped.temperature,
+                          input_transform={"kind": "scale", "divide_by": 4.0})
+    grid, caps = [1.0, 3.0], [None, 5.0]
+    _, by_hand = fit_variance_scale(bare, [image / np.float32(4.0)], T=4, grid=grid, caps=caps)
+    _, through = fit_variance_scale(scaled, [image], T=4, grid=grid, caps=caps)
+    np.testing.assert_allclose(through["rms_epistemic"], by_hand["rms_epistemic"], rtol=1e-6)
+    _, unscaled = fit_variance_scale(bare, [image], T=4, grid=grid, caps=caps)
+    assert not np.allclose(unscaled["rms_epistemic"], by_hand["rms_epistemic"], rtol=1e-3)
