@@ -60,7 +60,7 @@ sys.path.insert(0, str(ROOT))
 from cosmiq_pyro.data.datasets import SimulatedDataset  # noqa: E402
 from cosmiq_pyro.data.seeds import HELD_OUT_SEED  # noqa: E402
 from cosmiq_pyro.evaluation import metrics  # noqa: E402
-from cosmiq_pyro.evaluation.peers import ModelPredictor  # noqa: E402
+from cosmiq_pyro.evaluation.peers import ModelPredictor, PeerPrediction  # noqa: E402
 from cosmiq_pyro.evaluation.study import compare  # noqa: E402
 from cosmiq_pyro.evaluation.study.collect import _frame_seed  # noqa: E402
 from cosmiq_pyro.inference.methods import DEFAULT_T, METHODS  # noqa: E402
@@ -83,25 +83,58 @@ COLUMNS = ["predictor", "tpr_pct_at_0.05pct_fpr", "tpr_pct_at_0.5pct_fpr", "brie
 
 class Cached:
     """A predictor whose maps are computed once per (image, seed) and kept (`compare` and
-    `extra_rows` then see the same maps)."""
+    `extra_rows` then see the same maps).
 
-    def __init__(self, inner):
+    With ``directory``, the maps are also stored there (one ``.npz`` per frame, named by
+    ``tag``, the image's hash and the seed) and read back by later runs: a run can be resumed,
+    and the maps of predictors that do not change (deepCR's model, the baseline) computed ahead.
+    ``tag`` must name the predictor fully (model file hash, method, draws).
+    """
+
+    def __init__(self, inner, directory: Path | None = None, tag: str | None = None):
         self.inner, self.is_probability, self.maps = inner, inner.is_probability, {}
+        if directory is not None and not tag:
+            raise ValueError("a Cached predictor with a directory needs its tag")
+        self.directory, self.tag = (None if directory is None else Path(directory)), tag
 
     def predict(self, image, ignore=None, meta=None, seed=0):
         key = (hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest(), seed)
         if key not in self.maps:
-            self.maps[key] = self.inner.predict(image, ignore=ignore, meta=meta, seed=seed)
+            path = None if self.directory is None else self.directory / f"{self.tag}_{key[0][:16]}_{seed}.npz"
+            if path is not None and path.is_file():
+                with np.load(path) as z:
+                    self.maps[key] = PeerPrediction(
+                        prob=z["prob"], entropy=z["entropy"] if "entropy" in z else None,
+                        epistemic=z["epistemic"] if "epistemic" in z else None,
+                        T=None if int(z["T"]) < 0 else int(z["T"]), is_probability=bool(z["is_probability"]))
+            else:
+                pred = self.inner.predict(image, ignore=ignore, meta=meta, seed=seed)
+                self.maps[key] = pred
+                if path is not None:
+                    arrays = {k: getattr(pred, k) for k in ("prob", "entropy", "epistemic") if getattr(pred, k) is not None}
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = path.with_suffix(".tmp.npz")
+                    np.savez(tmp, T=-1 if pred.T is None else pred.T, is_probability=pred.is_probability, **arrays)
+                    tmp.replace(path)
         return self.maps[key]
 
 
-def method_predictors(name: str, model, T: int = DEFAULT_T) -> dict:
+def model_tag(label: str, model) -> str:
+    """A file-name-safe tag for `Cached`: the label and the model file's SHA-256 (12 hex)."""
+    digest = "nofile"
+    if getattr(model, "weights_file", None):
+        digest = hashlib.sha256(Path(model.weights_file).read_bytes()).hexdigest()[:12]
+    return "".join(c if c.isalnum() or c in "-." else "_" for c in label) + "_" + digest
+
+
+def method_predictors(name: str, model, T: int = DEFAULT_T, cache: Path | None = None) -> dict:
     """``{label: predictor}``: the Bayesian ``model`` with every predictive method the package
     offers (Monte Carlo with ``T`` draws, and each sampling-free method)."""
     out = {}
     for method, spec in METHODS.items():
         label = f"{name} {method}" + (f" T={T}" if spec.sampling else "")
-        out[label] = Cached(ModelPredictor(model, method=method, T=T if spec.sampling else None))
+        out[label] = Cached(ModelPredictor(model, method=method, T=T if spec.sampling else None), cache,
+                            model_tag(label, model))
     return out
 
 
@@ -265,33 +298,53 @@ def main(argv=None) -> int:
     p.add_argument("--boost", type=float, default=None,
                    help="CR-rate multiplier of the boosted set (default: the spec's training multiplier; 1: none)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--cache", type=Path, default=None, help="directory of stored maps (resume; computed ahead)")
+    p.add_argument("--precompute", action="store_true",
+                   help="only compute (into --cache) the maps of deepCR's model and the baseline, then stop")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
+    if args.precompute and args.cache is None:
+        p.error("--precompute needs --cache")
     torch.set_num_threads(args.threads)
     started = time.time()
     spec = get_instrument(args.camera)
     name = args.name or Path(args.model).stem
     deepcr_name = args.deepcr or spec.models.deepcr
     boost = float(spec.simulation.cr_rate_multiplier) if args.boost is None else args.boost
-    model = load_model(args.model)
+    model = None if args.precompute else load_model(args.model)
+    deepcr = load_model(deepcr_name)
+    baseline = None if args.baseline == "none" else load_model(args.baseline)
     sets = [("real rate", "real", HELD_OUT_REAL, 1.0)]
     if boost != 1.0:
         sets.append((f"boosted rate x{boost:g}", "boosted", HELD_OUT_BOOSTED, boost))
     args.out.mkdir(parents=True, exist_ok=True)
     summaries, verdicts = {}, []
     for label, folder, seed, multiplier in sets:
-        predictors = method_predictors(name, model, args.T)
+        predictors = {} if args.precompute else method_predictors(name, model, args.T, args.cache)
         deepcr_label = f"deepCR {deepcr_name}"
-        predictors[deepcr_label] = Cached(ModelPredictor(load_model(deepcr_name)))
-        if args.baseline != "none":
-            predictors[f"{args.baseline} mc T={args.T}"] = Cached(ModelPredictor(load_model(args.baseline), T=args.T))
+        predictors[deepcr_label] = Cached(ModelPredictor(deepcr), args.cache, model_tag(deepcr_label, deepcr))
+        if baseline is not None:
+            base_label = f"{args.baseline} mc T={args.T}"
+            predictors[base_label] = Cached(ModelPredictor(baseline, T=args.T), args.cache,
+                                            model_tag(base_label, baseline))
         ds = held_out_set(args.camera, args.n, seed, multiplier)
+        if args.precompute:
+            for i in range(len(ds)):
+                frame = ds.frame(i)
+                for pred in predictors.values():
+                    pred.predict(frame.image, ignore=frame.ignore, seed=_frame_seed(0, i))
+                    pred.maps.clear()  # kept on disk only
+                if i % 25 == 24:
+                    print(f"{label}: {i + 1} of {len(ds)} frames, {time.time() - started:.0f} s", flush=True)
+            continue
         summary = evaluate_set(predictors, ds, args.out / folder, args.T, f"{args.camera}, {label}")
         summaries[folder] = summary
         verdict = criteria(summary, [k for k in predictors if k.startswith(name + " ")], deepcr_label, label)
         verdicts.append(verdict)
         print(verdict.to_string(index=False), flush=True)
         del predictors  # the cached maps of this set
+    if args.precompute:
+        return 0
     verdict = pd.concat(verdicts, ignore_index=True)
     info = run_info()
     info.update(camera=args.camera, model=str(args.model), model_temperature=model.temperature,
