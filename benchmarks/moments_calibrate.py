@@ -54,6 +54,29 @@ def validation_frames(model, name: str) -> tuple[SimulatedDataset, str]:
     return val, f"{name} validation frames (val_seed {recipe['val_seed']})"
 
 
+def figure(report: dict, section: dict, path: Path) -> None:
+    """RMS error of the epistemic map (nats) against ``c``, one curve per cap ``v_max``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for cap, rms in zip(report["caps"], report["rms_epistemic"]):
+        ax.plot(report["grid"], rms, label="no cap" if cap is None else f"v_max = {cap:g}",
+                lw=2.0 if cap == section["variance_cap"] else 1.0)
+    ax.axvline(section["variance_scale"], color="k", ls=":", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("variance scale c")
+    ax.set_ylabel("RMS error of the epistemic map vs MC (nats)")
+    ax.set_title(f"fitted c = {section['variance_scale']:.3g}, v_max = {section['variance_cap']} "
+                 f"({report['n_frames']} frames, T = {report['T']})", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="ACS-WFC-VI", help="published name or checkpoint")
@@ -65,6 +88,7 @@ def main(argv=None) -> int:
     p.add_argument("--write", action="store_true", help="store the section in the model's own checkpoint file")
     p.add_argument("--write-to", type=Path, default=None, metavar="PATH",
                    help="write a copy of the model's checkpoint with the section to PATH")
+    p.add_argument("--figure", type=Path, default=None, metavar="PNG", help="plot the objective against c")
     p.add_argument("--from-json", action="store_true",
                    help="write the section already fitted in --out (no refit); with --write or --write-to")
     args = p.parse_args(argv)
@@ -96,6 +120,8 @@ def main(argv=None) -> int:
     print(f"variance_scale = {settings.variance_scale:.4g}, variance_cap = {settings.variance_cap} "
           f"(RMS epistemic {best:.3g} nats; c = 1 without cap: {rms[0][0]:.3g}; best without cap: "
           f"{min(rms[0]):.3g}), {time.time() - started:.0f} s")
+    if args.figure is not None:
+        figure(report, section, args.figure)
     for target in targets:
         update_sections(model.weights_file, {SECTION: section}, out=target)
         print("written to", target)
