@@ -122,6 +122,25 @@ def test_sigmoid_moments_match_monte_carlo(m, v):
     assert abs(float(p16 - p)) < 2e-3 and abs(float(a16 - a)) < 2e-3  # 16 nodes: <= 1.5e-3 up to v = 9
 
 
+def test_saturated_logits_give_probabilities_and_finite_maps(shipped):
+    """Logits far beyond sigmoid's float64 range (a bright CR on a ground frame reaches ~47):
+    E[sigma] is 1 (or next to 0), never one ulp above 1 (whose binary entropy is NaN), and the
+    moment pass's maps stay finite (DECam-VI made a NaN epistemic pixel before the clamp)."""
+    from cosmiq_pyro.inference.moments import _binary_entropy
+
+    m = torch.tensor([46.8, 60.0, 200.0, -60.0, -200.0], dtype=torch.float64)
+    v = torch.full_like(m, 0.94)
+    for nodes in (16, 32):
+        p, a = sigmoid_moments(m, v, nodes)
+        assert torch.all((p >= 0) & (p <= 1)) and torch.all(a >= 0)
+        assert torch.all(p[:3] == 1.0) and torch.all(p[3:] < 1e-20)
+        assert torch.all(torch.isfinite(_binary_entropy(p)))
+    x = torch.zeros(1, 1, 16, 16)
+    x[..., 6:10, 6:10] = 1e7  # a CR far brighter than any training frame's
+    prob, alea, epi = MomentPass(shipped)(x)
+    assert torch.all(torch.isfinite(prob) & torch.isfinite(alea) & torch.isfinite(epi))
+
+
 def test_zero_posterior_width_gives_the_deterministic_twin_of_the_means(shipped):
     """With every sigma set to 0 the moment pass is the twin holding the posterior means (checks
     the batch-norm folding, the concatenation and the transposed conv): variance 0, mean = logits."""
