@@ -97,6 +97,9 @@ def fit_variance_scale(model, images, ignores=None, *, T: int = 256, seed: int =
                 sse[row, col] += float(((entropy - alea).clamp_min(0.0) - target).pow(2).sum())
         n_pixels += int(keep.sum())
     rms = np.sqrt(sse / n_pixels)
+    if not np.all(np.isfinite(rms)):  # argmin would pick the first NaN
+        raise ValueError("the variance-fit objective is not finite for every candidate: "
+                         "check the images (finite, in electrons) and the model")
     row, col = np.unravel_index(int(np.argmin(rms)), rms.shape)
     report = {"grid": grid.tolist(), "caps": caps, "rms_epistemic": rms.tolist(), "n_frames": len(images),
               "n_pixels": n_pixels, "T": T, "seed": seed}
