@@ -306,7 +306,7 @@ def main(argv=None) -> int:
     if args.precompute and args.cache is None:
         p.error("--precompute needs --cache")
     torch.set_num_threads(args.threads)
-    started = time.time()
+    started, commit = time.time(), run_info()["commit"]  # the code that runs
     spec = get_instrument(args.camera)
     name = args.name or Path(args.model).stem
     deepcr_name = args.deepcr or spec.models.deepcr
@@ -346,7 +346,7 @@ def main(argv=None) -> int:
     if args.precompute:
         return 0
     verdict = pd.concat(verdicts, ignore_index=True)
-    info = run_info()
+    info = {**run_info(), "commit": commit}
     info.update(camera=args.camera, model=str(args.model), model_temperature=model.temperature,
                 moments_section=(model.sections or {}).get("moments"), deepcr=deepcr_name, baseline=args.baseline,
                 n_frames=args.n, T=args.T, sets={folder: {"seed": seed, "cr_rate_multiplier": m}

@@ -145,7 +145,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    started = time.time()
+    started, commit = time.time(), run_info()["commit"]  # the code that runs
     name = args.name or Path(args.model).stem
     model = load_model(args.model)
     runs = {f"{name} {m}" + (f" T={args.T}" if spec.sampling else ""): (model, m, args.T if spec.sampling else None)
@@ -171,7 +171,7 @@ def main(argv=None) -> int:
         print(f"\n== {frame}\n" + tables[frame].to_string(index=False), flush=True)
     gmos = pd.DataFrame(gmos_rows)
     print("\n== gmos.fits known CRs\n" + gmos.to_string(index=False))
-    info = {**run_info(), "model": str(args.model), "deepcr": args.deepcr, "T": args.T,
+    info = {**run_info(), "commit": commit, "model": str(args.model), "deepcr": args.deepcr, "T": args.T,
             "confident_sigclip": CONFIDENT_SIGCLIP, "near_px": NEAR_PX, "seconds": round(time.time() - started)}
     md = [f"# Real ground-based frames: {name}\n\n{info['utc']} UTC, commit {info['commit']}, {info['machine']}, "
           f"load average {info['load_average_1_5_15']}\n\n## gmos.fits: the two known CRs\n\n",
