@@ -54,14 +54,16 @@ def test_predict_facade_and_cli_give_the_same_maps(image, tmp_path, capsys):
     prob, entropy = mdl.clean_vi(image, T=4, seed=3, return_entropy=True)
     np.testing.assert_allclose(prob, pred.prob, atol=1e-6)
     np.testing.assert_allclose(entropy, pred.entropy, atol=1e-6)
-    # the CLI's default model is the shipped one
-    assert build_parser().parse_args(["predict", "x.fits"]).model == NAME
+    # the CLI's default model ("auto") picks the shipped one for an ACS/WFC frame
+    assert build_parser().parse_args(["predict", "x.fits"]).model == "auto"
     source = tmp_path / "frame_flc.fits"
     header = fits.Header({"BUNIT": "ELECTRONS"})
-    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(image, header=header, name="SCI", ver=1)]).writeto(source)
+    primary = fits.PrimaryHDU(header=fits.Header({"TELESCOP": "HST", "INSTRUME": "ACS", "DETECTOR": "WFC"}))
+    fits.HDUList([primary, fits.ImageHDU(image, header=header, name="SCI", ver=1)]).writeto(source)
     assert main(["predict", str(source), "-o", str(tmp_path), "-T", "4", "--seed", "3"]) == 0
     with fits.open(tmp_path / "frame_flc_cosmiq.fits") as hdul:
-        assert hdul[0].header["CQKIND"] == "UNet2SigmoidVI"
+        assert hdul[0].header["CQKIND"] == "UNet2SigmoidVI" and hdul[0].header["CQMNAME"] == NAME
+        assert hdul[0].header["CQMWHY"] == "header TELESCOP=HST INSTRUME=ACS DETECTOR=WFC"
         names = [h.name for h in hdul]
         prob_ext = next(h for h in hdul if h.name.startswith("PROB"))
         assert prob_ext.data.shape == image.shape, names

@@ -35,7 +35,7 @@ from ..data.input_transform import standardise
 from ..inference.novelty import image_novelty
 from ..inference.methods import check_method
 from ..inference.predictive import Prediction, predict, validated_image
-from ..instruments import get_instrument, list_instruments
+from ..instruments import instrument_for_deepcr
 from ..models.registry import load_model
 from ..models.results import FitResult
 from ..models.unet import deepcr_weights_file
@@ -52,15 +52,6 @@ _ALIGN = TILE_ALIGN  # block origins on the pooling grid
 INPUT_SCALE = {"example_model": 100.0}
 #: Pyro's handler stack is global: posterior draws (inside `predict`) must not run on two threads.
 _PYRO_LOCK = threading.Lock()
-
-
-def _deepcr_input_unit(name: str) -> str | None:
-    """The input unit a shipped camera spec records for deepCR's mask model ``name``, or None."""
-    for camera in list_instruments():
-        models = get_instrument(camera).models
-        if models.deepcr == name:
-            return models.deepcr_input_unit
-    return None
 
 
 class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs unchanged
@@ -140,7 +131,8 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         if hidden is not None and hidden != model_hidden:
             raise ValueError(f"hidden={hidden!r} but the model {self.source!r} has hidden={model_hidden}")
         self.scale = INPUT_SCALE.get(self.source, 1.0) if isinstance(mask, str) else 1.0
-        self.input_unit = _deepcr_input_unit(self.source) if isinstance(mask, str) else None
+        spec = instrument_for_deepcr(self.source) if isinstance(mask, str) else None
+        self.input_unit = None if spec is None else spec.models.deepcr_input_unit
         self.inpaintNet = None if inpaint is None else InpaintUNet.from_deepcr(inpaint).to(self.device)
         self.inpaint_file = None if inpaint is None else deepcr_weights_file(inpaint, kind="inpaint")
         self.bayesian = self.result.bayesian
