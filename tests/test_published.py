@@ -1,4 +1,6 @@
-"""The Bayesian model shipped with the package, ``ACS-WFC-VI``, loads by name everywhere, offline."""
+"""The Bayesian models shipped with the package (``ACS-WFC-VI`` and every model a camera spec
+names) load by name everywhere, offline."""
+import hashlib
 import json
 
 import numpy as np
@@ -9,7 +11,8 @@ from astropy.io import fits
 import cosmiq_pyro as cq
 from cosmiq_pyro.app.cli import build_parser, main
 from cosmiq_pyro.models.priors import CentredNormalPrior
-from cosmiq_pyro.models.registry import PUBLISHED_DIR
+from cosmiq_pyro.models import registry
+from cosmiq_pyro.models.registry import PUBLISHED_DIR, published_by_camera
 from cosmiq_pyro.model import deepCR
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -68,3 +71,28 @@ def test_predict_facade_and_cli_give_the_same_maps(image, tmp_path, capsys):
         prob_ext = next(h for h in hdul if h.name.startswith("PROB"))
         assert prob_ext.data.shape == image.shape, names
         assert (prob_ext.data > 0.5).sum() == (pred.prob > 0.5).sum()
+
+
+@pytest.mark.parametrize("name", list(published_by_camera()))
+def test_every_model_a_camera_spec_names_is_shipped_and_loads_by_name_everywhere(name, image, tmp_path):
+    path = PUBLISHED_DIR / f"{name}.pth"
+    assert path.is_file() and path.stat().st_size <= 2_000_000
+    result = cq.load(name)
+    assert result.bayesian and result.novelty is not None and result.weights_file == path
+    pred = cq.predict(result, image, T=2, seed=1)
+    np.testing.assert_allclose(deepCR(mask=name).clean_vi(image, T=2, seed=1), pred.prob, rtol=0, atol=1e-6)
+    source = tmp_path / "frame.fits"
+    fits.PrimaryHDU(image, header=fits.Header({"BUNIT": "ELECTRONS"})).writeto(source)
+    assert main(["predict", str(source), "--model", name, "-T", "2", "--seed", "1", "-o", str(tmp_path)]) == 0
+    with fits.open(tmp_path / "frame_cosmiq.fits") as hdul:
+        header = hdul[0].header
+        assert (header["CQMNAME"], header["CQMREQ"], header["CQMWHY"]) == (name, name, "given")
+        assert header["CQMSHA"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        np.testing.assert_allclose(hdul["PROB"].data, pred.prob, rtol=0, atol=2e-5)
+
+
+def test_a_spec_naming_a_model_whose_file_is_missing_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(registry, "PUBLISHED_DIR", tmp_path)  # an installation without the model files
+    with pytest.raises(FileNotFoundError, match=r"'ACS-WFC-VI' \(named by the ACS-WFC spec's \[models\] published\) "
+                                                r"has no checkpoint ACS-WFC-VI.pth"):
+        cq.load(NAME)
