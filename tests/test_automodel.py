@@ -203,3 +203,12 @@ def test_the_command_line_says_which_model_was_used_and_why(tmp_path, capsys, mo
 def test_auto_is_not_a_model_to_load():
     with pytest.raises(ValueError, match="'auto' is chosen per frame"):
         cq.load("auto")
+
+
+def test_a_batch_refuses_a_given_spec_naming_an_unknown_model_before_any_frame(tmp_path):
+    text = spec_path("ACS-WFC").read_text().replace('published = "ACS-WFC-VI"', 'published = "NOPE-VI"')
+    (tmp_path / "nope.toml").write_text(text)
+    source = camera_file(tmp_path / "f.fits", fits.Header())
+    with pytest.raises(ValueError, match="names published model 'NOPE-VI'"):
+        cq.predict_many(source, outdir=tmp_path / "out", instrument=tmp_path / "nope.toml")
+    assert not (tmp_path / "out").exists()

@@ -182,6 +182,8 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
     if is_auto(model):
         for name in candidate_models():  # every model "auto" may choose loads, before any frame runs
             cached_model(name, options.get("device"))
+        if options.get("instrument") is not None:  # a given camera's model, checked before any frame runs
+            camera_choice(None, instrument=options["instrument"], device=options.get("device"))
         expected = template
     else:
         choice = given_model(model, options.get("device"))
