@@ -91,7 +91,7 @@ class _Job:
     output: str
     model: str  # as asked for: "auto", a published name or a checkpoint path
     expected: Provenance  # how the product is made (the settings of the skip test; with "auto" the
-    # model's fields are this frame's choice's, `_expected`)
+    # model's fields are this frame's choice's, `_with_model`)
     overwrite: bool
     existed: bool  # the product existed when the batch was planned
     options: dict = field(default_factory=dict)
