@@ -80,7 +80,13 @@ def test_every_model_a_camera_spec_names_is_shipped_and_loads_by_name_everywhere
     result = cq.load(name)
     assert result.bayesian and result.novelty is not None and result.weights_file == path
     pred = cq.predict(result, image, T=2, seed=1)
-    np.testing.assert_allclose(deepCR(mask=name).clean_vi(image, T=2, seed=1), pred.prob, rtol=0, atol=1e-6)
+    # the facade takes the frame in the units the model takes, as deepCR does (DECam-VI: ADU, as decam)
+    gain = (result.input_transform or {}).get("divide_by", 1.0)
+    facade = deepCR(mask=name)
+    assert facade.input_unit == ("ADU" if gain != 1.0 else None)
+    prob, novelty = facade.clean_vi(image / gain, T=2, seed=1, return_novelty=True)
+    np.testing.assert_allclose(prob, pred.prob, rtol=0, atol=1e-6)
+    assert novelty.score == pytest.approx(pred.novelty, abs=1e-4)
     source = tmp_path / "frame.fits"
     fits.PrimaryHDU(image, header=fits.Header({"BUNIT": "ELECTRONS"})).writeto(source)
     assert main(["predict", str(source), "--model", name, "-T", "2", "--seed", "1", "-o", str(tmp_path)]) == 0

@@ -19,9 +19,9 @@ With ``"auto"``, per input file (or `~astropy.nddata.CCDData` frame):
    novelties are already in units of each model's calibration spread; subtracting each
    model's threshold makes ``m_k = 0`` the same event for every model (``k`` starts to flag
    the frame), so ``m_k > 0`` exactly when ``k`` calls the frame novel.  Ties go to the first
-   candidate.  Reason: ``lowest novelty of 3 models; camera GMOS-S has no model``.  A frame
-   smaller than one novelty block (64 x 64 px) has no novelty: it gets the first candidate
-   (``ACS-WFC-VI``) and the reason says so.
+   candidate.  Reason: ``lowest novelty of 3 models; camera GMOS-S has no model`` (N counts the
+   candidates that scored the frame).  A frame smaller than one novelty block (64 x 64 px) has
+   no novelty: it gets the first candidate (``ACS-WFC-VI``) and the reason says so.
 3. A frame every candidate finds novel (every ``m_k > 0``) still gets the lowest; its product
    carries the novelty warning (``CQISNOV = T``) as any other novel frame's does.
 
@@ -67,7 +67,8 @@ class ModelChoice:
     loaded : LoadedModel
         The model (`modelcache.cached_model`): ``.result``, ``.weights_file``, ``.sha256``.
     margins : tuple of (str, float)
-        The novelty rule's margins ``m_k`` per candidate, in candidate order (empty otherwise).
+        The novelty rule's margins ``m_k`` per candidate, in candidate order (NaN where a
+        candidate gives no score; empty for the other rules).
     """
 
     requested: str
@@ -236,7 +237,9 @@ def novelty_choice(images, *, header=None, instrument=None, candidates: Sequence
         Only to say, in the reason, which camera had no model of its own.
     candidates : sequence of str or os.PathLike, optional
         Models to choose among (default `candidate_models`); the first wins ties and is the
-        choice when no margin can be computed.
+        choice when no margin can be computed.  A candidate that cannot score the frame (no
+        novelty model, a frame smaller than a novelty block, an input it refuses such as a flat
+        frame for a standardised model) gets no margin and is not chosen unless none has one.
     device : optional
         Where the models live.
 
@@ -253,7 +256,10 @@ def novelty_choice(images, *, header=None, instrument=None, candidates: Sequence
     scored = []
     for name in names:
         loaded = cached_model(name, device)
-        margin = novelty_margin(loaded, images)
+        try:
+            margin = novelty_margin(loaded, images)
+        except ValueError:  # this model cannot take the frame (e.g. a flat frame, standardised input)
+            margin = None
         scored.append((name, loaded, np.nan if margin is None else float(margin)))
     margins = tuple((os.fspath(name), margin) for name, _, margin in scored)
     finite = [i for i, (_, _, margin) in enumerate(scored) if np.isfinite(margin)]
@@ -262,7 +268,7 @@ def novelty_choice(images, *, header=None, instrument=None, candidates: Sequence
         reason = f"lowest novelty of {len(finite)} model{'s' * (len(finite) != 1)}; {why}"
     else:
         best = 0
-        reason = f"first shipped model, no novelty score (frame smaller than a novelty block); {why}"
+        reason = f"first shipped model, no novelty score; {why}"
     name, loaded, _ = scored[best]
     label = os.fspath(name) if isinstance(name, str) and name in PUBLISHED else os.path.basename(loaded.weights_file)
     return ModelChoice(requested=AUTO, name=label, reason=reason, loaded=loaded, margins=margins)
