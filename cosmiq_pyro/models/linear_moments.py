@@ -52,6 +52,14 @@ class LinearWeights:
     mean: FusedWeights
     var: dict
 
+    def to(self, device) -> "LinearWeights":
+        """The same weights on ``device`` (memory formats and dtypes kept)."""
+        def move(t):
+            return None if t is None else t.to(device)
+        mean = FusedWeights(self.mean.k, self.mean.hidden, self.mean.n_classes,
+                            {k: (move(w), move(b)) for k, (w, b) in self.mean.convs.items()}, self.mean.group_norms)
+        return LinearWeights(mean, {k: (move(w), move(b)) for k, (w, b) in self.var.items()})
+
     @property
     def var_dtype(self) -> torch.dtype:
         """The dtype the variance stream runs in (that of its weights)."""
