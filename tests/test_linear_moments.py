@@ -122,3 +122,26 @@ def test_bad_input_is_refused(shipped):
         linear_logits(lw, torch.zeros(1, 1, 7, 8))
     with pytest.raises(TypeError, match="UNet2Sigmoid"):
         linear_weights(torch.nn.Conv2d(1, 1, 3), shipped.guide)
+
+
+def test_moment_pass_runs_the_linearised_propagation(shipped):
+    from dataclasses import replace
+
+    from cosmiq_pyro.inference.moments import MomentPass, MomentSettings, moment_settings
+
+    settings = replace(moment_settings(shipped), propagation="linear")
+    assert MomentSettings(**settings.to_section()) == settings  # travels in a checkpoint section
+    x = torch.from_numpy(np.random.default_rng(4).gamma(2.0, 40.0, size=(1, 1, 32, 48)).astype(np.float32))
+    x[..., 8:11, 20] += 2500.0
+    mp = MomentPass(shipped, settings=settings)
+    prob, alea, epi = mp(x)
+    m, v = mp.logit_moments(x)
+    with torch.inference_mode():
+        lm, lv = linear_logits(linear_weights(shipped.model.eval(), shipped.guide), x)
+    t = shipped.temperature
+    assert torch.allclose(m, lm / t) and torch.allclose(v, settings.calibrate(lv / t ** 2))
+    entropy = -(torch.xlogy(prob, prob) + torch.xlogy(1 - prob, 1 - prob))
+    assert bool((epi >= 0).all()) and torch.allclose(alea + epi, entropy, atol=1e-6)
+    assert torch.equal(mp.bottleneck, fused_bottleneck(mean_weights(shipped), x))
+    with pytest.raises(ValueError, match="propagation must be one of"):
+        MomentSettings(propagation="quadratic")
