@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import cosmiq_pyro as cq  # noqa: E402
+from cosmiq_pyro.inference.moments import moment_settings  # noqa: E402
 from cosmiq_pyro.models.gaussian_moments import sigmoid_moments  # noqa: E402
 from cosmiq_pyro.models.linear_moments import linear_logits, linear_weights  # noqa: E402
 from cosmiq_pyro.models.moment_net import moment_logits, moment_weights  # noqa: E402
@@ -161,6 +162,13 @@ def main(argv=None) -> int:
     rows = {"iid MC, T = 16 (mean of 5 seeds)": {k: float(np.mean([s[k] for s in seeds])) for k in METRICS},
             "iid MC, T = 16 (worst seed)": {k: (min if k == "spearman_epi" else max)(s[k] for s in seeds)
                                             for k in METRICS}}
+    shipped = moment_settings(vi)  # the checkpoint's calibration of the full pass, for comparison
+    shipped_maps = []
+    for m, v in study_mom["full"]:
+        m, vc = torch.from_numpy(m), shipped.calibrate(torch.from_numpy(v))
+        shipped_maps.append((sigmoid_moments(m, vc, 16)[0].numpy(), epistemic(m, vc).numpy()))
+    rows[f"full, shipped calibration (c = {shipped.variance_scale:.3g}, v_max = {shipped.variance_cap})"] = \
+        scores(study, shipped_maps)
     for name in PASSES:
         for family in args.families.split(","):
             theta, val_rms = fit(family, val_mom[name], val)
