@@ -77,6 +77,9 @@ PUBLISHED: dict[str, Callable[[], FitResult] | str] = {
     # the Bayesian twin of deepCR's ACS-WFC, trained by benchmarks/train_published.py (recipe and
     # log beside it: ACS-WFC-VI.json, ACS-WFC-VI.log; docs/validation.md, "The shipped model")
     "ACS-WFC-VI": "ACS-WFC-VI.pth",
+    # made by cosmiq_pyro.adapt from deepCR's WFC3-UVIS and decam (card inside; .json, .log beside)
+    "WFC3-UVIS-VI": "WFC3-UVIS-VI.pth",
+    "DECam-VI": "DECam-VI.pth",
 }
 
 
