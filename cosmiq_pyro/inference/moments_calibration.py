@@ -34,7 +34,8 @@ CAP_GRID = (None, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0, 30.0, 50.0)
 
 
 def fit_variance_scale(model, images, ignores=None, *, T: int = 256, seed: int = 0, pool: str = "argmax",
-                       guide=None, grid=SCALE_GRID, caps=CAP_GRID) -> tuple[MomentSettings, dict]:
+                       guide=None, grid=SCALE_GRID, caps=CAP_GRID, propagation: str = "full",
+                       variance_dtype: str = "float32") -> tuple[MomentSettings, dict]:
     """The `MomentSettings` whose variance calibration best matches T-draw MC on ``images``.
 
     Parameters
@@ -54,6 +55,8 @@ def fit_variance_scale(model, images, ignores=None, *, T: int = 256, seed: int =
         Max-pool rule of the moment pass.
     grid : array_like
         Candidate scales ``c`` (> 0).
+    propagation, variance_dtype : str
+        The pass being calibrated (`MomentSettings`).
     caps : sequence of float or None
         Candidate caps ``v_max`` (> 0, or None for none).
 
@@ -76,8 +79,9 @@ def fit_variance_scale(model, images, ignores=None, *, T: int = 256, seed: int =
     if grid.ndim != 1 or not grid.size or not np.all(np.isfinite(grid) & (grid > 0)):
         raise ValueError("grid must be a non-empty 1-D array of finite scales > 0")
     caps = list(caps)
-    candidates = [[MomentSettings(float(c), pool, variance_cap=cap) for c in grid] for cap in caps]  # checks caps
-    moments = MomentPass(model, guide, settings=MomentSettings(variance_scale=1.0, pool=pool))
+    kind = {"propagation": propagation, "variance_dtype": variance_dtype}
+    candidates = [[MomentSettings(float(c), pool, variance_cap=cap, **kind) for c in grid] for cap in caps]  # checks caps
+    moments = MomentPass(model, guide, settings=MomentSettings(variance_scale=1.0, pool=pool, **kind))
     sse = np.zeros((len(caps), grid.size))
     n_pixels = 0
     for image, ignore in zip(images, ignores):
