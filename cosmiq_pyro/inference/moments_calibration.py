@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..data.input_transform import model_input
 from ..models.gaussian_moments import sigmoid_moments
 from ..utils.checks import check_int
 from .moments import MomentPass, MomentSettings
@@ -40,7 +41,8 @@ def fit_variance_scale(model, images, ignores=None, *, T: int = 256, seed: int =
     Parameters
     ----------
     model : FitResult or UNet2SigmoidVI
-        The Bayesian model (with ``guide`` when bare); its temperature is used throughout.
+        The Bayesian model (with ``guide`` when bare); its temperature is used throughout, and
+        its input transform (a `FitResult`'s ``input_transform``) on every frame, by both passes.
     images : sequence of array_like, each (H, W)
         Validation frames in electrons (not the frames the result will be judged on).
     ignores : sequence of bool arrays, optional
@@ -87,7 +89,8 @@ def fit_variance_scale(model, images, ignores=None, *, T: int = 256, seed: int =
         reference = predict(model, image, guide=guide, T=T, seed=seed, ignore=ignore, progress=False, novelty=False)
         keep = np.ones(image.shape, bool) if ignore is None else ~np.asarray(ignore, bool)
         height, width = image.shape
-        m, v = moments.logit_moments(torch.from_numpy(pad_to_grid(image))[None, None])
+        x = model_input(image, getattr(model, "input_transform", None))  # the net's units, as predict's
+        m, v = moments.logit_moments(torch.from_numpy(pad_to_grid(x))[None, None])
         keep_t = torch.from_numpy(keep)
         m, v = m[0, 0, :height, :width].double()[keep_t], v[0, 0, :height, :width].double()[keep_t]
         target = torch.from_numpy(reference.epistemic[keep]).double()
@@ -98,6 +101,9 @@ def fit_variance_scale(model, images, ignores=None, *, T: int = 256, seed: int =
                 sse[row, col] += float(((entropy - alea).clamp_min(0.0) - target).pow(2).sum())
         n_pixels += int(keep.sum())
     rms = np.sqrt(sse / n_pixels)
+    if not np.all(np.isfinite(rms)):  # argmin would pick the first NaN
+        raise ValueError("the variance-fit objective is not finite for every candidate: "
+                         "check the images (finite, in electrons) and the model")
     row, col = np.unravel_index(int(np.argmin(rms)), rms.shape)
     report = {"grid": grid.tolist(), "caps": caps, "rms_epistemic": rms.tolist(), "n_frames": len(images),
               "n_pixels": n_pixels, "T": T, "seed": seed}
