@@ -6,8 +6,9 @@ Run::
 
 Frames: ``--frames`` FITS files of ``--side`` x ``--side`` px (SCI in electrons, one chip), cut
 from simulated ACS/WFC-like frames (`simulate.simulate_frame`, two seeds, reused: the network's
-cost does not depend on the pixels).  Model: the package default (`modelcache.DEFAULT_MODEL`,
-deepCR's ACS-WFC weights in the deterministic twin: one pass per frame).
+cost does not depend on the pixels).  Model: `MODEL`, the shipped ACS-WFC-VI, named (the default,
+``"auto"``, would add the novelty rule's encoder passes to these header-less frames:
+benchmarks/bench_automodel.py measures that apart).
 
 Measured, in this order:
 
@@ -44,6 +45,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import load_average, wait_for_quiet  # noqa: E402
 
+#: The model every frame runs with (named: see the module docstring).
+MODEL = "ACS-WFC-VI"
+
 
 def _peak_rss_mb() -> float:
     with open("/proc/self/status") as status:
@@ -75,11 +79,11 @@ def make_frames(folder: Path, n: int, side: int) -> list[Path]:
 
 
 def worker_start_cost() -> dict:
-    """Seconds to import cosmiq_pyro's batch module (torch, astropy, pandas) and load the default
-    model in a fresh Python process, as a new worker does."""
+    """Seconds to import cosmiq_pyro's batch module (torch, astropy, pandas) and load `MODEL` in a
+    fresh Python process, as a new worker does."""
     code = ("import time; t0 = time.perf_counter(); import torch; from cosmiq_pyro.app import batch; "
-            "t1 = time.perf_counter(); from cosmiq_pyro.app.modelcache import cached_model, DEFAULT_MODEL; "
-            "cached_model(DEFAULT_MODEL); t2 = time.perf_counter(); print(t1 - t0, t2 - t1)")
+            "t1 = time.perf_counter(); from cosmiq_pyro.app.modelcache import cached_model; "
+            f"cached_model({MODEL!r}); t2 = time.perf_counter(); print(t1 - t0, t2 - t1)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     return {"import_s": float(out[0]), "model_load_s": float(out[1])}
 
@@ -88,13 +92,13 @@ def io_and_predict(path: Path, outdir: Path) -> dict:
     """Seconds to read one frame, predict it (one torch thread) and write its product."""
     import torch
 
-    from cosmiq_pyro.app.modelcache import DEFAULT_MODEL, cached_model
+    from cosmiq_pyro.app.modelcache import cached_model
     from cosmiq_pyro.app.products import write_products
     from cosmiq_pyro.app.provenance import Provenance
     from cosmiq_pyro.inference.predictive import predict
     from cosmiq_pyro.io.fitsio import read_hst
 
-    loaded = cached_model(DEFAULT_MODEL)
+    loaded = cached_model(MODEL)
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -104,7 +108,8 @@ def io_and_predict(path: Path, outdir: Path) -> dict:
         predictions = [predict(loaded.result, im.image, ignore=im.ignore, progress=False) for im in images]
         t2 = time.perf_counter()
         provenance = Provenance(model_file=str(loaded.weights_file), model_sha256=loaded.sha256,
-                                model_kind="UNet2Sigmoid", T=1, threshold=0.5, seed=0)
+                                model_kind=type(loaded.result.model).__name__, T=predictions[0].T,
+                                method=predictions[0].method, threshold=0.5, seed=0)
         write_products(outdir / "io_probe_cosmiq.fits", images, predictions, provenance, overwrite=True)
         t3 = time.perf_counter()
     finally:
@@ -116,9 +121,9 @@ def io_and_predict(path: Path, outdir: Path) -> dict:
 
 
 def _warm_up() -> None:
-    from cosmiq_pyro.app.modelcache import DEFAULT_MODEL, cached_model
+    from cosmiq_pyro.app.modelcache import cached_model
 
-    cached_model(DEFAULT_MODEL)
+    cached_model(MODEL)
 
 
 def _batch(frames, outdir, client) -> tuple[float, float]:
@@ -126,7 +131,7 @@ def _batch(frames, outdir, client) -> tuple[float, float]:
     from cosmiq_pyro.app.batch import predict_many
 
     start = time.perf_counter()
-    table = predict_many(frames, outdir=outdir, client=client, overwrite=True, progress=False)
+    table = predict_many(frames, model=MODEL, outdir=outdir, client=client, overwrite=True, progress=False)
     wall = time.perf_counter() - start
     assert (table["status"] == "done").all(), table[table["status"] != "done"]
     return wall, float(table["seconds"].median())

@@ -2,7 +2,8 @@
 pass measured side by side (cases interleaved, medians of adjacent-run ratios; `timing`).
 
 1. Per tile: one moment pass (`MomentPass`, eager and, with ``--compile``, through
-   ``torch.compile``; Gauss-Hermite output included) and the novelty encoder pass (posterior
+   ``torch.compile``; Gauss-Hermite output included), the linearised pass (``propagation =
+   "linear"``, variances in float32 and in bfloat16; its bottleneck is the novelty features) and the novelty encoder pass (posterior
    means, `models.fused.fused_bottleneck`), against one twin pass (`models.fused.fused_logits`
    with the posterior means) on predict's CPU tile (384 px core + margins); per core pixel, so a
    smaller moment tile pays its margins.
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +40,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from timing import interleaved, load_average  # noqa: E402
 
 import cosmiq_pyro as cq  # noqa: E402
-from cosmiq_pyro.inference.moments import CPU_TILE_PX, MomentPass  # noqa: E402
+from cosmiq_pyro.inference.moments import CPU_TILE_PX, MomentPass, moment_settings  # noqa: E402
 from cosmiq_pyro.utils.tiling import tile_margin  # noqa: E402
 from cosmiq_pyro.inference.novelty import mean_weights  # noqa: E402
 from cosmiq_pyro.inference.predictive import CPU_TILE, predict  # noqa: E402
@@ -56,7 +58,7 @@ def simulated(height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate(rows, axis=0)[:height, :width], dtype=np.float32)
 
 
-def tile_ratios(vi, image: np.ndarray, repeats: int, compile_: bool, tiles=(CPU_TILE, 192, 128)) -> dict:
+def tile_ratios(vi, image: np.ndarray, repeats: int, compile_: bool, tiles=(CPU_TILE, 256, 192, 128)) -> dict:
     twin = mean_weights(vi)
     margin = tile_margin(vi.model)
     side = CPU_TILE + 2 * margin
@@ -66,11 +68,14 @@ def tile_ratios(vi, image: np.ndarray, repeats: int, compile_: bool, tiles=(CPU_
     passes = {"eager": MomentPass(vi)}
     if compile_:
         passes["compiled"] = MomentPass(vi, compile=True)
+    for dtype in ("float32", "bfloat16"):  # the linearised pass: its bottleneck is the novelty features
+        settings = replace(moment_settings(vi), propagation="linear", variance_dtype=dtype)
+        passes[f"linearised ({dtype} variances), novelty included"] = MomentPass(vi, settings=settings)
     per_px = {"twin": core, "novelty encoder": core}
     for kind, mp in passes.items():
         for t in tiles:
             xt = x[..., :t + 2 * margin, :t + 2 * margin].contiguous()
-            name = f"moments {kind}, {t} px tiles"
+            name = f"moments {kind}, {t} px tiles" if kind in ("eager", "compiled") else f"{kind}, {t} px tiles"
             cases[name] = (lambda mp=mp, xt=xt: mp(xt))
             per_px[name] = t ** 2
     with torch.inference_mode():

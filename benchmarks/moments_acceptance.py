@@ -26,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from accept_published import datasets, gmos_row  # noqa: E402
+from accept_published import datasets, gmos_electrons, gmos_row  # noqa: E402
 
 import cosmiq_pyro as cq  # noqa: E402
 from cosmiq_pyro.evaluation.peers import ModelPredictor, PeerPrediction  # noqa: E402
@@ -56,11 +56,9 @@ class MomentsPredictor:
 
 
 def gmos_moments(vi) -> dict:
-    """Both known CRs of astroscrappy's GMOS frame flagged (p > 0.5) and nothing else > 20 px."""
-    from cosmiq_pyro.evaluation.shifts import real_ground_frames
-
-    gmos = real_ground_frames()["gmos"]
-    return gmos_row("moments", MomentsPredictor(vi).predict(gmos).prob)
+    """Both known CRs of astroscrappy's GMOS frame (electrons as stored: before 2026-12-07 this
+    multiplied it by 1.933) flagged (p > 0.5) and nothing else > 20 px."""
+    return gmos_row("moments", MomentsPredictor(vi).predict(gmos_electrons()).prob)
 
 
 def main(argv=None) -> int:

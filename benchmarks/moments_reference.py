@@ -7,7 +7,7 @@ Frames: for each of the 9 (field, filter) pairs (EX/GC/GAL x F435W/F606W/F814W) 
 seeds >= 2**32: disjoint from every training frame), driz_cr labels, defects on, 100-1200 s.
 
 Each frame's MC maps are computed with the package's own fast path (posterior draws made by
-`models.bayesian.draw_weights` with the given seed, batch norm folded, `models.fused.fused_logits`
+`inference.draws.weight_chunks` with the given seed, as `predict` makes them, batch norm folded, `models.fused.fused_logits`
 untiled), the logits divided by the model's stored temperature, then, in float64,
 ``p = mean sigma(z_t)``, ``aleatoric = mean H[sigma(z_t)]``, ``entropy = H(p)``,
 ``epistemic = entropy - aleatoric``.  The first frame is checked against `cosmiq_pyro.predict`
@@ -39,7 +39,7 @@ import cosmiq_pyro as cq  # noqa: E402
 from cosmiq_pyro.data.datasets import SimulatedDataset  # noqa: E402
 from cosmiq_pyro.data.seeds import HELD_OUT_SEED  # noqa: E402
 from cosmiq_pyro.inference.predictive import pad_to_grid, predict  # noqa: E402
-from cosmiq_pyro.models.bayesian import draw_weights  # noqa: E402
+from cosmiq_pyro.inference.draws import weight_chunks  # noqa: E402
 from cosmiq_pyro.models.fused import fuse_weights, fused_logits  # noqa: E402
 from cosmiq_pyro.utils.torchtools import eval_mode  # noqa: E402
 
@@ -70,9 +70,8 @@ def mc_maps(vi, image: np.ndarray, T: int, seed: int, chunk: int = 16) -> dict:
     h, w = image.shape
     sum_p = sum_h = sum_z = sum_z2 = 0.0
     with eval_mode(net), torch.inference_mode():
-        draws = draw_weights(net, vi.guide, T, seed=seed)
-        for t0 in range(0, T, chunk):  # memory does not grow with T
-            fw = fuse_weights(net, {k: v[t0:t0 + chunk] for k, v in draws.items()})
+        for draws in weight_chunks(net, vi.guide, T, seed, chunk=chunk):  # predict's draws; memory does not grow with T
+            fw = fuse_weights(net, draws)
             z = fused_logits(fw, x)[0, :, 0, :h, :w].double() / vi.temperature  # (k, H, W)
             p = torch.sigmoid(z)
             sum_p = sum_p + p.sum(0)

@@ -127,8 +127,10 @@ def test_serial_batch_goes_on_past_bad_inputs_and_resumes(models, tmp_path):
     out = tmp_path / "out"
     table = predict_many([data, data / "missing.fits"], model=models["vi"], outdir=out, T=3, seed=7,
                          threshold=0.4)
-    assert list(table.columns) == ["input", "output", "status", "seconds", "cr_pixels", "novelty", "error", "note"]
+    assert list(table.columns) == ["input", "output", "status", "seconds", "cr_pixels", "novelty", "model",
+                                   "model_reason", "error", "note"]
     assert list(table["status"]) == ["done", "done", "done", "failed", "failed"]
+    assert list(table["model"]) == ["vi.pth"] * 3 + [""] * 2 and set(table.loc[:2, "model_reason"]) == {"given"}
     bad, missing = table.iloc[3], table.iloc[4]
     assert "j9_flc.fits" in bad["error"] and "not a readable FITS file" in bad["error"]
     assert "missing.fits" in missing["error"] and "does not exist" in missing["error"]

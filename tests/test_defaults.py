@@ -1,5 +1,6 @@
 """One default model everywhere: every entry point's default is `models.defaults.DEFAULT_MODEL`
-(read by introspection), a model shipped inside the package that loads without optional packages."""
+(read by introspection), ``"auto"``, which chooses among models shipped inside the package that
+load without optional packages."""
 import inspect
 import sys
 from pathlib import Path
@@ -25,19 +26,24 @@ def test_every_entry_point_defaults_to_the_one_constant():
     assert f"{DEFAULT_MODEL} (default" in action.help  # what --help prints
 
 
-def test_the_default_is_shipped_inside_the_package_and_needs_no_optional_package(monkeypatch):
+def test_the_default_chooses_among_models_shipped_inside_the_package_that_need_no_optional_package(monkeypatch):
     import numpy as np
 
     import cosmiq_pyro as cq
+    from cosmiq_pyro.app.automodel import candidate_models, is_auto
+    from cosmiq_pyro.instruments import get_instrument, list_instruments
     from cosmiq_pyro.models.registry import PUBLISHED, PUBLISHED_DIR
-    assert isinstance(PUBLISHED[DEFAULT_MODEL], str)  # a checkpoint file, not deepCR's weights
-    assert (PUBLISHED_DIR / PUBLISHED[DEFAULT_MODEL]).is_file()
+    assert is_auto(DEFAULT_MODEL) and DEFAULT_MODEL not in PUBLISHED
+    named = [get_instrument(c).models.published for c in list_instruments()]
+    assert list(candidate_models()) == [n for n in named if n is not None] and "ACS-WFC-VI" in candidate_models()
     monkeypatch.setitem(sys.modules, "deepCR", None)  # ``import deepCR`` fails from here on
     with pytest.raises(ImportError):
         import deepCR  # noqa: F401
-    model = cq.load(DEFAULT_MODEL)
-    pred = cq.predict(model, np.full((64, 64), 200.0, np.float32), T=2)
-    assert model.bayesian and pred.novelty is not None
+    for name in candidate_models():
+        assert PUBLISHED[name] == f"{name}.pth" and (PUBLISHED_DIR / PUBLISHED[name]).is_file()
+        model = cq.load(name)
+        pred = cq.predict(model, np.random.default_rng(0).normal(200.0, 15.0, (64, 64)).astype(np.float32), T=2)
+        assert model.bayesian and pred.novelty is not None, name
 
 
 def test_the_docs_name_the_default():

@@ -531,3 +531,56 @@ def test_results_read_well():
     assert "ECE=0.18" in repr(M.reliability_curve([0.1, 0.12, 0.5, 0.52, 0.9], [0, 1, 1, 0, 1]))
     assert "E-AURC" in repr(M.risk_coverage(PU, YU, UU))
     assert set(M.risk_coverage(PU, YU, UU).to_dict()) >= {"aurc", "e_aurc", "coverage", "risk"}
+
+
+# ----------------------------------------------------------------- stars
+
+
+def test_star_snr_by_the_ccd_equation():
+    # F = 10000 e-, b = 100 e-/px, read noise 5 e-, FWHM 2 px: n_pix = 4 pi = 12.566;
+    # noise^2 = 10000 + 12.566 * 125 = 11570.8; S/N = 10000 / 107.568 = 92.96
+    assert M.star_snr(10000.0, 100.0, 5.0, 2.0) == pytest.approx(92.965, abs=1e-3)
+    # photon-limited star on no background: S/N = sqrt(F)
+    np.testing.assert_allclose(M.star_snr([100.0, 2500.0], 0.0, 0.0, 3.0), [10.0, 50.0])
+    with pytest.raises(ValueError, match="fwhm_px"):
+        M.star_snr(1.0, 0.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="background_e"):
+        M.star_snr(1.0, -1.0, 0.0, 1.0)
+
+
+def test_star_core_mask_is_the_radius_2_disc():
+    mask = M.star_core_mask((7, 7), [[3, 3]])
+    # the 13 pixels with dr^2 + dc^2 <= 4: the centre, 4 at distance 1, 4 at sqrt 2, 4 at 2
+    assert mask.sum() == 13
+    assert mask[3, 1] and mask[3, 5] and mask[1, 3] and mask[5, 3] and mask[2, 2] and mask[4, 4]
+    assert not mask[2, 1] and not mask[1, 2] and not mask[1, 1]  # distance sqrt 5 and sqrt 8
+    # a corner peak keeps the 6 pixels of its disc that are on the frame (0..2 in one axis with
+    # dr^2 + dc^2 <= 4 and dr, dc >= 0: (0,0) (0,1) (0,2) (1,0) (1,1) (2,0))
+    assert M.star_core_mask((7, 7), [[0, 0]]).sum() == 6
+    # discs centred (3,3) and (3,4): within 2 of both are 4 pixels in row 3 (columns 2..5) and
+    # 2 in each of rows 2 and 4 (columns 3, 4): overlap 8, union 13 + 13 - 8 = 18
+    assert M.star_core_mask((7, 8), [[3, 3], [3, 4]]).sum() == 18
+    assert not M.star_core_mask((5, 5), np.zeros((0, 2), int)).any()
+    with pytest.raises(TypeError, match="peaks_rc"):
+        M.star_core_mask((5, 5), [[1.5, 2.0]])
+
+
+def test_star_core_flags_by_hand():
+    p = np.zeros((9, 9), np.float32)
+    p[4, 4] = 0.9   # the peak: flagged
+    p[4, 6] = 0.6   # distance 2: flagged
+    p[2, 4] = 0.5   # distance 2 but not above the threshold
+    p[4, 7] = 0.99  # distance 3: outside the core
+    y = np.zeros((9, 9), bool)
+    ignore = np.zeros((9, 9), bool)
+    flags = M.star_core_flags(p, y, [[4, 4]])
+    assert (flags.n_px, flags.n_flagged) == (13, 2) and flags.fraction == pytest.approx(2 / 13)
+    y[4, 4] = True        # a CR on the star is not a false alarm: left out
+    ignore[3, 3] = True   # ignored pixels are left out
+    flags = M.star_core_flags(p, y, [[4, 4]], ignore=ignore)
+    assert (flags.n_px, flags.n_flagged) == (11, 1)
+    total = flags + M.star_core_flags(p, np.zeros_like(y), [[4, 4]], threshold=0.4)
+    assert (total.n_px, total.n_flagged) == (24, 4)
+    assert math.isnan(M.star_core_flags(p, y, np.zeros((0, 2), int)).fraction)
+    with pytest.raises(ValueError, match="shape"):
+        M.star_core_flags(p, y[:5], [[4, 4]])

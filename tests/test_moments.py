@@ -122,6 +122,25 @@ def test_sigmoid_moments_match_monte_carlo(m, v):
     assert abs(float(p16 - p)) < 2e-3 and abs(float(a16 - a)) < 2e-3  # 16 nodes: <= 1.5e-3 up to v = 9
 
 
+def test_saturated_logits_give_probabilities_and_finite_maps(shipped):
+    """Logits far beyond sigmoid's float64 range (a bright CR on a ground frame reaches ~47):
+    E[sigma] is 1 (or next to 0), never one ulp above 1 (whose binary entropy is NaN), and the
+    moment pass's maps stay finite (DECam-VI made a NaN epistemic pixel before the clamp)."""
+    from cosmiq_pyro.inference.moments import _binary_entropy
+
+    m = torch.tensor([46.8, 60.0, 200.0, -60.0, -200.0], dtype=torch.float64)
+    v = torch.full_like(m, 0.94)
+    for nodes in (16, 32):
+        p, a = sigmoid_moments(m, v, nodes)
+        assert torch.all((p >= 0) & (p <= 1)) and torch.all(a >= 0)
+        assert torch.all(p[:3] == 1.0) and torch.all(p[3:] < 1e-20)
+        assert torch.all(torch.isfinite(_binary_entropy(p)))
+    x = torch.zeros(1, 1, 16, 16)
+    x[..., 6:10, 6:10] = 1e7  # a CR far brighter than any training frame's
+    prob, alea, epi = MomentPass(shipped)(x)
+    assert torch.all(torch.isfinite(prob) & torch.isfinite(alea) & torch.isfinite(epi))
+
+
 def test_zero_posterior_width_gives_the_deterministic_twin_of_the_means(shipped):
     """With every sigma set to 0 the moment pass is the twin holding the posterior means (checks
     the batch-norm folding, the concatenation and the transposed conv): variance 0, mean = logits."""
@@ -241,3 +260,21 @@ def test_the_variance_scale_travels_in_the_checkpoint_and_bad_ones_are_refused(s
         with pytest.raises(ValueError, match="moments"):
             update_sections(copy, {"moments": bad}, out=tmp_path / "bad.pth")
         assert not (tmp_path / "bad.pth").exists()
+
+
+def test_variance_fit_passes_the_models_input_transform_to_both_passes(shipped):
+    """A model that takes its frames divided by 4 (deepCR's decam convention) is calibrated on
+    what its net sees: the same objective as the bare model on the frames divided by hand."""
+    from cosmiq_pyro.data import simulate
+    from cosmiq_pyro.inference.moments_calibration import fit_variance_scale
+
+    image = simulate.simulate_frame(64, "GC", "F606W", 500.0, seed=3).image
+    bare = cq.FitResult(model=shipped.model, guide=shipped.guide, temperature=shipped.temperature)
+    scaled = cq.FitResult(model=shipped.model, guide=shipped.guide, temperature=shipped.temperature,
+                          input_transform={"kind": "scale", "divide_by": 4.0})
+    grid, caps = [1.0, 3.0], [None, 5.0]
+    _, by_hand = fit_variance_scale(bare, [image / np.float32(4.0)], T=4, grid=grid, caps=caps)
+    _, through = fit_variance_scale(scaled, [image], T=4, grid=grid, caps=caps)
+    np.testing.assert_allclose(through["rms_epistemic"], by_hand["rms_epistemic"], rtol=1e-6)
+    _, unscaled = fit_variance_scale(bare, [image], T=4, grid=grid, caps=caps)
+    assert not np.allclose(unscaled["rms_epistemic"], by_hand["rms_epistemic"], rtol=1e-3)

@@ -119,3 +119,34 @@ def test_model_predictor_wraps_predict():
         ModelPredictor(UNet2SigmoidVI(hidden=4))
     with pytest.raises(ValueError, match="T must"):
         ModelPredictor(net, T=0)
+
+
+@pytest.mark.parametrize("name, to_net_input", [
+    ("decam", lambda e: e / 4.0),                              # deepCR's decam takes DECam ADU (gain 4)
+    ("WFC3-UVIS", lambda e: (e - e.mean()) / e.std()),         # deepCR's WFC3-UVIS: standardised frames
+])
+def test_model_predictor_applies_the_input_transform(frame, name, to_net_input):
+    """deepCR's decam and WFC3-UVIS weights, through the peer interface, see the net's own units:
+    the prediction equals deepCR's own clean() on the frame converted by hand."""
+    deepcr = pytest.importorskip("deepCR")
+    import cosmiq_pyro as cq
+
+    image = frame.image
+    ours = ModelPredictor(cq.load(name)).predict(image).prob
+    theirs = deepcr.deepCR(mask=name).clean(to_net_input(image.astype(np.float64)).astype(np.float32), binary=False)
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+def test_model_predictor_moments_use_the_models_own_section(frame):
+    """The moment pass behind the peer interface uses the checkpoint's fitted variance scale,
+    as `predict` does on the FitResult (and unlike a pass with the default settings)."""
+    import cosmiq_pyro as cq
+
+    vi = cq.load("ACS-WFC-VI")
+    assert vi.sections["moments"]["variance_scale"] != 1.0
+    ours = ModelPredictor(vi, method="moments").predict(frame.image)
+    ref = predict(vi, frame.image, method="moments", novelty=False)
+    np.testing.assert_array_equal(ours.prob, ref.prob)
+    np.testing.assert_array_equal(ours.epistemic, ref.epistemic)
+    plain = predict(vi.model, frame.image, guide=vi.guide, method="moments", temperature=vi.temperature)
+    assert np.abs(plain.epistemic - ref.epistemic).max() > 0

@@ -414,3 +414,22 @@ def test_every_simulation_number_cites_its_source():
                 assert "#" in text.split("=", 1)[1] or above, \
                     f"{name}.toml {table} {key} has no source comment"
             above = [] if text else above
+
+
+@pytest.mark.parametrize("make, band", [(decam, "r"), (wfc3, "F606W")])
+def test_star_positions_are_where_the_light_peaks(make, band):
+    """``star_xy`` / ``star_e`` list the frame's point sources: as many as ``meta["n_stars"]``,
+    and the few brightest peak (noiseless image) at their rounded positions."""
+    f = make(size=64, field="GC", filter=band, seed=1, defects=())
+    assert f.star_xy.shape == (f.meta["n_stars"], 2) and f.star_e.shape == (f.meta["n_stars"],)
+    assert f.meta["n_stars"] > 20 and np.all(f.star_e > 0)
+    assert np.all((f.star_xy >= -0.5) & (f.star_xy < 63.5))
+    checked = 0
+    for k in np.argsort(f.star_e)[::-1][:2]:
+        x, y = f.star_xy[k]
+        r, c = int(round(y)), int(round(x))
+        if 2 <= r < 62 and 2 <= c < 62:
+            box = f.noiseless[r - 2:r + 3, c - 2:c + 3]
+            assert np.unravel_index(np.argmax(box), box.shape) == (2, 2)
+            checked += 1
+    assert checked

@@ -6,7 +6,10 @@ in ``outdir``), and one row of the returned table says what became of it:
 * ``done``: the product was written (atomically: complete or absent);
 * ``skipped``: a product made from the same input (its SHA-256, CQSRCSHA) with the same
   settings (the `provenance.KEYWORDS` rows with reuse ``setting``: package version, model SHA-256,
-  method, T, seed, threshold, reading options) already exists; ``overwrite=True`` makes it again;
+  method, T, seed, threshold, reading options) already exists; ``overwrite=True`` makes it again.
+  The model compared is the one used (CQMSHA), not the one asked for (CQMREQ): with ``"auto"``
+  each frame's model is chosen first (`automodel`), so a product made with ``--model DECam-VI``
+  is skipped by an ``auto`` run that picks DECam-VI for it, and redone by none;
 * ``redone``: a product exists but its input changed since (another CQSRCSHA: a new file of the
   same name, or one re-reduced in place), or it is damaged (truncated, checksums wrong, maps
   missing); it is made again and ``note`` says why;
@@ -16,11 +19,14 @@ in ``outdir``), and one row of the returned table says what became of it:
 * ``failed``: the input could not be read or predicted, or an existing product was made with
   other settings; ``error`` says why, naming the input, and the batch goes on.
 
-Every input runs as a job (`_run_job`) that first judges an existing product (hashing the
-input, on the worker that runs it), so resume costs one read of each input.
+Every input runs as a job (`_run_job`) that first chooses its model (``"auto"``: the primary
+header decides, or, for a camera without a model of its own, the novelty rule, which reads the
+pixels) and then judges an existing product (hashing the input, on the worker that runs it), so
+resume costs one read of each input, plus one encoder pass per candidate model for a frame the
+novelty rule decides.
 
 Serial by default, in the calling process.  With ``client=`` (a `distributed.Client`) every
-frame is a task: the worker loads the model once (`modelcache.cached_model`), reads the frame,
+frame is a task: the worker loads each model once (`modelcache.cached_model`), reads the frame,
 predicts and writes the product itself with numpy and astropy (astropy cannot write dask
 arrays from distributed workers, astropy issue 11159), and sends back only the row.  Every
 frame is predicted with the same ``seed``, whichever worker runs it and whenever: the same
@@ -32,6 +38,7 @@ sets the scheduler's ``allowed-failures`` to 1; an exception inside a task is re
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 import threading
@@ -47,11 +54,13 @@ from astropy.io.fits.verify import VerifyError
 from tqdm.auto import tqdm
 
 from ..io.atomic import check_writable_directory, file_lock
+from ..io.fitsio import read_hst
 from ..inference.draws import check_draws
 from ..inference.methods import check_method, run_settings
 from ..utils.checks import check_float, check_seed
 from . import products, provenance
 from .inputs import FITS_SUFFIXES, expand_inputs, product_name
+from .automodel import ModelChoice, camera_choice, candidate_models, given_model, is_auto, novelty_choice
 from .modelcache import DEFAULT_MODEL, cached_model
 from .productcheck import product_damage
 from .provenance import Provenance
@@ -59,13 +68,15 @@ from .provenance import Provenance
 __all__ = ["predict_many", "expand_inputs", "product_name", "summary", "COLUMNS", "STATUSES", "FITS_SUFFIXES"]
 
 #: Columns of the table `predict_many` returns.
-COLUMNS = ("input", "output", "status", "seconds", "cr_pixels", "novelty", "error", "note")
+COLUMNS = ("input", "output", "status", "seconds", "cr_pixels", "novelty", "model", "model_reason", "error", "note")
 #: The statuses of a row, in the order `summary` counts them.
 STATUSES = ("done", "redone", "skipped", "failed")
 # errors that belong to one input (unreadable, not FITS, bad units, output clash): reported, not retried
 _INPUT_ERRORS = (ValueError, TypeError, OSError, EOFError, VerifyError)
 # options of predict_fits that predict_many sets itself
-_OWN_OPTIONS = {"model", "in_path", "out_path", "model_file", "overwrite", "progress"}
+_OWN_OPTIONS = {"model", "in_path", "out_path", "model_file", "overwrite", "progress", "images"}
+# the options of read_hst among predict_fits's (the reading options)
+_READING = ("ext", "bunit", "gain_e_per_adu", "dq_flags", "instrument", "exptime_s")
 # the note of a product that appeared after the batch was planned, with this batch's provenance
 _MEANWHILE = "made meanwhile (by another run, or by an earlier try of this task)"
 # Pyro's handler stack is process-global: one prediction at a time per worker process
@@ -78,8 +89,9 @@ class _Job:
 
     input: str
     output: str
-    model: str
-    expected: Provenance  # how the product is made (the settings of the skip test)
+    model: str  # as asked for: "auto", a published name or a checkpoint path
+    expected: Provenance  # how the product is made (the settings of the skip test; with "auto" the
+    # model's fields are this frame's choice's, `_with_model`)
     overwrite: bool
     existed: bool  # the product existed when the batch was planned
     options: dict = field(default_factory=dict)
@@ -95,8 +107,11 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
         FITS files, directories (see `expand_inputs`), glob patterns (``"visit*/j*_flc.fits"``)
         and ``"@list.txt"`` files naming one input per line.
     model : str or os.PathLike
-        A cosmiq_pyro checkpoint or a published model name (default `DEFAULT_MODEL`).  The
-        file must be readable at the same path on every worker.
+        ``"auto"`` (`DEFAULT_MODEL`): per frame, the model of the camera recognised from the
+        header (or given as ``instrument=``), else the shipped model with the lowest novelty
+        margin (`automodel`: the rule, and the keywords CQMNAME, CQMREQ, CQMWHY that record it);
+        or a published model name or a cosmiq_pyro checkpoint, used for every frame.  The file
+        must be readable at the same path on every worker.
     outdir : str or os.PathLike
         Where the products go (created if needed; default the current directory).
     client : distributed.Client, optional
@@ -104,8 +119,8 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
         default: serially in this process.  Each worker is set to one torch thread
         (`workers.TorchThreads`) and runs one frame at a time per process (Pyro's handler
         stack is process-global): give workers one thread each and scale with processes.
-        The model is also loaded once in the calling process, to check it before any frame
-        runs and to know whether it is Bayesian (which decides the products' T).
+        The model (with ``"auto"``: every candidate model) is also loaded once in the calling
+        process, to check it before any frame runs.
     overwrite : bool
         Make every product again, even where one with the same provenance exists (and where
         one made with other settings exists).
@@ -126,7 +141,9 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
         redone frame; the first frame of each worker does not include loading the model),
         ``cr_pixels`` (MASK pixels set, all extensions, done and redone frames), ``novelty``
         (the largest CQNOVEL of the product's extensions when the model gives a novelty score,
-        else NaN), ``error`` (empty unless failed) and ``note`` (why a product was redone).
+        else NaN), ``model`` and ``model_reason`` (the model used for the frame and why, as
+        CQMNAME and CQMWHY; empty when the frame failed before its model was chosen), ``error``
+        (empty unless failed) and ``note`` (why a product was redone).
 
     Raises
     ------
@@ -157,21 +174,25 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
         if overwrite or not all(out.is_file() for out in outputs):
             raise
         unwritable = err
-    loaded = cached_model(model, options.get("device"))
-    if not loaded.bayesian and options.get("T") not in (None, 1):
-        warnings.warn(f"T={options['T']} was not used: model {os.fspath(model)!r} is deterministic "
-                      "(one pass per frame, no EPISTEMIC map)", UserWarning, stacklevel=2)
-    if not loaded.bayesian:
-        options.pop("T", None)
-    method, draws = run_settings(options.get("method"), options.get("T"), loaded.bayesian)
-    expected = Provenance(model_file=os.fspath(loaded.weights_file), model_sha256=loaded.sha256,
-                          model_kind=type(loaded.result.model).__name__, T=draws, method=method,
+    template = Provenance(model_file="", model_sha256="", model_kind="", T=None, method="",
                           threshold=float(options.get("threshold", _default("threshold"))),
                           seed=int(options.get("seed", _default("seed"))),
-                          reading=provenance.reading_options(
-                              *(options.get(k, _default(k)) for k in ("ext", "bunit", "gain_e_per_adu", "dq_flags",
-                                                                  "instrument", "exptime_s"))),
+                          reading=provenance.reading_options(*(options.get(k, _default(k)) for k in _READING)),
                           maps=provenance.map_choice(options.get("maps")))
+    if is_auto(model):
+        for name in candidate_models():  # every model "auto" may choose loads, before any frame runs
+            cached_model(name, options.get("device"))
+        if options.get("instrument") is not None:  # a given camera's model, checked before any frame runs
+            camera_choice(None, instrument=options["instrument"], device=options.get("device"))
+        expected = template
+    else:
+        choice = given_model(model, options.get("device"))
+        if not choice.bayesian and options.get("T") not in (None, 1):
+            warnings.warn(f"T={options['T']} was not used: model {os.fspath(model)!r} is deterministic "
+                          "(one pass per frame, no EPISTEMIC map)", UserWarning, stacklevel=2)
+        if not choice.bayesian:
+            options.pop("T", None)
+        expected = _with_model(template, choice, options)
     created = [folder for folder in (outdir, *outdir.parents) if not folder.exists()]  # deepest first
     outdir.mkdir(parents=True, exist_ok=True)
 
@@ -197,15 +218,26 @@ def predict_many(inputs, model=DEFAULT_MODEL, outdir=".", *, client=None, overwr
 
 
 def summary(table: pd.DataFrame) -> str:
-    """One line: counts per status (`STATUSES`) and the time per made frame (done or redone:
-    median, min, max)."""
+    """One line: counts per status (`STATUSES`), the time per made frame (done or redone:
+    median, min, max) and the model(s) used and why (with the number of frames of each when
+    there are several)."""
     counts = {status: int((table["status"] == status).sum()) for status in STATUSES}
     text = ", ".join(f"{n} {status}" for status, n in counts.items())
     seconds = table.loc[table["status"].isin(("done", "redone")), "seconds"].to_numpy(dtype=float)
     if seconds.size:
         text += (f"; {np.median(seconds):.3g} s per frame (median; min {seconds.min():.3g}, "
                  f"max {seconds.max():.3g})")
+    used = [_model_text(row) for row in table.itertuples() if row.model]
+    if used:
+        counts = {name: used.count(name) for name in dict.fromkeys(used)}  # first-seen order
+        text += "; " + ("model " if len(counts) == 1 else "models ") + ", ".join(
+            name if len(counts) == 1 else f"{name} for {n} frame{'s' * (n != 1)}" for name, n in counts.items())
     return text
+
+
+def _model_text(row) -> str:
+    """``"DECam-VI (header INSTRUME=DECam)"`` of a table row."""
+    return f"{row.model} ({row.model_reason})" if row.model_reason else str(row.model)
 
 
 def _refuse_clashes(frames, outputs) -> None:
@@ -252,25 +284,62 @@ def _checked_options(options: dict) -> dict:
 # --------------------------------------------------------------------------- running
 
 
-def _judge(job: _Job):
+def _with_model(template: Provenance, choice: ModelChoice, options: dict) -> Provenance:
+    """``template`` with the model fields (and the method and T that follow from the model's
+    kind) of ``choice``."""
+    method, draws = run_settings(options.get("method"), options.get("T") if choice.bayesian else None,
+                                 choice.bayesian)
+    return dataclasses.replace(template, model_file=os.fspath(choice.weights_file), model_sha256=choice.sha256,
+                               model_kind=type(choice.result.model).__name__, T=draws, method=method,
+                               model_name=choice.name, model_request=choice.requested,
+                               model_reason=choice.reason)
+
+
+def _choose(job: _Job):
+    """``(choice, provenance expected, images or None)`` of a job: its model (``"auto"``: chosen
+    for this frame), the provenance its product must have, and the frame when the novelty rule
+    had to read it (so it is not read twice)."""
+    device = job.options.get("device")
+    if not is_auto(job.model):
+        choice = given_model(job.model, device)
+        if choice.sha256 != job.expected.model_sha256:
+            raise ValueError(f"model {job.model!r} read here has SHA-256 {choice.sha256[:12]}..., the batch "
+                             f"uses {job.expected.model_sha256[:12]}... (a different file at the same path?)")
+        return choice, job.expected, None
+    reading = {key: job.options[key] for key in _READING if key in job.options}
+    images = None
+    try:
+        header = fits.getheader(job.input, 0, memmap=False)
+    except Exception:  # noqa: BLE001 -- unreadable: the reader says why, in its own words
+        images = read_hst(job.input, **reading)
+        header = images[0].primary_header
+    choice = camera_choice(header, instrument=reading.get("instrument"), device=device)
+    if choice is None:
+        images = read_hst(job.input, **reading) if images is None else images
+        choice = novelty_choice([(im.image, im.ignore) for im in images], header=images[0].primary_header,
+                                instrument=reading.get("instrument"), device=device)
+    return choice, _with_model(job.expected, choice, job.options), images
+
+
+def _judge(job: _Job, expected: Provenance, choice: ModelChoice):
     """What to do with the existing product of ``job``: a row (skipped, or failed: made with
     other settings), or the reason to make it again (a str: damaged, input changed)."""
     damage = product_damage(job.output)
     if damage:
         return f"damaged ({damage})"
     made = Provenance.from_header(fits.getheader(job.output, 0, memmap=False))
-    differences = made.differences(job.expected)
+    differences = made.differences(expected)
     if differences:
-        return _row(job, "failed", error=f"{job.output!r} exists, made with {'; '.join(differences)}; "
+        return _row(job, "failed", choice, error=f"{job.output!r} exists, made with {'; '.join(differences)}; "
                     "pass overwrite=True (--overwrite) to replace it")
     source = provenance.file_sha256(job.input)  # the input must be readable to be judged
     if made.source_sha256 != source:
         was = f"{made.source_sha256[:12]}..." if made.source_sha256 else "not recorded"
         return f"input changed (CQSRCSHA {was}, now {source[:12]}...)"
     if not job.existed:  # made after the batch was planned: what it asked for, and fresh
-        return _row(job, "done", cr_pixels=_cr_pixels(job.output), novelty=_novelty(job.output),
+        return _row(job, "done", choice, cr_pixels=_cr_pixels(job.output), novelty=_novelty(job.output),
                     note=_MEANWHILE)
-    return _row(job, "skipped", novelty=_novelty(job.output))
+    return _row(job, "skipped", choice, novelty=_novelty(job.output))
 
 
 def _judged_without_writing(jobs: dict, unwritable: PermissionError) -> pd.DataFrame:
@@ -280,7 +349,8 @@ def _judged_without_writing(jobs: dict, unwritable: PermissionError) -> pd.DataF
     rows = []
     for job in jobs.values():
         try:
-            verdict = _judge(job)
+            choice, expected, _ = _choose(job)
+            verdict = _judge(job, expected, choice)
         except _INPUT_ERRORS as err:
             verdict = _row(job, "failed", error=_describe(err))
         if not isinstance(verdict, dict):
@@ -350,28 +420,27 @@ def _run_job(job: _Job, wait: bool = True) -> dict | None:
 
 
 def _make(job: _Job) -> dict:
+    choice, expected, images = _choose(job)
     redo = ""
     if not job.overwrite and os.path.exists(job.output):
-        verdict = _judge(job)
+        verdict = _judge(job, expected, choice)
         if isinstance(verdict, dict):
             return verdict
         redo = verdict
-    loaded = cached_model(job.model, job.options.get("device"))
-    if loaded.sha256 != job.expected.model_sha256:
-        raise ValueError(f"model {job.model!r} read here has SHA-256 {loaded.sha256[:12]}..., the batch "
-                         f"uses {job.expected.model_sha256[:12]}... (a different file at the same path?)")
+    options = job.options if choice.bayesian or not is_auto(job.model) else {
+        key: value for key, value in job.options.items() if key != "T"}  # "auto" chose a deterministic model
     start = time.perf_counter()
     try:
         with _PREDICT_LOCK:
-            products.predict_fits(loaded.result, job.input, job.output, model_file=loaded.weights_file,
-                                  overwrite=job.overwrite or bool(redo), progress=False, **job.options)
+            products.predict_fits(choice, job.input, job.output, overwrite=job.overwrite or bool(redo),
+                                  progress=False, images=images, **options)
     except FileExistsError:  # another run wrote it first (it lost no race: it finished first)
-        verdict = _judge(job)
+        verdict = _judge(job, expected, choice)
         if not isinstance(verdict, dict) or verdict["status"] not in ("done", "skipped"):
             raise
         return {**verdict, "status": "done", "seconds": time.perf_counter() - start, "note": _MEANWHILE,
                 "cr_pixels": _cr_pixels(job.output)}
-    return _row(job, "redone" if redo else "done", seconds=time.perf_counter() - start,
+    return _row(job, "redone" if redo else "done", choice, seconds=time.perf_counter() - start,
                 cr_pixels=_cr_pixels(job.output), novelty=_novelty(job.output), note=redo)
 
 
@@ -388,10 +457,12 @@ def _novelty(product: str) -> float:
     return max(scores) if scores else float("nan")
 
 
-def _row(job: _Job, status: str, *, seconds: float = float("nan"), cr_pixels=None, novelty=float("nan"),
-         error: str = "", note: str = "") -> dict:
+def _row(job: _Job, status: str, choice: ModelChoice | None = None, *, seconds: float = float("nan"),
+         cr_pixels=None, novelty=float("nan"), error: str = "", note: str = "") -> dict:
     return {"input": job.input, "output": job.output, "status": status, "seconds": seconds,
-            "cr_pixels": cr_pixels, "novelty": novelty, "error": _name_input(job.input, error), "note": note}
+            "cr_pixels": cr_pixels, "novelty": novelty, "model": "" if choice is None else choice.name,
+            "model_reason": "" if choice is None else choice.reason, "error": _name_input(job.input, error),
+            "note": note}
 
 
 def _name_input(source: str, error: str) -> str:

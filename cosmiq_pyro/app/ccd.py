@@ -17,7 +17,8 @@ from astropy.nddata import CCDData
 from .._version import __version__
 from ..utils.checks import check_float, check_seed
 from ..inference.predictive import predict, validated_image
-from .modelcache import DEFAULT_MODEL, cached_model
+from .automodel import choose_model
+from .modelcache import DEFAULT_MODEL
 
 __all__ = ["cosmicray_cosmiq"]
 
@@ -33,8 +34,11 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int | None = None, th
         ``gain``.  Pixels already in ``ccd.mask`` are treated as bad (the model's ``ignore``),
         as are non-finite pixels.
     model : str or os.PathLike
-        A cosmiq_pyro checkpoint or a published model name (default `DEFAULT_MODEL`); read
-        once per process (`modelcache.cached_model`).
+        ``"auto"`` (`DEFAULT_MODEL`): the model of the camera recognised from ``ccd.meta`` (its
+        spec's ``[camera.match]`` keywords, e.g. ``INSTRUME = 'DECam'``), else the shipped model
+        with the lowest novelty margin on this frame (`cosmiq_pyro.app.automodel`); or a
+        cosmiq_pyro checkpoint or a published model name.  Models are read once per process
+        (`modelcache.cached_model`).
     T : int, optional
         Posterior draws per pixel for a Bayesian model and a Monte Carlo method (default
         `cosmiq_pyro.inference.methods.DEFAULT_T`; a deterministic model makes one pass; an
@@ -66,8 +70,9 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int | None = None, th
           survive ``copy()``, arithmetic, slicing or ``write()``; ``cosmiq predict`` /
           `predict_many` write the maps to FITS.
         * ``meta`` (the FITS header ``write()`` saves) gains the keywords of the products'
-          provenance: CQVERS, CQMODEL, CQMSHA, CQKIND, CQMETHOD, CQT (Monte Carlo methods only),
-          CQTHRESH, CQSEED, plus CQNCRPIX
+          provenance: CQVERS, CQMODEL, CQMSHA, CQMNAME, CQMREQ, CQMWHY (the model used, the one
+          asked for and why), CQKIND, CQMETHOD, CQT (Monte Carlo methods only), CQTHRESH, CQSEED,
+          plus CQNCRPIX
           (pixels flagged as cosmic rays) and, for a model with a novelty model, CQNOVEL (the
           frame's novelty, `cosmiq_pyro.inference.novelty`) and CQISNOV (True when it is above
           the model's threshold: a UserWarning then says the mask may be wrong).  A frame smaller
@@ -107,13 +112,15 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int | None = None, th
     threshold = check_float(threshold, "threshold", minimum=0.0, maximum=1.0)
     seed = check_seed(seed)
     electrons_per_unit = _electrons_per_unit(ccd.unit, gain)
-    loaded = cached_model(model, device)
     image = np.asarray(ccd.data, dtype=np.float32) * np.float32(electrons_per_unit)  # (H, W) electrons
     ignore = ~np.isfinite(image)
     if ccd.mask is not None:
         ignore |= np.asarray(ccd.mask, dtype=bool)
     image = validated_image(image, ignore, remedy="set them in ccd.mask (CCDData's bad-pixel mask) to leave "
                             "them out")
+    choice = choose_model(model, header=ccd.meta if len(ccd.meta) else None, images=[(image, ignore)],
+                          device=device)
+    loaded = choice.loaded
     prediction = predict(loaded.result, image, method=method, T=T, ignore=ignore, seed=seed, tile=tile,
                          device=device)
     crs = prediction.mask(threshold)  # (H, W) bool; ignored pixels are no cosmic rays (they are in ccd.mask)
@@ -124,6 +131,9 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int | None = None, th
             ("CQVERS", __version__, "cosmiq_pyro version"),
             ("CQMODEL", os.path.basename(loaded.weights_file)[:60], "model file"),
             ("CQMSHA", loaded.sha256, ""),
+            ("CQMNAME", choice.name, ""),
+            ("CQMREQ", os.path.basename(choice.requested), ""),
+            ("CQMWHY", choice.reason, ""),
             ("CQKIND", type(loaded.result.model).__name__, "model class"),
             ("CQMETHOD", prediction.method, "predictive method"),
             *([] if prediction.T is None else [("CQT", int(prediction.T), "posterior draws per pixel")]),
@@ -136,7 +146,7 @@ def cosmicray_cosmiq(ccd: CCDData, model=DEFAULT_MODEL, T: int | None = None, th
                                     ("CQISNOV", bool(prediction.is_novel), "novelty above the model's threshold")):
             result.meta[key] = (value, comment) if isinstance(result.meta, fits.Header) else value
         if prediction.is_novel:
-            warnings.warn(f"the frame is unlike the training frames of {os.path.basename(loaded.weights_file)} "
+            warnings.warn(f"the frame is unlike the training frames of {choice.name} "
                           f"(novelty {prediction.novelty:.2f}; 1 = 95th percentile of in-distribution frames): "
                           "its cosmic-ray mask may be wrong", UserWarning, stacklevel=2)
     result.cr_prediction = prediction

@@ -147,9 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="FITS files (HST _flc/_flt or any image), "
                    "directories (their FITS files; only the _flc/_flt exposures where there are some), glob "
                    "patterns, or @LIST.txt (one input per line)")
-    p.add_argument("--model", default=DEFAULT_MODEL, metavar="MODEL", help="cosmiq_pyro checkpoint, or a "
-                   f"published model: {DEFAULT_MODEL} (default; the Bayesian model shipped with the package) or "
-                   "ACS-WFC (deepCR's published weights; needs the deepCR package)")
+    p.add_argument("--model", default=DEFAULT_MODEL, metavar="MODEL", help=f"{DEFAULT_MODEL} (default): per "
+                   "input, the shipped model of the camera recognised from the header or given by --instrument (its "
+                   "spec's [models] published, e.g. DECam-VI), else the shipped model that finds the frame least "
+                   "novel; or one model for every input: a published name (e.g. ACS-WFC-VI; ACS-WFC is deepCR's "
+                   "weights and needs the deepCR package) or a cosmiq_pyro checkpoint. The product's CQMNAME and "
+                   "CQMWHY and each output line say which model was used and why")
     _method_option(p)
     p.add_argument("-T", type=_positive_int, default=None, help="posterior draws per pixel of a Bayesian "
                    "model and a Monte Carlo method (default 16, at most 65536); -T without --method means "

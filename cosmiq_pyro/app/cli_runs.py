@@ -224,9 +224,10 @@ def run_predict(args) -> int:
         if row.status == "failed":
             error_line(f"cosmiq predict: error: {row.error}")
         else:
-            print({"done": f"wrote {row.output}", "skipped": f"skipped (same input and provenance) {row.output}",
-                   "redone": f"redid {row.output}: {row.note}"}[row.status] if not row.note or row.status != "done"
-                  else f"found {row.output}, {row.note}")
+            line = ({"done": f"wrote {row.output}", "skipped": f"skipped (same input and provenance) {row.output}",
+                     "redone": f"redid {row.output}: {row.note}"}[row.status] if not row.note or row.status != "done"
+                    else f"found {row.output}, {row.note}")
+            print(f"{line} [model {row.model}: {row.model_reason}]")
             novel = novel_extensions(row.output)
             if novel:
                 scores = ", ".join(f"{ext} {novelty:.2f}" for ext, novelty in novel)

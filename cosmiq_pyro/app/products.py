@@ -51,6 +51,8 @@ from ..io.fitswrite import compressed_image_hdu, write_hdulist_atomic
 from ..inference.methods import DEFAULT_T, run_settings
 from ..inference.predictive import Prediction, predict
 from ..utils.checks import check_probability
+from .automodel import ModelChoice, choose_model
+from .modelcache import LoadedModel
 from .provenance import PRODUCT_EXTENSIONS, Provenance, file_sha256, map_choice, reading_options
 
 __all__ = ["IDENTIFYING_KEYWORDS", "DEFAULT_T", "product_maps", "MASK_CR", "MASK_IGNORED", "QUANTIZE_STEP",
@@ -188,24 +190,30 @@ def write_products(path, images: Sequence[HSTImage], predictions: Sequence[Predi
                                 overwrite=overwrite)
 
 
-def predict_fits(model: FitResult, in_path, out_path, *, model_file, method: str | None = None,
+def predict_fits(model, in_path, out_path, *, model_file=None, method: str | None = None,
                  T: int | None = None,
                  threshold: float = 0.5, seed: int = 0, tile: int = 1024,
                  dq_flags: int | None = None, ext=None, bunit: str | None = None,
                  gain_e_per_adu: float | None = None, instrument=None, exptime_s: float | None = None,
-                 maps=None, overwrite: bool = False, device=None, progress: bool | None = None) -> Path:
-    """Run ``model`` on every science extension of a FITS file and write its product file.
+                 maps=None, overwrite: bool = False, device=None, progress: bool | None = None,
+                 images: Sequence[HSTImage] | None = None) -> Path:
+    """Run a model on every science extension of a FITS file and write its product file.
 
-    ``read_hst(in_path, ...)`` -> `predictive.predict` per extension (the DQ-flagged and
+    ``read_hst(in_path, ...)`` -> the model (``"auto"``: chosen for this file,
+    `automodel.choose_model`) -> `predictive.predict` per extension (the DQ-flagged and
     non-finite pixels passed as ``ignore``) -> `write_products` to ``out_path``.
 
     Parameters
     ----------
-    model : FitResult
-        From `checkpoint.load` (or a deterministic net wrapped in one).
+    model : str, os.PathLike, FitResult or automodel.ModelChoice
+        ``"auto"`` (`models.defaults.AUTO`: the camera's model, else the least novel shipped
+        one; `app.automodel`), a published model name or a checkpoint path (read once per
+        process, `modelcache.cached_model`), a loaded `FitResult` (with ``model_file``), or a
+        choice already made.  CQMNAME, CQMREQ and CQMWHY record which model was used and why.
     in_path, out_path : str or os.PathLike
-    model_file : str or os.PathLike
-        The file the model was read from; its SHA-256 goes into the provenance keywords.
+    model_file : str or os.PathLike, optional
+        For a `FitResult` only: the file it was read from; its SHA-256 goes into the provenance
+        keywords.
     method : str, optional
         The predictive method (default `cosmiq_pyro.inference.methods.DEFAULT_METHOD`),
         recorded as CQMETHOD; a deterministic model makes one pass (CQMETHOD 'deterministic').
@@ -218,20 +226,22 @@ def predict_fits(model: FitResult, in_path, out_path, *, model_file, method: str
     dq_flags, ext, bunit, gain_e_per_adu, instrument, exptime_s
         As for `fitsio.read_hst`: the DQ bits ignored (default: the camera spec's), one extension
         only, the unit to assume instead of BUNIT, the gain (e-/ADU) instead of the header's, the
-        camera spec (name or ``.toml`` path) instead of the one recognised from the header, the
-        exposure time (s) of a rate image (ELECTRONS/S, COUNTS/S) instead of EXPTIME.
+        camera spec (name or ``.toml`` path) instead of the one recognised from the header (with
+        ``"auto"`` it also picks the model), the exposure time (s) of a rate image (ELECTRONS/S,
+        COUNTS/S) instead of EXPTIME.
     maps : str or sequence of str, optional
         The map extensions to write (`map_choice`; default all, MASK always).
     overwrite : bool
         Replace an existing ``out_path`` (checked before any computation, as is the output
         directory's writability).
+    images : sequence of HSTImage, optional
+        ``in_path`` as `fitsio.read_hst` returned it with these reading options, when the caller
+        has read it already (to choose the model); default: read here.
 
     Returns
     -------
     pathlib.Path
     """
-    if not isinstance(model, FitResult):
-        raise TypeError(f"model must be a FitResult (checkpoint.load), got {type(model).__name__}")
     check_probability(threshold, "threshold")
     out_path = Path(out_path)
     if out_path.exists() and not overwrite:
@@ -239,25 +249,47 @@ def predict_fits(model: FitResult, in_path, out_path, *, model_file, method: str
     if not out_path.parent.is_dir():
         raise FileNotFoundError(f"output directory {str(out_path.parent)!r} does not exist")
     check_writable_directory(out_path.parent)
-    deterministic = getattr(model, "guide", None) is None
+    if isinstance(model, FitResult):
+        if model_file is None:
+            raise TypeError("predict_fits: a FitResult needs model_file= (the file it was read from, for the "
+                            "provenance); or pass the model's name or path")
+        model = _loaded_choice(model, model_file)
+    elif model_file is not None:
+        raise TypeError("predict_fits: model_file= is for a FitResult; a name or path identifies its own file")
+    elif not isinstance(model, (ModelChoice, str, os.PathLike)):
+        raise TypeError(f"model must be 'auto', a published name, a checkpoint path, a FitResult or a "
+                        f"ModelChoice, got {type(model).__name__}")
+    source_sha256 = _input_sha256(in_path)  # the input's digest, taken before it is read
+    reading = reading_options(ext, bunit, gain_e_per_adu, dq_flags, instrument, exptime_s)
+    if images is None:
+        images = read_hst(in_path, ext=ext, dq_flags=dq_flags, bunit=bunit, gain_e_per_adu=gain_e_per_adu,
+                          instrument=instrument, exptime_s=exptime_s)
+    choice = model if isinstance(model, ModelChoice) else choose_model(
+        model, header=images[0].primary_header, images=lambda: [(im.image, im.ignore) for im in images],
+        instrument=instrument, device=device)
+    deterministic = not choice.bayesian
     if deterministic and T is not None and T != 1:
-        warnings.warn(f"T={T} was not used: model {os.path.basename(os.fspath(model_file))!r} is "
+        warnings.warn(f"T={T} was not used: model {os.path.basename(choice.weights_file)!r} is "
                       "deterministic (one pass, no EPISTEMIC map)", UserWarning, stacklevel=2)
     method, draws = run_settings(method, T, bayesian=not deterministic)
-    # the provenance (with the input's digest, taken before it is read) is built, and its cards
-    # checked FITS-legal, before any computation
-    provenance = Provenance(model_file=os.fspath(model_file), model_sha256=file_sha256(model_file),
-                            model_kind=type(model.model).__name__, T=draws, method=method,
-                            threshold=float(threshold), seed=int(seed),
-                            reading=reading_options(ext, bunit, gain_e_per_adu, dq_flags, instrument, exptime_s),
-                            maps=map_choice(maps),
-                            source_file=os.fspath(in_path), source_sha256=_input_sha256(in_path))
+    # the provenance is built, and its cards checked FITS-legal, before any pixel is computed
+    provenance = Provenance(model_file=os.fspath(choice.weights_file), model_sha256=choice.sha256,
+                            model_kind=type(choice.result.model).__name__, T=draws, method=method,
+                            model_name=choice.name, model_request=choice.requested, model_reason=choice.reason,
+                            threshold=float(threshold), seed=int(seed), reading=reading, maps=map_choice(maps),
+                            source_file=os.fspath(in_path), source_sha256=source_sha256)
     provenance.header()
-    images = read_hst(in_path, ext=ext, dq_flags=dq_flags, bunit=bunit, gain_e_per_adu=gain_e_per_adu,
-                      instrument=instrument, exptime_s=exptime_s)
-    predictions = [predict(model, im.image, method=None if deterministic else method, T=draws, ignore=im.ignore,
-                           seed=seed, tile=tile, device=device, progress=progress) for im in images]
+    predictions = [predict(choice.result, im.image, method=None if deterministic else method, T=draws,
+                           ignore=im.ignore, seed=seed, tile=tile, device=device, progress=progress)
+                   for im in images]
     return write_products(out_path, images, predictions, provenance, overwrite=overwrite)
+
+
+def _loaded_choice(model: FitResult, model_file) -> ModelChoice:
+    """A loaded `FitResult` as the `automodel.ModelChoice` of the file it was read from."""
+    name = os.path.basename(os.fspath(model_file))
+    return ModelChoice(requested=os.fspath(model_file), name=name, reason="given",
+                       loaded=LoadedModel(result=model, weights_file=Path(model_file), sha256=file_sha256(model_file)))
 
 
 def _input_sha256(path) -> str:

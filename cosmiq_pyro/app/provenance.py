@@ -20,7 +20,7 @@ from astropy.io import fits
 from .._version import __version__
 from ..instruments import get_instrument
 
-__all__ = ["PRODUCT_EXTENSIONS", "KEYWORDS", "Keyword", "REUSE", "Provenance", "fits_name", "file_sha256",
+__all__ = ["PRODUCT_EXTENSIONS", "KEYWORDS", "Keyword", "REUSE", "Provenance", "fits_name", "fits_text", "file_sha256",
            "map_choice", "reading_options"]
 
 #: Product extensions written per input science extension, in order (EPISTEMIC only for a
@@ -57,6 +57,16 @@ KEYWORDS = (
             "base name of the model file (`fits_name`: percent-encoded UTF-8 where not printable ASCII); "
             "the model is identified by CQMSHA"),
     Keyword("CQMSHA", "Provenance.model_sha256", "setting", "all", "SHA-256 of the model file, 64 hex digits"),
+    Keyword("CQMNAME", "Provenance.model_name", "no", "all",
+            "the model used (`fits_text`): its published name (e.g. DECam-VI) or its file's base name; "
+            "identified by CQMSHA"),
+    Keyword("CQMREQ", "Provenance.model_request", "no", "all",
+            "the model asked for (`fits_name`): auto (the default: chosen per input, CQMWHY says how), a "
+            "published name or a checkpoint file; resume compares the model used (CQMSHA), not this"),
+    Keyword("CQMWHY", "Provenance.model_reason", "no", "all",
+            "why this model (`app.automodel`, `fits_text`): given; header KEY=value ... (the recognised camera's "
+            "model); instrument=NAME given; or lowest novelty of N models (novelty less each model's own "
+            "threshold), with the camera that has no model"),
     Keyword("CQKIND", "Provenance.model_kind", "no", "all",
             "model class: UNet2SigmoidVI (Bayesian) or UNet2Sigmoid (deterministic); follows from CQMSHA"),
     Keyword("CQMETHOD", "Provenance.method", "setting", "all",
@@ -119,7 +129,13 @@ def fits_name(name) -> str:
     >>> fits_name("/data/Ωmega frame.fits")
     '%CE%A9mega frame.fits'
     """
-    return quote(os.path.basename(os.fspath(name)), safe=_PRINTABLE_BUT_PERCENT)
+    return fits_text(os.path.basename(os.fspath(name)))
+
+
+def fits_text(text: str) -> str:
+    """``text`` as a FITS-legal string value: printable ASCII kept, every other character
+    percent-encoded as UTF-8 bytes (``%`` as ``%25``; `urllib.parse.unquote` reverses it)."""
+    return quote(str(text), safe=_PRINTABLE_BUT_PERCENT)
 
 
 _PRINTABLE_BUT_PERCENT = "".join(chr(c) for c in range(32, 127) if chr(c) != "%")
@@ -137,6 +153,12 @@ class Provenance:
         SHA-256 of the model file, 64 hex digits [CQMSHA].
     model_kind : str
         ``"UNet2SigmoidVI"`` (Bayesian) or ``"UNet2Sigmoid"`` (deterministic) [CQKIND].
+    model_name : str
+        The model used: a published name or the checkpoint's base name [CQMNAME].
+    model_request : str
+        The model asked for: ``"auto"``, a published name or a checkpoint [CQMREQ: `fits_name`].
+    model_reason : str
+        Why the model was used (`app.automodel.ModelChoice.reason`) [CQMWHY].
     T : int or None
         Posterior draws per pixel of a Monte Carlo method (1 for the deterministic twin; None, and
         no card, for a sampling-free method) [CQT].
@@ -171,6 +193,9 @@ class Provenance:
     reading: str = ""
     maps: str = ",".join(PRODUCT_EXTENSIONS)
     method: str = "mc"
+    model_name: str = ""
+    model_request: str = ""
+    model_reason: str = ""
     source_file: str = ""
     source_sha256: str = ""
     package_version: str = __version__
@@ -186,7 +211,8 @@ class Provenance:
     #: from another version of the input and is redone.
     INPUT_FIELDS = tuple(_provenance_keywords("input"))
     #: Keywords a product of an older version may lack (their value then reads as "").
-    OPTIONAL_KEYWORDS = ("CQREAD", "CQMAPS", "CQSOURCE", "CQSRCSHA", "CQMETHOD", "CQT")
+    OPTIONAL_KEYWORDS = ("CQREAD", "CQMAPS", "CQSOURCE", "CQSRCSHA", "CQMETHOD", "CQT", "CQMNAME", "CQMREQ",
+                         "CQMWHY")
 
     @classmethod
     def from_header(cls, header) -> "Provenance":
@@ -222,8 +248,10 @@ class Provenance:
         values = {"ORIGIN": "cosmiq_pyro"}
         for name, key in self.KEYWORDS.items():
             value = getattr(self, name)
-            if name in ("model_file", "source_file"):
+            if name in ("model_file", "source_file", "model_request"):
                 value = fits_name(value)
+            elif name in ("model_name", "model_reason"):
+                value = fits_text(value)
             elif name == "T" and value is None:
                 continue  # a sampling-free method makes no draws: no CQT card
             elif name in ("T", "seed"):

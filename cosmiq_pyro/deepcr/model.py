@@ -35,7 +35,7 @@ from ..data.input_transform import standardise
 from ..inference.novelty import image_novelty
 from ..inference.methods import check_method
 from ..inference.predictive import Prediction, predict, validated_image
-from ..instruments import get_instrument, list_instruments
+from ..instruments import instrument_for_deepcr
 from ..models.registry import load_model
 from ..models.results import FitResult
 from ..models.unet import deepcr_weights_file
@@ -52,15 +52,6 @@ _ALIGN = TILE_ALIGN  # block origins on the pooling grid
 INPUT_SCALE = {"example_model": 100.0}
 #: Pyro's handler stack is global: posterior draws (inside `predict`) must not run on two threads.
 _PYRO_LOCK = threading.Lock()
-
-
-def _deepcr_input_unit(name: str) -> str | None:
-    """The input unit a shipped camera spec records for deepCR's mask model ``name``, or None."""
-    for camera in list_instruments():
-        models = get_instrument(camera).models
-        if models.deepcr == name:
-            return models.deepcr_input_unit
-    return None
 
 
 class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs unchanged
@@ -105,8 +96,10 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
     input_unit : str or None
         The pixel unit deepCR's published model takes, from the spec of the camera it was made for
         (`cosmiq_pyro.instruments`, ``[models] deepcr_input_unit``): ``"ELECTRONS"`` for
-        ``"ACS-WFC"`` and ``"WFC3-UVIS"``, ``"ADU"`` (DECam's) for ``"decam"``; None for a
-        checkpoint path or a model no shipped spec names.
+        ``"ACS-WFC"`` and ``"WFC3-UVIS"``, ``"ADU"`` (DECam's) for ``"decam"`` and for a
+        checkpoint whose input transform divides by a gain (``"DECam-VI"``, adapted from
+        ``decam``: like deepCR's model it takes the frame in ADU here); None for another
+        checkpoint or a model no shipped spec names.
     weights_file : pathlib.Path
         The file the mask weights were read from.
     """
@@ -140,7 +133,12 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
         if hidden is not None and hidden != model_hidden:
             raise ValueError(f"hidden={hidden!r} but the model {self.source!r} has hidden={model_hidden}")
         self.scale = INPUT_SCALE.get(self.source, 1.0) if isinstance(mask, str) else 1.0
-        self.input_unit = _deepcr_input_unit(self.source) if isinstance(mask, str) else None
+        spec = instrument_for_deepcr(self.source) if isinstance(mask, str) else None
+        if spec is not None:
+            self.input_unit = spec.models.deepcr_input_unit
+        else:  # a checkpoint that takes ADU (adapted from decam: DECam-VI) says so with its transform
+            scaled = (self.result.input_transform or {}).get("kind") == "scale"
+            self.input_unit = "ADU" if scaled else None
         self.inpaintNet = None if inpaint is None else InpaintUNet.from_deepcr(inpaint).to(self.device)
         self.inpaint_file = None if inpaint is None else deepcr_weights_file(inpaint, kind="inpaint")
         self.bayesian = self.result.bayesian
@@ -354,6 +352,9 @@ class deepCR:  # noqa: N801 -- deepCR's own class name, so existing code runs un
                 extra.append(self._fill(x, crs, patch=patch, n_jobs=n_jobs))
         if return_novelty:
             in_scale = np.asarray(image, dtype=np.float32) / np.float32(self.scale)  # the transform is image_novelty's
+            transform = self.result.input_transform or {}
+            if transform.get("kind") == "scale":  # the image is in the model's units (ADU): electrons for the score
+                in_scale = in_scale * np.float32(transform["divide_by"])
             extra.append(image_novelty(self.result, validated_image(in_scale, ignore),
                                        tile=min(_patch(patch), 512)))
         return (first, *extra) if extra else first

@@ -34,6 +34,7 @@ import numpy as np
 from ..inference.methods import check_method, method_draws
 from ..inference.predictive import predict, validated_image
 from ..models.registry import resolve
+from ..models.results import FitResult
 from ..utils.checks import check_int
 from .metrics import binary_entropy
 
@@ -83,7 +84,9 @@ class ModelPredictor:
     Parameters
     ----------
     model : UNet2Sigmoid, UNet2SigmoidVI or FitResult
-        A `FitResult`'s logit temperature (``.temperature``) is applied to every prediction.
+        A `FitResult`'s logit temperature (``.temperature``) and input transform
+        (``.input_transform``: e.g. deepCR's ``WFC3-UVIS`` standardises, ``decam`` takes ADU) are
+        applied to every prediction, and the moment pass uses its ``"moments"`` section.
     guide : AutoNormal, optional
         Needed for a bare `UNet2SigmoidVI` (a `FitResult` carries its own).
     method : str, optional
@@ -112,6 +115,9 @@ class ModelPredictor:
         self.method, self.T = spec.name, method_draws(spec, T, bayesian=guide is not None)
         self.model, self.guide, self.tile, self.device = net, guide, tile, device
         self.temperature = getattr(model, "temperature", 1.0)  # a FitResult's calibration
+        # `predict` applies a FitResult's input transform (deepCR's WFC3-UVIS standardises, decam
+        # takes ADU) and the moment pass its "moments" section when given the FitResult itself
+        self._source = model if isinstance(model, FitResult) else net
 
     @property
     def bayesian(self) -> bool:
@@ -119,8 +125,8 @@ class ModelPredictor:
 
     def predict(self, image, ignore=None, meta: Optional[Mapping] = None, seed: int = 0) -> PeerPrediction:
         """Maps of ``image`` (electrons); ``meta`` is not used; ``seed`` seeds the draws."""
-        pred = predict(self.model, image, guide=self.guide, method=self.method,
-                       T=self.T if self.bayesian else None, ignore=ignore, seed=seed,
+        pred = predict(self._source, image, guide=self.guide, method=self.method,
+                       T=self.T if self.bayesian else None, ignore=ignore, seed=seed, novelty=False,
                        tile=self.tile, device=self.device, progress=False, temperature=self.temperature)
         return PeerPrediction(prob=pred.prob, entropy=pred.entropy,
                               epistemic=pred.epistemic if self.bayesian and pred.T != 1 else None, T=pred.T,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..data.input_transform import model_input
 from ..models.gaussian_moments import sigmoid_moments
 from ..utils.checks import check_int
 from .moments import MomentPass, MomentSettings
@@ -33,13 +34,15 @@ CAP_GRID = (None, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0, 30.0, 50.0)
 
 
 def fit_variance_scale(model, images, ignores=None, *, T: int = 256, seed: int = 0, pool: str = "argmax",
-                       guide=None, grid=SCALE_GRID, caps=CAP_GRID) -> tuple[MomentSettings, dict]:
+                       guide=None, grid=SCALE_GRID, caps=CAP_GRID, propagation: str = "full",
+                       variance_dtype: str = "float32") -> tuple[MomentSettings, dict]:
     """The `MomentSettings` whose variance calibration best matches T-draw MC on ``images``.
 
     Parameters
     ----------
     model : FitResult or UNet2SigmoidVI
-        The Bayesian model (with ``guide`` when bare); its temperature is used throughout.
+        The Bayesian model (with ``guide`` when bare); its temperature is used throughout, and
+        its input transform (a `FitResult`'s ``input_transform``) on every frame, by both passes.
     images : sequence of array_like, each (H, W)
         Validation frames in electrons (not the frames the result will be judged on).
     ignores : sequence of bool arrays, optional
@@ -52,6 +55,8 @@ def fit_variance_scale(model, images, ignores=None, *, T: int = 256, seed: int =
         Max-pool rule of the moment pass.
     grid : array_like
         Candidate scales ``c`` (> 0).
+    propagation, variance_dtype : str
+        The pass being calibrated (`MomentSettings`).
     caps : sequence of float or None
         Candidate caps ``v_max`` (> 0, or None for none).
 
@@ -74,8 +79,9 @@ def fit_variance_scale(model, images, ignores=None, *, T: int = 256, seed: int =
     if grid.ndim != 1 or not grid.size or not np.all(np.isfinite(grid) & (grid > 0)):
         raise ValueError("grid must be a non-empty 1-D array of finite scales > 0")
     caps = list(caps)
-    candidates = [[MomentSettings(float(c), pool, variance_cap=cap) for c in grid] for cap in caps]  # checks caps
-    moments = MomentPass(model, guide, settings=MomentSettings(variance_scale=1.0, pool=pool))
+    kind = {"propagation": propagation, "variance_dtype": variance_dtype}
+    candidates = [[MomentSettings(float(c), pool, variance_cap=cap, **kind) for c in grid] for cap in caps]  # checks caps
+    moments = MomentPass(model, guide, settings=MomentSettings(variance_scale=1.0, pool=pool, **kind))
     sse = np.zeros((len(caps), grid.size))
     n_pixels = 0
     for image, ignore in zip(images, ignores):
@@ -83,7 +89,8 @@ def fit_variance_scale(model, images, ignores=None, *, T: int = 256, seed: int =
         reference = predict(model, image, guide=guide, T=T, seed=seed, ignore=ignore, progress=False, novelty=False)
         keep = np.ones(image.shape, bool) if ignore is None else ~np.asarray(ignore, bool)
         height, width = image.shape
-        m, v = moments.logit_moments(torch.from_numpy(pad_to_grid(image))[None, None])
+        x = model_input(image, getattr(model, "input_transform", None))  # the net's units, as predict's
+        m, v = moments.logit_moments(torch.from_numpy(pad_to_grid(x))[None, None])
         keep_t = torch.from_numpy(keep)
         m, v = m[0, 0, :height, :width].double()[keep_t], v[0, 0, :height, :width].double()[keep_t]
         target = torch.from_numpy(reference.epistemic[keep]).double()
@@ -94,6 +101,9 @@ def fit_variance_scale(model, images, ignores=None, *, T: int = 256, seed: int =
                 sse[row, col] += float(((entropy - alea).clamp_min(0.0) - target).pow(2).sum())
         n_pixels += int(keep.sum())
     rms = np.sqrt(sse / n_pixels)
+    if not np.all(np.isfinite(rms)):  # argmin would pick the first NaN
+        raise ValueError("the variance-fit objective is not finite for every candidate: "
+                         "check the images (finite, in electrons) and the model")
     row, col = np.unravel_index(int(np.argmin(rms)), rms.shape)
     report = {"grid": grid.tolist(), "caps": caps, "rms_epistemic": rms.tolist(), "n_frames": len(images),
               "n_pixels": n_pixels, "T": T, "seed": seed}

@@ -435,7 +435,7 @@ class Novelty(NamedTuple):
     map: np.ndarray
 
 
-def image_novelty(model, image, *, guide=None, novelty=None, tile: int = 512) -> Novelty:
+def image_novelty(model, image, *, guide=None, novelty=None, tile: int = 512, ignore=None) -> Novelty:
     """Novelty of one image without the CR maps: the encoder pass only, tile by tile.
 
     `predict` computes the same numbers inside its own pass; this is for callers that run
@@ -452,6 +452,10 @@ def image_novelty(model, image, *, guide=None, novelty=None, tile: int = 512) ->
         Default: ``model.novelty`` (a `FitResult`'s).
     tile : int
         Core tile side (a multiple of 4).
+    ignore : array_like of bool, shape (H, W), optional
+        Pixels left out of the score as `predict` leaves them out (``Prediction.ignore``); their
+        values must be finite (`predict` replaces non-finite ones by the median of the others
+        first: pass `predictive.validated_image`'s output to get `predict`'s score).
 
     Returns
     -------
@@ -479,16 +483,21 @@ def image_novelty(model, image, *, guide=None, novelty=None, tile: int = 512) ->
     small = novelty.too_small(x.shape)
     if small:
         raise ValueError(small)
+    if ignore is not None:
+        ignore = np.asarray(ignore, dtype=bool)
+        if ignore.shape != x.shape:
+            raise ValueError(f"ignore has shape {ignore.shape}, image has {x.shape}")
     net, guide = resolve(model, guide)
     weights = mean_weights(net, guide)
     z = model_input(x, getattr(model, "input_transform", None))  # the net's units; the noise uses x
     padded = pad_to_grid(z)
     sums = BlockSums(padded.shape, 2 * weights.hidden, novelty.block_px)
+    device = weights.convs["inc1"][0].device  # where the model lives (CPU or CUDA)
     with torch.inference_mode():
         for (r0, r1, c0, c1), (ir0, ir1, ic0, ic1) in tile_boxes(padded.shape, tile, tile_margin(net)):
-            part = torch.from_numpy(padded[ir0:ir1, ic0:ic1])
+            part = torch.from_numpy(padded[ir0:ir1, ic0:ic1]).to(device)
             low = fused_bottleneck(weights, part[None, None])[0]  # (2h, h/2, w/2)
             core = low[:, (r0 - ir0) // 2:(r1 - ir0) // 2, (c0 - ic0) // 2:(c1 - ic0) // 2]
             sums.add(core, r0 // 2, c0 // 2)
-    score, _, block_map = novelty.score(sums.means(), x)
+    score, _, block_map = novelty.score(sums.means(), x, ignore=ignore)
     return Novelty(float(score), bool(score > novelty.threshold), novelty.expand(block_map, x.shape))

@@ -14,10 +14,11 @@ cosmiq_pyro but `utils`: the reader (`cosmiq_pyro.io.fitsio`), the simulator and
 tools read it.
 """
 from .fields import SpecError
-from .loader import SPEC_DIR, get_instrument, instrument_for_header, list_instruments, read_spec, spec_path
+from .loader import (SPEC_DIR, get_instrument, instrument_for_deepcr, instrument_for_header, list_instruments,
+                     read_spec, spec_path)
 from .schema import DetectorSpec, HeaderMatch, Instrument, ModelsSpec, ReaderSpec
 from .simulation import SimulationSpec
 
 __all__ = ["Instrument", "HeaderMatch", "ReaderSpec", "DetectorSpec", "ModelsSpec", "SimulationSpec",
-           "SpecError", "get_instrument", "instrument_for_header", "list_instruments", "read_spec",
-           "spec_path", "SPEC_DIR"]
+           "SpecError", "get_instrument", "instrument_for_header", "instrument_for_deepcr", "list_instruments",
+           "read_spec", "spec_path", "SPEC_DIR"]

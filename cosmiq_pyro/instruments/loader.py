@@ -14,8 +14,8 @@ from pathlib import Path
 from .fields import SpecError
 from .schema import Instrument
 
-__all__ = ["SPEC_DIR", "get_instrument", "list_instruments", "instrument_for_header", "read_spec",
-           "spec_path"]
+__all__ = ["SPEC_DIR", "get_instrument", "list_instruments", "instrument_for_header", "instrument_for_deepcr",
+           "read_spec", "spec_path"]
 
 #: Directory of the shipped spec files.
 SPEC_DIR = Path(__file__).parent / "specs"
@@ -129,3 +129,21 @@ def instrument_for_header(header, candidates=None) -> Instrument | None:
         raise ValueError(f"header matches instrument specs {scored[0][1].name!r} and "
                          f"{scored[1][1].name!r} equally; pass instrument= to choose")
     return scored[0][1]
+
+
+def instrument_for_deepcr(name) -> Instrument | None:
+    """The shipped spec whose ``[models] deepcr`` is deepCR's mask model ``name``, or None.
+
+    The one lookup from a deepCR model name to its camera: the model registry takes the input
+    unit (and gain) of deepCR's published weights from it, the deepCR facade reports the unit.
+
+    >>> instrument_for_deepcr("decam").models.deepcr_input_unit
+    'ADU'
+    """
+    if not isinstance(name, str):
+        return None
+    for camera in list_instruments():
+        spec = get_instrument(camera)
+        if spec.models.deepcr == name:
+            return spec
+    return None

@@ -124,7 +124,10 @@ def sigmoid_moments(m: torch.Tensor, v: torch.Tensor, nodes: int = 16) -> tuple[
     """``E[sigma(z)]`` and ``E[H(sigma(z))]`` (nats) for ``z ~ N(m, v)`` elementwise.
 
     Gauss-Hermite quadrature with ``nodes`` points, computed in the dtype of ``m`` (use float64
-    for the reference).  ``H(sigma(z)) = softplus(z) - z sigma(z)`` (no ``log p`` formed).
+    for the reference).  ``H(sigma(z)) = softplus(z) - z sigma(z)`` (no ``log p`` formed).  The
+    sums are clamped to their ranges, ``[0, 1]`` and ``>= 0``: where every node saturates
+    (``sigma(z) = 1`` in the dtype, a logit above ~37 in float64) the weighted sum of ones can
+    round to one ulp above 1, and ``1 - p < 0`` would make the binary entropy NaN downstream.
     """
     x, w = gauss_hermite(int(nodes))
     scale = torch.sqrt(2.0 * v.clamp_min(0.0))
@@ -135,4 +138,4 @@ def sigmoid_moments(m: torch.Tensor, v: torch.Tensor, nodes: int = 16) -> tuple[
         s = torch.sigmoid(z)
         p = p + wk * s
         h = h + wk * (F.softplus(z, threshold=50.0) - z * s)
-    return p, h
+    return p.clamp(0.0, 1.0), h.clamp_min(0.0)

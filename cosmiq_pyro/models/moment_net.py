@@ -31,7 +31,7 @@ from .gaussian_moments import maxpool2_argmax_moments, maxpool2_moments, relu_mo
 from .guides import guide_locs, guide_scales
 from .unet import UNet2Sigmoid
 
-__all__ = ["MomentWeights", "moment_weights", "moment_logits", "conv_moments", "POOL_RULES"]
+__all__ = ["MomentWeights", "moment_weights", "moment_weights_from", "WEIGHT_SITES", "moment_logits", "conv_moments", "POOL_RULES"]
 
 #: Max-pool rules: Clark's pairwise maximum, or the moments of the member with the largest mean.
 POOL_RULES = {"clark": maxpool2_moments, "argmax": maxpool2_argmax_moments}
@@ -63,6 +63,9 @@ class MomentWeights:
         return MomentWeights({k: tuple(move(t) for t in v) for k, v in self.layers.items()}, self.hidden)
 
 
+WEIGHT_SITES = tuple(f"{path}.{leaf}" for path, _ in _LAYERS.values() for leaf in ("weight", "bias"))
+
+
 def moment_weights(net: UNet2Sigmoid, guide) -> MomentWeights:
     """The posterior means and variances of ``net``'s weights (mean-field ``guide``), batch
     norm folded (in float64, stored as float32).
@@ -74,10 +77,16 @@ def moment_weights(net: UNet2Sigmoid, guide) -> MomentWeights:
     """
     if not isinstance(net, UNet2Sigmoid):
         raise TypeError(f"net must be a UNet2Sigmoid (the Bayesian twin), got {type(net).__name__}")
+    return moment_weights_from(net, guide_locs(guide, WEIGHT_SITES), guide_scales(guide, WEIGHT_SITES))
+
+
+def moment_weights_from(net: UNet2Sigmoid, locs: dict, scales: dict) -> MomentWeights:
+    """`moment_weights` from the posterior means ``locs`` and standard deviations ``scales``
+    (``{site: tensor}`` for every site of `WEIGHT_SITES`; ``net`` supplies the batch norms)."""
+    if not isinstance(net, UNet2Sigmoid):
+        raise TypeError(f"net must be a UNet2Sigmoid (the Bayesian twin), got {type(net).__name__}")
     if net.norm == "group":
         raise ValueError("the moment pass needs batch norm or no norm (group norm cannot be folded)")
-    sites = [f"{path}.{leaf}" for path, _ in _LAYERS.values() for leaf in ("weight", "bias")]
-    locs, scales = guide_locs(guide, sites), guide_scales(guide, sites)
     modules = dict(net.named_modules())
     layers = {}
     for name, (path, norm) in _LAYERS.items():

@@ -18,15 +18,16 @@ import torch
 from torch import nn
 
 from ..data.input_transform import STANDARDISE, adu_transform, check_input_transform
-from ..instruments import get_instrument, list_instruments
+from ..instruments import get_instrument, instrument_for_deepcr, list_instruments
 from ..io.checkpoint import check_section, read_payload, write_payload
 from .bayesian import UNet2SigmoidVI
+from .defaults import AUTO
 from .guides import locs_from_state, make_guide
 from .results import FitResult
 from .unet import UNet2Sigmoid, deepcr_weights_file
 from .weight_norm import STANDARDISED, unet_from_weight_norm
 
-__all__ = ["load_model", "save", "resolve", "build_model", "PUBLISHED", "PUBLISHED_DIR"]
+__all__ = ["load_model", "save", "resolve", "build_model", "PUBLISHED", "PUBLISHED_DIR", "published_by_camera"]
 
 _KINDS = {"UNet2Sigmoid": UNet2Sigmoid, "UNet2SigmoidVI": UNet2SigmoidVI}
 
@@ -61,22 +62,37 @@ def _deepcr(name: str) -> Callable[[], FitResult]:
 
 
 def _deepcr_input_transform(name: str) -> dict | None:
-    """A deepCR model that takes ADU (its camera's spec: ``[models] deepcr = name``,
+    """A deepCR model that takes ADU (its camera's spec, `instruments.instrument_for_deepcr`:
     ``deepcr_input_unit = "ADU"``, e.g. ``decam``) gets electrons divided by the spec's gain."""
-    for camera in list_instruments():
-        spec = get_instrument(camera)
-        if spec.models.deepcr == name and (spec.models.deepcr_input_unit or "").upper() == "ADU":
-            return adu_transform(spec.detector.gain_e_per_adu)
+    spec = instrument_for_deepcr(name)
+    if spec is not None and (spec.models.deepcr_input_unit or "").upper() == "ADU":
+        return adu_transform(spec.detector.gain_e_per_adu)
     return None
 
 
+def published_by_camera() -> dict[str, str]:
+    """``{published model name: camera}``: the model each shipped camera spec names in its
+    ``[models] published`` (e.g. ``{"ACS-WFC-VI": "ACS-WFC", ...}``), in the order of
+    `instruments.list_instruments`.  The spec names the model; its checkpoint is
+    ``PUBLISHED_DIR / "<name>.pth"``."""
+    named = {}
+    for camera in list_instruments():
+        model = get_instrument(camera).models.published
+        if model is not None:
+            named.setdefault(model, camera)
+    return named
+
+
 #: Published models by name: a loader ``() -> FitResult``, or the file name of a checkpoint
-#: inside `PUBLISHED_DIR`.
+#: inside `PUBLISHED_DIR`.  deepCR's ACS/WFC weights, then the Bayesian model each camera spec
+#: names (``[models] published``: ACS-WFC-VI, trained by benchmarks/train_published.py;
+#: WFC3-UVIS-VI and DECam-VI, made by `cosmiq_pyro.adapt` from deepCR's WFC3-UVIS and decam; each
+#: with its recipe and log beside it, ``<name>.json``, ``<name>.log``; docs/validation.md).  A
+#: spec naming a model whose file is missing is an error when the model is loaded
+#: (`load_model`), never skipped.
 PUBLISHED: dict[str, Callable[[], FitResult] | str] = {
     "ACS-WFC": _deepcr("ACS-WFC"),
-    # the Bayesian twin of deepCR's ACS-WFC, trained by benchmarks/train_published.py (recipe and
-    # log beside it: ACS-WFC-VI.json, ACS-WFC-VI.log; docs/validation.md, "The shipped model")
-    "ACS-WFC-VI": "ACS-WFC-VI.pth",
+    **{name: f"{name}.pth" for name in published_by_camera()},
 }
 
 
@@ -92,8 +108,10 @@ def load_model(spec, device=None, *, model: nn.Module | None = None) -> FitResul
     ----------
     spec : str or os.PathLike
         A cosmiq_pyro checkpoint (``.pth`` from `save`, ``fit_*(checkpoint=...)`` or the
-        ``train`` facade), a name in `PUBLISHED` (e.g. ``"ACS-WFC"``), or another batch-norm mask
-        model shipped with the ``deepCR`` package (e.g. ``"decam"``).
+        ``train`` facade), a name in `PUBLISHED` (e.g. ``"ACS-WFC"``, ``"ACS-WFC-VI"``,
+        ``"DECam-VI"``), or another batch-norm mask model shipped with the ``deepCR`` package
+        (e.g. ``"decam"``).  ``"auto"`` is not a model (the entry points choose one per frame):
+        a ValueError.
     device : str or torch.device, optional
         Where to put the model (default CPU).
     model : UNet2Sigmoid or UNet2SigmoidVI, optional
@@ -111,13 +129,17 @@ def load_model(spec, device=None, *, model: nn.Module | None = None) -> FitResul
     if not isinstance(spec, os.PathLike) and text in PUBLISHED:
         entry = PUBLISHED[text]
         if isinstance(entry, str):
-            result = _load_checkpoint(PUBLISHED_DIR / entry, model)
+            result = _load_checkpoint(_published_file(text, entry), model)
         else:
             if model is not None:
                 raise ValueError(f"model= applies to checkpoints, not to the published model {text!r}")
             result = entry()
     elif isinstance(spec, os.PathLike) or _looks_like_path(text):
         result = _load_checkpoint(Path(text), model)
+    elif text == AUTO:
+        raise ValueError(f"model {AUTO!r} is chosen per frame (by cosmiq predict, predict_many and cosmicray_cosmiq, "
+                         f"cosmiq_pyro.app.automodel), not loaded; published: {', '.join(PUBLISHED)}; "
+                         "or give a checkpoint path")
     else:
         if model is not None:
             raise ValueError(f"model= applies to checkpoints, not to the deepCR model {text!r}")
@@ -130,6 +152,18 @@ def load_model(spec, device=None, *, model: nn.Module | None = None) -> FitResul
         if result.guide is not None:
             result.guide.to(device)
     return result
+
+
+def _published_file(name: str, entry: str) -> Path:
+    """The checkpoint of published model ``name``; a FileNotFoundError naming the spec that
+    names it when the file is missing (an incomplete installation or checkout)."""
+    path = PUBLISHED_DIR / entry
+    if not path.is_file():
+        camera = published_by_camera().get(name)
+        by = f" (named by the {camera} spec's [models] published)" if camera else ""
+        raise FileNotFoundError(f"published model {name!r}{by} has no checkpoint {entry} in {str(PUBLISHED_DIR)!r}: "
+                                "the installation is incomplete")
+    return path
 
 
 def build_model(config: dict) -> UNet2Sigmoid:

@@ -15,7 +15,7 @@ from .detector import _bad_columns, _digitise, _expose
 from .hot_pixels import _hot_pixels
 from .labels import check_label_rule, cr_labels
 from .optics import PSF_STAMP, _render, moffat_draw, psf_key
-from .scenes import FIELDS, _count_inside, _Scene, _scene_ex, _scene_gal, _scene_gc
+from .scenes import FIELDS, _count_inside, _inside, _Scene, _scene_ex, _scene_gal, _scene_gc
 from .validation import (
     _check_defects, _check_exptime, _check_field, _check_multiplier, _check_seed,
     check_size,
@@ -68,6 +68,12 @@ class SimulatedFrame:
         (CTE trails of stars and hot pixels included), no noise, no CRs.
     sky_e : float
         Sky level per pixel, electrons.
+    star_xy : numpy.ndarray of float, shape (n, 2)
+        Positions of the point sources (stars; in GAL fields also the point-like clusters)
+        whose centres fall on the frame: x (column), y (row) in frame pixels, pixel centres at
+        integers (the peak pixel is ``(round(y), round(x))``).  ``n`` is ``meta["n_stars"]``.
+    star_e : numpy.ndarray of float, shape (n,)
+        Their total expected charge (electrons, before the PSF spreads it), same order.
     meta : dict
         instrument (the spec's camera name), cr_rate_multiplier (1: the real CR rate),
         seeing_fwhm_arcsec and moffat_beta (None for an HST PSF),
@@ -87,6 +93,8 @@ class SimulatedFrame:
     noiseless: np.ndarray
     sky_e: float
     meta: dict = dataclass_field(default_factory=dict)
+    star_xy: np.ndarray = dataclass_field(default_factory=lambda: np.zeros((0, 2)))
+    star_e: np.ndarray = dataclass_field(default_factory=lambda: np.zeros(0))
 
 
 def _pixel_defects(shape, exptime_s, seed, defects, spec):
@@ -223,7 +231,9 @@ def simulate_frame(size=256, field="EX", filter=None, exptime_s=500.0, seed=0, *
         _scene_gal(scene, band, exptime_s, scene_rng)
     sources = _render(scene, psf)[pad:pad + size, pad:pad + size]
     star_xy = np.concatenate(scene.star_xy) if scene.star_xy else np.zeros((0, 2))
-    n_stars = _count_inside(star_xy, pad, size)
+    star_e = np.concatenate(scene.star_e) if scene.star_e else np.zeros(0)
+    on_frame = _inside(star_xy, pad, size)
+    n_stars = int(on_frame.sum())
     galaxy_xy = np.concatenate(scene.galaxy_xy) if scene.galaxy_xy else np.zeros((0, 2))
     n_galaxies = _count_inside(galaxy_xy, pad, size) + scene.n_hosts
 
@@ -264,4 +274,5 @@ def simulate_frame(size=256, field="EX", filter=None, exptime_s=500.0, seed=0, *
                 n_cr_px=int(mask.sum()), defects=",".join(defects), **counts, **cte,
                 n_cte_trail_px=n_trail)
     return SimulatedFrame(image=image, mask=mask, ignore=ignore, cr_image=cr32,
-                          noiseless=noiseless32, sky_e=sky_e, meta=meta)
+                          noiseless=noiseless32, sky_e=sky_e, meta=meta,
+                          star_xy=star_xy[on_frame] - pad, star_e=star_e[on_frame])

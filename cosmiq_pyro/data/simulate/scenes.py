@@ -56,11 +56,15 @@ def _area_factor(shape):
     return shape[0] * shape[1] / 256.0**2
 
 
+def _inside(xy, pad, size):
+    """Which padded-grid positions ``xy`` (n, 2) fall on the ``size`` x ``size`` frame (bool (n,))."""
+    lo, hi = pad - 0.5, pad + size - 0.5
+    return (xy[:, 0] >= lo) & (xy[:, 0] < hi) & (xy[:, 1] >= lo) & (xy[:, 1] < hi)
+
+
 def _count_inside(xy, pad, size):
     """How many padded-grid positions ``xy`` (n, 2) fall on the ``size`` x ``size`` frame."""
-    lo, hi = pad - 0.5, pad + size - 0.5
-    inside = (xy[:, 0] >= lo) & (xy[:, 0] < hi) & (xy[:, 1] >= lo) & (xy[:, 1] < hi)
-    return int(inside.sum())
+    return int(_inside(xy, pad, size).sum())
 
 
 def _field_galaxies(scene, density_per_256, filter, exptime_s, rng, m_range=(19.0, 28.5)):

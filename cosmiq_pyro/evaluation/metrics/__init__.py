@@ -26,6 +26,8 @@ Modules (everything public is re-exported here):
 - `detection` -- `roc_curve` (`RocCurve`), `tpr_at_fpr` (`TprAtFpr`), `roc_auc`;
 - `uncertainty` -- `risk_coverage` (`RiskCoverage`), `aurc`, `e_aurc`,
   `error_vs_uncertainty` (`ErrorVsUncertainty`), `error_detection_auroc`, `binary_entropy`;
+- `stars` -- `star_snr` (CCD equation), `star_core_mask`, `star_core_flags` (`StarCoreFlags`):
+  pixels near the peaks of bright stars flagged as CRs;
 - private helpers: `_validation` (input checks), `_reductions` (chunked sums and binned
   statistics), `_ranking` (sorted-score counting, midrank AUC), `_dilation` (disk dilation of
   predicted masks), `_harmonic` (harmonic numbers for the exact AURC).
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 from .calibration import ReliabilityCurve, brier, ece, nll, reliability_curve
 from .detection import RocCurve, TprAtFpr, roc_auc, roc_curve, tpr_at_fpr
+from .stars import StarCoreFlags, star_core_flags, star_core_mask, star_snr
 from .uncertainty import (
     ErrorVsUncertainty, RiskCoverage, aurc, binary_entropy, e_aurc, error_detection_auroc,
     error_vs_uncertainty, risk_coverage,
@@ -44,4 +47,5 @@ __all__ = [
     "roc_curve", "RocCurve", "tpr_at_fpr", "TprAtFpr", "roc_auc",
     "risk_coverage", "RiskCoverage", "aurc", "e_aurc",
     "error_vs_uncertainty", "ErrorVsUncertainty", "error_detection_auroc", "binary_entropy",
+    "star_snr", "star_core_mask", "star_core_flags", "StarCoreFlags",
 ]
