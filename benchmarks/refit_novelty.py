@@ -9,7 +9,8 @@ does the work (the recipe's novelty frames of the model's camera, ignored pixels
 checkpoint rewritten atomically, the weights' SHA-256 checked unchanged).  For a published model
 whose JSON beside it records ``weights_sha256`` (``ACS-WFC-VI.json``), the digest is checked
 against it before and after, and the JSON gains a ``novelty_refit`` entry (when, what, the
-commit); with ``--out`` outside the package the JSON is left alone.
+commit; a JSON that copies the model card, as ``adapt``'s models' do, gets the card's refitted
+``recipe``, ``data`` and ``validation``); with ``--out`` the JSON is left alone.
 """
 from __future__ import annotations
 
@@ -66,9 +67,14 @@ def main(argv=None) -> int:
             raise SystemExit(f"{out}: the weights changed")  # refit_novelty checks this too
         meta["novelty_refit"] = {k: v for k, v in report.items() if k != "path"} | {
             "by": "benchmarks/refit_novelty.py (cosmiq_pyro.inference.novelty_refit.refit_novelty)",
-            "git_commit": _commit(), "why": "issue 22 item 5: ignored pixels left out of the fit and the "
-            "calibration (as predict leaves them out since the product-trust change); the threshold at the "
-            "recipe's novelty_false_alarm quantile of n_novelty_cal calibration frames"}
+            "git_commit": _commit(), "why": "issue 22 item 5 (docs/novelty_cameras.md): ignored pixels left out "
+            "of the fit and the calibration (as predict leaves them out since the product-trust change); the "
+            "threshold at the recipe's novelty_false_alarm quantile of n_novelty_cal calibration frames; novelty "
+            "frames at the real CR rate; the level component"}
+        card = read_payload(out)["sections"].get("card")
+        for key in ("recipe", "data", "validation"):  # a JSON that copies the model card follows it
+            if card is not None and key in meta and key in card:
+                meta[key] = card[key]
         write_bytes_atomic(meta_file, (json.dumps(meta, indent=1) + "\n").encode())
     print(json.dumps(report, indent=1))
     return 0
