@@ -236,7 +236,7 @@ def test_shifted_frames_by_hand():
 KNOWN_MISSES: set = set()
 
 
-@pytest.mark.parametrize("model_name", ["ACS-WFC", "ACS-WFC-VI"])
+@pytest.mark.parametrize("model_name", ["ACS-WFC", "ACS-WFC-VI", "WFC3-UVIS-VI", "DECam-VI"])
 def test_the_published_models_flag_the_real_ground_based_frames(model_name, one_torch_thread):
     import cosmiq_pyro as cq
     from cosmiq_pyro.inference.predictive import predict

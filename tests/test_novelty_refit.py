@@ -205,16 +205,21 @@ def test_checkpoint_recipe_errors(models, carded):
         checkpoint_recipe(cq.load(carded), novelty={"epochs": 3})
 
 
-def test_shipped_model_records_its_refit_and_keeps_its_digest():
+@pytest.mark.parametrize("name", ["ACS-WFC-VI", "WFC3-UVIS-VI", "DECam-VI"])
+def test_shipped_models_record_their_refit_and_keep_their_digest(name):
     import json
     from cosmiq_pyro.models.registry import PUBLISHED_DIR
-    meta = json.loads((PUBLISHED_DIR / "ACS-WFC-VI.json").read_text())
-    payload = read_payload(PUBLISHED_DIR / "ACS-WFC-VI.pth")
-    assert _digest(payload) == meta["weights_sha256"]
-    refit = meta["novelty_refit"]
-    assert payload["sections"]["novelty"]["threshold"] == refit["threshold"]
-    assert (refit["novelty_false_alarm"], refit["n_novelty_cal"]) == (ACS_WFC_VI["novelty_false_alarm"],
-                                                                      ACS_WFC_VI["n_novelty_cal"])
+    meta = json.loads((PUBLISHED_DIR / f"{name}.json").read_text())
+    payload = read_payload(PUBLISHED_DIR / f"{name}.pth")
+    assert _digest(payload) == meta["weights_sha256"] == meta["novelty_refit"]["weights_sha256"]
+    refit, novelty = meta["novelty_refit"], payload["sections"]["novelty"]
+    assert novelty["threshold"] == refit["threshold"] and "level" in novelty["frame_ref"]
+    assert {k: refit[k] for k in ("novelty_false_alarm", "n_novelty_cal", "novelty_cr_rate_multiplier")} == \
+        {k: ACS_WFC_VI[k] for k in ("novelty_false_alarm", "n_novelty_cal", "novelty_cr_rate_multiplier")}
+    card = payload["sections"].get("card")
+    if card is not None:  # adapt's models: the card (and the JSON copying it) say how it was refitted
+        assert card["validation"]["novelty_threshold"] == novelty["threshold"] == meta["validation"]["novelty_threshold"]
+        assert card["data"]["novelty"]["n_cal"] == ACS_WFC_VI["n_novelty_cal"]
 
 
 def test_gmos_is_read_in_electrons_as_stored():
