@@ -20,7 +20,7 @@ frames the shifts of `cosmiq_pyro.evaluation.shifts`: ``adu`` (image / gain 2 pa
 electrons), ``seeing3`` (the CR-free noiseless image blurred to 3x the PSF FWHM, CRs, Poisson
 and read noise re-added), ``readnoise5`` (read noise x5), ``e_per_s`` (divided by the exposure
 time, as drizzled ``_drz`` products are), ``skysub`` (sky subtracted).  Real frames:
-astroscrappy's GMOS-S cutout (x 1.933 e-/ADU) and ccdproc's SAAO frame (overscan median
+astroscrappy's GMOS-S cutout (electrons as stored) and ccdproc's SAAO frame (overscan median
 subtracted, trimmed to TRIMSEC, x 1.9 e-/ADU).
 
 Writes ``benchmarks/novelty_out/`` (table.md, scores.csv, figures) and the fitted novelty model

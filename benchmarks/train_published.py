@@ -31,7 +31,6 @@ A changed recipe with an existing ``WORK/run.pth`` is refused (start a new ``--w
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -44,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from cosmiq_pyro.data.camera_sets import resolve_camera  # noqa: E402
 from cosmiq_pyro.inference.adaptation import ACS_WFC_VI, adapt, resolve_recipe  # noqa: E402
+from cosmiq_pyro.io.checkpoint import WEIGHTS_SHA256_OF  # noqa: E402
 from cosmiq_pyro.models.registry import load_model  # noqa: E402
 
 NAME = ACS_WFC_VI["name"]
@@ -134,8 +134,7 @@ def publish(args, card: dict, log_file: Path) -> None:
         **card["versions"],
         "machine": card["machine"],
         "weights_sha256": weights_sha256(args.out / f"{NAME}.pth"),
-        "weights_sha256_of": "SHA-256 over net_state then guide_state, keys sorted, each 'part/key' (UTF-8) "
-                             "then the tensor's raw bytes (C order)",
+        "weights_sha256_of": WEIGHTS_SHA256_OF,
     }
     shutil.copyfile(log_file, args.out / f"{NAME}.log")
     meta_file.write_text(json.dumps(meta, indent=1) + "\n")
@@ -149,14 +148,8 @@ def publish(args, card: dict, log_file: Path) -> None:
 
 def weights_sha256(path: Path) -> str:
     """The digest of the weights alone (net and guide states), as ``weights_sha256_of`` says."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    digest = hashlib.sha256()
-    for part in ("net_state", "guide_state"):
-        state = payload[part] or {}
-        for key in sorted(state):
-            digest.update(f"{part}/{key}".encode())
-            digest.update(state[key].contiguous().numpy().tobytes())
-    return digest.hexdigest()
+    from cosmiq_pyro.io.checkpoint import read_payload, weights_sha256 as digest  # one place for the digest
+    return digest(read_payload(path))
 
 
 def sigma_figure(history: dict, path: Path) -> None:

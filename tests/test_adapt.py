@@ -18,7 +18,7 @@ from cosmiq_pyro.models.registry import PUBLISHED_DIR
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 #: Smoke scale: 64 px frames (one novelty block each), 4 training / 2 validation frames.
-SMOKE = {"n_val": 2, "batch_size": 2, "n_novelty": 3}
+SMOKE = {"n_val": 2, "batch_size": 2, "n_novelty": 3, "n_novelty_cal": 3}
 
 
 def test_the_recipe_is_the_one_acs_wfc_vi_was_trained_with():
@@ -81,6 +81,10 @@ def test_adapted_model_loads_with_temperature_card_and_novelty_and_predicts(adap
     assert card["recipe"]["label_rule"] == "sigma" and card["recipe"]["cr_rate_multiplier"] == 50.0
     assert card["recipe"]["exptime_s"] == [30.0, 600.0]
     assert model.novelty["read_noise_e"] == 7.5  # the spec's read noise, 6-9 e-
+    # the novelty frames: 3 fit, 3 calibration (the smoke recipe), the package's quantile, ignored pixels out
+    assert card["data"]["novelty"] == {"n_fit": 3, "fit_seed": 15, "n_cal": 3, "cal_seed": 16,
+                                       "false_alarm": ACS_WFC_VI["novelty_false_alarm"], "cr_rate_multiplier": 1.0,
+                                       "ignored_pixels": "left out"}
     assert card["validation"]["temperature"] == model.temperature != 1.0
     assert model.model.prior.to_dict() == {"kind": "CentredNormalPrior", "scale": 0.1, "source": "deepCR:ACS-WFC"}
     assert len(card["validation"]["val_loss"]) == 2 and card["training"]["best_epoch"] in (1, 2)
@@ -163,7 +167,8 @@ def test_train_published_through_adapt_gives_the_old_first_epoch(tmp_path):
     small = {"n_train": 4, "n_val": 2, "size": 64, "epochs": 1, "batch_size": 2, "kl_beta": 1 / 256 ** 2}
     old = _old_train_published_first_epoch(tmp_path / "old.pth", {**ACS_WFC_VI, **small})
     new = cq.adapt("ACS-WFC", "ACS-WFC", tmp_path / "ACS-WFC-VI.pth", n_frames=4, size=64, epochs=1, device="cpu",
-                   recipe={"n_val": 2, "batch_size": 2, "kl_beta": 1 / 256 ** 2, "n_novelty": 3}, progress=False)
+                   recipe={"n_val": 2, "batch_size": 2, "kl_beta": 1 / 256 ** 2, "n_novelty": 3,
+                           "n_novelty_cal": 3}, progress=False)
     assert new.history["loss"] == old.history["loss"] and len(old.history["loss"]) == 2
     drop = ("seconds",)
     assert [{k: v for k, v in e.items() if k not in drop} for e in new.history["epochs"]] == \

@@ -15,7 +15,8 @@ With ``"auto"``, per input file (or `~astropy.nddata.CCDData` frame):
 
    the maximum over the file's science extensions ``e`` of model ``k``'s frame novelty
    ``nu_k`` (`inference.novelty`: 1 = the 95th percentile of ``k``'s held-out in-distribution
-   frames) less ``k``'s own threshold ``tau_k`` (its 5 % false-alarm point).  The raw
+   frames) less ``k``'s own threshold ``tau_k`` (its stored false-alarm point: the 97.5th
+   percentile of its calibration frames for the shipped models).  The raw
    novelties are already in units of each model's calibration spread; subtracting each
    model's threshold makes ``m_k = 0`` the same event for every model (``k`` starts to flag
    the frame), so ``m_k > 0`` exactly when ``k`` calls the frame novel.  Ties go to the first

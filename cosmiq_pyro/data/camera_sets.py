@@ -78,12 +78,17 @@ def simulated_sets(camera: Camera, *, n_train: int, n_val: int, train_seed: int,
 
 
 def simulated_images(camera: Camera, n: int, seed: int, progress: bool = False,
-                     **options) -> tuple[list[np.ndarray], list[str]]:
-    """``n`` simulated frames of ``camera`` (images (H, W) in electrons) and their field types;
-    ``progress``: a tqdm bar."""
+                     **options) -> tuple[list[np.ndarray], list[str], list[np.ndarray]]:
+    """``n`` simulated frames of ``camera``: images (H, W) in electrons, their field types and
+    their ignore masks (bool (H, W): what a real frame's DQ array would flag); ``progress``: a
+    tqdm bar."""
     ds = _simulated(camera, n, seed, False, options)
-    frames = tqdm(range(n), desc="novelty frames", unit="frame", disable=not progress, leave=False)
-    return [ds.frame(i).image for i in frames], [str(f) for f in ds.meta["field"]]
+    images, ignores = [], []
+    for i in tqdm(range(n), desc="novelty frames", unit="frame", disable=not progress, leave=False):
+        frame = ds.frame(i)
+        images.append(frame.image)
+        ignores.append(frame.ignore)
+    return images, [str(f) for f in ds.meta["field"]], ignores
 
 
 def frame_width(path) -> int:

@@ -12,9 +12,11 @@ Shifts of a `SimulatedFrame` (`shifted_frames`), each an image we pretend is in 
 * ``e_per_s``: the image divided by the exposure time (drizzled ``_drz`` products are in e-/s);
 * ``skysub``: the image minus its sky level.
 
-Real frames (`real_ground_frames`), converted to electrons with their gains: astroscrappy's
-Gemini GMOS-S long-slit cutout (``gmos.fits``, gain 1.933) and ccdproc's raw SAAO 1.0 m frame
-(``a8280271.fits``: the overscan BIASSEC's median subtracted, trimmed to TRIMSEC, gain 1.9).
+Real frames (`real_ground_frames`), in electrons: astroscrappy's Gemini GMOS-S long-slit cutout
+(``gmos.fits``, reduced by DRAGONS and already in electrons: its VAR extension is SCI + 4.24^2, the
+Poisson variance of electrons plus the read noise, so it is used as stored) and ccdproc's raw SAAO
+1.0 m frame (``a8280271.fits``, ADU: the overscan BIASSEC's median subtracted, trimmed to TRIMSEC,
+times its GAIN of 1.9 e-/ADU).
 """
 from __future__ import annotations
 
@@ -78,7 +80,8 @@ def shifted_frames(frame, seed: int = 15) -> dict:
 
 
 def real_ground_frames() -> dict:
-    """``{"gmos": ..., "saao": ...}``: the two real frames in electrons (float32).
+    """``{"gmos": ..., "saao": ...}``: the two real frames in electrons (float32); gmos as stored
+    (until issue 22 it was multiplied by astroscrappy's gain 1.933 as if it were ADU).
 
     Raises
     ------
@@ -96,7 +99,7 @@ def real_ground_frames() -> dict:
         if not path.is_file():
             raise FileNotFoundError(f"{str(path)!r} is missing from its distribution")
     with fits.open(gmos_path, memmap=False) as hdul:
-        gmos = hdul["SCI"].data.astype(np.float64) * 1.933  # astroscrappy's own test: gain 1.933
+        gmos = hdul["SCI"].data.astype(np.float64)  # electrons already (VAR = SCI + read noise^2)
     with fits.open(saao_path, memmap=False) as hdul:
         raw = hdul[0].data.astype(np.float64)  # uint16 stored as int16 + BZERO 32768, ADU
         header = hdul[0].header

@@ -10,7 +10,8 @@ The recipe (`ACS_WFC_VI`; README "The shipped model", ``benchmarks/train_publish
 * the objective is the exact negative ELBO per pixel: ``kl_beta = 1 / pixels per frame``;
 * the logit temperature is fitted on held-out validation frames after training
   (`temperature.calibrate`, ``calibration_draws`` posterior draws) and the novelty model on
-  ``n_novelty`` further frames plus as many calibration frames (`novelty.fit_novelty`).
+  ``n_novelty`` further frames, its threshold on ``n_novelty_cal`` calibration frames
+  (`novelty.fit_novelty`, the frames' ignored pixels left out; `recipe_novelty`).
 
 Every value is passed explicitly to `fit.fit_svi`, `temperature.calibrate` and
 `novelty.fit_novelty`, so a change of their defaults does not change a model made by `adapt`.
@@ -50,12 +51,14 @@ from .fit import fit_svi
 from .novelty import fit_novelty
 from .temperature import calibrate
 
-__all__ = ["adapt", "ACS_WFC_VI", "CAMERA_KEYS", "resolve_recipe", "plain_net"]
+__all__ = ["adapt", "ACS_WFC_VI", "CAMERA_KEYS", "NOVELTY_KEYS", "resolve_recipe", "plain_net", "recipe_novelty",
+           "novelty_data", "novelty_frame_options"]
 
 #: The recipe of the published ``ACS-WFC-VI`` (unchanged since it was trained), every value that
 #: the data, `fit_svi`, `calibrate` and `fit_novelty` take.  The keys after ``calibration_draws``
-#: were implicit defaults when ACS-WFC-VI was trained (these are the values it used; the novelty
-#: keys are adapt's own: the shipped novelty model was fitted by benchmarks/novelty_study.py).
+#: were implicit defaults when ACS-WFC-VI was trained (these are the values it used); the novelty
+#: keys are adapt's own, changed in issue 22 (``n_novelty_cal``, ``novelty_false_alarm``; the
+#: shipped models' novelty models were refitted with them, `novelty_refit.refit_novelty`).
 ACS_WFC_VI = {
     "name": "ACS-WFC-VI",
     "base": "ACS-WFC",            # deepCR's published mask weights (prior centre, initial means)
@@ -85,17 +88,30 @@ ACS_WFC_VI = {
     "lr_decay_patience": 4,
     "save_after": 0,
     "calibration_max_pixels": 2_000_000,
-    "n_novelty": 192,             # novelty fit frames, and as many calibration frames
+    "n_novelty": 192,             # novelty fit frames (the feature Gaussians, the noise reference)
+    # novelty calibration frames and the threshold's nominal false-alarm rate: a threshold at the
+    # 97.5th percentile of 768 frames flags 2.6 % of in-distribution frames on average (95 % of
+    # calibration sets: <= 3.7 %), so a 500-frame check's 95 % upper end stays <= 7 % with 98 %
+    # chance; the 95th percentile of 192 frames (the values until issue 22) fails that check 61 %
+    # of the time (evaluation.false_alarms.threshold_design; docs/novelty_cameras.md)
+    "n_novelty_cal": 768,
     "novelty_fit_seed": 15,
     "novelty_cal_seed": 16,
     "novelty_shrinkage": 0.1,
-    "novelty_false_alarm": 0.05,
+    "novelty_false_alarm": 0.025,
+    # novelty frames at the real CR rate (what a user's frames have), not the training rate: with
+    # DECam-VI's x50 training frames, 67 of 500 real-rate DECam frames (13 %) were flagged at a
+    # nominal 2.5 %; with x1 novelty frames 15 of 500 (3.0 %) (docs/novelty_cameras.md)
+    "novelty_cr_rate_multiplier": 1.0,
     "dark_n_mask": 1,             # user data (deepCR's 'simulate'): darks per image, validation share
     "dark_f_val": 0.1,
 }
 #: Recipe keys that describe the camera's frames: for a camera other than ACS-WFC they default to
 #: None (the camera spec's values), not to ACS-WFC-VI's.
 CAMERA_KEYS = ("fields", "filters", "exptime_s", "label_rule", "cr_rate_multiplier")
+#: Recipe keys of the novelty model (what `novelty_refit.refit_novelty` may change after training).
+NOVELTY_KEYS = ("n_novelty", "n_novelty_cal", "novelty_fit_seed", "novelty_cal_seed", "novelty_shrinkage",
+                "novelty_false_alarm", "novelty_cr_rate_multiplier")
 _FIT_KEYS = ("batch_size", "lr", "scale_lr", "kl_beta", "num_particles", "init_scale", "phase0_epochs",
              "val_samples", "lr_decay_factor", "lr_decay_patience", "save_after")
 
@@ -114,7 +130,7 @@ def resolve_recipe(camera: Camera, start: str, out: Path, recipe: dict | None, *
     full.update({k: v for k, v in values.items() if v is not None})
     if "kl_beta" not in recipe and values.get("size") not in (None, ACS_WFC_VI["size"]):
         full["kl_beta"] = None  # the exact ELBO follows the frame size
-    for key in ("size", "epochs", "n_val", "batch_size", "n_novelty"):
+    for key in ("size", "epochs", "n_val", "batch_size", "n_novelty", "n_novelty_cal"):
         full[key] = check_int(full[key], key, minimum=1)
     full["n_train"] = check_int(full["n_train"], "n_train", minimum=0)
     if full["kl_beta"] is None:
@@ -241,7 +257,7 @@ def adapt(instrument, start, out, *, images=None, darks=None, n_frames: int | No
     result.model.cpu(), result.guide.cpu()  # the novelty features are computed on the CPU
     result.input_transform = transform
     t1 = time.perf_counter()
-    result.novelty = _novelty(result, camera, full, user_parts, progress)
+    result.novelty = recipe_novelty(result, camera, full, user_parts, progress)
     seconds = time.perf_counter() - t0
     state["chunks"].append({"epochs": [done + 1, target], "seconds": round(seconds, 1),
                             "novelty_seconds": round(time.perf_counter() - t1, 1), "device": str(device or "default"),
@@ -332,24 +348,44 @@ def _write_state(work: Path, state: dict) -> None:
     write_bytes_atomic(work / "adapt.json", (json.dumps(state, indent=1) + "\n").encode())
 
 
-def _novelty(result: FitResult, camera: Camera, full: dict, user_parts, progress: bool):
-    """The novelty model: fitted on simulated frames of the camera and/or the user's training
-    frames, thresholded on as many held-out ones (validation part for the user's)."""
-    fit, cal, classes = [], [], []
+def novelty_frame_options(full: dict) -> dict:
+    """`simulated_images` keywords of a recipe's novelty frames: its frame keys, at the CR rate
+    ``novelty_cr_rate_multiplier`` (the real rate) rather than the training rate."""
+    return {**{k: full[k] for k in ("size", *CAMERA_KEYS)}, "cr_rate_multiplier": full["novelty_cr_rate_multiplier"]}
+
+
+def recipe_novelty(result: FitResult, camera: Camera, full: dict, user_parts=None, progress: bool = False) -> dict:
+    """The novelty model of a recipe, as a state dict: fitted on ``n_novelty`` simulated frames
+    of the camera at the real CR rate (seed ``novelty_fit_seed``, `novelty_frame_options`)
+    and/or the user's training frames, its threshold on
+    ``n_novelty_cal`` held-out ones (seed ``novelty_cal_seed``; the validation part for the
+    user's); every frame's ignored pixels left out, as `predict` leaves them out."""
+    fit, cal, classes, fit_ignore, cal_ignore = [], [], [], [], []
     if progress:
         print("adapt: fitting the novelty model", flush=True)
     if full["n_train"]:
-        options = {k: full[k] for k in ("size", *CAMERA_KEYS)}
-        fit, classes = simulated_images(camera, full["n_novelty"], full["novelty_fit_seed"], progress, **options)
-        cal, _ = simulated_images(camera, full["n_novelty"], full["novelty_cal_seed"], progress, **options)
+        options = novelty_frame_options(full)
+        fit, classes, fit_ignore = simulated_images(camera, full["n_novelty"], full["novelty_fit_seed"], progress,
+                                                    **options)
+        cal, _, cal_ignore = simulated_images(camera, full["n_novelty_cal"], full["novelty_cal_seed"], progress,
+                                              **options)
     if user_parts is not None:
-        for part, into in zip(user_parts, (fit, cal)):
-            into.extend(part[i][0][0].numpy() for i in range(len(part)))
+        for part, images, ignores in zip(user_parts, (fit, cal), (fit_ignore, cal_ignore)):
+            images.extend(part[i][0][0].numpy() for i in range(len(part)))
+            ignores.extend(part[i][2][0].numpy() != 0 for i in range(len(part)))
         classes += ["own"] * len(user_parts[0])
     if classes and min(classes.count(c) for c in set(classes)) < 2:
         classes = None  # a class Gaussian needs two frames at least: one Gaussian for all
-    return fit_novelty(result, fit, cal, classes=classes, read_noise_e=camera.read_noise_e,
-                       shrinkage=full["novelty_shrinkage"], false_alarm=full["novelty_false_alarm"]).state_dict()
+    return fit_novelty(result, fit, cal, classes=classes, fit_ignore=fit_ignore, calibration_ignore=cal_ignore,
+                       read_noise_e=camera.read_noise_e, shrinkage=full["novelty_shrinkage"],
+                       false_alarm=full["novelty_false_alarm"]).state_dict()
+
+
+def novelty_data(full: dict) -> dict:
+    """The card's record of the novelty frames (``data.novelty``)."""
+    return {"n_fit": full["n_novelty"], "fit_seed": full["novelty_fit_seed"], "n_cal": full["n_novelty_cal"],
+            "cal_seed": full["novelty_cal_seed"], "false_alarm": full["novelty_false_alarm"],
+            "cr_rate_multiplier": full["novelty_cr_rate_multiplier"], "ignored_pixels": "left out"}
 
 
 def _card(full: dict, camera: Camera, start: str, started: FitResult, user, result: FitResult, chunks) -> dict:
@@ -357,8 +393,7 @@ def _card(full: dict, camera: Camera, start: str, started: FitResult, user, resu
     epochs = history.get("epochs", [])
     novelty = result.novelty or {}
     data = {"simulated": None, "user": None,
-            "novelty": {"n_fit": full["n_novelty"], "fit_seed": full["novelty_fit_seed"],
-                        "cal_seed": full["novelty_cal_seed"]}}
+            "novelty": novelty_data(full)}
     if full["n_train"]:
         data["simulated"] = {"n_train": full["n_train"], "n_val": full["n_val"], "size": full["size"],
                              "train_seed": full["train_seed"], "val_seed": full["val_seed"],

@@ -4,8 +4,8 @@ A CR mask from a model applied outside its domain is silently wrong, and the mea
 posterior's epistemic term does not notice (on the frames of benchmarks/novelty_study.py it is
 *lower* on both real ground-based frames and on most shifted sets than on held-out simulated
 HST frames).  This
-module scores an image against what the model was trained on with two cheap statistics, fitted
-on training frames and stored as plain tensors (`NoveltyModel.state_dict`):
+module scores an image against what the model was trained on with three cheap statistics,
+fitted on training frames and stored as plain tensors (`NoveltyModel.state_dict`):
 
 * **features** -- the network's bottleneck map (the ``2h``-channel output of the ``down`` block,
   ``(B, 2h, H/2, W/2)``), averaged over each block and log-transformed, ``f_b = log(eps +
@@ -20,10 +20,21 @@ on training frames and stored as plain tensors (`NoveltyModel.state_dict`):
   Poisson + read noise its level predicts in electrons (`noise_excess`).  Noise *below* that
   floor is impossible for data in electrons (it means ADU, e-/s or scaled data read as
   electrons); noise above it is also what sources and gradients give, so only the deficit counts.
+* **level** -- per block, the log of the median level in electrons (`block_level`), how far it
+  lies *above* the training blocks' in units of their spread.  A model whose input is
+  standardised cannot see the level in its features (issue 22: WFC3-UVIS-VI told DECam frames,
+  sky of thousands of electrons, from its own with AUROC 0.87 without it, 0.997 with it).  Only
+  the excess counts: the distance in both directions also scored the darkest in-distribution
+  frames (short blue exposures), which raised the threshold of the maximum over the components
+  until WFC3-UVIS-VI no longer flagged a real ground-based frame (docs/novelty_cameras.md).
+  Novelty models fitted before it have two components and are scored with those.
 
 Each frame score is put on the scale of held-out in-distribution (calibration) frames; the
-novelty is the larger of the two, and `NoveltyModel` keeps the threshold for a 5 % false-alarm
-rate.  `predict` computes it from the features of its own forward pass.
+novelty is the largest of them, and `NoveltyModel` keeps the threshold: the ``1 - false_alarm``
+quantile of the calibration frames' novelty (`adapt`'s recipe: 2.5 % of 768 frames, so that a
+check on 500 more frames keeps the upper end of its 95 % interval below 7 %;
+`cosmiq_pyro.evaluation.false_alarms`).  Ignored pixels are left out of the fit as of the score.
+`predict` computes it from the features of its own forward pass.
 """
 from __future__ import annotations
 
@@ -39,17 +50,18 @@ from ..models.fused import FusedWeights, fuse_weights, fused_bottleneck
 from ..models.guides import guide_locs
 from ..models.registry import resolve
 from ..utils.tiling import TILE_ALIGN, pad_to_grid, tile_boxes, tile_margin
-from .novelty_stats import (BLOCK_PX, READ_NOISE_REF_E, BlockSums, GaussianDensity, auroc,
+from .novelty_stats import (BLOCK_PX, READ_NOISE_REF_E, BlockSums, GaussianDensity, auroc, block_level,
                             features_from_block_means, noise_excess)
 
 __all__ = [
     "BLOCK_PX", "READ_NOISE_REF_E", "COMPONENTS", "GaussianDensity",
-    "noise_excess", "BlockSums", "features_from_block_means", "NoveltyModel", "fit_novelty_model",
+    "noise_excess", "block_level", "BlockSums", "features_from_block_means", "NoveltyModel", "fit_novelty_model",
     "fit_novelty", "mean_weights", "bottleneck_block_means", "image_novelty", "Novelty", "auroc",
 ]
 
-#: Names of the candidate scores a `NoveltyModel` combines, in order.
-COMPONENTS = ("features", "noise")
+#: Names of the candidate scores a `NoveltyModel` combines, in order (a model fitted before issue 22
+#: has the first two only).
+COMPONENTS = ("features", "noise", "level")
 
 
 @dataclass
@@ -62,14 +74,18 @@ class NoveltyModel:
       to the training blocks, `GaussianDensity`),
     * ``noise``: ``u_b = (mean_r - r_b) / sd_r``, the noise deficit (`noise_excess`,
       standardised with the training blocks' mean and standard deviation),
+    * ``level``: ``u_b = (l_b - mean_l) / sd_l``, the block level's excess over the training
+      blocks' (`block_level`),
 
-    and a frame's component score is the mean of ``u_b`` over its blocks (features) or
-    ``(mean_R - median_b r_b) / sd_R`` with the training frames' mean and spread (noise).
+    and a frame's component score is the mean of ``u_b`` over its blocks (features),
+    ``(mean_R - median_b r_b) / sd_R`` (noise) or ``(median_b l_b - mean_L) / sd_L`` (level),
+    with the training frames' mean and spread of the per-frame medians.
     Each score ``s`` is put on a common scale with held-out in-distribution (calibration)
     frames, ``t = (s - median_cal) / (q95_cal - median_cal)`` (so 1 is the 95th percentile of
     in-distribution frames, or of blocks for the map), and the novelty is the largest ``t`` of
-    the components.  ``is_novel`` is ``novelty > threshold``, the threshold the 95th
-    percentile of the calibration frames' novelty (a 5 % false-alarm rate).
+    the components.  ``is_novel`` is ``novelty > threshold``, the threshold the
+    ``1 - false_alarm`` quantile of the calibration frames' novelty (`fit_novelty_model`; the
+    shipped models: 2.5 %, of 768 frames).
 
     Attributes
     ----------
@@ -79,6 +95,9 @@ class NoveltyModel:
         Mean and sd of ``r_b`` over the training blocks.
     noise_frame : (float, float)
         Mean and sd of the per-frame median of ``r_b`` over the training frames.
+    level_block, level_frame : (float, float) or None
+        The same for ``l_b`` (None: a model fitted before the level component; it is scored
+        with features and noise only).
     frame_ref, block_ref : dict
         ``component -> (median, q95)`` of the calibration frames' scores / blocks' scores.
     threshold : float
@@ -95,6 +114,13 @@ class NoveltyModel:
     threshold: float
     block_px: int = BLOCK_PX
     read_noise_e: float = READ_NOISE_REF_E
+    level_block: tuple | None = None
+    level_frame: tuple | None = None
+
+    @property
+    def components(self) -> tuple:
+        """The components this model combines (`COMPONENTS`, or its first two for an old model)."""
+        return COMPONENTS if self.level_frame is not None else COMPONENTS[:2]
 
     # -- scores -------------------------------------------------------------------------
     def block_components(self, block_means: torch.Tensor, image: np.ndarray, ignore=None) -> dict:
@@ -111,21 +137,28 @@ class NoveltyModel:
                              f"{r.shape} (image shape {np.shape(image)})")
         mean, sd = self.noise_block
         features = torch.log(d2.clamp_min(1e-12)).numpy()
+        level = block_level(image, self.block_px, self.read_noise_e, ignore=ignore)
         if ignore is not None and np.any(ignore):
             mostly_ignored = _block_fraction(np.asarray(ignore, dtype=bool), self.block_px) > 0.5
             features = np.where(mostly_ignored, np.nan, features)
             r = np.where(mostly_ignored, np.nan, r)
-        return {"features": features, "noise": (mean - r) / sd, "_r": r}
+            level = np.where(mostly_ignored, np.nan, level)
+        out = {"features": features, "noise": (mean - r) / sd, "_r": r, "_l": level}
+        if self.level_block is not None:
+            out["level"] = (level - self.level_block[0]) / self.level_block[1]
+        return out
 
     def frame_components(self, blocks: dict) -> dict:
         """``component -> frame score s`` from `block_components`'s output (NaN blocks left out)."""
         mean, sd = self.noise_frame
-        return {"features": float(np.nanmean(blocks["features"])),
-                "noise": float((mean - np.nanmedian(blocks["_r"])) / sd)}
+        out = {"features": float(np.nanmean(blocks["features"])),
+               "noise": float((mean - np.nanmedian(blocks["_r"])) / sd)}
+        if self.level_frame is not None:
+            out["level"] = float((np.nanmedian(blocks["_l"]) - self.level_frame[0]) / self.level_frame[1])
+        return out
 
-    @staticmethod
-    def _scaled(scores: dict, ref: dict):
-        return {k: (scores[k] - ref[k][0]) / (ref[k][1] - ref[k][0]) for k in COMPONENTS}
+    def _scaled(self, scores: dict, ref: dict):
+        return {k: (scores[k] - ref[k][0]) / (ref[k][1] - ref[k][0]) for k in self.components}
 
     def score(self, block_means: torch.Tensor, image: np.ndarray, ignore=None):
         """Frame novelty, its components and the block map; ``ignore`` as for `block_components`.
@@ -151,7 +184,7 @@ class NoveltyModel:
             raise ValueError("every novelty block is mostly ignored pixels: no novelty score")
         frame = self._scaled(self.frame_components(blocks), self.frame_ref)
         per_block = self._scaled(blocks, self.block_ref)
-        block_map = np.fmax(per_block["features"], per_block["noise"]).astype(np.float32)
+        block_map = np.fmax.reduce([per_block[k] for k in self.components]).astype(np.float32)
         return max(frame.values()), frame, block_map
 
     def too_small(self, shape) -> str | None:
@@ -176,14 +209,18 @@ class NoveltyModel:
     # -- storage ------------------------------------------------------------------------
     def state_dict(self) -> dict:
         """Tensors and plain Python only (``torch.load(weights_only=True)``-safe)."""
-        return {"version": 1, "mean": self.density.mean.clone(), "whiten": self.density.whiten.clone(),
-                "classes": list(self.density.classes),
-                "noise_block": [float(v) for v in self.noise_block],
-                "noise_frame": [float(v) for v in self.noise_frame],
-                "frame_ref": {k: [float(v) for v in self.frame_ref[k]] for k in COMPONENTS},
-                "block_ref": {k: [float(v) for v in self.block_ref[k]] for k in COMPONENTS},
-                "threshold": float(self.threshold), "block_px": int(self.block_px),
-                "read_noise_e": float(self.read_noise_e)}
+        state = {"version": 1, "mean": self.density.mean.clone(), "whiten": self.density.whiten.clone(),
+                 "classes": list(self.density.classes),
+                 "noise_block": [float(v) for v in self.noise_block],
+                 "noise_frame": [float(v) for v in self.noise_frame],
+                 "frame_ref": {k: [float(v) for v in self.frame_ref[k]] for k in self.components},
+                 "block_ref": {k: [float(v) for v in self.block_ref[k]] for k in self.components},
+                 "threshold": float(self.threshold), "block_px": int(self.block_px),
+                 "read_noise_e": float(self.read_noise_e)}
+        if self.level_frame is not None:  # version 2: the level component
+            state.update(version=2, level_block=[float(v) for v in self.level_block],
+                         level_frame=[float(v) for v in self.level_frame])
+        return state
 
     @classmethod
     def from_state_dict(cls, state: dict) -> "NoveltyModel":
@@ -195,6 +232,8 @@ class NoveltyModel:
         threshold = state["threshold"]
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
             raise ValueError(f"novelty state has threshold {threshold!r}; expected a finite number")
+        if state.get("level_frame") is not None and ("level" not in state["frame_ref"] or "level" not in state["block_ref"]):
+            raise ValueError("novelty state has a level component but no 'level' entry in frame_ref / block_ref")
         density = GaussianDensity(mean=state["mean"].double(), whiten=state["whiten"].double(),
                                   classes=list(state["classes"]))
         return cls(density=density,
@@ -202,7 +241,9 @@ class NoveltyModel:
                    frame_ref={k: tuple(v) for k, v in state["frame_ref"].items()},
                    block_ref={k: tuple(v) for k, v in state["block_ref"].items()},
                    threshold=float(state["threshold"]), block_px=int(state["block_px"]),
-                   read_noise_e=float(state["read_noise_e"]))
+                   read_noise_e=float(state["read_noise_e"]),
+                   level_block=None if state.get("level_block") is None else tuple(state["level_block"]),
+                   level_frame=None if state.get("level_frame") is None else tuple(state["level_frame"]))
 
 
 def _block_fraction(mask: np.ndarray, block_px: int) -> np.ndarray:
@@ -216,8 +257,27 @@ def _block_fraction(mask: np.ndarray, block_px: int) -> np.ndarray:
 
 def _q95_ref(values) -> tuple:
     values = np.asarray(values, float).ravel()
+    values = values[np.isfinite(values)]  # blocks left out (mostly ignored pixels) are NaN
     median, q95 = float(np.median(values)), float(np.quantile(values, 0.95))
     return median, max(q95, median + 1e-6)
+
+
+def _mean_sd(values) -> tuple:
+    """Mean and sample sd (sd floored at 1e-6: a component that never varies cannot divide by 0)."""
+    values = np.asarray(values, float).ravel()
+    return float(values.mean()), max(float(values.std(ddof=1)), 1e-6)
+
+
+def _with_ignore(items, what: str) -> list:
+    """Items ``(block_means, image)`` or ``(block_means, image, ignore)`` as 3-tuples (ignore None
+    when not given)."""
+    out = []
+    for item in items:
+        if len(item) not in (2, 3):
+            raise ValueError(f"{what} must be (block_means, image) or (block_means, image, ignore) per frame, "
+                             f"got {len(item)} entries")
+        out.append((item[0], item[1], item[2] if len(item) == 3 else None))
+    return out
 
 
 def fit_novelty_model(fit_items, calibration_items, *, classes=None, block_px: int = BLOCK_PX,
@@ -225,11 +285,15 @@ def fit_novelty_model(fit_items, calibration_items, *, classes=None, block_px: i
                 false_alarm: float = 0.05) -> NoveltyModel:
     """Fit the novelty model on training frames and calibrate it on held-out ones.
 
+    Ignored pixels are left out as `predict` leaves them out: from the noise statistic
+    (`noise_excess`), and a block more than half of whose pixels are ignored is left out of both
+    components (of the Gaussians' fit, the noise reference and the calibration scales).
+
     Parameters
     ----------
-    fit_items, calibration_items : iterable of (block_means, image)
-        Per frame: the bottleneck block means (2h, nby, nbx) (`bottleneck_block_means`) and the
-        image (H, W) in electrons.  The
+    fit_items, calibration_items : iterable of (block_means, image) or (block_means, image, ignore)
+        Per frame: the bottleneck block means (2h, nby, nbx) (`bottleneck_block_means`), the
+        image (H, W) in electrons and optionally its ignore mask (bool, (H, W); None: none).  The
         two sets must be disjoint (the calibration frames stand for unseen in-distribution data).
     classes : sequence of str, optional
         A class per fit frame (e.g. the simulator's field type, ``"EX"``, ``"GC"``, ``"GAL"``):
@@ -240,13 +304,16 @@ def fit_novelty_model(fit_items, calibration_items, *, classes=None, block_px: i
     shrinkage : float
         Covariance shrinkage of the feature Gaussian (`GaussianDensity.fit`).
     false_alarm : float
-        Fraction of calibration frames above the stored threshold.
+        Fraction of calibration frames above the stored threshold: the threshold is the
+        ``1 - false_alarm`` quantile of their novelty (linear interpolation between order
+        statistics, `numpy.quantile`).
 
     Returns
     -------
     NoveltyModel
     """
-    fit_items, calibration_items = list(fit_items), list(calibration_items)
+    fit_items = _with_ignore(fit_items, "fit_items")
+    calibration_items = _with_ignore(calibration_items, "calibration_items")
     if len(fit_items) < 2 or len(calibration_items) < 2:
         raise ValueError("fit_novelty_model needs at least two fit and two calibration frames, got "
                          f"{len(fit_items)} and {len(calibration_items)}")
@@ -254,18 +321,36 @@ def fit_novelty_model(fit_items, calibration_items, *, classes=None, block_px: i
         raise ValueError(f"false_alarm must be in (0, 1), got {false_alarm!r}")
     if classes is not None and len(classes) != len(fit_items):
         raise ValueError(f"classes must name one class per fit frame ({len(fit_items)}), got {len(classes)}")
-    feats = [features_from_block_means(m).reshape(-1, m.shape[0]) for m, _ in fit_items]
-    labels = None if classes is None else np.repeat(np.asarray(classes, dtype=str), [len(f) for f in feats])
+    feats, r_fit, l_fit, kept_classes = [], [], [], []
+    for j, (means, image, ignore) in enumerate(fit_items):
+        f = features_from_block_means(means).reshape(-1, means.shape[0])  # (nby * nbx, 2h)
+        r = noise_excess(image, block_px, read_noise_e, ignore=ignore)
+        level = block_level(image, block_px, read_noise_e, ignore=ignore)
+        if ignore is not None and np.any(ignore):
+            kept = _block_fraction(np.asarray(ignore, dtype=bool), block_px) <= 0.5
+            f = f[torch.from_numpy(kept.ravel())]
+            r, level = np.where(kept, r, np.nan), np.where(kept, level, np.nan)
+        if len(f) == 0:
+            continue  # every block mostly ignored: the frame tells nothing
+        feats.append(f)
+        r_fit.append(r[np.isfinite(r)])
+        l_fit.append(level[np.isfinite(level)])
+        kept_classes.append(None if classes is None else classes[j])
+    if len(feats) < 2:
+        raise ValueError("fit_novelty_model needs at least two fit frames with a block that is not mostly "
+                         f"ignored pixels, got {len(feats)}")
+    labels = None if classes is None else np.repeat(np.asarray(kept_classes, dtype=str), [len(f) for f in feats])
     density = GaussianDensity.fit(torch.cat(feats), labels, shrinkage)
-    r_fit = [noise_excess(img, block_px, read_noise_e) for _, img in fit_items]
-    all_r = np.concatenate([r.ravel() for r in r_fit])
-    medians = np.array([np.median(r) for r in r_fit])
-    model = NoveltyModel(density=density,
-                         noise_block=(float(all_r.mean()), float(all_r.std(ddof=1))),
-                         noise_frame=(float(medians.mean()), float(medians.std(ddof=1))),
+    model = NoveltyModel(density=density, noise_block=_mean_sd(np.concatenate(r_fit)),
+                         noise_frame=_mean_sd([np.median(r) for r in r_fit if r.size]),
                          frame_ref={}, block_ref={}, threshold=float("nan"), block_px=block_px,
-                         read_noise_e=read_noise_e)
-    blocks = [model.block_components(m, img) for m, img in calibration_items]
+                         read_noise_e=read_noise_e, level_block=_mean_sd(np.concatenate(l_fit)),
+                         level_frame=_mean_sd([np.median(v) for v in l_fit if v.size]))
+    blocks = [model.block_components(m, img, ignore) for m, img, ignore in calibration_items]
+    blocks = [b for b in blocks if not np.isnan(b["features"]).all()]  # no score (`score` refuses them)
+    if len(blocks) < 2:
+        raise ValueError("fit_novelty_model needs at least two calibration frames with a block that is not "
+                         f"mostly ignored pixels, got {len(blocks)}")
     frames = [model.frame_components(b) for b in blocks]
     model.frame_ref = {k: _q95_ref([f[k] for f in frames]) for k in COMPONENTS}
     model.block_ref = {k: _q95_ref(np.concatenate([b[k].ravel() for b in blocks])) for k in COMPONENTS}
@@ -301,9 +386,9 @@ def bottleneck_block_means(weights: FusedWeights, image: np.ndarray, block_px: i
     return sums.means()
 
 
-def fit_novelty(model, fit_images, calibration_images, *, classes=None, guide=None,
-                block_px: int = BLOCK_PX, read_noise_e: float = READ_NOISE_REF_E, shrinkage: float = 0.1,
-                false_alarm: float = 0.05) -> NoveltyModel:
+def fit_novelty(model, fit_images, calibration_images, *, classes=None, guide=None, fit_ignore=None,
+                calibration_ignore=None, block_px: int = BLOCK_PX, read_noise_e: float = READ_NOISE_REF_E,
+                shrinkage: float = 0.1, false_alarm: float = 0.05) -> NoveltyModel:
     """Fit ``model``'s novelty model on training images and set its threshold on held-out ones.
 
     Parameters
@@ -312,9 +397,12 @@ def fit_novelty(model, fit_images, calibration_images, *, classes=None, guide=No
         Its bottleneck (posterior means for a VI model, `mean_weights`) gives the features.
     fit_images, calibration_images : iterable of ndarray (H, W)
         Images in electrons: frames like the model's training data, and disjoint held-out ones
-        of the same kind (the threshold keeps ``false_alarm`` of them below it).
+        of the same kind (the threshold keeps ``false_alarm`` of them above it).
     classes : sequence of str, optional
         A class per fit image (e.g. the simulator's field type), one Gaussian per class.
+    fit_ignore, calibration_ignore : sequence of ndarray of bool (H, W) or None, optional
+        Each image's ignored pixels (a simulated frame's ``ignore``; None: none), left out as
+        `predict` leaves them out (`fit_novelty_model`).
     guide, block_px, read_noise_e, shrinkage, false_alarm
         As in `fit_novelty_model`.
 
@@ -326,8 +414,15 @@ def fit_novelty(model, fit_images, calibration_images, *, classes=None, guide=No
     """
     weights = mean_weights(model, guide)
     transform = getattr(model, "input_transform", None)  # features in the net's units, noise in electrons
-    items = [[(bottleneck_block_means(weights, model_input(img, transform), block_px), img) for img in images]
-             for images in (fit_images, calibration_images)]
+    items = []
+    for images, ignores, what in ((fit_images, fit_ignore, "fit_ignore"),
+                                  (calibration_images, calibration_ignore, "calibration_ignore")):
+        images = list(images)
+        ignores = [None] * len(images) if ignores is None else list(ignores)
+        if len(ignores) != len(images):
+            raise ValueError(f"{what} must hold one mask (or None) per image ({len(images)}), got {len(ignores)}")
+        items.append([(bottleneck_block_means(weights, model_input(img, transform), block_px), img, ign)
+                      for img, ign in zip(images, ignores)])
     return fit_novelty_model(*items, classes=classes, block_px=block_px, read_noise_e=read_noise_e,
                              shrinkage=shrinkage, false_alarm=false_alarm)
 

@@ -1,5 +1,5 @@
 """The statistics behind `novelty`, free of any network: the block noise statistic
-(`noise_excess`), class-conditional Gaussian densities with shrunk covariances
+(`noise_excess`), the block level (`block_level`), class-conditional Gaussian densities with shrunk covariances
 (`GaussianDensity`), running block sums of feature maps (`BlockSums`), the log-feature transform
 and a rank AUROC (`auroc`).  The maths of each is in its docstring; `novelty` says how they are
 combined."""
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from ..instruments import get_instrument
 
 __all__ = ["BLOCK_PX", "READ_NOISE_REF_E", "FEATURE_EPS", "ROW_STEP", "GaussianDensity", "auroc",
-           "noise_excess", "BlockSums", "features_from_block_means"]
+           "noise_excess", "block_level", "BlockSums", "features_from_block_means"]
 
 #: Side of a novelty block in image pixels (the bottleneck map is at half resolution).
 BLOCK_PX = 64
@@ -211,6 +211,46 @@ def noise_excess(image: np.ndarray, block_px: int = BLOCK_PX,
         s = _block_medians(z, block_px // ROW_STEP, block_px)
     s *= _MAD_TO_SIGMA
     return np.log(np.maximum(s, 1e-6) ** 2)
+
+
+def block_level(image: np.ndarray, block_px: int = BLOCK_PX, read_noise_e: float = READ_NOISE_REF_E,
+                ignore=None) -> np.ndarray:
+    """Per-block log level of an image in electrons: the sky and sources' level a block sits at.
+
+    .. math:: \\ell = \\log\\left(\\max(\\mathrm{median}_j\\, x_j, 0) + \\sigma_{read}^2\\right)
+
+    over the pixels of every second row of the block (as `noise_excess`; ignored pixels left out,
+    NaN for a block without any other).  The read-noise term keeps the log finite for a
+    sky-subtracted frame and puts every level below it on one floor.  A model that sees its
+    input standardised (deepCR's ``WFC3-UVIS`` and models adapted from it) cannot see the level
+    in its features; this statistic tells a ground-based frame's sky of thousands of electrons
+    from an HST frame's tens.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W)
+        Electrons.
+    block_px : int
+    read_noise_e : float
+        > 0.
+    ignore : ndarray of bool, shape (H, W), optional
+
+    Returns
+    -------
+    ndarray, shape (ceil(H / block_px), ceil(W / block_px)), float64
+    """
+    x = np.asarray(image, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"image must be 2-D, got shape {x.shape}")
+    if not read_noise_e > 0:
+        raise ValueError(f"read_noise_e must be > 0, got {read_noise_e!r}")
+    rows = x[::ROW_STEP]
+    if ignore is not None and np.any(ignore):
+        rows = np.where(np.asarray(ignore, dtype=bool)[::ROW_STEP], np.float32(np.nan), rows)
+        level = _block_nanmedians(rows, block_px // ROW_STEP, block_px)
+    else:
+        level = _block_medians(rows, block_px // ROW_STEP, block_px)
+    return np.log(np.maximum(level, 0.0) + read_noise_e ** 2)
 
 
 class BlockSums:

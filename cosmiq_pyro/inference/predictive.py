@@ -88,8 +88,8 @@ class Prediction:
         when the model carries no novelty model or the image is smaller than one novelty block.
     novelty_map : the per-block (64x64 px) novelty on each pixel (float32, image shape; 1 = the
         95th percentile of in-distribution blocks), or None.
-    is_novel : ``novelty`` above the threshold stored with the model (a 5 % false-alarm rate on
-        held-out in-distribution frames), or None.
+    is_novel : ``novelty`` above the threshold stored with the model (its nominal false-alarm rate
+        on held-out in-distribution frames: 2.5 % for the shipped models), or None.
     ignore : bool (H, W): the pixels the caller excluded (``predict``'s ``ignore``: DQ-flagged,
         non-finite, fill values).  The maps hold the network's output there all the same (on
         the stored value of a DQ-flagged pixel; on the median of the other pixels, put in place

@@ -31,6 +31,7 @@ back is `cosmiq_pyro.models.registry` (`save`, `load_model`).
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 from pathlib import Path
@@ -42,7 +43,7 @@ from .._version import __version__
 from .atomic import atomic_open
 
 __all__ = ["FORMAT", "VERSION", "SECTION_CHECKS", "write_payload", "read_payload", "update_sections",
-           "check_section"]
+           "check_section", "weights_sha256", "WEIGHTS_SHA256_OF"]
 
 FORMAT = "cosmiq_pyro"
 #: 2: named ``sections`` (the novelty model inside); 1: optional top-level ``"novelty"``.
@@ -151,6 +152,23 @@ def update_sections(path, sections: dict, out=None) -> Path:
     payload["sections"] = _checked_sections(path, merged)
     payload["package_version"] = __version__
     return _write(path if out is None else out, payload)
+
+
+#: What `weights_sha256` digests (recorded beside the digest in a published model's JSON).
+WEIGHTS_SHA256_OF = ("SHA-256 over net_state then guide_state, keys sorted, each 'part/key' (UTF-8) then the "
+                     "tensor's raw bytes (C order)")
+
+
+def weights_sha256(payload: dict) -> str:
+    """The digest of a payload's weights alone (`WEIGHTS_SHA256_OF`): what no section rewrite
+    (`update_sections`) may change.  ``payload``: `read_payload`'s output."""
+    digest = hashlib.sha256()
+    for part in ("net_state", "guide_state"):
+        state = payload[part] or {}
+        for key in sorted(state):
+            digest.update(f"{part}/{key}".encode())
+            digest.update(state[key].contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _write(path, payload: dict) -> Path:
