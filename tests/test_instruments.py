@@ -227,22 +227,37 @@ def test_deepcr_facade_reports_the_unit_its_model_takes():
     assert deepCR(mask="example_model").input_unit is None  # no camera's model
 
 
+def _uncited_values(name: str, in_table) -> list[str]:
+    """``"[table] key"`` of every value of the tables ``in_table(header)`` accepts, in the
+    shipped spec ``name``, with no comment on its line nor on the comment lines right above it."""
+    missing, table, above = [], None, []
+    for line in spec_path(name).read_text().splitlines():
+        text = line.strip()
+        if text.startswith("["):
+            table, above = text, []
+            continue
+        if text.startswith("#"):
+            above.append(text)
+            continue
+        if table is not None and in_table(table) and "=" in text:
+            key, value = (part.strip() for part in text.split("=", 1))
+            if "#" not in value and not above:
+                missing.append(f"{table} {key}")
+        above = [] if text else above
+    return missing
+
+
 def test_every_detector_number_cites_its_source():
     """In each shipped spec, every [detector] value carries a comment (on its line, or on the
     comment lines right above it) naming where it comes from."""
     for name in list_instruments():
-        lines = spec_path(name).read_text().splitlines()
-        table, above = None, []
-        for line in lines:
-            text = line.strip()
-            if text.startswith("["):
-                table, above = text, []
-                continue
-            if text.startswith("#"):
-                above.append(text)
-                continue
-            if table == "[detector]" and "=" in text:
-                key = text.split("=", 1)[0].strip()
-                cited = "#" in text.split("=", 1)[1] or above
-                assert cited, f"{name}.toml [detector] {key} has no source comment"
-            above = [] if text else above
+        missing = _uncited_values(name, lambda table: table == "[detector]")
+        assert not missing, f"{name}.toml: no source comment for {missing}"
+
+
+def test_every_simulation_number_cites_its_source():
+    """In each shipped spec, every value of the [simulation] tables carries a comment (on its
+    line, or on the comment lines right above it) naming its source or saying "assumed"."""
+    for name in list_instruments():
+        missing = _uncited_values(name, lambda table: table.startswith("[simulation"))
+        assert not missing, f"{name}.toml: no source comment for {missing}"

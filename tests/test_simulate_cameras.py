@@ -394,28 +394,6 @@ def test_simulation_sections_round_trip():
         assert again.simulation == inst.simulation
 
 
-def test_every_simulation_number_cites_its_source():
-    """In each shipped spec, every value of the [simulation] tables carries a comment (on its
-    line, or on the comment lines right above it) naming its source or saying "assumed"."""
-    from cosmiq_pyro.instruments import list_instruments, spec_path
-
-    for name in list_instruments():
-        table, above = None, []
-        for line in spec_path(name).read_text().splitlines():
-            text = line.strip()
-            if text.startswith("["):
-                table, above = text, []
-                continue
-            if text.startswith("#"):
-                above.append(text)
-                continue
-            if table is not None and table.startswith("[simulation") and "=" in text:
-                key = text.split("=", 1)[0].strip()
-                assert "#" in text.split("=", 1)[1] or above, \
-                    f"{name}.toml {table} {key} has no source comment"
-            above = [] if text else above
-
-
 @pytest.mark.parametrize("make, band", [(decam, "r"), (wfc3, "F606W")])
 def test_star_positions_are_where_the_light_peaks(make, band):
     """``star_xy`` / ``star_e`` list the frame's point sources: as many as ``meta["n_stars"]``,
