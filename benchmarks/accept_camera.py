@@ -18,6 +18,10 @@ hash to seeds < 2**32, `cosmiq_pyro.data.seeds`).  The real CR rate is the test 
 camera whose spec trains at a boosted rate (``simulation.cr_rate_multiplier``: DECam's 50)
 also gets a set at that rate, since the real rate leaves few CR pixels on ground frames.
 
+A model trained at a boosted rate carries a prior-shift correction to the real rate
+(`cosmiq_pyro.inference.prior_shift`); on the boosted set it is told that set's rate
+(`at_rate`), as a user predicting frames with that many CRs would.
+
 Metrics: `compare`'s table (TPR at 0.05 % and 0.5 % FPR, Brier, NLL, ECE, AURC, error AUROC of
 the entropy) plus, from the same cached maps (`extra_rows`): Brier / NLL / ECE on candidate
 pixels (truth CR or p > 0.01; per predictor and on the union of every predictor's candidates),
@@ -41,6 +45,7 @@ Writes ``<out>/<set>/`` (compare's table and figures, ``extra.csv``, ``summary.c
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -64,7 +69,9 @@ from cosmiq_pyro.evaluation.peers import ModelPredictor, PeerPrediction  # noqa:
 from cosmiq_pyro.evaluation.study import compare  # noqa: E402
 from cosmiq_pyro.evaluation.study.collect import _frame_seed  # noqa: E402
 from cosmiq_pyro.inference.methods import DEFAULT_T, METHODS  # noqa: E402
+from cosmiq_pyro.inference.prior_shift import SECTION as PRIOR_SHIFT, logit_shift, with_prior_shift  # noqa: E402
 from cosmiq_pyro.instruments import get_instrument  # noqa: E402
+from cosmiq_pyro.io.checkpoint import read_payload  # noqa: E402
 from cosmiq_pyro.models.registry import load_model  # noqa: E402
 
 HELD_OUT_REAL = HELD_OUT_SEED + 22_000
@@ -120,10 +127,14 @@ class Cached:
 
 
 def model_tag(label: str, model) -> str:
-    """A file-name-safe tag for `Cached`: the label and the model file's SHA-256 (12 hex)."""
+    """A file-name-safe tag for `Cached`: the label, the model file's SHA-256 (12 hex) and, when
+    `at_rate` changed it from the file's, the prior shift."""
     digest = "nofile"
     if getattr(model, "weights_file", None):
         digest = hashlib.sha256(Path(model.weights_file).read_bytes()).hexdigest()[:12]
+        state = read_payload(model.weights_file)["sections"].get(PRIOR_SHIFT)
+        if logit_shift(model) != (0.0 if state is None else state["logit_shift"]):
+            digest += f"_shift{logit_shift(model):+.4f}"
     return "".join(c if c.isalnum() or c in "-." else "_" for c in label) + "_" + digest
 
 
@@ -136,6 +147,18 @@ def method_predictors(name: str, model, T: int = DEFAULT_T, cache: Path | None =
         out[label] = Cached(ModelPredictor(model, method=method, T=T if spec.sampling else None), cache,
                             model_tag(label, model))
     return out
+
+
+def at_rate(model, multiplier: float):
+    """``model`` told the CR rate of the frames it predicts (``multiplier`` times the camera's real
+    rate): a model trained at a boosted rate carries a prior-shift correction to the real rate
+    (`cosmiq_pyro.inference.prior_shift`), re-set here for ``multiplier`` (a copy); any other
+    model as it is."""
+    state = (getattr(model, "sections", None) or {}).get(PRIOR_SHIFT)
+    if state is None or multiplier == state["use_cr_rate_multiplier"]:
+        return model
+    return with_prior_shift(dataclasses.replace(model, sections=dict(model.sections)),
+                            state["train_cr_rate_multiplier"], multiplier)
 
 
 def held_out_set(camera: str, n: int, seed: int, cr_rate_multiplier: float = 1.0, **options) -> SimulatedDataset:
@@ -320,7 +343,7 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     summaries, verdicts = {}, []
     for label, folder, seed, multiplier in sets:
-        predictors = {} if args.precompute else method_predictors(name, model, args.T, args.cache)
+        predictors = {} if args.precompute else method_predictors(name, at_rate(model, multiplier), args.T, args.cache)
         deepcr_label = f"deepCR {deepcr_name}"
         predictors[deepcr_label] = Cached(ModelPredictor(deepcr), args.cache, model_tag(deepcr_label, deepcr))
         if baseline is not None:
@@ -348,6 +371,7 @@ def main(argv=None) -> int:
     verdict = pd.concat(verdicts, ignore_index=True)
     info = {**run_info(), "commit": commit}
     info.update(camera=args.camera, model=str(args.model), model_temperature=model.temperature,
+                prior_shift={folder: logit_shift(at_rate(model, m)) for _, folder, _, m in sets},
                 moments_section=(model.sections or {}).get("moments"), deepcr=deepcr_name, baseline=args.baseline,
                 n_frames=args.n, T=args.T, sets={folder: {"seed": seed, "cr_rate_multiplier": m}
                                                   for _, folder, seed, m in sets},

@@ -176,6 +176,7 @@ def test_refit_rewrites_the_novelty_section_and_card_and_keeps_the_weights_bit_f
 
 def test_refit_that_would_change_the_weights_replaces_nothing(carded, monkeypatch):
     import cosmiq_pyro.inference.novelty_refit as refit
+    import cosmiq_pyro.io.checkpoint as checkpoint
 
     def corrupting(path, sections, out=None):
         written = update_sections(path, sections, out=out)
@@ -186,7 +187,7 @@ def test_refit_that_would_change_the_weights_replaces_nothing(carded, monkeypatc
         return written
 
     original = carded.read_bytes()
-    monkeypatch.setattr(refit, "update_sections", corrupting)
+    monkeypatch.setattr(checkpoint, "update_sections", corrupting)  # what replace_sections writes with
     with pytest.raises(RuntimeError, match="changed its weights"):
         refit.refit_novelty(carded, novelty=SMALL)
     assert carded.read_bytes() == original

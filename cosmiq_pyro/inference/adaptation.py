@@ -9,7 +9,10 @@ The recipe (`ACS_WFC_VI`; README "The shipped model", ``benchmarks/train_publish
 * the guide's scales, from ``init_scale``, train with their own learning rate ``scale_lr``;
 * the objective is the exact negative ELBO per pixel: ``kl_beta = 1 / pixels per frame``;
 * the logit temperature is fitted on held-out validation frames after training
-  (`temperature.calibrate`, ``calibration_draws`` posterior draws) and the novelty model on
+  (`temperature.calibrate`, ``calibration_draws`` posterior draws); simulated frames made at
+  ``cr_rate_multiplier`` times the real CR rate give the model the prior-shift correction back
+  to the real rate (`prior_shift`, ``Delta = -log cr_rate_multiplier``; not for the user's own
+  frames, whose CR prevalence the recipe does not know); the novelty model is fitted on
   ``n_novelty`` further frames, its threshold on ``n_novelty_cal`` calibration frames
   (`novelty.fit_novelty`, the frames' ignored pixels left out; `recipe_novelty`).
 
@@ -49,6 +52,7 @@ from ..models.unet import UNet2Sigmoid
 from ..utils.checks import check_int
 from .fit import fit_svi
 from .novelty import fit_novelty
+from .prior_shift import logit_shift, with_prior_shift
 from .temperature import calibrate
 
 __all__ = ["adapt", "ACS_WFC_VI", "CAMERA_KEYS", "NOVELTY_KEYS", "resolve_recipe", "plain_net", "recipe_novelty",
@@ -253,6 +257,8 @@ def adapt(instrument, start, out, *, images=None, darks=None, n_frames: int | No
     except ValueError as err:
         warnings.warn(f"no temperature fitted (kept at 1): {err}", RuntimeWarning, stacklevel=2)
     result.history["temperature"] = result.temperature
+    if user is None and full["cr_rate_multiplier"] != 1.0:  # back to the real CR rate at prediction
+        with_prior_shift(result, full["cr_rate_multiplier"])
     save(work / "run.pth", result)
     result.model.cpu(), result.guide.cpu()  # the novelty features are computed on the CPU
     result.input_transform = transform
@@ -411,7 +417,8 @@ def _card(full: dict, camera: Camera, start: str, started: FitResult, user, resu
         "training": {"epochs_done": len(epochs), "epochs": full["epochs"], "best_epoch": history.get("best_epoch"),
                      "chunks": chunks, "wall_seconds": round(sum(c["seconds"] for c in chunks), 1)},
         "validation": {k: [e.get(k) for e in epochs] for k in ("val_loss", "val_tpr", "val_fpr")}
-        | {"temperature": result.temperature, "novelty_threshold": novelty.get("threshold")},
+        | {"temperature": result.temperature, "prior_logit_shift": logit_shift(result),
+           "novelty_threshold": novelty.get("threshold")},
         "versions": versions(), "machine": machine(),
     }
     return json.loads(json.dumps(card))  # plain Python only (str subclasses, tuples: torch.load(weights_only=True))

@@ -3,7 +3,8 @@ Bayesian twin from one moment-propagation pass instead of ``T`` weight draws.
 
 `models.moment_net` carries the mean and variance of every activation through the net under the
 mean-field posterior, giving each pixel's logit as ``z ~ N(m, v)``.  With the model's temperature
-``T_c`` and its variance scale ``c`` (below), ``z -> N(m / T_c, c v / T_c^2)`` and
+``T_c``, its prior-shift correction ``Delta`` (`inference.prior_shift`; 0 for a model trained at
+the real CR rate) and its variance scale ``c`` (below), ``z -> N(m / T_c + Delta, c v / T_c^2)`` and
 
 .. math::
     p = E[\\sigma(z)], \\qquad A = E[H(\\sigma(z))], \\qquad
@@ -46,6 +47,7 @@ from ..models.linear_moments import linear_logits, linear_weights
 from ..models.moment_net import POOL_RULES, MomentWeights, moment_logits, moment_weights
 from ..models.registry import resolve
 from ..utils.checks import check_float, check_int
+from .prior_shift import logit_shift
 from .temperature import check_temperature
 
 __all__ = ["CPU_TILE_PX", "MomentSettings", "MomentPass", "moment_settings", "moment_predictive"]
@@ -139,7 +141,8 @@ class MomentPass:
     guide : optional
         The guide, when ``model`` is a bare `UNet2SigmoidVI`.
     temperature : float, optional
-        Divide the logits by this (default: the `FitResult`'s, else 1).
+        Divide the logits by this (default: the `FitResult`'s, else 1).  The model's prior-shift
+        correction (`inference.prior_shift.logit_shift`) is then added to the logit mean.
     settings : MomentSettings, optional
         Default: the model's own (`moment_settings`).
     device : torch.device or str, optional
@@ -153,6 +156,7 @@ class MomentPass:
                  settings: MomentSettings | None = None, device=None, compile: bool = False):
         self.temperature = check_temperature(getattr(model, "temperature", 1.0) if temperature is None else temperature)
         self.settings = moment_settings(model) if settings is None else settings
+        self.shift = logit_shift(model)
         net, guide = resolve(model, guide)
         if guide is None:
             raise ValueError("the moment pass needs a Bayesian model (UNet2SigmoidVI with its guide), "
@@ -169,7 +173,7 @@ class MomentPass:
         self.compile = bool(compile)
 
     def logit_moments(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Tempered, variance-scaled logit mean and variance, each (B, 1, H, W), of ``x``
+        """Tempered (and prior-shifted), variance-scaled logit mean and variance, each (B, 1, H, W), of ``x``
         (B, 1, H, W) in electrons, ``H`` and ``W`` even."""
         if x.dim() != 4 or x.shape[1] != 1 or x.shape[-1] % 2 or x.shape[-2] % 2:
             raise ValueError(f"x must be (B, 1, H, W) with H and W even, got shape {tuple(x.shape)}")
@@ -179,7 +183,7 @@ class MomentPass:
         with torch.inference_mode():
             m, v = self._run(x)
         t = self.temperature
-        return m / t, self.settings.calibrate(v / (t * t))
+        return m / t + self.shift, self.settings.calibrate(v / (t * t))
 
     def _run(self, x):
         if self.settings.propagation == "linear":

@@ -5,7 +5,7 @@ changes (issue 22: ignored pixels left out, a larger calibration set, another th
 quantile) -- without retraining: `refit_novelty` simulates the recipe's novelty frames of the
 model's camera (`adaptation.recipe_novelty`, the same code `adapt` runs), fits, and rewrites
 the checkpoint's ``"novelty"`` section (and its model card's record of it) with
-`io.checkpoint.update_sections`, atomically.  The weights' digest
+`io.checkpoint.replace_sections`, atomically: the weights' digest
 (`io.checkpoint.weights_sha256`) is checked to be unchanged before the file replaces anything.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from ..data.camera_sets import Camera, resolve_camera
-from ..io.checkpoint import read_payload, update_sections, weights_sha256
+from ..io.checkpoint import read_payload, replace_sections
 from ..models.card import utc_now, versions
 from ..models.registry import load_model
 from .adaptation import ACS_WFC_VI, NOVELTY_KEYS, novelty_data, recipe_novelty, resolve_recipe
@@ -119,10 +119,7 @@ def write_novelty(checkpoint, state: dict, camera: Camera, full: dict, out=None)
     """
     checkpoint = Path(checkpoint)
     out = checkpoint if out is None else Path(out)
-    if out.suffix != ".pth":
-        raise ValueError(f"out must name a .pth file, got {str(out)!r}")
     before = read_payload(checkpoint)
-    digest = weights_sha256(before)
     card, old = before["sections"].get("card"), before["sections"].get("novelty")
     when = utc_now()
     sections = {"novelty": state}
@@ -134,15 +131,7 @@ def write_novelty(checkpoint, state: dict, camera: Camera, full: dict, out=None)
                                                     "git_commit": versions()["git_commit"]}}
         card["validation"] = {**card["validation"], "novelty_threshold": state["threshold"]}
         sections["card"] = card
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staged = out.with_name(f".{out.name}.refit")
-    try:
-        update_sections(checkpoint, sections, out=staged)
-        if weights_sha256(read_payload(staged)) != digest:
-            raise RuntimeError(f"refitting {str(checkpoint)!r} changed its weights; nothing written")
-        os.replace(staged, out)
-    finally:
-        staged.unlink(missing_ok=True)
+    digest = replace_sections(checkpoint, sections, out)
     return {"path": str(out), "camera": camera.name,
             "threshold_before": None if old is None else float(old["threshold"]),
             "threshold": float(state["threshold"]), "weights_sha256": digest,

@@ -14,7 +14,9 @@ probabilities ``p_t = sigma(z_t)``:
 with each draw's entropy computed from its logit without forming ``log p``:
 ``H[sigma(z)] = softplus(z) - z sigma(z)``.  A model calibrated by temperature scaling
 (`inference.temperature`, ``FitResult.temperature = T_c``) has every logit divided first,
-``z_t -> z_t / T_c``, so all maps describe the tempered predictive.
+``z_t -> z_t / T_c``, and a model trained at a boosted CR rate has its prior-shift correction
+added after (`inference.prior_shift`, ``z_t -> z_t / T_c + Delta``), so all maps describe the
+calibrated predictive at the real CR rate.
 
 Methods (``predict(..., method=)``; `methods.METHODS`, default `methods.DEFAULT_METHOD`): ``"mc"``,
 the Monte Carlo average above over ``T`` iid draws (the reference), and ``"moments"``,
@@ -54,6 +56,7 @@ from ..utils.torchtools import binary_entropy, eval_mode, resolve_device
 from .draws import DRAW_BLOCK, weight_chunks
 from .methods import DEFAULT_METHOD, check_method, method_draws
 from .novelty import BlockSums, NoveltyModel, mean_weights
+from .prior_shift import logit_shift
 from .temperature import check_temperature
 
 __all__ = ["CPU_TILE", "CUDA_PASS_BYTES", "DRAW_CHUNK", "Prediction", "predict", "validated_image"]
@@ -170,6 +173,8 @@ def predict(model, image, *, guide=None, method: str | None = None, T: int | Non
     temperature : float, optional
         Divide every logit by this before the sigmoid (> 0).  Default: the `FitResult`'s
         ``temperature`` (fitted on validation data at the end of training), 1 for a bare net.
+        A `FitResult`'s prior-shift correction (its ``"prior_shift"`` section,
+        `inference.prior_shift`) is added to the tempered logits in every method.
 
     Returns
     -------
@@ -177,6 +182,7 @@ def predict(model, image, *, guide=None, method: str | None = None, T: int | Non
     """
     novelty_model = _novelty_model(model, novelty)
     temperature = check_temperature(getattr(model, "temperature", 1.0) if temperature is None else temperature)
+    shift = logit_shift(model)
     net, guide = resolve(model, guide)
     spec = check_method(method, T)
     T = method_draws(spec, T, bayesian=guide is not None)
@@ -227,7 +233,7 @@ def predict(model, image, *, guide=None, method: str | None = None, T: int | Non
                     prob, alea = tile_maps(block)  # (h, w) each
                     target[0], target[1] = prob[core].cpu().numpy(), alea[core].cpu().numpy()
                 else:
-                    low = _add_draws(passes, block, core, target, temperature,
+                    low = _add_draws(passes, block, core, target, temperature, shift,
                                      bottleneck=features is not None and guide is None and i == 0)
                 if features is not None and i == 0:
                     low = low if low is not None else fused_bottleneck(mean_pass, block)
@@ -303,13 +309,13 @@ def _draw_range(fw: FusedWeights, a: int, b: int) -> FusedWeights:
 
 
 def _add_draws(passes: list[FusedWeights], x: torch.Tensor, core: tuple[slice, slice], target: np.ndarray,
-               temperature: float = 1.0, bottleneck: bool = False):
+               temperature: float = 1.0, shift: float = 0.0, bottleneck: bool = False):
     """Add ``p_t`` and ``H[p_t]`` of every draw in ``passes`` on the ``core`` of tile ``x`` to ``target``.
 
     ``x``: (1, 1, h, w); ``target``: float64 (2, h_core, w_core), updated in draw order (one
     draw per pass on the CPU, so the sums do not depend on how the draws are chunked), with
     ``H[sigma(z)] = softplus(z) - z sigma(z)`` computed in float64, ``z`` the logits divided by
-    ``temperature``.  Returns the first pass's bottleneck map (1, k*2h, h/2, w/2) with
+    ``temperature`` plus ``shift`` (the prior-shift correction).  Returns the first pass's bottleneck map (1, k*2h, h/2, w/2) with
     ``bottleneck``, else None.
     """
     acc = torch.from_numpy(target).to(x.device)  # the numpy view itself on the CPU
@@ -322,6 +328,8 @@ def _add_draws(passes: list[FusedWeights], x: torch.Tensor, core: tuple[slice, s
         z = z[0, :, 0][(slice(None),) + core].double()  # (k, h_core, w_core)
         if temperature != 1.0:
             z = z / temperature
+        if shift != 0.0:
+            z = z + shift
         p = torch.sigmoid(z)
         acc[0] += p.sum(0)
         acc[1] += (torch.nn.functional.softplus(z, threshold=50.0) - z * p).sum(0)

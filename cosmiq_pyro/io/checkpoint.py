@@ -11,6 +11,8 @@ A checkpoint is a single ``torch.save`` file that ``torch.load(path, weights_onl
      "temperature": 1.0,            # post-hoc logit temperature (inference.temperature); 1 if absent
      "sections": {                  # named extra parts of the model, each optional:
          "novelty": {...},          #   inference.novelty.NoveltyModel.state_dict()
+         "moments": {...},          #   inference.moments.MomentSettings (the moment pass's calibration)
+         "prior_shift": {...},      #   inference.prior_shift (a model trained at a boosted CR rate)
          ...}}                      #   (a model card, calibration constants: any name)
 
 **Sections** are what travels with a model besides its weights: its novelty model today, a model
@@ -19,13 +21,14 @@ a value ``weights_only`` loading would refuse is a TypeError before anything is 
 section needs no version bump: readers keep the sections they do not know (`read_payload`
 returns them, `cosmiq_pyro.models.registry` carries them in ``FitResult.sections`` and writes them
 back).  Every floating-point tensor of every section must be finite, and a section with a check
-in `SECTION_CHECKS` (``"novelty"``: a finite threshold) must pass it, when written and when read.
+in `SECTION_CHECKS` (``"novelty"``: a finite threshold; ``"prior_shift"``: a finite logit shift) must pass it, when written and when read.
 
 Versions: 1 (before sections) stored an optional ``"novelty"`` entry at the top level; it is read
 as ``sections["novelty"]``.  Version 1 checkpoints written before the prior objects existed carry
 ``"prior_scale"`` instead of ``"prior"`` in their config; both load.
 
-This module knows only the payload (`write_payload`, `read_payload`, `update_sections`: format
+This module knows only the payload (`write_payload`, `read_payload`, `update_sections`,
+`replace_sections`: format
 and version checks, ``weights_only`` loading, atomic writes).  Turning a payload into a model and
 back is `cosmiq_pyro.models.registry` (`save`, `load_model`).
 """
@@ -34,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -42,7 +46,7 @@ import torch
 from .._version import __version__
 from .atomic import atomic_open
 
-__all__ = ["FORMAT", "VERSION", "SECTION_CHECKS", "write_payload", "read_payload", "update_sections",
+__all__ = ["FORMAT", "VERSION", "SECTION_CHECKS", "write_payload", "read_payload", "update_sections", "replace_sections",
            "check_section", "weights_sha256", "WEIGHTS_SHA256_OF"]
 
 FORMAT = "cosmiq_pyro"
@@ -154,6 +158,36 @@ def update_sections(path, sections: dict, out=None) -> Path:
     return _write(path if out is None else out, payload)
 
 
+def replace_sections(path, sections: dict, out=None) -> str:
+    """`update_sections` with the weights checked: the file is written beside ``out`` first and
+    replaces ``out`` (default ``path``) only when its `weights_sha256` equals ``path``'s.
+
+    Returns the weights' SHA-256 (the same before and after).
+
+    Raises
+    ------
+    ValueError
+        ``out`` does not name a ``.pth`` file.
+    RuntimeError
+        The written weights differ from ``path``'s (nothing is replaced).
+    """
+    path = Path(path)
+    out = path if out is None else Path(out)
+    if out.suffix != ".pth":
+        raise ValueError(f"out must name a .pth file, got {str(out)!r}")
+    digest = weights_sha256(read_payload(path))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staged = out.with_name(f".{out.name}.sections")
+    try:
+        update_sections(path, sections, out=staged)
+        if weights_sha256(read_payload(staged)) != digest:
+            raise RuntimeError(f"rewriting the sections of {str(path)!r} changed its weights; nothing written")
+        os.replace(staged, out)
+    finally:
+        staged.unlink(missing_ok=True)
+    return digest
+
+
 #: What `weights_sha256` digests (recorded beside the digest in a published model's JSON).
 WEIGHTS_SHA256_OF = ("SHA-256 over net_state then guide_state, keys sorted, each 'part/key' (UTF-8) then the "
                      "tensor's raw bytes (C order)")
@@ -212,10 +246,21 @@ def _check_moments(where: str, state) -> None:
         raise ValueError(f"{where}: the moments pool must be 'argmax' or 'clark', got {state.get('pool')!r}")
 
 
+def _check_prior_shift(where: str, state) -> None:
+    """The prior-shift correction (`cosmiq_pyro.inference.prior_shift`): a finite logit shift,
+    else every probability would be NaN or pinned at 0 or 1."""
+    if not isinstance(state, dict):
+        raise ValueError(f"{where}: the prior_shift section must be a dict, got {type(state).__name__}")
+    shift = state.get("logit_shift")
+    if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not math.isfinite(shift):
+        raise ValueError(f"{where}: the prior_shift logit_shift must be a finite number, got {shift!r}")
+
+
 #: Checks run on a section of that name when it is written or read: ``check(where, value)``
 #: raises ValueError naming ``where`` (the file) and what is wrong.  Another section adds its
 #: check here.
-SECTION_CHECKS: dict[str, Callable[[str, object], None]] = {"novelty": _check_novelty, "moments": _check_moments}
+SECTION_CHECKS: dict[str, Callable[[str, object], None]] = {"novelty": _check_novelty, "moments": _check_moments,
+                                                             "prior_shift": _check_prior_shift}
 
 
 def check_section(name: str, value, where: str = "checkpoint section") -> None:

@@ -70,7 +70,10 @@ class FitResult:
         kind = type(net).__name__ + (" (Bayesian, mean-field posterior)" if self.bayesian else "")
         lines = [f"{kind}, hidden={getattr(net, 'hidden', '?')}, norm={getattr(net, 'norm', '?')!r}"
                  + (f", from {self.weights_file}" if self.weights_file is not None else ""),
-                 f"temperature {self.temperature:.4g}; novelty model: {'yes' if self.novelty is not None else 'no'}"
+                 f"temperature {self.temperature:.4g}"
+                 + ("" if "prior_shift" not in self.sections
+                    else f"; prior shift {self.sections['prior_shift']['logit_shift']:+.4g} (logit)")
+                 + f"; novelty model: {'yes' if self.novelty is not None else 'no'}"
                  + ("" if self.input_transform is None else f"; input transform: {self.input_transform['kind']}")]
         lines += card_lines(self.card) if self.card else ["no model card"]
         return "\n".join(lines)
