@@ -71,7 +71,6 @@ from cosmiq_pyro.evaluation.study.collect import _frame_seed  # noqa: E402
 from cosmiq_pyro.inference.methods import DEFAULT_T, METHODS  # noqa: E402
 from cosmiq_pyro.inference.prior_shift import SECTION as PRIOR_SHIFT, logit_shift, with_prior_shift  # noqa: E402
 from cosmiq_pyro.instruments import get_instrument  # noqa: E402
-from cosmiq_pyro.io.checkpoint import read_payload  # noqa: E402
 from cosmiq_pyro.models.registry import load_model  # noqa: E402
 
 HELD_OUT_REAL = HELD_OUT_SEED + 22_000
@@ -127,14 +126,14 @@ class Cached:
 
 
 def model_tag(label: str, model) -> str:
-    """A file-name-safe tag for `Cached`: the label, the model file's SHA-256 (12 hex) and, when
-    `at_rate` changed it from the file's, the prior shift."""
+    """A file-name-safe tag for `Cached`: the label, the model file's SHA-256 (12 hex) and, for a
+    model told another CR rate than the real one (`at_rate`), that rate."""
     digest = "nofile"
     if getattr(model, "weights_file", None):
         digest = hashlib.sha256(Path(model.weights_file).read_bytes()).hexdigest()[:12]
-        state = read_payload(model.weights_file)["sections"].get(PRIOR_SHIFT)
-        if logit_shift(model) != (0.0 if state is None else state["logit_shift"]):
-            digest += f"_shift{logit_shift(model):+.4f}"
+    state = (getattr(model, "sections", None) or {}).get(PRIOR_SHIFT)
+    if state is not None and state["use_cr_rate_multiplier"] != 1.0:
+        digest += f"_rate{state['use_cr_rate_multiplier']:g}"
     return "".join(c if c.isalnum() or c in "-." else "_" for c in label) + "_" + digest
 
 
