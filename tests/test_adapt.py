@@ -12,6 +12,7 @@ from cosmiq_pyro.app.cli import main
 from cosmiq_pyro.data.datasets import SimulatedDataset
 from cosmiq_pyro.data.seeds import HELD_OUT_SEED
 from cosmiq_pyro.inference.adaptation import ACS_WFC_VI
+from cosmiq_pyro.inference.prior_shift import with_prior_shift
 from cosmiq_pyro.model import deepCR
 from cosmiq_pyro.models.registry import PUBLISHED_DIR
 
@@ -86,11 +87,16 @@ def test_adapted_model_loads_with_temperature_card_and_novelty_and_predicts(adap
                                        "false_alarm": ACS_WFC_VI["novelty_false_alarm"], "cr_rate_multiplier": 1.0,
                                        "ignored_pixels": "left out"}
     assert card["validation"]["temperature"] == model.temperature != 1.0
+    # trained at 50x the real CR rate: predicts at the real rate (prior shift -ln 50)
+    assert model.sections["prior_shift"]["logit_shift"] == pytest.approx(-math.log(50.0))
+    assert card["validation"]["prior_logit_shift"] == model.sections["prior_shift"]["logit_shift"]
     assert model.model.prior.to_dict() == {"kind": "CentredNormalPrior", "scale": 0.1, "source": "deepCR:ACS-WFC"}
     assert len(card["validation"]["val_loss"]) == 2 and card["training"]["best_epoch"] in (1, 2)
     text = str(model)
     assert "model card: toy" in text and "camera: TOY-CAM" in text and "started from ACS-WFC" in text
     frame = SimulatedDataset(1, size=256, instrument=spec, cr_rate_multiplier=50.0, seed=HELD_OUT_SEED).frame(0)
+    with_prior_shift(model, 50.0, 50.0)  # told the frame's CR rate, the training one
+    assert "prior_shift" not in model.sections
     pred = cq.predict(model, frame.image, T=4, seed=0)
     assert pred.novelty is not None and math.isfinite(pred.novelty)
     # two tiny epochs from deepCR's weights under a prior centred there: its detections stay deepCR's
@@ -215,6 +221,7 @@ def test_adapt_on_own_images_and_darks_plus_simulated_frames_from_a_standardised
     assert card["data"]["user"]["n_images"] == 4 and card["data"]["simulated"]["n_train"] == 4
     assert card["recipe"]["size"] == 64 and model.model.prior.to_dict()["source"] == "deepCR:WFC3-UVIS"
     assert model.novelty is not None and result.temperature == model.temperature
+    assert "prior_shift" not in model.sections  # the user's frames: their CR prevalence is unknown
     image = np.load(images / "img00.npy") + np.load(darks / "dark00.npy")[0]
     pred = cq.predict(model, image, T=4)
     # the transform is applied to the whole frame: predicting the standardised frame without it is the same
