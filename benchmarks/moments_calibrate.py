@@ -6,7 +6,8 @@ an accuracy study: for the shipped ``ACS-WFC-VI`` its recipe (``ACS-WFC-VI.json`
 size, label rule); for a model made by `adapt` (``--model`` a checkpoint or name whose model card
 holds the recipe) the same validation frames `adapt` made for its camera
 (`cosmiq_pyro.data.camera_sets.simulated_sets` with the card's recipe: camera, fields, filters,
-exposure times, label rule, CR-rate multiplier).  The fitted section is written as JSON (``--out``)
+exposure times, label rule, CR-rate multiplier; a model with a prior-shift correction is fitted
+without it, at the rate of those frames).  The fitted section is written as JSON (``--out``)
 and into a checkpoint as its ``"moments"`` section (`cosmiq_pyro.io.checkpoint.update_sections`:
 weights bit for bit): ``--write-to PATH`` writes a copy of the model with it, ``--write`` the
 model's own file (the shipped one for a published name); ``--from-json`` writes the section of an
@@ -36,6 +37,7 @@ from cosmiq_pyro.data.datasets import SimulatedDataset  # noqa: E402
 from cosmiq_pyro.inference.adaptation import CAMERA_KEYS  # noqa: E402
 from cosmiq_pyro.inference.moments import SECTION  # noqa: E402
 from cosmiq_pyro.inference.moments_calibration import fit_variance_scale  # noqa: E402
+from cosmiq_pyro.inference.prior_shift import SECTION as PRIOR_SHIFT, with_prior_shift  # noqa: E402
 
 
 def validation_frames(model, name: str) -> tuple[SimulatedDataset, str]:
@@ -108,6 +110,9 @@ def main(argv=None) -> int:
     started = time.time()
     name = Path(str(args.model)).stem
     val, described = validation_frames(model, name)
+    shift = model.sections.get(PRIOR_SHIFT)
+    if shift is not None:  # the validation frames are at the training rate: fit there (no shift)
+        with_prior_shift(model, shift["train_cr_rate_multiplier"], shift["train_cr_rate_multiplier"])
     frames = [val.frame(i) for i in range(args.n)]
     settings, report = fit_variance_scale(model, [f.image for f in frames], [f.ignore for f in frames],
                                           T=args.T, seed=0, pool=args.pool)
