@@ -13,7 +13,7 @@ from scipy.stats import beta
 import cosmiq_pyro as cq
 from cosmiq_pyro.evaluation.false_alarms import clopper_pearson, false_alarms, threshold_design
 from cosmiq_pyro.inference import novelty as nv
-from cosmiq_pyro.inference.adaptation import ACS_WFC_VI, resolve_recipe
+from cosmiq_pyro.inference.adaptation import ACS_WFC_VI, NOVELTY_KEYS, resolve_recipe
 from cosmiq_pyro.inference.novelty_refit import checkpoint_recipe, refit_novelty
 from cosmiq_pyro.io.checkpoint import read_payload, update_sections, weights_sha256
 
@@ -212,8 +212,12 @@ def test_shipped_models_record_their_refit_and_keep_their_digest(name):
     from cosmiq_pyro.models.registry import PUBLISHED_DIR
     meta = json.loads((PUBLISHED_DIR / f"{name}.json").read_text())
     payload = read_payload(PUBLISHED_DIR / f"{name}.pth")
-    assert _digest(payload) == meta["weights_sha256"] == meta["novelty_refit"]["weights_sha256"]
-    refit, novelty = meta["novelty_refit"], payload["sections"]["novelty"]
+    # refitted after training (novelty_refit), or fitted by adapt with today's novelty keys
+    refit = meta.get("novelty_refit") or {**{k: meta["recipe"][k] for k in NOVELTY_KEYS},
+                                          "weights_sha256": meta["weights_sha256"],
+                                          "threshold": meta["validation"]["novelty_threshold"]}
+    assert _digest(payload) == meta["weights_sha256"] == refit["weights_sha256"]
+    novelty = payload["sections"]["novelty"]
     assert novelty["threshold"] == refit["threshold"] and "level" in novelty["frame_ref"]
     assert {k: refit[k] for k in ("novelty_false_alarm", "n_novelty_cal", "novelty_cr_rate_multiplier")} == \
         {k: ACS_WFC_VI[k] for k in ("novelty_false_alarm", "n_novelty_cal", "novelty_cr_rate_multiplier")}
