@@ -22,11 +22,12 @@ fitted on training frames and stored as plain tensors (`NoveltyModel.state_dict`
   electrons); noise above it is also what sources and gradients give, so only the deficit counts.
 * **level** -- per block, the log of the median level in electrons (`block_level`), how far it
   lies *above* the training blocks' in units of their spread.  A model whose input is
-  standardised cannot see the level in its features (issue 22: WFC3-UVIS-VI told DECam frames,
+  standardised cannot see the level in its features (issue 22: the first WFC3-UVIS-VI, adapted
+  from deepCR's standardised WFC3-UVIS model, told DECam frames,
   sky of thousands of electrons, from its own with AUROC 0.87 without it, 0.997 with it).  Only
   the excess counts: the distance in both directions also scored the darkest in-distribution
   frames (short blue exposures), which raised the threshold of the maximum over the components
-  until WFC3-UVIS-VI no longer flagged a real ground-based frame (docs/novelty_cameras.md).
+  until that model no longer flagged a real ground-based frame (docs/novelty_cameras.md).
   Novelty models fitted before it have two components and are scored with those.
 
 Each frame score is put on the scale of held-out in-distribution (calibration) frames; the

@@ -86,7 +86,7 @@ def published_by_camera() -> dict[str, str]:
 #: Published models by name: a loader ``() -> FitResult``, or the file name of a checkpoint
 #: inside `PUBLISHED_DIR`.  deepCR's ACS/WFC weights, then the Bayesian model each camera spec
 #: names (``[models] published``: ACS-WFC-VI, trained by benchmarks/train_published.py;
-#: WFC3-UVIS-VI and DECam-VI, made by `cosmiq_pyro.adapt` from deepCR's WFC3-UVIS and decam; each
+#: WFC3-UVIS-VI and DECam-VI, made by `cosmiq_pyro.adapt` from ACS-WFC-VI and deepCR's decam; each
 #: with its recipe and log beside it, ``<name>.json``, ``<name>.log``; docs/validation.md).  A
 #: spec naming a model whose file is missing is an error when the model is loaded
 #: (`load_model`), never skipped.
