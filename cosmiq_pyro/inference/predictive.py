@@ -315,8 +315,8 @@ def _add_draws(passes: list[FusedWeights], x: torch.Tensor, core: tuple[slice, s
     ``x``: (1, 1, h, w); ``target``: float64 (2, h_core, w_core), updated in draw order (one
     draw per pass on the CPU, so the sums do not depend on how the draws are chunked), with
     ``H[sigma(z)] = softplus(z) - z sigma(z)`` computed in float64, ``z`` the logits divided by
-    ``temperature`` plus ``shift`` (the prior-shift correction).  Returns the first pass's bottleneck map (1, k*2h, h/2, w/2) with
-    ``bottleneck``, else None.
+    ``temperature`` plus ``shift`` (the prior-shift correction).  Returns the first pass's
+    bottleneck map (1, k*2h, h/2, w/2) with ``bottleneck``, else None.
     """
     acc = torch.from_numpy(target).to(x.device)  # the numpy view itself on the CPU
     low = None
