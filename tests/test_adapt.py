@@ -1,7 +1,9 @@
 """`cosmiq_pyro.adapt` / ``cosmiq adapt``: a Bayesian model for a camera with the ACS-WFC-VI recipe."""
+import hashlib
 import json
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from cosmiq_pyro.data.seeds import HELD_OUT_SEED
 from cosmiq_pyro.inference.adaptation import ACS_WFC_VI
 from cosmiq_pyro.inference.prior_shift import with_prior_shift
 from cosmiq_pyro.model import deepCR
-from cosmiq_pyro.models.registry import PUBLISHED_DIR
+from cosmiq_pyro.models.registry import PUBLISHED_DIR, load_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -91,6 +93,10 @@ def test_adapted_model_loads_with_temperature_card_and_novelty_and_predicts(adap
     assert model.sections["prior_shift"]["logit_shift"] == pytest.approx(-math.log(50.0))
     assert card["validation"]["prior_logit_shift"] == model.sections["prior_shift"]["logit_shift"]
     assert model.model.prior.to_dict() == {"kind": "CentredNormalPrior", "scale": 0.1, "source": "deepCR:ACS-WFC"}
+    # the start file by name and digest, not by the training machine's path
+    start_file = Path(load_model(card["start"]["model"]).weights_file)
+    assert card["start"]["weights_file"] == start_file.name
+    assert card["start"]["weights_file_sha256"] == hashlib.sha256(start_file.read_bytes()).hexdigest()
     assert len(card["validation"]["val_loss"]) == 2 and card["training"]["best_epoch"] in (1, 2)
     text = str(model)
     assert "model card: toy" in text and "camera: TOY-CAM" in text and "started from ACS-WFC" in text

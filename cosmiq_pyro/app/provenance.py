@@ -3,13 +3,12 @@
 Every keyword cosmiq_pyro writes into a product is a row of `KEYWORDS`: the value it records,
 what it means, where it is written and whether it decides if an existing product is reused
 (`REUSE`, read by ``predict_many``'s resume).  `Provenance` holds a run's values of the rows it
-owns and turns them into header cards; `reading_options`, `map_choice`, `file_sha256` and
+owns and turns them into header cards; `reading_options`, `map_choice`, `file_sha256` (from `io.digest`) and
 `fits_name` make the values that go into them.  `app.products` writes them into the files.
 """
 from __future__ import annotations
 
 import datetime
-import hashlib
 import os
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -19,6 +18,7 @@ from astropy.io import fits
 
 from .._version import __version__
 from ..instruments import get_instrument
+from ..io.digest import file_sha256  # noqa: F401  (re-exported: products name files by it)
 
 __all__ = ["PRODUCT_EXTENSIONS", "KEYWORDS", "Keyword", "REUSE", "Provenance", "fits_name", "fits_text", "file_sha256",
            "map_choice", "reading_options"]
@@ -301,16 +301,6 @@ def reading_options(ext=None, bunit=None, gain_e_per_adu=None, dq_flags=None, in
         return text
     spec = get_instrument(instrument)
     return f"{text} instrument={spec.name}:{spec.digest()}"
-
-
-def file_sha256(path, chunk_bytes: int = 1 << 20) -> str:
-    """Hex SHA-256 digest of a file's bytes (0.21 s for 300 MB on the 2-core development
-    machine, page cache warm: about 0.1 % of predicting the two chips of an ACS _flc)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk_bytes), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def map_choice(maps=None) -> str:

@@ -42,6 +42,7 @@ from ..data.camera_sets import (Camera, concat, dark_mix_sets, frame_width, imag
                                 simulated_images, simulated_sets)
 from ..data.input_transform import TransformedDataset
 from ..io.atomic import check_writable_directory, write_bytes_atomic
+from ..io.digest import file_sha256
 from ..models.bayesian import UNet2SigmoidVI
 from ..models.card import CARD_VERSION, machine, utc_now, versions
 from ..models.guides import guide_locs
@@ -394,6 +395,14 @@ def novelty_data(full: dict) -> dict:
             "cr_rate_multiplier": full["novelty_cr_rate_multiplier"], "ignored_pixels": "left out"}
 
 
+def _start_file(weights_file) -> dict:
+    """The starting model's file as a card records it: its name and the SHA-256 of its bytes (a
+    path would name the training machine's directories)."""
+    if weights_file is None:
+        return {"weights_file": None, "weights_file_sha256": None}
+    return {"weights_file": Path(weights_file).name, "weights_file_sha256": file_sha256(weights_file)}
+
+
 def _card(full: dict, camera: Camera, start: str, started: FitResult, user, result: FitResult, chunks) -> dict:
     history = result.history
     epochs = history.get("epochs", [])
@@ -411,8 +420,7 @@ def _card(full: dict, camera: Camera, start: str, started: FitResult, user, resu
     card = {
         "card_version": CARD_VERSION, "name": full["name"], "made_by": "cosmiq_pyro.adapt",
         "created_utc": utc_now(), "instrument": camera.describe(),
-        "start": {"model": start, "weights_file": None if started.weights_file is None else str(started.weights_file),
-                  "input_transform": started.input_transform},
+        "start": {"model": start, **_start_file(started.weights_file), "input_transform": started.input_transform},
         "recipe": full, "data": data,
         "training": {"epochs_done": len(epochs), "epochs": full["epochs"], "best_epoch": history.get("best_epoch"),
                      "chunks": chunks, "wall_seconds": round(sum(c["seconds"] for c in chunks), 1)},

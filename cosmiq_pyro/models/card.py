@@ -11,7 +11,9 @@ name           the model's name (the checkpoint's file stem)
 made_by        the function that made it, e.g. ``"cosmiq_pyro.adapt"``
 created_utc    ISO time of the last write
 instrument     ``{"name", "source"}``: the camera spec and where it came from
-start          ``{"model", "weights_file", "input_transform"}``: the starting model
+start          ``{"model", "weights_file", "weights_file_sha256", "input_transform"}``: the
+               starting model (its file's name and SHA-256; models made before 2026-12-07 08:00 UTC
+               record the file's path and no digest)
 recipe         every training value (`cosmiq_pyro.inference.adaptation.ACS_WFC_VI`)
 data           what the training, validation and novelty frames were (counts, seeds, files)
 training       ``{"epochs_done", "epochs", "best_epoch", "chunks": [...], "wall_seconds"}``
