@@ -3,6 +3,8 @@
 * star cores by star brightness (real-rate set): the share of pixels within 2 px of the peak of a
   star with S/N > 50 flagged at p > 0.5 (`metrics.star_core_flags`), per predictor, in bins of
   the star's S/N and per field;
+* star cores, real-rate and boosted sets: the flagged pixels by what lies under or beside them
+  (CR charge below the spec's label rule, an ignored pixel, a truth CR pixel, nothing);
 * bright CR cores below p = 0.99 (boosted set, when the spec trains at a boosted rate, else the
   real-rate set): where the camera's model misses them -- per field, by CR charge (in sigma of
   the pixel's noise), next to a star (within 3 px of any star's peak), next to an ignored pixel
@@ -38,6 +40,7 @@ from cosmiq_pyro.instruments import get_instrument  # noqa: E402
 from cosmiq_pyro.models.registry import load_model  # noqa: E402
 
 SNR_BINS = (50.0, 200.0, 1000.0, 5000.0, np.inf)
+PARTS = ("star_cores", "bright_cores", "star_flags")
 
 
 def stored(label: str, model, cache: Path, **kwargs) -> Cached:
@@ -56,15 +59,23 @@ def main(argv=None) -> int:
     p.add_argument("--T", type=int, default=16)
     p.add_argument("--cache", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                   help="the follow-ups to run; the others stay as they are in --out if it exists")
     args = p.parse_args(argv)
     name = Path(args.model).stem
     model = load_model(args.model)
     spec = get_instrument(args.camera)
     deepcr_name = args.deepcr or spec.models.deepcr
-    out = {"camera": args.camera, "model": str(args.model), "n_frames": args.n, **run_info(),
-           "star_cores": star_cores(name, model, deepcr_name, args), "bright_cores": None}
     boost = float(spec.simulation.cr_rate_multiplier)
-    out["bright_cores"] = bright_cores(name, model, args, boost)
+    out = json.loads(args.out.read_text()) if args.out.exists() and set(args.parts) != set(PARTS) else {}
+    out.update({"camera": args.camera, "model": str(args.model), "n_frames": args.n, **run_info()})
+    if "star_cores" in args.parts:
+        out["star_cores"] = star_cores(name, model, deepcr_name, args)
+    if "bright_cores" in args.parts:
+        out["bright_cores"] = bright_cores(name, model, args, boost)
+    if "star_flags" in args.parts:
+        out["star_flags_by_surroundings"] = {f"x{m:g}": star_flags_by_surroundings(name, model, args, m)
+                                             for m in dict.fromkeys((1.0, boost))}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1, default=float) + "\n")
     print(json.dumps(out, indent=1, default=float))
@@ -104,6 +115,55 @@ def star_cores(name: str, model, deepcr_name: str, args) -> dict:
             "flagged_of_px": {k: {f"{lo:g}-{hi:g} {f}": [v.n_flagged, v.n_px]
                                   for (lo, f), v in b.items() for hi in [SNR_BINS[SNR_BINS.index(lo) + 1]]}
                               for k, b in bins.items()}}
+
+
+#: what lies under or beside a flagged star-core pixel, in the order tested (the first that holds)
+SURROUNDINGS = ("cr_charge_ge_1sigma", "next_to_ignored", "next_to_cr_px", "2_3px_from_cr_px", "isolated")
+
+
+def star_flags_by_surroundings(name: str, model, args, multiplier: float) -> dict:
+    """The flagged star-core pixels of one set (real rate, or the boosted set) by what lies under
+    or beside them, the camera's model told the set's rate, MC and moments.
+
+    A flagged pixel (not ignored, not a truth CR pixel, ``p > 0.5``, within 2 px of the peak of a
+    star with S/N > 50) is put in the first class that holds: it carries CR charge of at least
+    1 sigma of its noise without the CR (a CR on a star core, below the spec's k-sigma label rule,
+    which the star's photon noise raises); it touches an ignored pixel (3x3: a bad column, a
+    saturated core); it touches a truth CR pixel (3x3); it lies 2-3 px from one; none (isolated).
+    """
+    seed = HELD_OUT_BOOSTED if multiplier != 1.0 else HELD_OUT_REAL
+    ds = held_out_set(args.camera, args.n, seed, multiplier)
+    told = at_rate(model, multiplier)
+    preds = {f"{name} mc T={args.T}": stored(f"{name} mc T={args.T}", told, args.cache, T=args.T),
+             f"{name} moments": stored(f"{name} moments", told, args.cache, method="moments")}
+    scale = ds.instrument.detector.pixel_scale_arcsec
+    counts = {k: dict.fromkeys(SURROUNDINGS, 0) for k in preds}
+    p_flagged = {k: {c: [] for c in SURROUNDINGS} for k in preds}
+    n_px = 0
+    for i in range(len(ds)):
+        frame = ds.frame(i)
+        peaks = _star_peaks(frame, scale)
+        if peaks is None or not len(peaks):
+            continue
+        core = metrics.star_core_mask(frame.image.shape, peaks, STAR_RADIUS_PX) & ~frame.mask & ~frame.ignore
+        n_px += int(core.sum())
+        noise = np.sqrt(frame.noiseless + frame.meta["read_noise_e"] ** 2)
+        square = np.ones((3, 3), bool)
+        classes = [frame.cr_image / noise >= 1.0, ndimage.binary_dilation(frame.ignore, structure=square),
+                   ndimage.binary_dilation(frame.mask, structure=square),
+                   ndimage.binary_dilation(frame.mask, structure=square, iterations=3)]
+        kind = np.select(classes, range(len(classes)), len(classes))  # (H, W) index into SURROUNDINGS
+        for k, pred in preds.items():
+            prob = pred.predict(frame.image, ignore=frame.ignore, seed=_frame_seed(0, i)).prob
+            flagged = core & (prob > 0.5)
+            for j, c in enumerate(SURROUNDINGS):
+                sel = flagged & (kind == j)
+                counts[k][c] += int(sel.sum())
+                p_flagged[k][c].extend(prob[sel].tolist())
+    return {"set_seed": seed, "cr_rate_multiplier": multiplier, "n_star_core_px": n_px,
+            "flagged_by_surroundings": counts,
+            "median_p_of_flagged": {k: {c: float(np.median(v)) if v else None for c, v in d.items()}
+                                    for k, d in p_flagged.items()}}
 
 
 def bright_cores(name: str, model, args, boost: float) -> dict:
