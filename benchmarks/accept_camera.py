@@ -410,11 +410,11 @@ def gmos_electrons() -> np.ndarray:
         return hdul["SCI"].data.astype(np.float32)
 
 
-def gmos_row(name: str, prob: np.ndarray) -> dict:
-    """One predictor's gmos.fits row: pixels flagged (p > 0.5) and largest p in each known CR box,
-    the flagged groups (8-connected) outside them; ``pass`` when both CRs and no other group over
-    20 px are flagged, ``pass_strict`` when no other group at all."""
-    flagged = prob > 0.5
+def gmos_row(name: str, prob: np.ndarray, threshold: float = 0.5) -> dict:
+    """One predictor's gmos.fits row: pixels flagged (``p > threshold``) and largest p in each
+    known CR box, the flagged groups (8-connected) outside them; ``pass`` when both CRs and no
+    other group over 20 px are flagged, ``pass_strict`` when no other group at all."""
+    flagged = prob > threshold
     labels, n = ndimage.label(flagged, structure=np.ones((3, 3)))
     known = set()
     row = {"predictor": name}

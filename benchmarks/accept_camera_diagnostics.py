@@ -5,6 +5,8 @@
   the star's S/N and per field;
 * star cores, real-rate and boosted sets: the flagged pixels by what lies under or beside them
   (CR charge below the spec's label rule, an ignored pixel, a truth CR pixel, nothing);
+* mask thresholds, real-rate and boosted sets: what ``p > t`` catches (CR pixels, by charge; CR
+  charge) and costs (false-positive pixels per frame), the camera's model beside deepCR's;
 * bright CR cores below p = 0.99 (boosted set, when the spec trains at a boosted rate, else the
   real-rate set): where the camera's model misses them -- per field, by CR charge (in sigma of
   the pixel's noise), next to a star (within 3 px of any star's peak), next to an ignored pixel
@@ -40,7 +42,9 @@ from cosmiq_pyro.instruments import get_instrument  # noqa: E402
 from cosmiq_pyro.models.registry import load_model  # noqa: E402
 
 SNR_BINS = (50.0, 200.0, 1000.0, 5000.0, np.inf)
-PARTS = ("star_cores", "bright_cores", "star_flags")
+PARTS = ("star_cores", "bright_cores", "star_flags", "thresholds")
+THRESHOLDS = (0.5, 0.3, 0.2, 0.1, 0.05, 0.02)
+SIGMA_BINS = (4.0, 10.0, 50.0, np.inf)  # CR charge over the pixel's noise without the CR
 
 
 def stored(label: str, model, cache: Path, **kwargs) -> Cached:
@@ -76,6 +80,8 @@ def main(argv=None) -> int:
     if "star_flags" in args.parts:
         out["star_flags_by_surroundings"] = {f"x{m:g}": star_flags_by_surroundings(name, model, args, m)
                                              for m in dict.fromkeys((1.0, boost))}
+    if "thresholds" in args.parts:
+        out["thresholds"] = {f"x{m:g}": thresholds(name, model, deepcr_name, args, m) for m in dict.fromkeys((1.0, boost))}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1, default=float) + "\n")
     print(json.dumps(out, indent=1, default=float))
@@ -164,6 +170,46 @@ def star_flags_by_surroundings(name: str, model, args, multiplier: float) -> dic
             "flagged_by_surroundings": counts,
             "median_p_of_flagged": {k: {c: float(np.median(v)) if v else None for c, v in d.items()}
                                     for k, d in p_flagged.items()}}
+
+
+def thresholds(name: str, model, deepcr_name: str, args, multiplier: float) -> dict:
+    """What a mask ``p > t`` catches and costs, for the thresholds `THRESHOLDS`, on one set (the
+    camera's model with MC, told the set's rate, and deepCR's): the share of truth CR pixels
+    flagged, overall and by CR charge (`SIGMA_BINS`, in sigma of the pixel's noise without the
+    CR), the share of the truth CR pixels' CR charge on flagged pixels, and the false-positive
+    pixels per frame (ignored pixels left out throughout)."""
+    seed = HELD_OUT_BOOSTED if multiplier != 1.0 else HELD_OUT_REAL
+    ds = held_out_set(args.camera, args.n, seed, multiplier)
+    preds = {f"{name} mc T={args.T}": stored(f"{name} mc T={args.T}", at_rate(model, multiplier), args.cache, T=args.T),
+             f"deepCR {deepcr_name}": stored(f"deepCR {deepcr_name}", load_model(deepcr_name), args.cache)}
+    bins = list(zip(SIGMA_BINS[:-1], SIGMA_BINS[1:]))
+    zero = {"cr_px": 0, "cr_flagged": 0, "charge": 0.0, "charge_flagged": 0.0, "fp": 0,
+            **{f"cr_px {lo:g}-{hi:g}": 0 for lo, hi in bins}, **{f"flagged {lo:g}-{hi:g}": 0 for lo, hi in bins}}
+    acc = {k: {t: dict(zero) for t in THRESHOLDS} for k in preds}
+    for i in range(len(ds)):
+        frame = ds.frame(i)
+        cr, clean = frame.mask & ~frame.ignore, ~frame.mask & ~frame.ignore
+        sigma = frame.cr_image / np.sqrt(frame.noiseless + frame.meta["read_noise_e"] ** 2)
+        for k, pred in preds.items():
+            prob = pred.predict(frame.image, ignore=frame.ignore, seed=_frame_seed(0, i)).prob
+            for t in THRESHOLDS:
+                a, flagged = acc[k][t], prob > t
+                a["cr_px"] += int(cr.sum())
+                a["cr_flagged"] += int((cr & flagged).sum())
+                a["charge"] += float(frame.cr_image[cr].sum())
+                a["charge_flagged"] += float(frame.cr_image[cr & flagged].sum())
+                a["fp"] += int((clean & flagged).sum())
+                for lo, hi in bins:
+                    sel = cr & (sigma > lo) & (sigma <= hi)
+                    a[f"cr_px {lo:g}-{hi:g}"] += int(sel.sum())
+                    a[f"flagged {lo:g}-{hi:g}"] += int((sel & flagged).sum())
+    return {"set_seed": seed, "cr_rate_multiplier": multiplier, "n_frames": len(ds),
+            "rows": [{"predictor": k, "threshold": t, "tpr_pct": 100 * a["cr_flagged"] / max(a["cr_px"], 1),
+                      **{f"tpr_pct {lo:g}-{hi:g} sigma": 100 * a[f"flagged {lo:g}-{hi:g}"] / max(a[f"cr_px {lo:g}-{hi:g}"], 1)
+                         for lo, hi in bins},
+                      "cr_charge_flagged_pct": 100 * a["charge_flagged"] / max(a["charge"], 1e-9),
+                      "fp_px_per_frame": a["fp"] / len(ds)}
+                     for k, by_t in acc.items() for t, a in by_t.items()]}
 
 
 def bright_cores(name: str, model, args, boost: float) -> dict:

@@ -16,6 +16,9 @@ astroscrappy runs on the frame in ADU with the header's gain and read noise, oth
 pixels flagged and of its confident groups with at least one flagged pixel; share of the
 model's flagged pixels where astroscrappy sees nothing (farther than 2 px from its default mask).
 
+Masks are ``p > 0.5``; the ground model's MC map is also thresholded at ``--lower-thresholds``
+(default 0.1 and 0.05: a model calibrated at the real CR rate leaves faint track edges below 0.5).
+
 Models: the ground model (every predictive method: ``mc`` T = 16, ``moments``), deepCR's
 ``decam`` (our twin of its weights, fed DECam ADU = electrons / 4 as its model zoo asks) and the
 HST model ``ACS-WFC-VI`` for reference.  Writes ``<out>/real_ground.md``, ``.json`` and
@@ -142,6 +145,8 @@ def main(argv=None) -> int:
     p.add_argument("--deepcr", default="decam")
     p.add_argument("--baseline", default="ACS-WFC-VI", help="HST model for reference ('none' to leave out)")
     p.add_argument("--T", type=int, default=DEFAULT_T)
+    p.add_argument("--lower-thresholds", type=float, nargs="*", default=[0.1, 0.05],
+                   help="extra rows: the ground model's MC masks at these thresholds (below 0.5)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -164,6 +169,11 @@ def main(argv=None) -> int:
             rows.append(comparison_row(label, flags[label], default, confident))
             if frame == "gmos":
                 gmos_rows.append(gmos_row(label, prob))
+            if m is model and method == "mc":
+                for t in args.lower_thresholds:
+                    rows.append(comparison_row(f"{label}, p > {t:g}", prob > t, default, confident))
+                    if frame == "gmos":
+                        gmos_rows.append(gmos_row(f"{label}, p > {t:g}", prob, t))
         tables[frame] = pd.DataFrame(rows)
         shown = {k: v for k, v in flags.items() if not k.startswith(f"{name} moments")}
         figure(args.out / f"{frame}_groups.png", electrons, default, confident, shown,
