@@ -44,6 +44,7 @@ from cosmiq_pyro.models.registry import load_model  # noqa: E402
 SNR_BINS = (50.0, 200.0, 1000.0, 5000.0, np.inf)
 PARTS = ("star_cores", "bright_cores", "star_flags", "thresholds")
 THRESHOLDS = (0.5, 0.3, 0.2, 0.1, 0.05, 0.02)
+RELIABILITY_EDGES = (0.0, 0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99, 1.0)
 SIGMA_BINS = (4.0, 10.0, 50.0, np.inf)  # CR charge over the pixel's noise without the CR
 
 
@@ -136,6 +137,11 @@ def star_flags_by_surroundings(name: str, model, args, multiplier: float) -> dic
     1 sigma of its noise without the CR (a CR on a star core, below the spec's k-sigma label rule,
     which the star's photon noise raises); it touches an ignored pixel (3x3: a bad column, a
     saturated core); it touches a truth CR pixel (3x3); it lies 2-3 px from one; none (isolated).
+
+    Also the reliability of the MC map on all star-core pixels (truth CR pixels included; not
+    split by distance to a CR, which would condition on the truth): per bin of p
+    (`RELIABILITY_EDGES`), the pixels, their mean p and the share that are truth CR pixels (a
+    calibrated map has the two equal).
     """
     seed = HELD_OUT_BOOSTED if multiplier != 1.0 else HELD_OUT_REAL
     ds = held_out_set(args.camera, args.n, seed, multiplier)
@@ -144,6 +150,7 @@ def star_flags_by_surroundings(name: str, model, args, multiplier: float) -> dic
              f"{name} moments": stored(f"{name} moments", told, args.cache, method="moments")}
     scale = ds.instrument.detector.pixel_scale_arcsec
     counts = {k: dict.fromkeys(SURROUNDINGS, 0) for k in preds}
+    reliability = [[0, 0.0, 0] for _ in RELIABILITY_EDGES[:-1]]  # per p bin: pixels, sum of p, truth CR pixels
     p_flagged = {k: {c: [] for c in SURROUNDINGS} for k in preds}
     n_px = 0
     for i in range(len(ds)):
@@ -159,8 +166,17 @@ def star_flags_by_surroundings(name: str, model, args, multiplier: float) -> dic
                    ndimage.binary_dilation(frame.mask, structure=square),
                    ndimage.binary_dilation(frame.mask, structure=square, iterations=3)]
         kind = np.select(classes, range(len(classes)), len(classes))  # (H, W) index into SURROUNDINGS
+        cores_all = metrics.star_core_mask(frame.image.shape, peaks, STAR_RADIUS_PX) & ~frame.ignore
         for k, pred in preds.items():
             prob = pred.predict(frame.image, ignore=frame.ignore, seed=_frame_seed(0, i)).prob
+            if k.startswith(f"{name} mc"):
+                p_core, y_core = prob[cores_all], frame.mask[cores_all]
+                bin_of = np.digitize(p_core, RELIABILITY_EDGES[1:-1])
+                for b, acc in enumerate(reliability):
+                    sel = bin_of == b
+                    acc[0] += int(sel.sum())
+                    acc[1] += float(p_core[sel].sum())
+                    acc[2] += int(y_core[sel].sum())
             flagged = core & (prob > 0.5)
             for j, c in enumerate(SURROUNDINGS):
                 sel = flagged & (kind == j)
@@ -168,6 +184,10 @@ def star_flags_by_surroundings(name: str, model, args, multiplier: float) -> dic
                 p_flagged[k][c].extend(prob[sel].tolist())
     return {"set_seed": seed, "cr_rate_multiplier": multiplier, "n_star_core_px": n_px,
             "flagged_by_surroundings": counts,
+            "star_core_reliability_mc": [{"p_bin": [lo, hi], "n_px": n, "mean_p": sp / n if n else None,
+                                          "truth_cr_share": y / n if n else None}
+                                         for (lo, hi), (n, sp, y) in zip(zip(RELIABILITY_EDGES[:-1],
+                                                                            RELIABILITY_EDGES[1:]), reliability)],
             "median_p_of_flagged": {k: {c: float(np.median(v)) if v else None for c, v in d.items()}
                                     for k, d in p_flagged.items()}}
 
