@@ -8,9 +8,10 @@ import pytest
 from astropy.io import fits
 
 from cosmiq_pyro import load, predict, predict_many
-from cosmiq_pyro.app import products, provenance
+from cosmiq_pyro.app import products
 from cosmiq_pyro.app.cli import main
 from cosmiq_pyro.app.productcheck import product_damage
+from cosmiq_pyro.io.digest import file_sha256
 from cosmiq_pyro.app.provenance import KEYWORDS, REUSE, Provenance
 
 H, W = 36, 32
@@ -60,7 +61,7 @@ def test_every_keyword_of_a_product_is_in_the_table(models, tmp_path):
             expected = {k for k, r in rows.items() if r.where in ("all", "primary" if index == 0 else "maps")
                         and r.records.startswith(("Provenance.", "constant"))}
             assert expected <= ours, expected - ours
-        assert hdul[0].header["CQSRCSHA"] == provenance.file_sha256(source)
+        assert hdul[0].header["CQSRCSHA"] == file_sha256(source)
         assert Provenance.from_header(hdul[0].header).source_file == "f.fits"
 
 

@@ -54,6 +54,7 @@ from astropy.io.fits.verify import VerifyError
 from tqdm.auto import tqdm
 
 from ..io.atomic import check_writable_directory, file_lock
+from ..io.digest import file_sha256
 from ..io.fitsio import read_hst
 from ..inference.draws import check_draws
 from ..inference.methods import check_method, run_settings
@@ -332,7 +333,7 @@ def _judge(job: _Job, expected: Provenance, choice: ModelChoice):
     if differences:
         return _row(job, "failed", choice, error=f"{job.output!r} exists, made with {'; '.join(differences)}; "
                     "pass overwrite=True (--overwrite) to replace it")
-    source = provenance.file_sha256(job.input)  # the input must be readable to be judged
+    source = file_sha256(job.input)  # the input must be readable to be judged
     if made.source_sha256 != source:
         was = f"{made.source_sha256[:12]}..." if made.source_sha256 else "not recorded"
         return f"input changed (CQSRCSHA {was}, now {source[:12]}...)"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..models.defaults import DEFAULT_MODEL
-from .provenance import file_sha256
+from ..io.digest import file_sha256
 
 __all__ = ["DEFAULT_MODEL", "LoadedModel", "cached_model", "cache_info"]
 

@@ -53,7 +53,8 @@ from ..inference.predictive import Prediction, predict
 from ..utils.checks import check_probability
 from .automodel import ModelChoice, choose_model
 from .modelcache import LoadedModel
-from .provenance import PRODUCT_EXTENSIONS, Provenance, file_sha256, map_choice, reading_options
+from ..io.digest import file_sha256
+from .provenance import PRODUCT_EXTENSIONS, Provenance, map_choice, reading_options
 
 __all__ = ["IDENTIFYING_KEYWORDS", "DEFAULT_T", "product_maps", "MASK_CR", "MASK_IGNORED", "QUANTIZE_STEP",
            "product_hdulist", "unit_cards",

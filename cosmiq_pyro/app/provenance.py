@@ -3,8 +3,7 @@
 Every keyword cosmiq_pyro writes into a product is a row of `KEYWORDS`: the value it records,
 what it means, where it is written and whether it decides if an existing product is reused
 (`REUSE`, read by ``predict_many``'s resume).  `Provenance` holds a run's values of the rows it
-owns and turns them into header cards; `reading_options`, `map_choice`, `file_sha256` (from `io.digest`) and
-`fits_name` make the values that go into them.  `app.products` writes them into the files.
+owns and turns them into header cards; `reading_options`, `map_choice` and `fits_name` (with `io.digest.file_sha256`) make the values that go into them.  `app.products` writes them into the files.
 """
 from __future__ import annotations
 
@@ -18,9 +17,8 @@ from astropy.io import fits
 
 from .._version import __version__
 from ..instruments import get_instrument
-from ..io.digest import file_sha256  # noqa: F401  (re-exported: products name files by it)
 
-__all__ = ["PRODUCT_EXTENSIONS", "KEYWORDS", "Keyword", "REUSE", "Provenance", "fits_name", "fits_text", "file_sha256",
+__all__ = ["PRODUCT_EXTENSIONS", "KEYWORDS", "Keyword", "REUSE", "Provenance", "fits_name", "fits_text",
            "map_choice", "reading_options"]
 
 #: Product extensions written per input science extension, in order (EPISTEMIC only for a

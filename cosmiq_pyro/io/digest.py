@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
+__all__ = ["file_sha256"]
+
 
 def file_sha256(path, chunk_bytes: int = 1 << 20) -> str:
     """Hex SHA-256 digest of a file's bytes (0.21 s for 300 MB on the 2-core development

@@ -32,7 +32,19 @@ from .unet import UNet2Sigmoid
 
 __all__ = ["LinearWeights", "linear_weights", "linear_weights_from", "linear_logits"]
 
-_ONEDNN_DTYPES = (torch.float32, torch.bfloat16)
+
+
+def _onednn_bfloat16() -> bool:
+    """Whether oneDNN's bfloat16 kernels run on this CPU (they need avx512bw/vl/dq or
+    avx_ne_convert; elsewhere the bfloat16 variance stream takes PyTorch's own convolution)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+#: dtypes the fused oneDNN convolution-and-multiply takes on this machine
+_ONEDNN_DTYPES = (torch.float32, torch.bfloat16) if _onednn_bfloat16() else (torch.float32,)
 
 
 @dataclass
