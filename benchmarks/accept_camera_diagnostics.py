@@ -5,6 +5,8 @@
   the star's S/N and per field;
 * star cores, real-rate and boosted sets: the flagged pixels by what lies under or beside them
   (CR charge below the spec's label rule, an ignored pixel, a truth CR pixel, nothing);
+* star cores on the model's own training frames (its card's recipe): the same reliability, to
+  tell a fit that is too loose from too few frames;
 * mask thresholds, real-rate and boosted sets: what ``p > t`` catches (CR pixels, by charge; CR
   charge) and costs (false-positive pixels per frame), the camera's model beside deepCR's;
 * bright CR cores below p = 0.99 (boosted set, when the spec trains at a boosted rate, else the
@@ -35,14 +37,16 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from accept_camera import (BRIGHT_SIGMA, HELD_OUT_BOOSTED, HELD_OUT_REAL, STAR_RADIUS_PX, Cached,  # noqa: E402
                            _star_peaks, at_rate, held_out_set, model_tag, run_info)
 
+from cosmiq_pyro.data.datasets import SimulatedDataset  # noqa: E402
 from cosmiq_pyro.evaluation import metrics  # noqa: E402
 from cosmiq_pyro.evaluation.peers import ModelPredictor  # noqa: E402
 from cosmiq_pyro.evaluation.study.collect import _frame_seed  # noqa: E402
+from cosmiq_pyro.inference.predictive import predict  # noqa: E402
 from cosmiq_pyro.instruments import get_instrument  # noqa: E402
 from cosmiq_pyro.models.registry import load_model  # noqa: E402
 
 SNR_BINS = (50.0, 200.0, 1000.0, 5000.0, np.inf)
-PARTS = ("star_cores", "bright_cores", "star_flags", "thresholds")
+PARTS = ("star_cores", "bright_cores", "star_flags", "thresholds", "star_train")
 THRESHOLDS = (0.5, 0.3, 0.2, 0.1, 0.05, 0.02)
 RELIABILITY_EDGES = (0.0, 0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99, 1.0)
 SIGMA_BINS = (4.0, 10.0, 50.0, np.inf)  # CR charge over the pixel's noise without the CR
@@ -74,6 +78,7 @@ def main(argv=None) -> int:
     boost = float(spec.simulation.cr_rate_multiplier)
     out = json.loads(args.out.read_text()) if args.out.exists() and set(args.parts) != set(PARTS) else {}
     out.update({"camera": args.camera, "model": str(args.model), "n_frames": args.n, **run_info()})
+    out.setdefault("runs", {}).update({part: run_info() for part in args.parts})  # when and where each part ran
     if "star_cores" in args.parts:
         out["star_cores"] = star_cores(name, model, deepcr_name, args)
     if "bright_cores" in args.parts:
@@ -81,6 +86,8 @@ def main(argv=None) -> int:
     if "star_flags" in args.parts:
         out["star_flags_by_surroundings"] = {f"x{m:g}": star_flags_by_surroundings(name, model, args, m)
                                              for m in dict.fromkeys((1.0, boost))}
+    if "star_train" in args.parts:
+        out["star_core_reliability_training_frames"] = star_reliability_on_training_frames(model, args)
     if "thresholds" in args.parts:
         out["thresholds"] = {f"x{m:g}": thresholds(name, model, deepcr_name, args, m) for m in dict.fromkeys((1.0, boost))}
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -190,6 +197,43 @@ def star_flags_by_surroundings(name: str, model, args, multiplier: float) -> dic
                                                                             RELIABILITY_EDGES[1:]), reliability)],
             "median_p_of_flagged": {k: {c: float(np.median(v)) if v else None for c, v in d.items()}
                                     for k, d in p_flagged.items()}}
+
+
+def star_reliability_on_training_frames(model, args) -> dict:
+    """The star-core reliability of `star_flags_by_surroundings` on the model's own training
+    frames (the first ``--n`` of them, rebuilt from its card's recipe, without the flips and
+    rotations; moment pass, the model told the training rate): a model over-confident on star
+    cores it was trained on needs a better fit, not more frames."""
+    recipe = model.card["recipe"]
+    options = {k: tuple(recipe[k]) if isinstance(recipe[k], list) else recipe[k]
+               for k in ("size", "fields", "filters", "exptime_s", "label_rule", "cr_rate_multiplier")}
+    ds = SimulatedDataset(min(args.n, recipe["n_train"]), seed=recipe["train_seed"], augment=False,
+                          instrument=args.camera, **options)
+    told = at_rate(model, recipe["cr_rate_multiplier"])
+    scale = ds.instrument.detector.pixel_scale_arcsec
+    reliability = [[0, 0.0, 0] for _ in RELIABILITY_EDGES[:-1]]
+    flags = metrics.StarCoreFlags(0, 0)
+    for i in range(len(ds)):
+        frame = ds.frame(i)
+        peaks = _star_peaks(frame, scale)
+        if peaks is None or not len(peaks):
+            continue
+        prob = predict(told, frame.image, method="moments", ignore=frame.ignore, novelty=False, progress=False).prob
+        flags += metrics.star_core_flags(prob, frame.mask, peaks, radius_px=STAR_RADIUS_PX, ignore=frame.ignore)
+        cores = metrics.star_core_mask(frame.image.shape, peaks, STAR_RADIUS_PX) & ~frame.ignore
+        p_core, y_core = prob[cores], frame.mask[cores]
+        bin_of = np.digitize(p_core, RELIABILITY_EDGES[1:-1])
+        for b, acc in enumerate(reliability):
+            sel = bin_of == b
+            acc[0] += int(sel.sum())
+            acc[1] += float(p_core[sel].sum())
+            acc[2] += int(y_core[sel].sum())
+    return {"train_seed": recipe["train_seed"], "n_frames": len(ds), "cr_rate_multiplier": recipe["cr_rate_multiplier"],
+            "method": "moments", "star_core_px": flags.n_px, "star_core_flagged": flags.n_flagged,
+            "reliability": [{"p_bin": [lo, hi], "n_px": n, "mean_p": sp / n if n else None,
+                             "truth_cr_share": y / n if n else None}
+                            for (lo, hi), (n, sp, y) in zip(zip(RELIABILITY_EDGES[:-1], RELIABILITY_EDGES[1:]),
+                                                            reliability)]}
 
 
 def thresholds(name: str, model, deepcr_name: str, args, multiplier: float) -> dict:
