@@ -13,8 +13,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..models.defaults import DEFAULT_MODEL
 from ..io.digest import file_sha256
+from ..models.defaults import DEFAULT_MODEL
 
 __all__ = ["DEFAULT_MODEL", "LoadedModel", "cached_model", "cache_info"]
 

@@ -46,6 +46,7 @@ from astropy.wcs import FITSFixedWarning
 
 from ..models.results import FitResult
 from ..io.atomic import check_writable_directory
+from ..io.digest import file_sha256
 from ..io.fitsio import HSTImage, read_hst
 from ..io.fitswrite import compressed_image_hdu, write_hdulist_atomic
 from ..inference.methods import DEFAULT_T, run_settings
@@ -53,7 +54,6 @@ from ..inference.predictive import Prediction, predict
 from ..utils.checks import check_probability
 from .automodel import ModelChoice, choose_model
 from .modelcache import LoadedModel
-from ..io.digest import file_sha256
 from .provenance import PRODUCT_EXTENSIONS, Provenance, map_choice, reading_options
 
 __all__ = ["IDENTIFYING_KEYWORDS", "DEFAULT_T", "product_maps", "MASK_CR", "MASK_IGNORED", "QUANTIZE_STEP",

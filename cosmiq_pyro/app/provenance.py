@@ -3,7 +3,9 @@
 Every keyword cosmiq_pyro writes into a product is a row of `KEYWORDS`: the value it records,
 what it means, where it is written and whether it decides if an existing product is reused
 (`REUSE`, read by ``predict_many``'s resume).  `Provenance` holds a run's values of the rows it
-owns and turns them into header cards; `reading_options`, `map_choice` and `fits_name` (with `io.digest.file_sha256`) make the values that go into them.  `app.products` writes them into the files.
+owns and turns them into header cards; `reading_options`, `map_choice` and `fits_name` (with
+`io.digest.file_sha256`) make the values that go into them.  `app.products` writes them into the
+files.
 """
 from __future__ import annotations
 

@@ -33,7 +33,6 @@ from .unet import UNet2Sigmoid
 __all__ = ["LinearWeights", "linear_weights", "linear_weights_from", "linear_logits"]
 
 
-
 def _onednn_bfloat16() -> bool:
     """Whether oneDNN's bfloat16 kernels run on this CPU (they need avx512bw/vl/dq or
     avx_ne_convert; elsewhere the bfloat16 variance stream takes PyTorch's own convolution)."""
