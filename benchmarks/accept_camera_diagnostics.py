@@ -1,15 +1,16 @@
-"""Two follow-ups of `accept_camera.py` on the maps it stored (``--cache``; a missing map is computed):
+"""Follow-ups of `accept_camera.py` on the maps it stored (``--cache``; a missing map is computed),
+each a ``--parts`` name (default: all):
 
-* star cores by star brightness (real-rate set): the share of pixels within 2 px of the peak of a
+* ``star_cores``, by star brightness (real-rate set): the share of pixels within 2 px of the peak of a
   star with S/N > 50 flagged at p > 0.5 (`metrics.star_core_flags`), per predictor, in bins of
   the star's S/N and per field;
-* star cores, real-rate and boosted sets: the flagged pixels by what lies under or beside them
+* ``star_flags``, real-rate and boosted sets: the flagged star-core pixels by what lies under or beside them
   (CR charge below the spec's label rule, an ignored pixel, a truth CR pixel, nothing);
-* star cores on the model's own training frames (its card's recipe): the same reliability, to
+* ``star_train``: star cores on the model's own training frames (its card's recipe): the same reliability, to
   tell a fit that is too loose from too few frames;
-* mask thresholds, real-rate and boosted sets: what ``p > t`` catches (CR pixels, by charge; CR
+* ``thresholds``, real-rate and boosted sets: what ``p > t`` catches (CR pixels, by charge; CR
   charge) and costs (false-positive pixels per frame), the camera's model beside deepCR's;
-* bright CR cores below p = 0.99 (boosted set, when the spec trains at a boosted rate, else the
+* ``bright_cores``: bright CR cores below p = 0.99 (boosted set, when the spec trains at a boosted rate, else the
   real-rate set): where the camera's model misses them -- per field, by CR charge (in sigma of
   the pixel's noise), next to a star (within 3 px of any star's peak), next to an ignored pixel
   (3x3), and how low their probability is.
@@ -20,6 +21,10 @@ to a model trained at ``m`` times the real rate; `cosmiq_pyro.inference.prior_sh
 
     python benchmarks/accept_camera_diagnostics.py --camera DECam --model /path/DECam-VI.pth \\
         --cache /path/cache --out benchmarks/camera_acceptance/DECam/diagnostics.json
+    python benchmarks/accept_camera_diagnostics.py --camera ACS-WFC --model ACS-WFC-VI --n 100 \\
+        --cache /path/cache --out benchmarks/camera_acceptance/ACS-WFC/diagnostics.json --parts thresholds
+
+A run of some parts keeps the others of an existing ``--out``; ``runs`` records when each ran.
 """
 from __future__ import annotations
 
