@@ -1,19 +1,20 @@
 """Follow-ups of `accept_camera.py` on the maps it stored (``--cache``; a missing map is computed),
 each a ``--parts`` name (default: all):
 
-* ``star_cores``, by star brightness (real-rate set): the share of pixels within 2 px of the peak of a
-  star with S/N > 50 flagged at p > 0.5 (`metrics.star_core_flags`), per predictor, in bins of
-  the star's S/N and per field;
-* ``star_flags``, real-rate and boosted sets: the flagged star-core pixels by what lies under or beside them
-  (CR charge below the spec's label rule, an ignored pixel, a truth CR pixel, nothing);
-* ``star_train``: star cores on the model's own training frames (its card's recipe): the same reliability, to
+* ``star_cores``, by star brightness (real-rate set): the share of pixels within 2 px of the
+  peak of a star with S/N > 50 flagged at p > 0.5 (`metrics.star_core_flags`), per predictor,
+  in bins of the star's S/N and per field;
+* ``star_flags``, real-rate and boosted sets: the flagged star-core pixels by what lies under or
+  beside them (CR charge below the spec's label rule, an ignored pixel, a truth CR pixel,
+  nothing), and the reliability of p on star cores;
+* ``star_train``: that reliability on the model's own training frames (its card's recipe), to
   tell a fit that is too loose from too few frames;
 * ``thresholds``, real-rate and boosted sets: what ``p > t`` catches (CR pixels, by charge; CR
   charge) and costs (false-positive pixels per frame), the camera's model beside deepCR's;
-* ``bright_cores``: bright CR cores below p = 0.99 (boosted set, when the spec trains at a boosted rate, else the
-  real-rate set): where the camera's model misses them -- per field, by CR charge (in sigma of
-  the pixel's noise), next to a star (within 3 px of any star's peak), next to an ignored pixel
-  (3x3), and how low their probability is.
+* ``bright_cores``: bright CR cores below p = 0.99 (boosted set, when the spec trains at a
+  boosted rate, else the real-rate set): where the camera's model misses them -- per field, by
+  CR charge (in sigma of the pixel's noise), next to a star (within 3 px of any star's peak),
+  next to an ignored pixel (3x3), and how low their probability is.
 
 The camera's model is told each set's CR rate (`accept_camera.at_rate`), as in the acceptance.
 (Until the prior-shift correction became part of the package, this script also applied ``-log m``
