@@ -188,6 +188,7 @@ def test_the_loser_of_the_final_rename_takes_the_same_product_as_done(models, tm
     assert with_other_seed.loc[0, "status"] == "done"
 
 
+@pytest.mark.slow  # two subprocesses, each importing the package: make test-slow and CI run it
 def test_two_processes_into_one_directory(models, tmp_path):
     import subprocess
     import sys
