@@ -141,6 +141,19 @@ def star_cores(name: str, model, deepcr_name: str, args) -> dict:
 SURROUNDINGS = ("cr_charge_ge_1sigma", "next_to_ignored", "next_to_cr_px", "2_3px_from_cr_px", "isolated")
 
 
+def reliability_rows(p: np.ndarray, y: np.ndarray) -> list[dict]:
+    """Per bin of ``p`` (`RELIABILITY_EDGES`; the package's `metrics.reliability_curve` has only
+    uniform or quantile bins): the pixels, their mean p and the share that are truth CR pixels."""
+    bin_of = np.digitize(p, RELIABILITY_EDGES[1:-1])
+    rows = []
+    for b, (lo, hi) in enumerate(zip(RELIABILITY_EDGES[:-1], RELIABILITY_EDGES[1:])):
+        sel = bin_of == b
+        n = int(sel.sum())
+        rows.append({"p_bin": [lo, hi], "n_px": n, "mean_p": float(p[sel].mean()) if n else None,
+                     "truth_cr_share": float(y[sel].mean()) if n else None})
+    return rows
+
+
 def star_flags_by_surroundings(name: str, model, args, multiplier: float) -> dict:
     """The flagged star-core pixels of one set (real rate, or the boosted set) by what lies under
     or beside them, the camera's model told the set's rate, MC and moments.
@@ -163,7 +176,7 @@ def star_flags_by_surroundings(name: str, model, args, multiplier: float) -> dic
              f"{name} moments": stored(f"{name} moments", told, args.cache, method="moments")}
     scale = ds.instrument.detector.pixel_scale_arcsec
     counts = {k: dict.fromkeys(SURROUNDINGS, 0) for k in preds}
-    reliability = [[0, 0.0, 0] for _ in RELIABILITY_EDGES[:-1]]  # per p bin: pixels, sum of p, truth CR pixels
+    core_p, core_y = [], []  # the MC map and the truth on star-core pixels, for `reliability_rows`
     p_flagged = {k: {c: [] for c in SURROUNDINGS} for k in preds}
     n_px = 0
     for i in range(len(ds)):
@@ -183,13 +196,7 @@ def star_flags_by_surroundings(name: str, model, args, multiplier: float) -> dic
         for k, pred in preds.items():
             prob = pred.predict(frame.image, ignore=frame.ignore, seed=_frame_seed(0, i)).prob
             if k.startswith(f"{name} mc"):
-                p_core, y_core = prob[cores_all], frame.mask[cores_all]
-                bin_of = np.digitize(p_core, RELIABILITY_EDGES[1:-1])
-                for b, acc in enumerate(reliability):
-                    sel = bin_of == b
-                    acc[0] += int(sel.sum())
-                    acc[1] += float(p_core[sel].sum())
-                    acc[2] += int(y_core[sel].sum())
+                core_p.append(prob[cores_all]), core_y.append(frame.mask[cores_all])
             flagged = core & (prob > 0.5)
             for j, c in enumerate(SURROUNDINGS):
                 sel = flagged & (kind == j)
@@ -197,10 +204,7 @@ def star_flags_by_surroundings(name: str, model, args, multiplier: float) -> dic
                 p_flagged[k][c].extend(prob[sel].tolist())
     return {"set_seed": seed, "cr_rate_multiplier": multiplier, "n_star_core_px": n_px,
             "flagged_by_surroundings": counts,
-            "star_core_reliability_mc": [{"p_bin": [lo, hi], "n_px": n, "mean_p": sp / n if n else None,
-                                          "truth_cr_share": y / n if n else None}
-                                         for (lo, hi), (n, sp, y) in zip(zip(RELIABILITY_EDGES[:-1],
-                                                                            RELIABILITY_EDGES[1:]), reliability)],
+            "star_core_reliability_mc": reliability_rows(np.concatenate(core_p), np.concatenate(core_y)),
             "median_p_of_flagged": {k: {c: float(np.median(v)) if v else None for c, v in d.items()}
                                     for k, d in p_flagged.items()}}
 
@@ -217,7 +221,7 @@ def star_reliability_on_training_frames(model, args) -> dict:
                           instrument=args.camera, **options)
     told = at_rate(model, recipe["cr_rate_multiplier"])
     scale = ds.instrument.detector.pixel_scale_arcsec
-    reliability = [[0, 0.0, 0] for _ in RELIABILITY_EDGES[:-1]]
+    core_p, core_y = [], []
     flags = metrics.StarCoreFlags(0, 0)
     for i in range(len(ds)):
         frame = ds.frame(i)
@@ -227,19 +231,10 @@ def star_reliability_on_training_frames(model, args) -> dict:
         prob = predict(told, frame.image, method="moments", ignore=frame.ignore, novelty=False, progress=False).prob
         flags += metrics.star_core_flags(prob, frame.mask, peaks, radius_px=STAR_RADIUS_PX, ignore=frame.ignore)
         cores = metrics.star_core_mask(frame.image.shape, peaks, STAR_RADIUS_PX) & ~frame.ignore
-        p_core, y_core = prob[cores], frame.mask[cores]
-        bin_of = np.digitize(p_core, RELIABILITY_EDGES[1:-1])
-        for b, acc in enumerate(reliability):
-            sel = bin_of == b
-            acc[0] += int(sel.sum())
-            acc[1] += float(p_core[sel].sum())
-            acc[2] += int(y_core[sel].sum())
+        core_p.append(prob[cores]), core_y.append(frame.mask[cores])
     return {"train_seed": recipe["train_seed"], "n_frames": len(ds), "cr_rate_multiplier": recipe["cr_rate_multiplier"],
             "method": "moments", "star_core_px": flags.n_px, "star_core_flagged": flags.n_flagged,
-            "reliability": [{"p_bin": [lo, hi], "n_px": n, "mean_p": sp / n if n else None,
-                             "truth_cr_share": y / n if n else None}
-                            for (lo, hi), (n, sp, y) in zip(zip(RELIABILITY_EDGES[:-1], RELIABILITY_EDGES[1:]),
-                                                            reliability)]}
+            "reliability": reliability_rows(np.concatenate(core_p), np.concatenate(core_y))}
 
 
 def thresholds(name: str, model, deepcr_name: str, args, multiplier: float) -> dict:
@@ -260,19 +255,20 @@ def thresholds(name: str, model, deepcr_name: str, args, multiplier: float) -> d
         frame = ds.frame(i)
         cr, clean = frame.mask & ~frame.ignore, ~frame.mask & ~frame.ignore
         sigma = frame.cr_image / np.sqrt(frame.noiseless + frame.meta["read_noise_e"] ** 2)
+        in_bin = {f"{lo:g}-{hi:g}": cr & (sigma > lo) & (sigma <= hi) for lo, hi in bins}  # the frame's, once
+        totals = {"cr_px": int(cr.sum()), "charge": float(frame.cr_image[cr].sum()),
+                  **{f"cr_px {b}": int(sel.sum()) for b, sel in in_bin.items()}}
         for k, pred in preds.items():
             prob = pred.predict(frame.image, ignore=frame.ignore, seed=_frame_seed(0, i)).prob
             for t in THRESHOLDS:
                 a, flagged = acc[k][t], prob > t
-                a["cr_px"] += int(cr.sum())
+                for key, value in totals.items():
+                    a[key] += value
                 a["cr_flagged"] += int((cr & flagged).sum())
-                a["charge"] += float(frame.cr_image[cr].sum())
                 a["charge_flagged"] += float(frame.cr_image[cr & flagged].sum())
                 a["fp"] += int((clean & flagged).sum())
-                for lo, hi in bins:
-                    sel = cr & (sigma > lo) & (sigma <= hi)
-                    a[f"cr_px {lo:g}-{hi:g}"] += int(sel.sum())
-                    a[f"flagged {lo:g}-{hi:g}"] += int((sel & flagged).sum())
+                for b, sel in in_bin.items():
+                    a[f"flagged {b}"] += int((sel & flagged).sum())
     return {"set_seed": seed, "cr_rate_multiplier": multiplier, "n_frames": len(ds),
             "rows": [{"predictor": k, "threshold": t, "tpr_pct": 100 * a["cr_flagged"] / max(a["cr_px"], 1),
                       **{f"tpr_pct {lo:g}-{hi:g} sigma": 100 * a[f"flagged {lo:g}-{hi:g}"] / max(a[f"cr_px {lo:g}-{hi:g}"], 1)
