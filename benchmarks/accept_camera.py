@@ -64,6 +64,7 @@ sys.path.insert(0, str(ROOT))
 
 from cosmiq_pyro.data.datasets import SimulatedDataset  # noqa: E402
 from cosmiq_pyro.data.seeds import HELD_OUT_SEED  # noqa: E402
+from cosmiq_pyro.data.simulate import STAR_CORE_RADIUS_PX, STAR_MIN_SNR, bright_star_peaks  # noqa: E402
 from cosmiq_pyro.evaluation import metrics  # noqa: E402
 from cosmiq_pyro.evaluation.peers import ModelPredictor, PeerPrediction  # noqa: E402
 from cosmiq_pyro.evaluation.study import compare  # noqa: E402
@@ -76,8 +77,8 @@ from cosmiq_pyro.models.registry import load_model  # noqa: E402
 HELD_OUT_REAL = HELD_OUT_SEED + 22_000
 HELD_OUT_BOOSTED = HELD_OUT_SEED + 22_500
 BRIGHT_SIGMA = 50.0      # bright CR core: CR charge > 50 sigma of the pixel's noise without the CR
-STAR_SNR = 50.0          # stars tested: S/N > 50
-STAR_RADIUS_PX = 2.0     # pixels within 2 px of the star's peak pixel
+STAR_SNR = STAR_MIN_SNR  # stars tested: S/N > 50
+STAR_RADIUS_PX = STAR_CORE_RADIUS_PX  # pixels within 2 px of the star's peak pixel
 STAR_MAX_SHARE = 0.001   # at most 0.1 % of them flagged
 BRIGHT_MIN_SHARE = 0.95  # at least 95 % of bright CR cores at p >= 0.99
 CANDIDATE_P = 0.01       # candidate pixel: truth CR or p > 0.01
@@ -167,14 +168,9 @@ def held_out_set(camera: str, n: int, seed: int, cr_rate_multiplier: float = 1.0
 
 
 def _star_peaks(frame, pixel_scale_arcsec: float) -> np.ndarray | None:
-    """Peak pixels (row, column) of the frame's stars with S/N > `STAR_SNR`; None when the frame
-    has no seeing-limited PSF (then no S/N is defined here)."""
-    fwhm_arcsec = frame.meta.get("seeing_fwhm_arcsec")
-    if fwhm_arcsec is None:
-        return None
-    snr = metrics.star_snr(frame.star_e, frame.sky_e, frame.meta["read_noise_e"], fwhm_arcsec / pixel_scale_arcsec)
-    xy = frame.star_xy[snr > STAR_SNR]
-    return np.rint(xy[:, ::-1]).astype(np.int64)  # (x, y) -> (row, column)
+    """Peak pixels (row, column) of the frame's stars with S/N > `STAR_SNR` (None without a
+    seeing-limited PSF): `simulate.bright_star_peaks`, the star cores training weights too."""
+    return bright_star_peaks(frame, pixel_scale_arcsec, STAR_SNR)
 
 
 def extra_rows(predictors: dict, ds: SimulatedDataset, compare_seed: int) -> pd.DataFrame:

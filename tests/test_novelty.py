@@ -308,3 +308,19 @@ def test_images_smaller_than_a_block_get_no_novelty_and_a_warning(deepcr_twin, s
         assert pred.novelty is None and pred.prob.shape == shape
     assert predict(deepcr_twin, np.full((64, 64), 100.0, np.float32), novelty=small_novelty,
                    progress=False).novelty is not None
+
+
+def test_an_image_whose_every_block_is_mostly_ignored_gets_maps_but_no_novelty(deepcr_twin, small_novelty):
+    """The maps are made and the novelty is left out with a warning (it raised after the whole
+    pass); one block with half of its pixels or fewer ignored is enough for a score."""
+    from cosmiq_pyro.inference.predictive import predict
+    image = np.random.default_rng(1).normal(100.0, 5.0, (128, 128)).astype(np.float32)
+    ignore = np.zeros(image.shape, bool)
+    ignore[:, :33] = ignore[:, 64:97] = True  # 33 of each block's 64 columns: 51.6 % of every block
+    with pytest.warns(UserWarning, match="every 64x64 px novelty block of the image is more than half ignored"):
+        pred = predict(deepcr_twin, image, ignore=ignore, novelty=small_novelty, progress=False)
+    assert pred.novelty is None and pred.novelty_map is None and np.isfinite(pred.prob[~ignore]).all()
+    with pytest.raises(ValueError, match="more than half ignored"):
+        nv.image_novelty(deepcr_twin, image, novelty=small_novelty, ignore=ignore)
+    ignore[64:, 64:] = False  # one block with no ignored pixel
+    assert predict(deepcr_twin, image, ignore=ignore, novelty=small_novelty, progress=False).novelty is not None

@@ -67,13 +67,15 @@ def _simulated(camera: Camera, n: int, seed: int, augment: bool, options: dict) 
 
 
 def simulated_sets(camera: Camera, *, n_train: int, n_val: int, train_seed: int, val_seed: int,
-                   **options) -> tuple[Dataset, Dataset]:
+                   star_core_weight: float | None = None, **options) -> tuple[Dataset, Dataset]:
     """Simulated training frames (random flips / rotations) and validation frames of ``camera``.
 
     ``options``: `SimulatedDataset` keywords (``size``, ``fields``, ``filters``, ``exptime_s``,
     ``label_rule``, ``cr_rate_multiplier``); a None value means the camera spec's.
+    ``star_core_weight``: the training frames' likelihood weight on bright star cores
+    (`SimulatedDataset`; None: unweighted); validation frames are never weighted.
     """
-    return (_simulated(camera, n_train, train_seed, True, options),
+    return (_simulated(camera, n_train, train_seed, True, dict(options, star_core_weight=star_core_weight)),
             _simulated(camera, n_val, val_seed, False, options))
 
 

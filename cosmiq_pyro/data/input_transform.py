@@ -94,10 +94,10 @@ class TransformedDataset(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, i):
-        image, mask, ignore = self.dataset[i]
+        image, *rest = self.dataset[i]  # rest: mask, ignore (and per-pixel weights, if any)
         if self.transform is not None:
             image = torch.from_numpy(model_input(image[0].numpy(), self.transform))[None]  # (1, H, W)
-        return image, mask, ignore
+        return (image, *rest)
 
     def __repr__(self) -> str:
         return f"TransformedDataset({self.dataset!r}, {self.transform!r})"

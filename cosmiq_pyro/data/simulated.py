@@ -5,7 +5,9 @@ Items follow the Dataset contract (`cosmiq_pyro.data.items`).
 """
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import torch
 from torch.utils.data import Dataset
 
 from ..utils.checks import check_float, check_int
@@ -49,6 +51,11 @@ class SimulatedDataset(Dataset):
         Factor on the real CR rate (recorded in each frame's meta): for training on a
         ground-based camera, its spec's ``simulation.cr_rate_multiplier``; 1 (the default,
         the real rate) for held-out frames.
+    star_core_weight : float or (float, float), optional
+        Give each item a fourth tensor, per-pixel likelihood weights (`simulate.star_core_weights`):
+        this value on the cores of bright stars (or ``(clean, cr)``: one for the pixels labelled
+        clean, one for the CR pixels), 1 elsewhere (for training;
+        `likelihood.BernoulliMaskLikelihood`).  None (default): items are ``(image, mask, ignore)``.
 
     Attributes
     ----------
@@ -59,7 +66,7 @@ class SimulatedDataset(Dataset):
 
     def __init__(self, n, size=256, fields=None, filters=None, exptime_s=None, seed=0,
                  augment=False, *, label_rule=None, mask_threshold_sigma=None, defects=None,
-                 instrument="ACS-WFC", cr_rate_multiplier=1.0):
+                 instrument="ACS-WFC", cr_rate_multiplier=1.0, star_core_weight=None):
         # imported here: galsim takes ~1 s to import and PairDataset users do not need it
         from . import simulate
 
@@ -78,6 +85,7 @@ class SimulatedDataset(Dataset):
         self.mask_threshold_sigma = mask_threshold_sigma
         self.defects = simulate.check_defects(defects, self.instrument)
         self.cr_rate_multiplier = check_float(cr_rate_multiplier, "cr_rate_multiplier", positive=True)
+        self.star_core_weight = _check_star_core_weight(star_core_weight)
         # frame_spec validates fields, filters and exptime_s
         self._specs = [simulate.frame_spec(i, self.seed, self.fields, self.filters, self.exptime_s,
                                            instrument=self.instrument) for i in range(self.n)]
@@ -97,12 +105,29 @@ class SimulatedDataset(Dataset):
 
     def __getitem__(self, i):
         f = self.frame(i)
-        image, mask, ignore = f.image, f.mask, f.ignore
+        arrays = [f.image, f.mask, f.ignore]
+        if self.star_core_weight is not None:
+            arrays.append(self._simulate.star_core_weights(f, self.instrument.detector.pixel_scale_arcsec,
+                                                           self.star_core_weight))
         if self.augment:
-            image, mask, ignore = dihedral((image, mask, ignore), self._augmenter.rng())
-        return to_item(image, mask, ignore)
+            arrays = dihedral(arrays, self._augmenter.rng())
+        item = to_item(*arrays[:3])
+        if self.star_core_weight is None:
+            return item
+        return (*item, torch.from_numpy(np.ascontiguousarray(arrays[3], np.float32))[None])  # (1, W, W)
 
     def __repr__(self):
         return (f"SimulatedDataset({self.n} {self.instrument.name} frames of {self.size}x{self.size}, "
                 f"fields={self.fields}, filters={self.filters}, exptime_s={self.exptime_s}, "
                 f"seed={self.seed}, augment={self.augment}, label_rule={self.label_rule!r})")
+
+
+def _check_star_core_weight(weight):
+    """None, a weight > 0 or a ``(clean, cr)`` pair of weights > 0 (as a tuple)."""
+    if weight is None:
+        return None
+    if isinstance(weight, (list, tuple)):
+        if len(weight) != 2:
+            raise ValueError(f"star_core_weight must be a number > 0 or a pair (clean, cr) of them, got {weight!r}")
+        return tuple(check_float(w, "star_core_weight", positive=True) for w in weight)
+    return check_float(weight, "star_core_weight", positive=True)

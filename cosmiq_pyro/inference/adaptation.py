@@ -110,6 +110,10 @@ ACS_WFC_VI = {
     "novelty_cr_rate_multiplier": 1.0,
     "dark_n_mask": 1,             # user data (deepCR's 'simulate'): darks per image, validation share
     "dark_f_val": 0.1,
+    # likelihood weight on the cores of bright stars in the simulated training frames
+    # (data.simulate.star_core_weights; both classes alike); None: the exact ELBO.  Added in
+    # issue 22 for DECam-VI, whose unweighted fit was over-confident on star cores
+    "star_core_weight": None,
 }
 #: Recipe keys that describe the camera's frames: for a camera other than ACS-WFC they default to
 #: None (the camera spec's values), not to ACS-WFC-VI's.
@@ -299,6 +303,7 @@ def _datasets(camera: Camera, full: dict, user, transform):
     if full["n_train"]:
         sim_train, sim_val = simulated_sets(camera, n_train=full["n_train"], n_val=full["n_val"],
                                             train_seed=full["train_seed"], val_seed=full["val_seed"],
+                                            star_core_weight=full["star_core_weight"],
                                             **{k: full[k] for k in ("size", *CAMERA_KEYS)})
         for key in CAMERA_KEYS:  # record the camera's values the frames were made with
             value = getattr(sim_train, key, full[key])

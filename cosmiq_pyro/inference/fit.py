@@ -61,15 +61,19 @@ NUM_PARTICLES = 2
 _NORM_LAYERS = (nn.BatchNorm2d, nn.GroupNorm)
 
 
-def masked_bce(logits: torch.Tensor, y: torch.Tensor, ignore: torch.Tensor | None = None) -> torch.Tensor:
+def masked_bce(logits: torch.Tensor, y: torch.Tensor, ignore: torch.Tensor | None = None,
+               weight: torch.Tensor | None = None) -> torch.Tensor:
     """Mean binary cross-entropy over the non-ignored pixels.
 
     .. math:: \\mathrm{BCE}_\\text{mean} = -\\frac{1}{n_\\text{valid}} \\sum_{i\\,\\text{valid}}
-              \\left[y_i \\log \\sigma(z_i) + (1 - y_i) \\log(1 - \\sigma(z_i))\\right]
+              u_i \\left[y_i \\log \\sigma(z_i) + (1 - y_i) \\log(1 - \\sigma(z_i))\\right]
 
-    ``logits``, ``y``, ``ignore``: (B, 1, H, W).  Zero when every pixel is ignored.
+    ``logits``, ``y``, ``ignore``, ``weight`` (the per-pixel weights ``u_i``; None: all 1):
+    (B, 1, H, W).  Zero when every pixel is ignored.
     """
     per_pixel = F.binary_cross_entropy_with_logits(logits, (y > 0.5).to(logits.dtype), reduction="none")
+    if weight is not None:
+        per_pixel = per_pixel * weight.to(per_pixel.dtype)
     if ignore is None:
         return per_pixel.mean()
     valid = (ignore < 0.5).to(per_pixel.dtype)
@@ -135,8 +139,8 @@ def fit_deterministic(net: UNet2Sigmoid, train, val=None, *, epochs: int, batch_
     device = resolve_device(device)
     net.to(device)
 
-    def loss_fn(x, y, ignore):
-        return masked_bce(net.logits(x), y, ignore)
+    def loss_fn(x, y, ignore, weight=None):
+        return masked_bce(net.logits(x), y, ignore, weight)
 
     def val_probs(x):
         return net(x)
@@ -343,10 +347,10 @@ def _train(model, guide, groups, loss_fn: Callable, val_probs: Callable, train, 
                 started = time.perf_counter()
                 _set_phase(model, phase)
                 losses = []
-                for x, y, ignore in tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
-                                         disable=not progress, unit="batch"):
-                    x, y, ignore = x.to(device), y.to(device), ignore.to(device)
-                    loss = loss_fn(x, y, ignore)
+                for batch in tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
+                                  disable=not progress, unit="batch"):
+                    # (x, y, ignore) or, with per-pixel likelihood weights, (x, y, ignore, weight)
+                    loss = loss_fn(*(t.to(device) for t in batch))
                     if not torch.isfinite(loss):
                         raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch + 1}; "
                                                  "lower lr or check the inputs for extreme values")
@@ -393,7 +397,7 @@ def _validate(model, val_probs, val_ds, batch_size, device) -> dict:
     bce_sum, n_valid = 0.0, 0
     tp = fp = positives = negatives = 0
     with torch.no_grad():
-        for x, y, ignore in DataLoader(val_ds, batch_size=batch_size):
+        for x, y, ignore, *_ in DataLoader(val_ds, batch_size=batch_size):  # weights (if any) unused
             x, y, ignore = x.to(device), y.to(device), ignore.to(device)
             p = val_probs(x).clamp(1e-7, 1 - 1e-7)
             valid = ignore < 0.5

@@ -188,6 +188,17 @@ class NoveltyModel:
         block_map = np.fmax.reduce([per_block[k] for k in self.components]).astype(np.float32)
         return max(frame.values()), frame, block_map
 
+    def too_ignored(self, ignore) -> str | None:
+        """Why an image whose ignored pixels are ``ignore`` (bool (H, W) or None) gets no novelty
+        score, or None when it gets one: every block more than half ignored (`block_components`)."""
+        if ignore is None:
+            return None
+        ignore = np.asarray(ignore, dtype=bool)
+        if not ignore.any() or not (_block_fraction(ignore, self.block_px) > 0.5).all():
+            return None
+        return (f"every {self.block_px}x{self.block_px} px novelty block of the image is more than half ignored "
+                "pixels: no novelty score")
+
     def too_small(self, shape) -> str | None:
         """Why an image of ``shape`` (H, W) gets no novelty score, or None when it gets one.
 
@@ -488,6 +499,8 @@ def image_novelty(model, image, *, guide=None, novelty=None, tile: int = 512, ig
         ignore = np.asarray(ignore, dtype=bool)
         if ignore.shape != x.shape:
             raise ValueError(f"ignore has shape {ignore.shape}, image has {x.shape}")
+        if novelty.too_ignored(ignore):
+            raise ValueError(novelty.too_ignored(ignore))
     net, guide = resolve(model, guide)
     weights = mean_weights(net, guide)
     z = model_input(x, getattr(model, "input_transform", None))  # the net's units; the noise uses x

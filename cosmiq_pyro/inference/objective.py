@@ -36,7 +36,8 @@ class ScaleSites(Messenger):
 
 
 def svi_loss(model, guide, weight_scale: float, num_particles: int = 1):
-    """The differentiable SVI loss ``(x, y, ignore) -> scalar`` of the module docstring.
+    """The differentiable SVI loss ``(x, y, ignore[, weight]) -> scalar`` of the module docstring
+    (``weight``: per-pixel likelihood weights, `likelihood.BernoulliMaskLikelihood`).
 
     Parameters
     ----------
@@ -55,7 +56,7 @@ def svi_loss(model, guide, weight_scale: float, num_particles: int = 1):
     scaled_model = ScaleSites(weight_sites, weight_scale)(model)
     scaled_guide = ScaleSites(weight_sites | auxiliary_sites(weight_sites), weight_scale)(guide)
 
-    def loss(x, y, ignore=None):
-        return elbo.differentiable_loss(scaled_model, scaled_guide, x, y, ignore)
+    def loss(x, y, ignore=None, weight=None):
+        return elbo.differentiable_loss(scaled_model, scaled_guide, x, y, ignore, weight)
 
     return loss

@@ -169,7 +169,8 @@ def predict(model, image, *, guide=None, method: str | None = None, T: int | Non
         Its features are the bottleneck map of the same pass (deterministic twin) or of one
         encoder pass with the posterior means (VI, whatever the method: the score does not
         depend on it), so it adds a few percent to the time.  An image smaller than one novelty
-        block (64x64 px) gets none, with a warning saying so.
+        block (64x64 px), or whose every block is more than half ignored pixels, gets none, with
+        a warning saying so.
     temperature : float, optional
         Divide every logit by this before the sigmoid (> 0).  Default: the `FitResult`'s
         ``temperature`` (fitted on validation data at the end of training), 1 for a bare net.
@@ -191,9 +192,11 @@ def predict(model, image, *, guide=None, method: str | None = None, T: int | Non
     if tile % TILE_ALIGN:
         raise ValueError(f"tile must be a positive multiple of {TILE_ALIGN}, got {tile!r}")
     x = validated_image(image, ignore)
-    if novelty_model is not None and novelty_model.too_small(x.shape):
-        warnings.warn(novelty_model.too_small(x.shape), UserWarning, stacklevel=2)
-        novelty_model = None
+    if novelty_model is not None:
+        why_not = novelty_model.too_small(x.shape) or novelty_model.too_ignored(ignore)
+        if why_not:
+            warnings.warn(why_not, UserWarning, stacklevel=2)
+            novelty_model = None
     device = resolve_device(device)
     net.to(device)
     if guide is not None:

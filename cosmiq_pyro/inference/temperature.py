@@ -220,7 +220,7 @@ def validation_logits(model, data, *, draws: int = 8, seed: int = 0, max_pixels:
             with seeded(seed, device):
                 weights = draw_weights(net, guide, draws)  # {site: (S, *shape)}
             passes = [fuse_weights(net, {site: w[t:t + 1] for site, w in weights.items()}) for t in range(draws)]
-        for x, y, ignore in DataLoader(dataset, batch_size=1):
+        for x, y, ignore, *_ in DataLoader(dataset, batch_size=1):  # weights (if any) unused
             if x.shape[-1] % 2 or x.shape[-2] % 2:
                 raise ValueError(f"frames must have even sides for the U-Net's pooling, got {tuple(x.shape[-2:])}")
             x = x.to(device)

@@ -156,12 +156,16 @@ class UNet2SigmoidVI(LocalParams, UNet2Sigmoid, PyroModule):
         return layer_distribution(self.get_submodule(layer), leaf)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None,
-                ignore: torch.Tensor | None = None) -> torch.Tensor:
-        """The Pyro model. ``x``, ``y``, ``ignore``: (B, C, H, W) -> probs (B, n_classes, H, W)."""
+                ignore: torch.Tensor | None = None, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """The Pyro model. ``x``, ``y``, ``ignore``, ``weight`` (per-pixel likelihood weights, or
+        None): (B, C, H, W) -> probs (B, n_classes, H, W)."""
         logits = self.logits(x)  # one draw of every weight site
         probs = pyro.deterministic("probs", torch.sigmoid(logits))
         if y is not None:
-            self.likelihood(logits, y, ignore)
+            if weight is None:
+                self.likelihood(logits, y, ignore)
+            else:
+                self.likelihood(logits, y, ignore, weight)
         return probs
 
 

@@ -26,14 +26,26 @@ class BernoulliMaskLikelihood:
     ``kl_beta / N_train`` (`cosmiq_pyro.inference.objective`) one step minimises
     ``BCE_mean + kl_beta * KL(q || p) / N_train`` (one-sample estimate).  Ignored pixels are
     masked out of the log-density (`Distribution.mask`), not dropped, so shapes stay fixed.
+
+    With per-pixel weights ``u_i > 0`` (``weight``, like ``y``; e.g. `data.SimulatedDataset`'s
+    ``star_core_weight``) each valid pixel's log-density counts ``u_i`` times, still divided by
+    ``n_valid``: a weighted likelihood, no longer the ELBO's, that makes the fit spend more of
+    the net on a group of pixels.  Weighting both classes of a group alike leaves the pointwise
+    optimum, the probability of a CR given the input, where it was.
     """
 
     site = "obs"
 
-    def __call__(self, logits: torch.Tensor, y: torch.Tensor, ignore: torch.Tensor | None = None) -> None:
-        """Observe ``y`` (B, C, H, W) given ``logits`` (B, C, H, W); ``ignore`` like ``y`` or None."""
+    def __call__(self, logits: torch.Tensor, y: torch.Tensor, ignore: torch.Tensor | None = None,
+                 weight: torch.Tensor | None = None) -> None:
+        """Observe ``y`` (B, C, H, W) given ``logits`` (B, C, H, W); ``ignore`` and ``weight``
+        like ``y`` or None."""
         valid = torch.ones_like(y, dtype=torch.bool) if ignore is None else ignore < 0.5
         n_valid = int(valid.sum())
+        if weight is not None:  # per-pixel scales: the pixels stay batch dimensions of the site
+            with poutine.scale(scale=weight.to(logits.dtype) / max(n_valid, 1)):
+                pyro.sample(self.site, dist.Bernoulli(logits=logits).mask(valid), obs=(y > 0.5).to(logits.dtype))
+            return
         with poutine.scale(scale=1.0 / max(n_valid, 1)):
             pyro.sample(
                 self.site,

@@ -70,6 +70,8 @@ Modules (one concern each; everything public is re-exported here):
 * `labels` -- the CR truth rules: driz_cr (`drizcr_mask`) and 1-sigma (`sigma_mask`);
 * `validation` -- argument checks shared by the public functions (`check_size`);
 * `frames` -- `simulate_frame` and `SimulatedFrame`;
+* `stars` -- a frame's bright stars: `bright_star_peaks` and the training weights on their
+  cores (`star_core_weights`);
 * `datasets` -- `make_dataset`, `SimulatedSet`, `frame_seed`, `frame_spec`;
 * `pair_files` -- `write_pairs` (deepCR's 'pair' file layout).
 """
@@ -98,6 +100,7 @@ from .galaxies import GALAXY_LIBRARY_SEED, GALAXY_LIBRARY_SIZE, SERSIC_INDICES  
 from .optics import PSF_PHASES, PSF_STAMP, moffat_draw, psf_key  # noqa: F401
 from .pair_files import write_pairs
 from .scenes import FIELDS
+from .stars import STAR_CORE_RADIUS_PX, STAR_MIN_SNR, bright_star_peaks, star_core_weights  # noqa: F401
 from .validation import check_size
 
 __all__ = [
@@ -105,5 +108,6 @@ __all__ = [
     "frame_seed", "frame_spec", "HELD_OUT_SEED", "write_pairs", "cr_rate_per_cm2_s", "expected_cr_count",
     "check_size", "LABEL_RULES", "check_label_rule", "cr_labels", "drizcr_mask", "sigma_mask",
     "drizcr_noise_e", "model_derivative", "DEFECTS", "check_defects", "cte_trail",
-    "hot_pixel_rate_quantile", "DEFAULT_INSTRUMENT", "resolve_instrument",
+    "hot_pixel_rate_quantile", "DEFAULT_INSTRUMENT", "resolve_instrument", "bright_star_peaks",
+    "star_core_weights",
 ]

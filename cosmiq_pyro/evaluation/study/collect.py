@@ -137,9 +137,10 @@ def _read_frame(ds, i: int):
         return (frame.image.astype(np.float32, copy=False), frame.mask.astype(bool),
                 frame.ignore.astype(bool), dict(frame.meta))
     item = ds[i]
-    if not (isinstance(item, (tuple, list)) and len(item) == 3):
-        raise TypeError(f"dataset item {i} must be (image, mask, ignore), got {type(item).__name__}")
-    image, mask, ignore = (_plane(a, name, i) for a, name in zip(item, ("image", "mask", "ignore")))
+    if not (isinstance(item, (tuple, list)) and len(item) in (3, 4)):
+        raise TypeError(f"dataset item {i} must be (image, mask, ignore[, weight]), got {type(item).__name__}")
+    # a training set's fourth tensor, per-pixel likelihood weights, plays no part here
+    image, mask, ignore = (_plane(a, name, i) for a, name in zip(item[:3], ("image", "mask", "ignore")))
     if not (image.shape == mask.shape == ignore.shape):
         raise ValueError(f"dataset item {i}: image {image.shape}, mask {mask.shape} and ignore "
                          f"{ignore.shape} must have the same shape")
