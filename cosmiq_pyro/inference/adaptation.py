@@ -7,7 +7,10 @@ The recipe (`ACS_WFC_VI`; README "The shipped model", ``benchmarks/train_publish
   ``w ~ N(w_start, prior_scale^2)`` (`models.priors.CentredNormalPrior`), posterior means
   starting at ``w_start``, norm layers copied and frozen (``phase0_epochs = 0``);
 * the guide's scales, from ``init_scale``, train with their own learning rate ``scale_lr``;
-* the objective is the exact negative ELBO per pixel: ``kl_beta = 1 / pixels per frame``;
+* the objective is the exact negative ELBO per pixel: ``kl_beta = 1 / pixels per frame``
+  (``star_core_weight``, None in the recipe, makes the cores of bright stars in the simulated
+  training frames count more in the likelihood: `data.simulate.star_core_weights`; DECam-VI
+  was continued with 30);
 * the logit temperature is fitted on held-out validation frames after training
   (`temperature.calibrate`, ``calibration_draws`` posterior draws); simulated frames made at
   ``cr_rate_multiplier`` times the real CR rate give the model the prior-shift correction back
