@@ -120,7 +120,7 @@ class Cached:
                 if path is not None:
                     arrays = {k: getattr(pred, k) for k in ("prob", "entropy", "epistemic") if getattr(pred, k) is not None}
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = path.with_suffix(".tmp.npz")
+                    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # two runs on one cache do not clash
                     np.savez(tmp, T=-1 if pred.T is None else pred.T, is_probability=pred.is_probability, **arrays)
                     tmp.replace(path)
         return self.maps[key]

@@ -67,7 +67,8 @@ def _simulated(camera: Camera, n: int, seed: int, augment: bool, options: dict) 
 
 
 def simulated_sets(camera: Camera, *, n_train: int, n_val: int, train_seed: int, val_seed: int,
-                   star_core_weight: float | None = None, **options) -> tuple[Dataset, Dataset]:
+                   star_core_weight: float | tuple[float, float] | None = None,
+                   **options) -> tuple[Dataset, Dataset]:
     """Simulated training frames (random flips / rotations) and validation frames of ``camera``.
 
     ``options``: `SimulatedDataset` keywords (``size``, ``fields``, ``filters``, ``exptime_s``,
