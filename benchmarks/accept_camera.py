@@ -64,7 +64,7 @@ sys.path.insert(0, str(ROOT))
 
 from cosmiq_pyro.data.datasets import SimulatedDataset  # noqa: E402
 from cosmiq_pyro.data.seeds import HELD_OUT_SEED  # noqa: E402
-from cosmiq_pyro.data.simulate import STAR_CORE_RADIUS_PX, STAR_MIN_SNR, bright_star_peaks  # noqa: E402
+from cosmiq_pyro.data.simulate import STAR_CORE_RADIUS_PX, bright_star_peaks  # noqa: E402
 from cosmiq_pyro.evaluation import metrics  # noqa: E402
 from cosmiq_pyro.evaluation.peers import ModelPredictor, PeerPrediction  # noqa: E402
 from cosmiq_pyro.evaluation.study import compare  # noqa: E402
@@ -77,8 +77,6 @@ from cosmiq_pyro.models.registry import load_model  # noqa: E402
 HELD_OUT_REAL = HELD_OUT_SEED + 22_000
 HELD_OUT_BOOSTED = HELD_OUT_SEED + 22_500
 BRIGHT_SIGMA = 50.0      # bright CR core: CR charge > 50 sigma of the pixel's noise without the CR
-STAR_SNR = STAR_MIN_SNR  # stars tested: S/N > 50
-STAR_RADIUS_PX = STAR_CORE_RADIUS_PX  # pixels within 2 px of the star's peak pixel
 STAR_MAX_SHARE = 0.001   # at most 0.1 % of them flagged
 BRIGHT_MIN_SHARE = 0.95  # at least 95 % of bright CR cores at p >= 0.99
 CANDIDATE_P = 0.01       # candidate pixel: truth CR or p > 0.01
@@ -167,12 +165,6 @@ def held_out_set(camera: str, n: int, seed: int, cr_rate_multiplier: float = 1.0
                             **options)
 
 
-def _star_peaks(frame, pixel_scale_arcsec: float) -> np.ndarray | None:
-    """Peak pixels (row, column) of the frame's stars with S/N > `STAR_SNR` (None without a
-    seeing-limited PSF): `simulate.bright_star_peaks`, the star cores training weights too."""
-    return bright_star_peaks(frame, pixel_scale_arcsec, STAR_SNR)
-
-
 def extra_rows(predictors: dict, ds: SimulatedDataset, compare_seed: int) -> pd.DataFrame:
     """Candidate-pixel calibration, bright-core probabilities and star-core flags, from the maps
     `compare` computed (same per-frame seeds, so `Cached` predictors are not rerun)."""
@@ -186,7 +178,7 @@ def extra_rows(predictors: dict, ds: SimulatedDataset, compare_seed: int) -> pd.
         keep = ~frame.ignore
         noise = np.sqrt(frame.noiseless + frame.meta["read_noise_e"] ** 2)
         bright = frame.mask & (frame.cr_image > BRIGHT_SIGMA * noise)
-        peaks = _star_peaks(frame, scale)
+        peaks = bright_star_peaks(frame, scale)  # stars with S/N > 50 (simulate.STAR_MIN_SNR)
         if peaks is not None:
             seeing, n_stars = True, n_stars + len(peaks)
         for name, pred in predictors.items():
@@ -196,9 +188,9 @@ def extra_rows(predictors: dict, ds: SimulatedDataset, compare_seed: int) -> pd.
             part["y"].append(frame.mask[keep])
             part["bright"].append(maps.prob[bright & keep])
             if peaks is not None:
-                part["stars"] += metrics.star_core_flags(maps.prob, frame.mask, peaks, radius_px=STAR_RADIUS_PX,
+                part["stars"] += metrics.star_core_flags(maps.prob, frame.mask, peaks, radius_px=STAR_CORE_RADIUS_PX,
                                                          ignore=frame.ignore)
-                part["stars_all"] += metrics.star_core_flags(maps.prob, frame.mask, peaks, radius_px=STAR_RADIUS_PX)
+                part["stars_all"] += metrics.star_core_flags(maps.prob, frame.mask, peaks, radius_px=STAR_CORE_RADIUS_PX)
     union = None  # the candidates of every predictor: one common pixel set
     for part in pooled.values():
         p, y = np.concatenate(part["p"]), np.concatenate(part["y"])

@@ -40,10 +40,11 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from accept_camera import (BRIGHT_SIGMA, HELD_OUT_BOOSTED, HELD_OUT_REAL, STAR_RADIUS_PX, Cached,  # noqa: E402
-                           _star_peaks, at_rate, held_out_set, model_tag, run_info)
+from accept_camera import (BRIGHT_SIGMA, HELD_OUT_BOOSTED, HELD_OUT_REAL, Cached, at_rate,  # noqa: E402
+                           held_out_set, model_tag, run_info)
 
 from cosmiq_pyro.data.datasets import SimulatedDataset  # noqa: E402
+from cosmiq_pyro.data.simulate import STAR_CORE_RADIUS_PX, bright_star_peaks  # noqa: E402
 from cosmiq_pyro.evaluation import metrics  # noqa: E402
 from cosmiq_pyro.evaluation.peers import ModelPredictor  # noqa: E402
 from cosmiq_pyro.evaluation.study.collect import _frame_seed  # noqa: E402
@@ -116,7 +117,7 @@ def star_cores(name: str, model, deepcr_name: str, args) -> dict:
     stars_per_bin = {lo: 0 for lo in SNR_BINS[:-1]}
     for i in range(len(ds)):
         frame = ds.frame(i)
-        peaks = _star_peaks(frame, scale)
+        peaks = bright_star_peaks(frame, scale)
         if peaks is None:
             continue
         fwhm_px = frame.meta["seeing_fwhm_arcsec"] / scale
@@ -128,7 +129,7 @@ def star_cores(name: str, model, deepcr_name: str, args) -> dict:
             prob = pred.predict(frame.image, ignore=frame.ignore, seed=_frame_seed(0, i)).prob
             for lo, hi in zip(SNR_BINS[:-1], SNR_BINS[1:]):
                 sel = peaks[(snr > lo) & (snr <= hi)]
-                flags = metrics.star_core_flags(prob, frame.mask, sel, radius_px=STAR_RADIUS_PX, ignore=frame.ignore)
+                flags = metrics.star_core_flags(prob, frame.mask, sel, radius_px=STAR_CORE_RADIUS_PX, ignore=frame.ignore)
                 bins[k][(lo, "all")] += flags
                 bins[k][(lo, frame.meta["field"])] += flags
     return {"snr_bins": [str(b) for b in SNR_BINS], "stars_per_bin": {str(k): v for k, v in stars_per_bin.items()},
@@ -181,10 +182,10 @@ def star_flags_by_surroundings(name: str, model, args, multiplier: float) -> dic
     n_px = 0
     for i in range(len(ds)):
         frame = ds.frame(i)
-        peaks = _star_peaks(frame, scale)
+        peaks = bright_star_peaks(frame, scale)
         if peaks is None or not len(peaks):
             continue
-        core = metrics.star_core_mask(frame.image.shape, peaks, STAR_RADIUS_PX) & ~frame.mask & ~frame.ignore
+        core = metrics.star_core_mask(frame.image.shape, peaks, STAR_CORE_RADIUS_PX) & ~frame.mask & ~frame.ignore
         n_px += int(core.sum())
         noise = np.sqrt(frame.noiseless + frame.meta["read_noise_e"] ** 2)
         square = np.ones((3, 3), bool)
@@ -192,7 +193,7 @@ def star_flags_by_surroundings(name: str, model, args, multiplier: float) -> dic
                    ndimage.binary_dilation(frame.mask, structure=square),
                    ndimage.binary_dilation(frame.mask, structure=square, iterations=3)]
         kind = np.select(classes, range(len(classes)), len(classes))  # (H, W) index into SURROUNDINGS
-        cores_all = metrics.star_core_mask(frame.image.shape, peaks, STAR_RADIUS_PX) & ~frame.ignore
+        cores_all = metrics.star_core_mask(frame.image.shape, peaks, STAR_CORE_RADIUS_PX) & ~frame.ignore
         for k, pred in preds.items():
             prob = pred.predict(frame.image, ignore=frame.ignore, seed=_frame_seed(0, i)).prob
             if k.startswith(f"{name} mc"):
@@ -225,12 +226,12 @@ def star_reliability_on_training_frames(model, args) -> dict:
     flags = metrics.StarCoreFlags(0, 0)
     for i in range(len(ds)):
         frame = ds.frame(i)
-        peaks = _star_peaks(frame, scale)
+        peaks = bright_star_peaks(frame, scale)
         if peaks is None or not len(peaks):
             continue
         prob = predict(told, frame.image, method="moments", ignore=frame.ignore, novelty=False, progress=False).prob
-        flags += metrics.star_core_flags(prob, frame.mask, peaks, radius_px=STAR_RADIUS_PX, ignore=frame.ignore)
-        cores = metrics.star_core_mask(frame.image.shape, peaks, STAR_RADIUS_PX) & ~frame.ignore
+        flags += metrics.star_core_flags(prob, frame.mask, peaks, radius_px=STAR_CORE_RADIUS_PX, ignore=frame.ignore)
+        cores = metrics.star_core_mask(frame.image.shape, peaks, STAR_CORE_RADIUS_PX) & ~frame.ignore
         core_p.append(prob[cores]), core_y.append(frame.mask[cores])
     return {"train_seed": recipe["train_seed"], "n_frames": len(ds), "cr_rate_multiplier": recipe["cr_rate_multiplier"],
             "method": "moments", "star_core_px": flags.n_px, "star_core_flagged": flags.n_flagged,

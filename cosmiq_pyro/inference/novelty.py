@@ -499,8 +499,9 @@ def image_novelty(model, image, *, guide=None, novelty=None, tile: int = 512, ig
         ignore = np.asarray(ignore, dtype=bool)
         if ignore.shape != x.shape:
             raise ValueError(f"ignore has shape {ignore.shape}, image has {x.shape}")
-        if novelty.too_ignored(ignore):
-            raise ValueError(novelty.too_ignored(ignore))
+        mostly_ignored = novelty.too_ignored(ignore)
+        if mostly_ignored:
+            raise ValueError(mostly_ignored)
     net, guide = resolve(model, guide)
     weights = mean_weights(net, guide)
     z = model_input(x, getattr(model, "input_transform", None))  # the net's units; the noise uses x

@@ -42,16 +42,13 @@ class BernoulliMaskLikelihood:
         like ``y`` or None."""
         valid = torch.ones_like(y, dtype=torch.bool) if ignore is None else ignore < 0.5
         n_valid = int(valid.sum())
-        if weight is not None:  # per-pixel scales: the pixels stay batch dimensions of the site
-            with poutine.scale(scale=weight.to(logits.dtype) / max(n_valid, 1)):
-                pyro.sample(self.site, dist.Bernoulli(logits=logits).mask(valid), obs=(y > 0.5).to(logits.dtype))
-            return
-        with poutine.scale(scale=1.0 / max(n_valid, 1)):
-            pyro.sample(
-                self.site,
-                dist.Bernoulli(logits=logits).mask(valid).to_event(logits.dim()),
-                obs=(y > 0.5).to(logits.dtype),
-            )
+        pixels = dist.Bernoulli(logits=logits).mask(valid)
+        if weight is None:  # one scale: the whole mask is one event
+            scale, pixels = 1.0 / max(n_valid, 1), pixels.to_event(logits.dim())
+        else:  # per-pixel scales: the pixels stay batch dimensions of the site
+            scale = weight.to(logits.dtype) / max(n_valid, 1)
+        with poutine.scale(scale=scale):
+            pyro.sample(self.site, pixels, obs=(y > 0.5).to(logits.dtype))
 
     def to_dict(self) -> dict:
         return {"kind": "BernoulliMaskLikelihood"}
