@@ -127,12 +127,46 @@ def test_adapt_again_with_the_same_recipe_does_nothing_and_another_is_refused(ad
     (["--instrument", "NO-CAMERA", "--from", "ACS-WFC"], r"NO-CAMERA"),
     (["--instrument", "ACS-WFC", "--from", "missing.pth"], r"checkpoint 'missing.pth' does not exist"),
     (["--instrument", "ACS-WFC", "--from", "no-such-model"], r"unknown deepCR mask model 'no-such-model'"),
+    (["--instrument", "ACS-WFC", "--from", "ACS-WFC", "--recipe", "no_such_key=1"],
+     r"recipe: unknown key\(s\) \['no_such_key'\]"),
+    (["--instrument", "ACS-WFC", "--from", "ACS-WFC", "--recipe", "star_core_weight=-3"],
+     r"star_core_weight must be .*> 0"),
+    (["--instrument", "ACS-WFC", "--from", "ACS-WFC", "--recipe", "star_core_weight=[1, 2, 3]"],
+     r"star_core_weight must be a number > 0 or a pair"),
+    (["--instrument", "ACS-WFC", "--from", "ACS-WFC", "--recipe", "lr=1e-3", "--recipe", "lr=2e-3"],
+     r"--recipe gives lr more than once"),
 ])
 def test_a_missing_spec_or_model_is_one_line_and_nothing_is_written(tmp_path, capsys, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     assert main(["adapt", *args, "--out", "new.pth"]) == 2
     err = capsys.readouterr().err
     assert re.search(message, err) and err.count("\n") == 1 and err.startswith("cosmiq adapt: error: ")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cosmiq_adapt_takes_recipe_overrides_as_json_values(tmp_path):
+    """``--recipe KEY=VALUE`` reaches the recipe the card records, VALUE read as JSON (a number, a
+    list for the (clean, cr) pair), as ``recipe={...}`` in Python would."""
+    spec = toy_spec(tmp_path)
+    out = tmp_path / "weighted.pth"
+    args = ["adapt", "--instrument", str(spec), "--from", "ACS-WFC", "--out", str(out), "--n-frames", "4",
+            "--size", "64", "--epochs", "1", "--quiet", "--recipe", "star_core_weight=[90, 30]",
+            "--recipe", "prior_scale=0.3"]
+    args += [item for key, value in SMOKE.items() for item in ("--recipe", f"{key}={value}")]
+    assert main(args) == 0
+    recipe = load_model(out).card["recipe"]
+    assert recipe["star_core_weight"] == [90, 30] and recipe["prior_scale"] == 0.3
+    assert {key: recipe[key] for key in SMOKE} == SMOKE
+    assert recipe["lr"] == ACS_WFC_VI["lr"]  # what was not given keeps the recipe's value
+
+
+def test_a_recipe_item_without_a_value_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["adapt", "--instrument", "ACS-WFC", "--from", "ACS-WFC", "--out", "new.pth",
+                 "--recipe", "star_core_weight"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("cosmiq adapt: argument --recipe: expected KEY=VALUE, got 'star_core_weight' "
+                   "(see cosmiq adapt --help)\n")
     assert list(tmp_path.iterdir()) == []
 
 

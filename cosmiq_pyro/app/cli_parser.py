@@ -6,6 +6,7 @@ value raises `CommandError` (one line, exit status 2) instead of printing usage 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from pathlib import Path
 
@@ -131,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-epochs", type=_positive_int, default=None, help="at most this many epochs in this call")
     p.add_argument("--work", type=Path, default=None, metavar="DIR",
                    help="run directory between chunks (default OUT's stem + .adapt, removed when done)")
+    p.add_argument("--recipe", type=_recipe_item, action="append", default=None, metavar="KEY=VALUE",
+                   help="override one value of the recipe (repeatable; VALUE is read as JSON, else as a word), "
+                   "e.g. --recipe star_core_weight=30 --recipe prior_scale=0.3 --recipe 'star_core_weight=[90, 30]'; "
+                   "keys: cosmiq_pyro.inference.adaptation.ACS_WFC_VI; the model card records the whole recipe")
     p.add_argument("--overwrite", action="store_true", help="replace an --out made otherwise")
     p.add_argument("--device", type=_device, default=None, help="cpu, cuda (default: cuda when available)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -342,7 +347,21 @@ def _parse_multiplier(text):
     return value
 
 
+def _parse_recipe_item(text):
+    """``KEY=VALUE`` -> ``(key, value)``: VALUE as JSON (``30``, ``0.3``, ``[90, 30]``, ``null``),
+    else the word as written (``drizcr``)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or not value.strip():
+        raise ValueError(text)
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value.strip()
+    return key.strip(), parsed
+
+
 _names = _typed(_split_names, "a comma-separated list")
+_recipe_item = _typed(_parse_recipe_item, "KEY=VALUE")
 _multiplier = _typed(_parse_multiplier, "a positive number or 'training'")
 _paths = _typed(lambda text: tuple(Path(p) for p in _split_names(text)), "comma-separated paths")
 _range = _typed(_float_range, "MIN,MAX seconds (0 < MIN <= MAX) or one number")

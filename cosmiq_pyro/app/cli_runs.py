@@ -193,9 +193,17 @@ def run_train(args) -> int:
 def run_adapt(args) -> int:
     from ..inference.adaptation import adapt
 
+    recipe = None
+    if args.recipe:
+        keys = [key for key, _ in args.recipe]
+        twice = sorted({key for key in keys if keys.count(key) > 1})
+        if twice:
+            raise CommandError(f"cosmiq adapt: error: --recipe gives {', '.join(twice)} more than once")
+        recipe = dict(args.recipe)
     result = adapt(args.instrument, args.start, args.out, images=args.images, darks=args.darks,
                    n_frames=args.n_frames, size=args.size, epochs=args.epochs, chunk_epochs=args.chunk_epochs,
-                   work=args.work, overwrite=args.overwrite, device=args.device, progress=not args.quiet)
+                   recipe=recipe, work=args.work, overwrite=args.overwrite, device=args.device,
+                   progress=not args.quiet)
     if result.interrupted:
         print(f"cosmiq adapt: interrupted; the best epoch so far is kept in the work directory "
               f"(run the same command to continue); {args.out} not written", file=sys.stderr)
