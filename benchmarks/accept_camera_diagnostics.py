@@ -14,7 +14,14 @@ each a ``--parts`` name (default: all):
 * ``bright_cores``: bright CR cores below p = 0.99 (boosted set, when the spec trains at a
   boosted rate, else the real-rate set): where the camera's model misses them -- per field, by
   CR charge (in sigma of the pixel's noise), next to a star (within 3 px of any star's peak),
-  next to an ignored pixel (3x3), and how low their probability is.
+  next to an ignored pixel (3x3), and how low their probability is;
+* ``star_offset``, real-rate and boosted sets: what a star-aware correction of the logits could
+  do, on the MC maps: ``logit + delta * s`` with ``s`` the star-core indicator from the truth
+  catalogue (an oracle: the most any star-core recalibration can give) or ``s`` a linear
+  classifier of star cores on the posterior-mean net's own features (its 32 decoder and 64
+  bottleneck channels, fitted on 60 boosted frames disjoint from both sets); per ``delta``, the
+  star-core share, bright cores at p >= 0.99, TPR, ECE and NLL, and which star-core pixels the
+  classifier finds (all of them, and those the model flags).
 
 The camera's model is told each set's CR rate (`accept_camera.at_rate`), as in the acceptance.
 (Until the prior-shift correction became part of the package, this script also applied ``-log m``
@@ -30,6 +37,7 @@ A run of some parts keeps the others of an existing ``--out``; ``runs`` records 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -53,7 +61,7 @@ from cosmiq_pyro.instruments import get_instrument  # noqa: E402
 from cosmiq_pyro.models.registry import load_model  # noqa: E402
 
 SNR_BINS = (50.0, 200.0, 1000.0, 5000.0, np.inf)
-PARTS = ("star_cores", "bright_cores", "star_flags", "thresholds", "star_train")
+PARTS = ("star_cores", "bright_cores", "star_flags", "thresholds", "star_train", "star_offset")
 THRESHOLDS = (0.5, 0.3, 0.2, 0.1, 0.05, 0.02)
 RELIABILITY_EDGES = (0.0, 0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99, 1.0)
 SIGMA_BINS = (4.0, 10.0, 50.0, np.inf)  # CR charge over the pixel's noise without the CR
@@ -84,8 +92,11 @@ def main(argv=None) -> int:
     deepcr_name = args.deepcr or spec.models.deepcr
     boost = float(spec.simulation.cr_rate_multiplier)
     out = json.loads(args.out.read_text()) if args.out.exists() and set(args.parts) != set(PARTS) else {}
-    out.update({"camera": args.camera, "model": str(args.model), "n_frames": args.n, **run_info()})
-    out.setdefault("runs", {}).update({part: run_info() for part in args.parts})  # when and where each part ran
+    out.update({"camera": args.camera, "n_frames": args.n, **run_info()})
+    out.setdefault("model", str(args.model))
+    measured = f"{args.model} (file sha256 {hashlib.sha256(Path(model.weights_file).read_bytes()).hexdigest()[:12]})"
+    # when and where each part ran, and on which model
+    out.setdefault("runs", {}).update({part: {**run_info(), "model": measured} for part in args.parts})
     if "star_cores" in args.parts:
         out["star_cores"] = star_cores(name, model, deepcr_name, args)
     if "bright_cores" in args.parts:
@@ -97,6 +108,8 @@ def main(argv=None) -> int:
         out["star_core_reliability_training_frames"] = star_reliability_on_training_frames(model, args)
     if "thresholds" in args.parts:
         out["thresholds"] = {f"x{m:g}": thresholds(name, model, deepcr_name, args, m) for m in dict.fromkeys((1.0, boost))}
+    if "star_offset" in args.parts:
+        out["star_offset"] = star_offset(name, model, args, boost)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1, default=float) + "\n")
     print(json.dumps(out, indent=1, default=float))
@@ -323,6 +336,140 @@ def bright_cores(name: str, model, args, boost: float) -> dict:
             "below_0.99_of_px": {" ".join(map(str, k)): list(v) for k, v in counts.items()},
             "p_quantiles_of_those_below_0.99": {q: float(np.quantile(p[p < 0.99], q)) for q in (0.1, 0.25, 0.5, 0.75)}
             if (p < 0.99).any() else {}}
+
+
+#: logit offsets tried on star cores by `star_offset`
+STAR_OFFSETS = (0.0, -0.5, -1.0, -1.5, -2.0, -3.0)
+#: frames the star-core classifier of `star_offset` is fitted on: boosted, disjoint from both sets
+STAR_CLASSIFIER_SEED, STAR_CLASSIFIER_FRAMES = HELD_OUT_BOOSTED + 7_000, 60
+
+
+def net_features(model, frame) -> np.ndarray:
+    """(H*W, 3h): the posterior-mean net's decoder output (h channels, the head's input) and its
+    bottleneck (2h channels, nearest-upsampled) at every pixel of ``frame``, in predict's units."""
+    import torch
+    import torch.nn.functional as F
+
+    from cosmiq_pyro.data.input_transform import model_input
+    from cosmiq_pyro.inference.adaptation import plain_net
+    from cosmiq_pyro.inference.predictive import validated_image
+    from cosmiq_pyro.utils.tiling import pad_to_grid
+
+    net = plain_net(model)
+    x = validated_image(frame.image, frame.ignore)
+    height, width = x.shape
+    inp = torch.from_numpy(pad_to_grid(model_input(x, model.input_transform)))[None, None]
+    with torch.inference_mode():
+        skip = net.inc(inp)  # (1, h, H, W)
+        low = net.down(skip)  # (1, 2h, H/2, W/2)
+        both = torch.cat([net.up(low, skip), F.interpolate(low, scale_factor=2, mode="nearest")], 1)[0]
+    return both[:, :height, :width].reshape(both.shape[0], -1).T.numpy()
+
+
+def fit_star_classifier(model, args):
+    """A logistic regression of "within 2 px of the peak of a star with S/N > 50" (clean pixels)
+    against every CR pixel and 3000 other pixels per frame, on `net_features`, standardised,
+    ridge 1e-4; returns ``s(frame) -> (H, W)`` probabilities."""
+    import torch
+    import torch.nn.functional as F
+
+    ds = held_out_set(args.camera, STAR_CLASSIFIER_FRAMES, STAR_CLASSIFIER_SEED, args.boost)
+    scale = ds.instrument.detector.pixel_scale_arcsec
+    rng = np.random.default_rng(0)
+    xs, ys = [], []
+    for i in range(len(ds)):
+        frame = ds.frame(i)
+        keep, core = ~frame.ignore.ravel(), np.zeros(frame.image.size, bool)
+        peaks = bright_star_peaks(frame, scale)
+        if peaks is not None and len(peaks):
+            core = metrics.star_core_mask(frame.image.shape, peaks, STAR_CORE_RADIUS_PX).ravel()
+        cr = frame.mask.ravel() & keep
+        star = np.flatnonzero(core & keep & ~cr)
+        rest = np.flatnonzero(keep & ~core & ~cr)
+        rest = rng.choice(rest, min(rest.size, 3000), replace=False)
+        idx = np.concatenate([star, np.flatnonzero(cr), rest])
+        xs.append(net_features(model, frame)[idx])
+        ys.append(np.arange(idx.size) < star.size)
+    x = torch.from_numpy(np.concatenate(xs)).float()
+    y = torch.from_numpy(np.concatenate(ys)).float()
+    mean, sd = x.mean(0), x.std(0) + 1e-6
+    xs_ = (x - mean) / sd
+    w, b = torch.zeros(x.shape[1], requires_grad=True), torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=300, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.binary_cross_entropy_with_logits(xs_ @ w + b, y) + 1e-4 * (w ** 2).sum()
+        loss.backward()
+        return loss
+    opt.step(closure)
+    w, b = w.detach(), b.detach()
+    with torch.no_grad():
+        fit_loss = float(F.binary_cross_entropy_with_logits(xs_ @ w + b, y))
+
+    def star_prob(frame):
+        feats = (torch.from_numpy(net_features(model, frame)) - mean) / sd
+        return torch.sigmoid(feats @ w + b).numpy().reshape(frame.image.shape)
+    return star_prob, {"fit_frames": len(ds), "fit_seed": STAR_CLASSIFIER_SEED, "fit_px": int(y.numel()),
+                       "fit_star_px": int(y.sum()), "fit_bce": fit_loss}
+
+
+def star_offset(name: str, model, args, boost: float) -> dict:
+    """The MC maps with ``delta * s`` added to the logit on star cores (module docstring)."""
+    args.boost = boost
+    star_prob, fit = fit_star_classifier(model, args)
+    out = {"offsets": list(STAR_OFFSETS), "classifier": fit}
+    for multiplier in dict.fromkeys((1.0, boost)):
+        seed = HELD_OUT_BOOSTED if multiplier != 1.0 else HELD_OUT_REAL
+        ds = held_out_set(args.camera, args.n, seed, multiplier)
+        pred = stored(f"{name} mc T={args.T}", at_rate(model, multiplier), args.cache, T=args.T)
+        scale = ds.instrument.detector.pixel_scale_arcsec
+        acc = {(kind, d): {"flags": metrics.StarCoreFlags(0, 0), "bright": [], "p": [], "y": []}
+               for kind in ("oracle", "classifier") for d in STAR_OFFSETS}
+        found = {"star_core_px": [0, 0], "flagged_star_core_px": [0, 0], "cr_px": [0, 0], "bright_core_px": [0, 0],
+                 "other_px": [0, 0]}  # [with s > 0.5, all]
+
+        def tally(key, sel):
+            found[key][0] += int(sel.sum())
+            found[key][1] += int(sel.size)
+        for i in range(len(ds)):
+            frame = ds.frame(i)
+            keep = ~frame.ignore
+            prob = pred.predict(frame.image, ignore=frame.ignore, seed=_frame_seed(0, i)).prob.astype(np.float64)
+            logit = np.log(np.clip(prob, 1e-12, 1.0)) - np.log(np.clip(1.0 - prob, 1e-12, 1.0))
+            noise = np.sqrt(frame.noiseless + frame.meta["read_noise_e"] ** 2)
+            bright = frame.mask & (frame.cr_image > BRIGHT_SIGMA * noise) & keep
+            peaks = bright_star_peaks(frame, scale)
+            has_stars = peaks is not None and len(peaks) > 0
+            core = (metrics.star_core_mask(frame.image.shape, peaks, STAR_CORE_RADIUS_PX) if has_stars
+                    else np.zeros(frame.image.shape, bool))
+            s = star_prob(frame)
+            clean_core = core & keep & ~frame.mask
+            tally("star_core_px", s[clean_core] > 0.5)
+            tally("flagged_star_core_px", s[clean_core & (prob > 0.5)] > 0.5)
+            tally("cr_px", s[frame.mask & keep] > 0.5)
+            tally("bright_core_px", s[bright] > 0.5)
+            tally("other_px", s[keep & ~core & ~frame.mask] > 0.5)
+            for (kind, d), a in acc.items():
+                shift = d * (core if kind == "oracle" else s)
+                p = 1.0 / (1.0 + np.exp(-(logit + shift)))
+                if has_stars:
+                    a["flags"] += metrics.star_core_flags(p, frame.mask, peaks, radius_px=STAR_CORE_RADIUS_PX,
+                                                          ignore=frame.ignore)
+                a["bright"].append(p[bright])
+                a["p"].append(p[keep].astype(np.float32))
+                a["y"].append(frame.mask[keep])
+        rows = []
+        for (kind, d), a in acc.items():
+            p, y, b = (np.concatenate(a[k]) for k in ("p", "y", "bright"))
+            clean = np.sort(p[~y])[::-1]
+            tpr = {f"tpr_pct_at_{100 * f:g}pct_fpr": float(100 * (p[y] > clean[int(f * clean.size)]).mean())
+                   for f in (0.0005, 0.005)}
+            rows.append({"s": kind, "delta": d, "star_core_pct": 100 * a["flags"].fraction,
+                         "star_core_flagged": a["flags"].n_flagged, "bright_ge_0.99_pct": float(100 * (b >= 0.99).mean()),
+                         **tpr, "ece": float(metrics.ece(p, y)), "nll": float(metrics.nll(p, y))})
+        out[f"x{multiplier:g}"] = {"set_seed": seed, "rows": rows, "classifier_s_gt_0.5_of": found}
+    return out
 
 
 if __name__ == "__main__":
