@@ -449,3 +449,14 @@ def test_simulator_pairs_written_and_read_back(tmp_path):
     direct = as_dataset(sim)
     assert list(direct.meta["field"]) == list(sim.meta["field"])
     np.testing.assert_array_equal(direct[1][0][0].numpy(), sim.image[1])
+
+
+def test_one_field_or_filter_given_as_a_string_is_that_one_name():
+    """``fields="GC"`` (what ``cosmiq adapt --recipe fields=GC`` passes) draws GC frames only; a
+    string is not read letter by letter, and a comma-separated string is refused whole."""
+    one = SimulatedDataset(4, size=32, fields="GC", filters="F814W", seed=3)
+    assert one.fields == ("GC",) and one.filters == ("F814W",)
+    assert {one.frame(i).meta["field"] for i in range(4)} == {"GC"}
+    assert {one.frame(i).meta["filter"] for i in range(4)} == {"F814W"}
+    with pytest.raises(ValueError, match="got 'EX,GC'"):
+        SimulatedDataset(2, size=32, fields="EX,GC")

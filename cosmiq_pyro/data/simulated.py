@@ -29,8 +29,9 @@ class SimulatedDataset(Dataset):
         Number of frames.
     size : int
         Frame width W (frames are W x W).
-    fields, filters : sequence of str, optional
-        Field types and filters drawn from (default the spec's; see `cosmiq_pyro.data.simulate`).
+    fields, filters : str or sequence of str, optional
+        Field types and filters drawn from (default the spec's; see `cosmiq_pyro.data.simulate`);
+        one string is one name.
     exptime_s : float or (float, float), optional
         Exposure time, or the range it is drawn from, in seconds (default the spec's).
     seed : int
@@ -77,8 +78,10 @@ class SimulatedDataset(Dataset):
         self.n, self.seed = int(n), int(seed)
         self.instrument = simulate.resolve_instrument(instrument)
         sim = self.instrument.simulation
-        self.fields = tuple(sim.fields if fields is None else fields)
-        self.filters = tuple(sim.filter_names if filters is None else filters)
+        # one name given as a string is that name, not its letters
+        self.fields = tuple(sim.fields if fields is None else (fields,) if isinstance(fields, str) else fields)
+        self.filters = tuple(sim.filter_names if filters is None else (filters,) if isinstance(filters, str)
+                             else filters)
         self.exptime_s = sim.exptime_s if exptime_s is None else exptime_s
         self.augment = bool(augment)
         self.label_rule = simulate.check_label_rule(sim.label_rule if label_rule is None else label_rule)
