@@ -135,6 +135,9 @@ def test_adapt_again_with_the_same_recipe_does_nothing_and_another_is_refused(ad
      r"star_core_weight must be a number > 0 or a pair"),
     (["--instrument", "ACS-WFC", "--from", "ACS-WFC", "--recipe", "lr=1e-3", "--recipe", "lr=2e-3"],
      r"--recipe gives lr more than once"),
+    (["--instrument", "ACS-WFC", "--from", "ACS-WFC", "--recipe", "epochs=3"], r"--recipe epochs: use --epochs"),
+    (["--instrument", "ACS-WFC", "--from", "ACS-WFC", "--recipe", "base=decam"],
+     r"recipe: \['base'\] cannot be overridden"),
 ])
 def test_a_missing_spec_or_model_is_one_line_and_nothing_is_written(tmp_path, capsys, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)

@@ -199,6 +199,10 @@ def run_adapt(args) -> int:
         twice = sorted({key for key in keys if keys.count(key) > 1})
         if twice:
             raise CommandError(f"cosmiq adapt: error: --recipe gives {', '.join(twice)} more than once")
+        own = {"n_train": "--n-frames", "size": "--size", "epochs": "--epochs"}  # keys with their own option
+        for key in keys:
+            if key in own:
+                raise CommandError(f"cosmiq adapt: error: --recipe {key}: use {own[key]}")
         recipe = dict(args.recipe)
     result = adapt(args.instrument, args.start, args.out, images=args.images, darks=args.darks,
                    n_frames=args.n_frames, size=args.size, epochs=args.epochs, chunk_epochs=args.chunk_epochs,

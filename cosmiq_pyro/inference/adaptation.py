@@ -138,6 +138,9 @@ def resolve_recipe(camera: Camera, start: str, out: Path, recipe: dict | None, *
     unknown = sorted(set(recipe) - set(ACS_WFC_VI) - {"kl_beta"})
     if unknown:
         raise ValueError(f"recipe: unknown key(s) {unknown}; known: {sorted(ACS_WFC_VI)}")
+    fixed = sorted(set(recipe) & {"name", "base"})
+    if fixed:
+        raise ValueError(f"recipe: {fixed} cannot be overridden (name is out's stem, base the start model)")
     full.update(recipe)
     full.update({k: v for k, v in values.items() if v is not None})
     if "kl_beta" not in recipe and values.get("size") not in (None, ACS_WFC_VI["size"]):
