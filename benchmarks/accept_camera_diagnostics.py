@@ -366,14 +366,14 @@ def net_features(model, frame) -> np.ndarray:
     return both[:, :height, :width].reshape(both.shape[0], -1).T.numpy()
 
 
-def fit_star_classifier(model, args):
+def fit_star_classifier(model, args, boost: float):
     """A logistic regression of "within 2 px of the peak of a star with S/N > 50" (clean pixels)
     against every CR pixel and 3000 other pixels per frame, on `net_features`, standardised,
     ridge 1e-4; returns ``s(frame) -> (H, W)`` probabilities."""
     import torch
     import torch.nn.functional as F
 
-    ds = held_out_set(args.camera, STAR_CLASSIFIER_FRAMES, STAR_CLASSIFIER_SEED, args.boost)
+    ds = held_out_set(args.camera, STAR_CLASSIFIER_FRAMES, STAR_CLASSIFIER_SEED, boost)
     scale = ds.instrument.detector.pixel_scale_arcsec
     rng = np.random.default_rng(0)
     xs, ys = [], []
@@ -416,8 +416,7 @@ def fit_star_classifier(model, args):
 
 def star_offset(name: str, model, args, boost: float) -> dict:
     """The MC maps with ``delta * s`` added to the logit on star cores (module docstring)."""
-    args.boost = boost
-    star_prob, fit = fit_star_classifier(model, args)
+    star_prob, fit = fit_star_classifier(model, args, boost)
     out = {"offsets": list(STAR_OFFSETS), "classifier": fit}
     for multiplier in dict.fromkeys((1.0, boost)):
         seed = HELD_OUT_BOOSTED if multiplier != 1.0 else HELD_OUT_REAL
