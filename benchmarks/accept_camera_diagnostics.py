@@ -344,21 +344,20 @@ STAR_OFFSETS = (0.0, -0.5, -1.0, -1.5, -2.0, -3.0)
 STAR_CLASSIFIER_SEED, STAR_CLASSIFIER_FRAMES = HELD_OUT_BOOSTED + 7_000, 60
 
 
-def net_features(model, frame) -> np.ndarray:
-    """(H*W, 3h): the posterior-mean net's decoder output (h channels, the head's input) and its
-    bottleneck (2h channels, nearest-upsampled) at every pixel of ``frame``, in predict's units."""
+def net_features(net, input_transform, frame) -> np.ndarray:
+    """(H*W, 3h): the plain ``net``'s decoder output (h channels, the head's input) and its
+    bottleneck (2h channels, nearest-upsampled) at every pixel of ``frame``, the image put in the
+    net's units by ``input_transform`` as predict does."""
     import torch
     import torch.nn.functional as F
 
     from cosmiq_pyro.data.input_transform import model_input
-    from cosmiq_pyro.inference.adaptation import plain_net
     from cosmiq_pyro.inference.predictive import validated_image
     from cosmiq_pyro.utils.tiling import pad_to_grid
 
-    net = plain_net(model)
     x = validated_image(frame.image, frame.ignore)
     height, width = x.shape
-    inp = torch.from_numpy(pad_to_grid(model_input(x, model.input_transform)))[None, None]
+    inp = torch.from_numpy(pad_to_grid(model_input(x, input_transform)))[None, None]
     with torch.inference_mode():
         skip = net.inc(inp)  # (1, h, H, W)
         low = net.down(skip)  # (1, 2h, H/2, W/2)
@@ -373,6 +372,9 @@ def fit_star_classifier(model, args, boost: float):
     import torch
     import torch.nn.functional as F
 
+    from cosmiq_pyro.inference.adaptation import plain_net
+
+    net = plain_net(model)  # the posterior means, built once
     ds = held_out_set(args.camera, STAR_CLASSIFIER_FRAMES, STAR_CLASSIFIER_SEED, boost)
     scale = ds.instrument.detector.pixel_scale_arcsec
     rng = np.random.default_rng(0)
@@ -388,7 +390,7 @@ def fit_star_classifier(model, args, boost: float):
         rest = np.flatnonzero(keep & ~core & ~cr)
         rest = rng.choice(rest, min(rest.size, 3000), replace=False)
         idx = np.concatenate([star, np.flatnonzero(cr), rest])
-        xs.append(net_features(model, frame)[idx])
+        xs.append(net_features(net, model.input_transform, frame)[idx])
         ys.append(np.arange(idx.size) < star.size)
     x = torch.from_numpy(np.concatenate(xs)).float()
     y = torch.from_numpy(np.concatenate(ys)).float()
@@ -408,7 +410,7 @@ def fit_star_classifier(model, args, boost: float):
         fit_loss = float(F.binary_cross_entropy_with_logits(xs_ @ w + b, y))
 
     def star_prob(frame):
-        feats = (torch.from_numpy(net_features(model, frame)) - mean) / sd
+        feats = (torch.from_numpy(net_features(net, model.input_transform, frame)) - mean) / sd
         return torch.sigmoid(feats @ w + b).numpy().reshape(frame.image.shape)
     return star_prob, {"fit_frames": len(ds), "fit_seed": STAR_CLASSIFIER_SEED, "fit_px": int(y.numel()),
                        "fit_star_px": int(y.sum()), "fit_bce": fit_loss}
